@@ -1,0 +1,49 @@
+#pragma once
+// Read-only memory map of a whole file. Readers validate every offset against size()
+// before they form a pointer into the map.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace mcmoe {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws Error naming the path
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Writes a file atomically: content goes to PATH.tmp.<pid>, is fsync'ed, then renamed over
+// PATH. If the writer is destroyed without commit(), the temp file is removed, so a failed
+// job never leaves a half-written output behind.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(const std::string& path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  void write(const void* data, size_t n);
+  void write_zeros(size_t n);
+  uint64_t offset() const { return offset_; }
+  void commit();
+
+ private:
+  std::string path_, tmp_path_;
+  int fd_ = -1;
+  uint64_t offset_ = 0;
+  bool committed_ = false;
+};
+
+}  // namespace mcmoe

@@ -1,0 +1,106 @@
+#include "quant/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/fp16.h"
+
+namespace mcmoe::quant {
+
+namespace {
+
+void quantize_q8_0(const float* x, BlockQ8_0* out, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    out[b].d = f32_to_fp16(d);
+    for (int j = 0; j < 32; ++j) out[b].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
+  }
+}
+
+void quantize_q4_0(const float* x, BlockQ4_0* out, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+    // The signed value of largest magnitude maps to code 0 (-8), so the scale uses the full
+    // range on the side that needs it; the other side reaches at most +7.
+    float amax = 0.f, vmax = 0.f;
+    for (int j = 0; j < 32; ++j) {
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        vmax = x[j];
+      }
+    }
+    const float d = vmax / -8.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    out[b].d = f32_to_fp16(d);
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = std::min(15, static_cast<int>(x[j] * id + 8.5f));
+      const int q1 = std::min(15, static_cast<int>(x[j + 16] * id + 8.5f));
+      out[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_row(DType type, const float* src, void* dst, int64_t n) {
+  const DTypeTraits& tr = dtype_traits(type);
+  if (n % tr.block_size != 0) fail("quantize_row: {} elements not a multiple of {}", n, tr.block_size);
+  switch (type) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::F16: {
+      auto* o = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) o[i] = f32_to_fp16(src[i]);
+      return;
+    }
+    case DType::BF16: {
+      auto* o = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) o[i] = f32_to_bf16(src[i]);
+      return;
+    }
+    case DType::Q8_0: quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n); return;
+    case DType::Q4_0: quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n); return;
+  }
+  fail("quantize_row: unsupported type {}", dtype_name(type));
+}
+
+void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
+  switch (type) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::F16: {
+      const auto* s = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_f32(s[i]);
+      return;
+    }
+    case DType::BF16: {
+      const auto* s = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+      return;
+    }
+    case DType::Q8_0: {
+      const auto* b = static_cast<const BlockQ8_0*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_f32(b[k].d);
+        for (int j = 0; j < 32; ++j) dst[k * 32 + j] = d * b[k].qs[j];
+      }
+      return;
+    }
+    case DType::Q4_0: {
+      const auto* b = static_cast<const BlockQ4_0*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_f32(b[k].d);
+        for (int j = 0; j < 16; ++j) {
+          dst[k * 32 + j] = d * ((b[k].qs[j] & 0x0f) - 8);
+          dst[k * 32 + j + 16] = d * ((b[k].qs[j] >> 4) - 8);
+        }
+      }
+      return;
+    }
+  }
+  fail("dequantize_row: unsupported type {}", dtype_name(type));
+}
+
+}  // namespace mcmoe::quant
