@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev    # config.json, tokenizer.json, safetensors headers
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev          # Unicode-aware regexes for GPT-2 style pre-tokenizers
+  libfmt-dev            # std::format is not in GCC 12; fmt is its origin
 )
 missing=()
 for p in "${packages[@]}"; do

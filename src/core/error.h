@@ -2,7 +2,7 @@
 // Errors: the library throws mcmoe::Error with a one-line message that names the file,
 // key or tensor and the expected versus found value. It never calls exit(); the CLI turns
 // an Error into "error: <message>" and exit code 1.
-#include <format>
+#include <fmt/format.h>
 #include <stdexcept>
 #include <string>
 
@@ -14,8 +14,8 @@ class Error : public std::runtime_error {
 };
 
 template <typename... Args>
-[[noreturn]] inline void fail(std::format_string<Args...> fmt, Args&&... args) {
-  throw Error(std::format(fmt, std::forward<Args>(args)...));
+[[noreturn]] inline void fail(fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format(format, std::forward<Args>(args)...));
 }
 
 }  // namespace mcmoe

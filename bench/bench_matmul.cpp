@@ -1,0 +1,177 @@
+// Linear-layer microbenchmarks (Google Benchmark).
+//
+//   ./build/mcmoe_microbench --benchmark_filter='Matvec|Prefill|ReadBandwidth'
+//
+// - ReadBandwidth/threads: a plain streaming read of 1 GiB, the roofline for decode.
+// - Matvec/format/rows/threads: one token against a rows × 4096 weight, reported as bytes/s
+//   of weight read. The weight is copied until the copies fill 1 GiB and each iteration uses
+//   the next copy, so the numbers are DRAM numbers, not cache numbers (a 4096 × 4096 Q4_0
+//   matrix alone would fit in L3).
+// - Prefill/format/threads: 512 tokens against a 4096 × 4096 weight, reported as FLOP/s
+//   (2 · rows · cols · tokens per iteration).
+// Results and the machine they were taken on: bench/RESULTS_matmul.md.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/dispatch.h"
+#include "ops/matmul.h"
+#include "quant/quantize.h"
+
+namespace {
+
+using mcmoe::DType;
+using mcmoe::TensorView;
+using mcmoe::ThreadPool;
+
+constexpr size_t kWorkingSet = size_t{1} << 30;  // 1 GiB, well past any cache
+constexpr int64_t kCols = 4096;
+
+const DType kFormats[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+ThreadPool& pool(int threads) {
+  static std::map<int, std::unique_ptr<ThreadPool>> pools;
+  auto& p = pools[threads];
+  if (!p) p = std::make_unique<ThreadPool>(threads);
+  return *p;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// `copies` copies of one random rows × cols matrix in `type`, back to back.
+struct WeightSet {
+  std::vector<uint8_t> bytes;
+  std::vector<TensorView> views;
+  size_t matrix_bytes = 0;
+};
+
+WeightSet build_weights(DType type, int64_t rows, int64_t cols, size_t min_total) {
+  WeightSet s;
+  const size_t rb = mcmoe::row_bytes(type, cols);
+  s.matrix_bytes = rb * static_cast<size_t>(rows);
+  const size_t copies = (min_total + s.matrix_bytes - 1) / s.matrix_bytes;
+  s.bytes.resize(s.matrix_bytes * copies);
+  const std::vector<float> row = random_floats(static_cast<size_t>(cols) * 16, 42);
+  for (int64_t r = 0; r < rows; ++r) {
+    mcmoe::quant::quantize_row(type, row.data() + static_cast<size_t>(r % 16) * cols,
+                               s.bytes.data() + r * rb, cols);
+  }
+  for (size_t c = 1; c < copies; ++c) {
+    std::memcpy(s.bytes.data() + c * s.matrix_bytes, s.bytes.data(), s.matrix_bytes);
+  }
+  for (size_t c = 0; c < copies; ++c) {
+    TensorView v;
+    v.type = type;
+    v.shape = {rows, cols};
+    v.data = s.bytes.data() + c * s.matrix_bytes;
+    v.nbytes = s.matrix_bytes;
+    s.views.push_back(v);
+  }
+  return s;
+}
+
+// Google Benchmark calls a benchmark function several times while it settles the iteration
+// count; keep the last weight set (up to 1 GiB) instead of rebuilding it each time.
+const WeightSet& make_weights(DType type, int64_t rows, int64_t cols, size_t min_total) {
+  static std::unique_ptr<WeightSet> cached;
+  static DType c_type;
+  static int64_t c_rows = -1, c_cols = -1;
+  static size_t c_total = 0;
+  if (!cached || c_type != type || c_rows != rows || c_cols != cols || c_total != min_total) {
+    cached.reset();  // free the old set before building the next
+    cached = std::make_unique<WeightSet>(build_weights(type, rows, cols, min_total));
+    c_type = type;
+    c_rows = rows;
+    c_cols = cols;
+    c_total = min_total;
+  }
+  return *cached;
+}
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const size_t n = kWorkingSet / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n, 1);
+  uint64_t sink[64] = {};
+  for (auto _ : state) {
+    pool(threads).parallel_for(static_cast<int64_t>(n), 4096, [&](int64_t b, int64_t e) {
+      // Eight independent chains so the loop is bound by loads, not by adds.
+      uint64_t a[8] = {};
+      for (int64_t i = b; i + 8 <= e; i += 8) {
+        for (int k = 0; k < 8; ++k) a[k] += buf[i + k];
+      }
+      uint64_t s = 0;
+      for (uint64_t v : a) s += v;
+      sink[(b * 8 / static_cast<int64_t>(n)) % 64] += s;
+    });
+    benchmark::DoNotOptimize(sink);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(kWorkingSet));
+}
+BENCHMARK(BM_ReadBandwidth)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Args: format index, rows, threads.
+void BM_Matvec(benchmark::State& state) {
+  const DType type = kFormats[state.range(0)];
+  const int64_t rows = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const WeightSet& ws = make_weights(type, rows, kCols, kWorkingSet);
+  const std::vector<float> x = random_floats(kCols, 1);
+  std::vector<float> y(static_cast<size_t>(rows));
+  size_t i = 0;
+  for (auto _ : state) {
+    mcmoe::ops::matmul(ws.views[i], x.data(), 1, y.data(), pool(threads));
+    benchmark::DoNotOptimize(y.data());
+    if (++i == ws.views.size()) i = 0;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(ws.matrix_bytes));
+  state.SetLabel(std::string(mcmoe::dtype_name(type)) + " " +
+                 mcmoe::kernels::isa_name(mcmoe::kernels::active_kernels().isa));
+}
+
+void matvec_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"fmt", "rows", "threads"});
+  for (int64_t f = 0; f < 5; ++f)
+    for (int64_t rows : {4096, 14336})
+      for (int64_t threads : {1, 2}) b->Args({f, rows, threads});
+}
+BENCHMARK(BM_Matvec)->Apply(matvec_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Args: format index, threads. 512 tokens × 4096 × 4096.
+void BM_Prefill(benchmark::State& state) {
+  const DType type = kFormats[state.range(0)];
+  const int threads = static_cast<int>(state.range(1));
+  constexpr int64_t kRows = 4096, kTokens = 512;
+  const WeightSet& ws = make_weights(type, kRows, kCols, 0);
+  const std::vector<float> x = random_floats(static_cast<size_t>(kTokens * kCols), 2);
+  std::vector<float> y(static_cast<size_t>(kTokens * kRows));
+  for (auto _ : state) {
+    mcmoe::ops::matmul(ws.views[0], x.data(), kTokens, y.data(), pool(threads));
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * kRows * kCols * kTokens * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(mcmoe::dtype_name(type)) + " " +
+                 mcmoe::kernels::isa_name(mcmoe::kernels::active_kernels().isa));
+}
+BENCHMARK(BM_Prefill)
+    ->ArgNames({"fmt", "threads"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

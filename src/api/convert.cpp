@@ -1,0 +1,180 @@
+#include "api/convert.h"
+
+#include <filesystem>
+#include <vector>
+
+#include "core/error.h"
+#include "format/gguf.h"
+#include "format/tensor_names.h"
+#include "model/model.h"
+#include "quant/quantize.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mcmoe::api {
+
+uint32_t gguf_file_type(DType type) {
+  switch (type) {
+    case DType::F32: return 0;
+    case DType::F16: return 1;
+    case DType::Q4_0: return 2;
+    case DType::Q8_0: return 7;
+    case DType::BF16: return 32;
+  }
+  return 1;
+}
+
+namespace {
+
+using format::GgufValue;
+using format::GgufWriter;
+namespace tn = format::tensor_names;
+
+// Writes rows [src_rows] of `src` converted to `type`, optionally reordering rows:
+// row i of the output is row row_map[i] of the input.
+void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>* row_map, uint8_t* dst) {
+  const int64_t rows = src.rows(), cols = src.cols();
+  const size_t out_row = row_bytes(type, cols);
+  std::vector<float> tmp(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t from = row_map ? (*row_map)[r] : r;
+    quant::dequantize_row(src.type, src.row(from), tmp.data(), cols);
+    quant::quantize_row(type, tmp.data(), dst + r * out_row, cols);
+  }
+}
+
+// llama.cpp rotates adjacent pairs (GPT-J style) for arch "llama", while Hugging Face
+// checkpoints rotate halves: within each head, output row 2i comes from row i and row
+// 2i + 1 from row i + head_dim/2, which makes the two conventions compute the same thing.
+std::vector<int64_t> rope_permutation(int n_heads, int head_dim) {
+  std::vector<int64_t> map(static_cast<size_t>(n_heads) * head_dim);
+  const int half = head_dim / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    for (int i = 0; i < half; ++i) {
+      map[h * head_dim + 2 * i] = h * head_dim + i;
+      map[h * head_dim + 2 * i + 1] = h * head_dim + half + i;
+    }
+  }
+  return map;
+}
+
+}  // namespace
+
+void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
+                        const ConvertOptions& options) {
+  if (!std::filesystem::is_directory(hf_dir)) fail("{}: not a Hugging Face model directory", hf_dir);
+  const auto m = model::Model::load(hf_dir);
+  const model::ModelConfig& c = m->config();
+  const model::ModelWeights& w = m->weights();
+  const DType mat = options.type;
+  GgufWriter g;
+  const std::string arch = model::arch_gguf_name(c.arch);
+  const std::string p = arch + ".";
+  g.set("general.architecture", GgufValue::str(arch));
+  g.set("general.name", GgufValue::str(std::filesystem::path(hf_dir).filename().string()));
+  g.set("general.file_type", GgufValue::u32(gguf_file_type(mat)));
+  g.set("general.quantization_version", GgufValue::u32(2));
+  g.set("mcmoe.format_version", GgufValue::u32(1));
+  g.set(p + "vocab_size", GgufValue::u32(static_cast<uint32_t>(c.n_vocab)));
+  g.set(p + "context_length", GgufValue::u32(static_cast<uint32_t>(c.n_ctx_train)));
+  g.set(p + "embedding_length", GgufValue::u32(static_cast<uint32_t>(c.n_embd)));
+  g.set(p + "block_count", GgufValue::u32(static_cast<uint32_t>(c.n_layer)));
+  g.set(p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(c.n_head)));
+  g.set(p + "attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(c.n_head_kv)));
+  g.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_eps));
+  g.set(p + "rope.freq_base", GgufValue::f32(c.rope_theta));
+  g.set(p + "rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+  if (c.head_dim * c.n_head != c.n_embd) {
+    g.set(p + "attention.key_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+    g.set(p + "attention.value_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+  }
+  if (c.n_expert > 1) {
+    g.set(p + "expert_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert)));
+    g.set(p + "expert_used_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert_used)));
+  }
+  if (c.arch == model::Arch::Llama || c.arch == model::Arch::Olmoe) {
+    g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
+  } else {
+    g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared ? c.n_ff_shared : c.n_ff)));
+    g.set(p + "expert_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
+    if (c.n_ff_shared) g.set(p + "expert_shared_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared)));
+  }
+  if (c.arch != model::Arch::Llama) g.set(p + "expert_weights_norm", GgufValue::boolean(c.norm_topk_prob));
+  m->tokenizer().write_gguf_metadata(g);
+
+  // Matrices take the requested type when their rows fit its blocks, else stay F16.
+  auto type_for = [&](const TensorView& v) {
+    return v.cols() % dtype_traits(mat).block_size == 0 ? mat : DType::F16;
+  };
+  auto add_matrix = [&](const std::string& name, const TensorView& v, DType type,
+                        std::shared_ptr<std::vector<int64_t>> row_map = nullptr) {
+    g.add_tensor(name, type, v.shape, [v, type, row_map](uint8_t* dst, size_t) { convert_rows(v, type, row_map.get(), dst); });
+  };
+  auto add_f32 = [&](const std::string& name, const TensorView& v) {
+    add_matrix(name, v, DType::F32);
+  };
+  add_matrix(tn::kTokenEmbd, w.tok_embd, type_for(w.tok_embd));
+  add_f32(tn::kOutputNorm, w.output_norm);
+  if (!c.tie_embeddings) {
+    // The output projection decides every logit: at 4 bits it is kept at 8 (as llama.cpp
+    // keeps it at 6 for its 4-bit types).
+    const DType out_type = mat == DType::Q4_0 ? DType::Q8_0 : mat;
+    add_matrix(tn::kOutput, w.output, w.output.cols() % 32 == 0 ? out_type : DType::F16);
+  }
+  const bool permute = c.arch == model::Arch::Llama;
+  auto q_map = std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head, c.head_dim));
+  auto k_map = std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head_kv, c.head_dim));
+  for (int l = 0; l < c.n_layer; ++l) {
+    const model::LayerWeights& L = w.layers[l];
+    add_f32(tn::layer(l, tn::kAttnNorm), L.attn_norm);
+    add_matrix(tn::layer(l, tn::kAttnQ), L.wq, type_for(L.wq), permute ? q_map : nullptr);
+    add_matrix(tn::layer(l, tn::kAttnK), L.wk, type_for(L.wk), permute ? k_map : nullptr);
+    add_matrix(tn::layer(l, tn::kAttnV), L.wv, type_for(L.wv));
+    add_matrix(tn::layer(l, tn::kAttnOut), L.wo, type_for(L.wo));
+    if (c.attn_bias) {
+      add_f32(tn::layer(l, tn::kAttnQBias), L.bq);
+      add_f32(tn::layer(l, tn::kAttnKBias), L.bk);
+      add_f32(tn::layer(l, tn::kAttnVBias), L.bv);
+    }
+    if (c.qk_norm != model::QkNorm::None) {
+      add_f32(tn::layer(l, tn::kAttnQNorm), L.q_norm);
+      add_f32(tn::layer(l, tn::kAttnKNorm), L.k_norm);
+    }
+    add_f32(tn::layer(l, tn::kFfnNorm), L.ffn_norm);
+    const auto& experts = m->stored_experts()[l];
+    if (c.n_expert == 1 && !L.router.valid()) {
+      add_matrix(tn::layer(l, tn::kFfnGate), experts[0].gate, type_for(experts[0].gate));
+      add_matrix(tn::layer(l, tn::kFfnUp), experts[0].up, type_for(experts[0].up));
+      add_matrix(tn::layer(l, tn::kFfnDown), experts[0].down, type_for(experts[0].down));
+    } else {
+      // The router stays F32: routing decisions flip on small logit differences.
+      add_f32(tn::layer(l, tn::kFfnGateInp), L.router);
+      auto add_stacked = [&](const char* name, TensorView moe::ExpertWeights::*proj) {
+        const TensorView& first = experts[0].*proj;
+        const DType type = type_for(first);
+        std::vector<TensorView> views;
+        for (const auto& e : experts) views.push_back(e.*proj);
+        std::vector<int64_t> shape{c.n_expert, first.shape[0], first.shape[1]};
+        g.add_tensor(tn::layer(l, name), type, shape, [views, type](uint8_t* dst, size_t) {
+          for (const auto& v : views) {
+            convert_rows(v, type, nullptr, dst);
+            dst += row_bytes(type, v.cols()) * static_cast<size_t>(v.rows());
+          }
+        });
+      };
+      add_stacked(tn::kFfnGateExps, &moe::ExpertWeights::gate);
+      add_stacked(tn::kFfnUpExps, &moe::ExpertWeights::up);
+      add_stacked(tn::kFfnDownExps, &moe::ExpertWeights::down);
+    }
+    if (c.n_ff_shared > 0) {
+      TensorView gate_1d = L.shared_gate;
+      gate_1d.shape = {c.n_embd};  // llama.cpp declares ffn_gate_inp_shexp as {n_embd}
+      add_f32(tn::layer(l, tn::kFfnGateInpShexp), gate_1d);
+      add_matrix(tn::layer(l, tn::kFfnGateShexp), L.shared.gate, type_for(L.shared.gate));
+      add_matrix(tn::layer(l, tn::kFfnUpShexp), L.shared.up, type_for(L.shared.up));
+      add_matrix(tn::layer(l, tn::kFfnDownShexp), L.shared.down, type_for(L.shared.down));
+    }
+  }
+  g.write(out_path, options.progress);
+}
+
+}  // namespace mcmoe::api

@@ -1,0 +1,34 @@
+#pragma once
+// Minimal command-line parsing for the subcommands: flags with values, boolean switches,
+// positionals. Unknown flags and malformed numbers are errors that name the flag.
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace mcmoe::cli {
+
+class Args {
+ public:
+  // value_flags take a value ("-m", "--ctx"); switch_flags do not ("--stats").
+  Args(const std::vector<std::string>& argv, const std::set<std::string>& value_flags,
+       const std::set<std::string>& switch_flags);
+
+  bool has(const std::string& flag) const { return values_.count(flag) || switches_.count(flag); }
+  std::string str(const std::string& flag, const std::string& def) const;
+  std::string required(const std::string& flag, const std::string& what) const;
+  long long integer(const std::string& flag, long long def, long long min, long long max) const;
+  double number(const std::string& flag, double def, double min, double max) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::set<std::string> switches_;
+  std::vector<std::string> positional_;
+};
+
+// Parses sizes like "512MiB", "2GB", "1048576".
+unsigned long long parse_bytes(const std::string& s, const std::string& flag);
+
+}  // namespace mcmoe::cli

@@ -1,0 +1,30 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "eval/bench.h"
+
+namespace mcmoe::cli {
+
+int cmd_bench(const Argv& argv) {
+  const Args a(argv, {"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--reps"}, {"--no-bandwidth"});
+  auto m = load_model_verbose(a.required("-m", "model path"));
+  eval::BenchOptions o;
+  o.threads = threads_flag(a);
+  o.prompt_tokens = static_cast<int>(a.integer("--prompt-tokens", 512, 1, 1 << 20));
+  o.gen_tokens = static_cast<int>(a.integer("--gen-tokens", 128, 1, 1 << 20));
+  o.repetitions = static_cast<int>(a.integer("--reps", 2, 1, 100));
+  o.measure_bandwidth = !a.has("--no-bandwidth");
+  const eval::BenchResult r = eval::bench(*m, o);
+  std::printf("threads %d\n", o.threads);
+  std::printf("prefill %d tokens: %.1f tok/s (%.1f GFLOP/s)\n", o.prompt_tokens, r.prefill_tok_s, r.prefill_gflop_s);
+  std::printf("decode %d tokens: %.2f tok/s, %.1f MB weights/token, %.1f GB/s achieved\n", o.gen_tokens,
+              r.decode_tok_s, r.bytes_per_token / 1e6, r.decode_gb_s);
+  if (o.measure_bandwidth) {
+    std::printf("machine read bandwidth %.1f GB/s -> roofline %.2f tok/s; decode at %.0f%% of roofline\n",
+                r.bandwidth_gb_s, r.roofline_tok_s, 100.0 * r.decode_tok_s / r.roofline_tok_s);
+  }
+  return 0;
+}
+
+}  // namespace mcmoe::cli

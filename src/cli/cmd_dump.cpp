@@ -1,0 +1,85 @@
+// Dumps one named intermediate of the forward pass as JSON, for comparison with a reference
+// (e.g. moe_reference.py dump).
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "cli/common.h"
+#include "model/observer.h"
+#include "model/session.h"
+
+namespace mcmoe::cli {
+
+namespace {
+
+class DumpObserver : public model::ForwardObserver {
+ public:
+  DumpObserver(std::string name, int layer) : name_(std::move(name)), layer_(layer) {}
+  void on_tensor(std::string_view name, int layer, const float* data, int64_t rows, int64_t cols) override {
+    if (name != name_ || layer != layer_) return;
+    for (int64_t r = 0; r < rows; ++r) rows_.push_back(std::vector<float>(data + r * cols, data + (r + 1) * cols));
+  }
+  const std::vector<std::vector<float>>& rows() const { return rows_; }
+
+ private:
+  std::string name_;
+  int layer_;
+  std::vector<std::vector<float>> rows_;
+};
+
+}  // namespace
+
+int cmd_dump(const Argv& argv) {
+  const Args a(argv, {"-m", "-p", "--ids", "--name", "-o", "--threads"}, {});
+  const std::string path = a.required("-m", "model path");
+  std::string name = a.required("--name", "intermediate name (e.g. router_logits.3 or logits)");
+  int layer = -1;
+  if (const auto dot = name.rfind('.'); dot != std::string::npos) {
+    try {
+      layer = std::stoi(name.substr(dot + 1));
+    } catch (...) {
+      fail("--name: expected NAME.LAYER such as router_logits.3, found '{}'", name);
+    }
+    name = name.substr(0, dot);
+  }
+  static const char* kNames[] = {"attn_norm", "attn_out", "ffn_inp", "ffn_norm", "router_logits", "moe_out", "layer_out", "result_norm", "logits"};
+  if (std::find(std::begin(kNames), std::end(kNames), name) == std::end(kNames)) {
+    fail("--name: unknown intermediate '{}' (known: attn_norm, attn_out, ffn_inp, ffn_norm, router_logits, moe_out, layer_out with .LAYER; result_norm, logits)", name);
+  }
+  auto m = load_model_verbose(path);
+  if (layer >= m->config().n_layer) fail("--name: layer {} out of range [0, {})", layer, m->config().n_layer);
+  std::vector<int32_t> ids;
+  if (a.has("--ids")) {
+    std::stringstream ss(a.str("--ids", ""));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      try {
+        ids.push_back(std::stoi(item));
+      } catch (...) {
+        fail("--ids: '{}' is not a token id", item);
+      }
+    }
+  } else {
+    ids = prompt_ids(*m, a.required("-p", "prompt (or --ids)"));
+  }
+  DumpObserver obs(name, layer);
+  model::SessionOptions so;
+  so.n_threads = threads_flag(a);
+  so.observer = &obs;
+  so.n_batch = static_cast<int>(std::max<size_t>(1, ids.size()));
+  model::Session session(*m, so);
+  session.eval(ids, true);
+  nlohmann::json j{{"name", name}, {"layer", layer}, {"ids", ids}, {"data", obs.rows()}};
+  if (a.has("-o")) {
+    std::ofstream out(a.str("-o", ""));
+    out << j.dump();
+  } else {
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
+
+}  // namespace mcmoe::cli

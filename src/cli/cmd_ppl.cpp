@@ -1,0 +1,48 @@
+#include <cstdio>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "eval/perplexity.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mcmoe::cli {
+
+int cmd_ppl(const Argv& argv) {
+  const Args a(argv, {"-m", "-f", "--ctx", "--max-tokens", "--threads"}, {"--json"});
+  const std::string path = a.required("-m", "model path");
+  const std::string text_path = a.required("-f", "text file");
+  const int ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));
+  const int64_t max_tokens = a.integer("--max-tokens", 0, 0, INT64_MAX);
+  auto m = load_model_verbose(path);
+  const std::string text = read_text_file(text_path);
+  std::vector<int32_t> ids = m->tokenizer().encode(text);
+  std::fprintf(stderr, "%s: %zu bytes, %zu tokens\n", text_path.c_str(), text.size(), ids.size());
+  if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
+  model::SessionOptions so;
+  so.n_threads = threads_flag(a);
+  so.n_ctx = ctx;
+  so.n_batch = ctx;
+  model::Session session(*m, so);
+  Progress progress("ppl", 0);
+  bool started = false;
+  const auto r = eval::perplexity(session, ids, ctx, m->tokenizer().bos_id(), [&](int64_t done, int64_t total, double ppl) {
+    if (!started) {
+      progress = Progress("ppl", total);
+      started = true;
+    }
+    progress.update(done, fmt::format("ppl {:.4f}", ppl));
+  });
+  progress.finish();
+  if (a.has("--json")) {
+    nlohmann::json j{{"ppl", r.ppl}, {"tokens_scored", r.tokens_scored}, {"ctx", ctx}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("ppl %.4f over %lld tokens (%lld windows of ctx %d)\n", r.ppl,
+                static_cast<long long>(r.tokens_scored), static_cast<long long>(r.windows), ctx);
+  }
+  return 0;
+}
+
+}  // namespace mcmoe::cli

@@ -1,0 +1,17 @@
+#pragma once
+#include <string>
+#include <vector>
+
+namespace mcmoe::cli {
+
+using Argv = std::vector<std::string>;
+int cmd_run(const Argv& args);
+int cmd_ppl(const Argv& args);
+int cmd_inspect(const Argv& args);
+int cmd_convert(const Argv& args);
+int cmd_synth(const Argv& args);
+int cmd_bench(const Argv& args);
+int cmd_tokenize(const Argv& args);
+int cmd_dump(const Argv& args);
+
+}  // namespace mcmoe::cli

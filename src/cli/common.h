@@ -1,0 +1,35 @@
+#pragma once
+// Helpers shared by the subcommands: model loading with a status line, progress bars,
+// thread defaults, reading text files.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/args.h"
+#include "model/model.h"
+
+namespace mcmoe::cli {
+
+std::unique_ptr<model::Model> load_model_verbose(const std::string& path);
+int default_threads();
+int threads_flag(const Args& a);
+std::string read_text_file(const std::string& path);
+// Prompt ids: BOS (when the tokenizer asks for it) + encode(text).
+std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text);
+
+// A one-line progress bar on stderr, redrawn in place when stderr is a terminal and printed
+// every ~10% otherwise (logs stay short).
+class Progress {
+ public:
+  Progress(std::string label, int64_t total);
+  void update(int64_t done, const std::string& extra = "");
+  void finish(const std::string& extra = "");
+
+ private:
+  std::string label_;
+  int64_t total_;
+  int last_decile_ = -1;
+  bool tty_;
+};
+
+}  // namespace mcmoe::cli

@@ -1,0 +1,61 @@
+// mcmoe: command-line front end. Parses flags, prints, shows progress; all model logic is
+// in the library. Errors become "error: <message>" on stderr and exit code 1.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(mcmoe — Mixture-of-Experts models, smaller and faster
+
+usage: mcmoe <command> [flags]
+
+commands:
+  run       -m MODEL -p PROMPT [-n N] [--temp T --top-k K --top-p P --seed S] [--threads N]
+  ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N]
+  tokenize  -m MODEL (-p TEXT | -f FILE)
+  inspect   MODEL
+  convert   HF_DIR -o FILE.gguf [--type f16|bf16|f32|q8_0|q4_0]
+  synth     --arch mixtral --layers L --dim D --ff F --experts E --top-k K --vocab V
+            --type q8_0|q4_0|f16 -o FILE.gguf [--heads H --kv-heads H --seed S]
+  bench     -m MODEL [--threads N] [--prompt-tokens 512] [--gen-tokens 128]
+  dump      -m MODEL (-p TEXT | --ids 1,2,3) --name NAME[.LAYER] [-o FILE.json]
+
+MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  const std::string cmd = argv[1];
+  const mcmoe::cli::Argv args(argv + 2, argv + argc);
+  try {
+    if (cmd == "run") return mcmoe::cli::cmd_run(args);
+    if (cmd == "ppl") return mcmoe::cli::cmd_ppl(args);
+    if (cmd == "inspect") return mcmoe::cli::cmd_inspect(args);
+    if (cmd == "convert") return mcmoe::cli::cmd_convert(args);
+    if (cmd == "synth") return mcmoe::cli::cmd_synth(args);
+    if (cmd == "bench") return mcmoe::cli::cmd_bench(args);
+    if (cmd == "tokenize") return mcmoe::cli::cmd_tokenize(args);
+    if (cmd == "dump") return mcmoe::cli::cmd_dump(args);
+    std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+    return 1;
+  } catch (const mcmoe::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,31 @@
+#pragma once
+// Prefill and decode speed of a model, with the bytes each decode token touches, so the
+// figure can be judged against the memory roofline.
+#include <cstdint>
+
+#include "model/model.h"
+
+namespace mcmoe::eval {
+
+struct BenchOptions {
+  int threads = 2;
+  int prompt_tokens = 512;
+  int gen_tokens = 128;
+  int repetitions = 2;  // best of
+  bool measure_bandwidth = true;
+};
+
+struct BenchResult {
+  double prefill_tok_s = 0;
+  double decode_tok_s = 0;
+  double bytes_per_token = 0;   // weights read per decode token (non-expert + routed experts)
+  double decode_gb_s = 0;       // bytes_per_token * decode_tok_s / 1e9
+  double bandwidth_gb_s = 0;    // measured machine read bandwidth (0 if not measured)
+  double roofline_tok_s = 0;    // bandwidth / bytes_per_token
+  double prefill_gflop_s = 0;   // 2 * active parameters per token * tok/s
+  double expert_hit_avg = 0;    // average distinct experts used per layer per decode token
+};
+
+BenchResult bench(model::Model& m, const BenchOptions& o);
+
+}  // namespace mcmoe::eval

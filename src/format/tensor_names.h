@@ -1,0 +1,48 @@
+#pragma once
+// GGUF tensor names are API: llama.cpp's canonical names, fixed here once. mcmoe's only
+// addition is the per-expert form blk.N.ffn_gate.E.weight (one tensor per expert and
+// projection, so experts can carry their own type and be read alone).
+#include <fmt/format.h>
+#include <string>
+
+namespace mcmoe::format::tensor_names {
+
+inline constexpr const char* kTokenEmbd = "token_embd.weight";    // [n_vocab, n_embd]
+inline constexpr const char* kOutputNorm = "output_norm.weight";  // [n_embd]
+inline constexpr const char* kOutput = "output.weight";           // [n_vocab, n_embd]
+
+// Per layer: "blk.{layer}." + suffix.
+inline constexpr const char* kAttnNorm = "attn_norm.weight";
+inline constexpr const char* kAttnQ = "attn_q.weight";
+inline constexpr const char* kAttnK = "attn_k.weight";
+inline constexpr const char* kAttnV = "attn_v.weight";
+inline constexpr const char* kAttnOut = "attn_output.weight";
+inline constexpr const char* kAttnQBias = "attn_q.bias";
+inline constexpr const char* kAttnKBias = "attn_k.bias";
+inline constexpr const char* kAttnVBias = "attn_v.bias";
+inline constexpr const char* kAttnQNorm = "attn_q_norm.weight";
+inline constexpr const char* kAttnKNorm = "attn_k_norm.weight";
+inline constexpr const char* kFfnNorm = "ffn_norm.weight";
+inline constexpr const char* kFfnGateInp = "ffn_gate_inp.weight";  // router [n_expert, n_embd]
+inline constexpr const char* kFfnGateExps = "ffn_gate_exps.weight";  // [n_expert, n_ff, n_embd]
+inline constexpr const char* kFfnUpExps = "ffn_up_exps.weight";      // [n_expert, n_ff, n_embd]
+inline constexpr const char* kFfnDownExps = "ffn_down_exps.weight";  // [n_expert, n_embd, n_ff]
+inline constexpr const char* kFfnGate = "ffn_gate";  // dense: ffn_gate.weight; expert: ffn_gate.E.weight
+inline constexpr const char* kFfnUp = "ffn_up";
+inline constexpr const char* kFfnDown = "ffn_down";
+inline constexpr const char* kFfnGateInpShexp = "ffn_gate_inp_shexp.weight";  // [1, n_embd]
+inline constexpr const char* kFfnGateShexp = "ffn_gate_shexp.weight";
+inline constexpr const char* kFfnUpShexp = "ffn_up_shexp.weight";
+inline constexpr const char* kFfnDownShexp = "ffn_down_shexp.weight";
+
+inline std::string layer(int l, const char* suffix) {
+  const std::string s = suffix;
+  // Dense FFN names are given without ".weight" to share them with the per-expert form.
+  if (s == kFfnGate || s == kFfnUp || s == kFfnDown) return fmt::format("blk.{}.{}.weight", l, s);
+  return fmt::format("blk.{}.{}", l, s);
+}
+inline std::string expert(int l, const char* proj, int e) {
+  return fmt::format("blk.{}.{}.{}.weight", l, proj, e);
+}
+
+}  // namespace mcmoe::format::tensor_names

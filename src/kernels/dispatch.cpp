@@ -1,0 +1,113 @@
+#include "kernels/dispatch.h"
+
+#include <atomic>
+
+#include "core/error.h"
+#include "kernels/kernel_sets.h"
+
+namespace mcmoe::kernels {
+
+namespace {
+
+#define MCMOE_SET(ns, isa_value, layout)                                                    \
+  KernelSet {                                                                               \
+    .isa = isa_value, .act_layout = layout, .quantize_acts = ns::quantize_acts,             \
+    .row_to_f32 = {ns::f32_to_f32, ns::f16_to_f32, ns::bf16_to_f32},                        \
+    .gemm = {ns::gemm_f32, ns::gemm_f16, ns::gemm_bf16, ns::gemm_q8_0, ns::gemm_q4_0},     \
+  }
+
+// Index = static_cast<int>(Isa). The AVX-512 quantized kernel keeps 4 blocks per register,
+// hence its interleaved activation layout (kernels.h).
+const KernelSet kSets[kNumIsas] = {
+    MCMOE_SET(scalar, Isa::kScalar, ActLayout::kNatural),
+    MCMOE_SET(avx2, Isa::kAvx2, ActLayout::kNatural),
+    MCMOE_SET(avx512, Isa::kAvx512, ActLayout::kInterleave4),
+};
+#undef MCMOE_SET
+
+// -1: automatic.
+std::atomic<int> g_override{-1};
+
+bool cpu_supports(Isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+    case Isa::kAvx512:
+      // The AVX-512 files are also built with -mavx2 -mfma -mf16c semantics (subsets of
+      // AVX-512F here) and use VL/BW byte ops and vpdpbusd.
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+  }
+  return false;
+#else
+  return isa == Isa::kScalar;
+#endif
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+  }
+  return "?";
+}
+
+bool wformat_of(DType type, WFormat* out) {
+  switch (type) {
+    case DType::F32: *out = WFormat::kF32; return true;
+    case DType::F16: *out = WFormat::kF16; return true;
+    case DType::BF16: *out = WFormat::kBF16; return true;
+    case DType::Q8_0: *out = WFormat::kQ8_0; return true;
+    case DType::Q4_0: *out = WFormat::kQ4_0; return true;
+  }
+  return false;
+}
+
+bool isa_supported(Isa isa) {
+  static const bool supported[kNumIsas] = {cpu_supports(Isa::kScalar), cpu_supports(Isa::kAvx2),
+                                           cpu_supports(Isa::kAvx512)};
+  return supported[static_cast<int>(isa)];
+}
+
+Isa best_isa() {
+  static const Isa best = isa_supported(Isa::kAvx512) ? Isa::kAvx512
+                          : isa_supported(Isa::kAvx2) ? Isa::kAvx2
+                                                      : Isa::kScalar;
+  return best;
+}
+
+const KernelSet& kernels_for(Isa isa) {
+  if (!isa_supported(isa)) fail("kernels: this CPU cannot run the {} path", isa_name(isa));
+  return kSets[static_cast<int>(isa)];
+}
+
+const KernelSet& active_kernels() {
+  const int o = g_override.load(std::memory_order_relaxed);
+  return kSets[o >= 0 ? o : static_cast<int>(best_isa())];
+}
+
+void set_isa_override(std::optional<Isa> isa) {
+  if (isa && !isa_supported(*isa)) {
+    fail("kernels: cannot force the {} path on this CPU", isa_name(*isa));
+  }
+  g_override.store(isa ? static_cast<int>(*isa) : -1, std::memory_order_relaxed);
+}
+
+ScopedIsa::ScopedIsa(Isa isa) {
+  const int o = g_override.load(std::memory_order_relaxed);
+  if (o >= 0) previous_ = static_cast<Isa>(o);
+  set_isa_override(isa);
+}
+
+ScopedIsa::~ScopedIsa() { g_override.store(previous_ ? static_cast<int>(*previous_) : -1); }
+
+}  // namespace mcmoe::kernels

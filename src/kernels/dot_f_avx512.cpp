@@ -1,0 +1,141 @@
+// AVX-512 kernels for float weights (F32, F16, BF16) against f32 activations. Weights are
+// widened to f32 in registers (F16 with vcvtph2ps, BF16 by a 16-bit shift, which is exact)
+// and activations stay f32, so the only rounding is the f32 accumulation. (vdpbf16ps would
+// round the activations to bf16 as well: a visible accuracy loss for no gain in a
+// memory-bound matvec.) Hand intrinsics rather than Highway for the same reason as the
+// quantized files: one code base per ISA for the whole kernel set.
+// GCC 12's AVX-512 headers pass _mm512_undefined_*() as the merge source of unmasked
+// intrinsics (_mm512_cvtph_ps, _mm512_reduce_add_ps), which -Wuninitialized reports once
+// inlined (GCC bug 105593, fixed in GCC 13). The values are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "kernels/kernel_sets.h"
+
+namespace mcmoe::kernels::avx512 {
+
+namespace {
+
+constexpr int kRowTile = 4;
+constexpr int kTokTile = 4;
+constexpr int64_t kTokBlock = 32;
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// 16 weights starting at element c, widened to f32; `m` masks a partial tail.
+template <WFormat F>
+inline __m512 load_w16(const uint8_t* row, int64_t c, __mmask16 m) {
+  if constexpr (F == WFormat::kF32) {
+    return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + c);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + c);
+    if constexpr (F == WFormat::kF16) {
+      return _mm512_cvtph_ps(h);
+    } else {
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+
+template <WFormat F>
+inline __m512 load_w16(const uint8_t* row, int64_t c) {
+  if constexpr (F == WFormat::kF32) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + c);
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * c));
+    if constexpr (F == WFormat::kF16) {
+      return _mm512_cvtph_ps(h);
+    } else {
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+
+struct TileArgs {
+  const uint8_t* w;  // first row of the tile
+  size_t w_stride;
+  int64_t cols;
+  const float* x;  // first token of the tile
+  int64_t ldx;     // floats
+  float* y;
+  int64_t ldy;
+};
+using TileFn = void (*)(const TileArgs&);
+
+// R rows × T tokens; the T activation vectors of a column step are loaded once into
+// registers and each weight vector is used T times.
+template <WFormat F, int R, int T>
+void tile(const TileArgs& a) {
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 16 <= a.cols; c += 16) {
+    __m512 xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = _mm512_loadu_ps(a.x + t * a.ldx + c);
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = load_w16<F>(a.w + r * a.w_stride, c);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+    }
+  }
+  if (c < a.cols) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (a.cols - c)) - 1);
+    __m512 xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, a.x + t * a.ldx + c);
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = load_w16<F>(a.w + r * a.w_stride, c, m);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+template <WFormat F, int R>
+constexpr TileFn kRowTiles[kTokTile] = {tile<F, R, 1>, tile<F, R, 2>, tile<F, R, 3>, tile<F, R, 4>};
+
+template <WFormat F>
+void gemm(const GemmArgs& g) {
+  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
+                                                     kRowTiles<F, 3>, kRowTiles<F, 4>};
+  const int64_t ldx = static_cast<int64_t>(g.x_stride / sizeof(float));
+  TileArgs a{.w = nullptr, .w_stride = g.w_stride, .cols = g.cols, .x = nullptr, .ldx = ldx,
+             .y = nullptr, .ldy = g.ldy};
+  const auto* x = static_cast<const float*>(g.x);
+  for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
+    const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
+    for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
+      const int64_t rn = min64(kRowTile, g.row_end - r);
+      a.w = g.w + r * g.w_stride;
+      for (int64_t t = t0; t < t_end; t += kTokTile) {
+        const int64_t tn = min64(kTokTile, t_end - t);
+        a.x = x + t * ldx;
+        a.y = g.y + t * g.ldy + r;
+        kTiles[rn - 1][tn - 1](a);
+      }
+    }
+  }
+}
+
+template <WFormat F>
+void widen_row(const void* src, float* dst, int64_t n) {
+  const auto* row = static_cast<const uint8_t*>(src);
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) _mm512_storeu_ps(dst + c, load_w16<F>(row, c));
+  if (c < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - c)) - 1);
+    _mm512_mask_storeu_ps(dst + c, m, load_w16<F>(row, c, m));
+  }
+}
+
+}  // namespace
+
+void gemm_f32(const GemmArgs& a) { gemm<WFormat::kF32>(a); }
+void gemm_f16(const GemmArgs& a) { gemm<WFormat::kF16>(a); }
+void gemm_bf16(const GemmArgs& a) { gemm<WFormat::kBF16>(a); }
+void f32_to_f32(const void* src, float* dst, int64_t n) { widen_row<WFormat::kF32>(src, dst, n); }
+void f16_to_f32(const void* src, float* dst, int64_t n) { widen_row<WFormat::kF16>(src, dst, n); }
+void bf16_to_f32(const void* src, float* dst, int64_t n) { widen_row<WFormat::kBF16>(src, dst, n); }
+
+}  // namespace mcmoe::kernels::avx512

@@ -1,0 +1,190 @@
+// AVX-512 VNNI kernels for Q8_0 and Q4_0 weights against int8 activation blocks
+// (kInterleave4 layout, act_avx512.cpp). Hand intrinsics because Highway 1.0.3 has no int8
+// dot-product op; see act_avx512.cpp.
+//
+// The method, per weight block (32 codes, fp16 scale dw) and activation block (int8 codes q,
+// f32 scale dx, sd = dx * Σq):
+//   vpdpbusd multiplies unsigned by signed bytes, so the weight codes are made unsigned by an
+//   offset K (Q8_0: q + 128 via xor 0x80; Q4_0: the stored nibble already is q + 8). Then
+//     Σ w·x = dw·dx·Σ (qw + K)·qx  -  K·dw·sd,
+//   and the second term is applied once per block (16 blocks per FMA) instead of per product.
+//   A 512-bit register holds 4 blocks, 16 bytes each in the low and high halves (that is how
+//   Q4_0's nibbles unpack), so two vpdpbusd give 4 int32 lanes per block; those lanes are
+//   converted to f32 and scaled by dw (permuted from 16 gathered scales) and by dx (stored
+//   4-fold in the activation row) in one multiply and one FMA.
+// Tiles of up to 4 weight rows × 4 tokens keep 16 accumulators in registers, so each weight
+// group loaded serves 4 tokens (prefill) and each activation group 4 rows.
+// GCC 12's AVX-512 headers pass _mm512_undefined_*() as the merge source of unmasked
+// intrinsics (_mm512_cvtph_ps, _mm512_reduce_add_ps), which -Wuninitialized reports once
+// inlined (GCC bug 105593, fixed in GCC 13). The values are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/kernel_sets.h"
+
+namespace mcmoe::kernels::avx512 {
+
+namespace {
+
+constexpr int kRowTile = 4;
+constexpr int kTokTile = 4;
+// Tokens whose activations (56 bytes per 32 columns: 460 KB at 4096 columns) stay in L2
+// while the thread's rows stream past once per token block.
+constexpr int64_t kTokBlock = 64;
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Weight-format specifics: block size, code offset K, and the load of 4 blocks into the
+// (low halves, high halves) pair of unsigned byte vectors.
+template <WFormat F>
+struct QFormat;
+
+template <>
+struct QFormat<WFormat::kQ8_0> {
+  static constexpr size_t kBlockBytes = 34;
+  static constexpr float kOffset = 128.f;
+  static void load_group(const uint8_t* p, __m512i& lo, __m512i& hi) {
+    // ab = A[0..31] B[0..31], cd = C[0..31] D[0..31]; 64-bit lanes 0,1 = A[0..15], 2,3 =
+    // A[16..31], 4,5 = B[0..15], ... A two-source permute regroups them into halves.
+    const __m512i ab = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 36)), 1);
+    const __m512i cd = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 70))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 104)), 1);
+    const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+    lo = _mm512_xor_si512(
+        _mm512_permutex2var_epi64(ab, _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13), cd), sign);
+    hi = _mm512_xor_si512(
+        _mm512_permutex2var_epi64(ab, _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15), cd), sign);
+  }
+};
+
+template <>
+struct QFormat<WFormat::kQ4_0> {
+  static constexpr size_t kBlockBytes = 18;
+  static constexpr float kOffset = 8.f;
+  static void load_group(const uint8_t* p, __m512i& lo, __m512i& hi) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 20)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 38)), 2);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 56)), 3);
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    lo = _mm512_and_si512(v, nib);
+    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+  }
+};
+
+// fp16 scales of up to 16 consecutive blocks (lanes outside `m` are 0). Each 32-bit gather
+// reads the scale and the first two code bytes, which stay inside the block.
+template <size_t kBlockBytes>
+inline __m512 load_scales16(const uint8_t* p, __mmask16 m) {
+  const __m512i idx = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(static_cast<int>(kBlockBytes)));
+  const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, p, 1);
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+}
+
+struct TileArgs {
+  const uint8_t* w;  // first row of the tile
+  size_t w_stride;
+  int64_t nb;        // blocks per row
+  const uint8_t* x;  // first token's act row
+  size_t x_stride;
+  size_t sd_off, dx4_off;
+  float* y;          // y of (first token, first row)
+  int64_t ldy;
+};
+using TileFn = void (*)(const TileArgs&);
+
+template <WFormat F, int R, int T>
+void tile(const TileArgs& a) {
+  using Q = QFormat<F>;
+  constexpr size_t kBB = Q::kBlockBytes;
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  alignas(64) float dws[R][16];
+  const __m512 neg_offset = _mm512_set1_ps(-Q::kOffset);
+  const __m512i lanes_to_block = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+
+  for (int64_t c = 0; c < a.nb; c += 16) {
+    const int64_t n_valid = min64(16, a.nb - c);
+    const __mmask16 m = static_cast<__mmask16>(n_valid >= 16 ? 0xffff : (1u << n_valid) - 1);
+    for (int r = 0; r < R; ++r) {
+      _mm512_store_ps(dws[r], load_scales16<kBB>(a.w + r * a.w_stride + c * kBB, m));
+    }
+    // Offset correction for the 16 blocks: acc += dw · (-K · sd).
+    for (int t = 0; t < T; ++t) {
+      const auto* sd = reinterpret_cast<const float*>(a.x + t * a.x_stride + a.sd_off) + c;
+      const __m512 nsd = _mm512_mul_ps(_mm512_load_ps(sd), neg_offset);
+      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(_mm512_load_ps(dws[r]), nsd, acc[r][t]);
+    }
+    const int64_t n_groups = (n_valid + 3) / 4;
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const int64_t blk = c + 4 * g;
+      const __m512i idx = _mm512_add_epi32(lanes_to_block, _mm512_set1_epi32(static_cast<int>(4 * g)));
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* p = a.w + r * a.w_stride + blk * kBB;
+        alignas(64) uint8_t pad[4 * kBB];
+        if (blk + 4 > a.nb) {  // last, partial group: never read past the row
+          std::memset(pad, 0, sizeof(pad));
+          std::memcpy(pad, p, static_cast<size_t>(a.nb - blk) * kBB);
+          p = pad;
+        }
+        __m512i lo, hi;
+        Q::load_group(p, lo, hi);
+        const __m512 dwp = _mm512_permutexvar_ps(idx, _mm512_load_ps(dws[r]));
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* xrow = a.x + t * a.x_stride;
+          const auto* xq = reinterpret_cast<const __m512i*>(xrow + blk * 32);
+          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(xq));
+          s = _mm512_dpbusd_epi32(s, hi, _mm512_load_si512(xq + 1));
+          const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dwp);
+          const auto* dx4 = reinterpret_cast<const float*>(xrow + a.dx4_off) + blk * 4;
+          acc[r][t] = _mm512_fmadd_ps(f, _mm512_load_ps(dx4), acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+template <WFormat F, int R>
+constexpr TileFn kRowTiles[kTokTile] = {tile<F, R, 1>, tile<F, R, 2>, tile<F, R, 3>, tile<F, R, 4>};
+
+template <WFormat F>
+void gemm(const GemmArgs& g) {
+  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
+                                                     kRowTiles<F, 3>, kRowTiles<F, 4>};
+  const ActRowLayout l = act_row_layout(g.cols);
+  TileArgs a{.w = nullptr, .w_stride = g.w_stride, .nb = l.nb, .x = nullptr,
+             .x_stride = g.x_stride, .sd_off = l.sd_off, .dx4_off = l.dx4_off, .y = nullptr,
+             .ldy = g.ldy};
+  const auto* x = static_cast<const uint8_t*>(g.x);
+  for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
+    const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
+    for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
+      const int64_t rn = min64(kRowTile, g.row_end - r);
+      a.w = g.w + r * g.w_stride;
+      for (int64_t t = t0; t < t_end; t += kTokTile) {
+        const int64_t tn = min64(kTokTile, t_end - t);
+        a.x = x + t * g.x_stride;
+        a.y = g.y + t * g.ldy + r;
+        kTiles[rn - 1][tn - 1](a);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_q8_0(const GemmArgs& a) { gemm<WFormat::kQ8_0>(a); }
+void gemm_q4_0(const GemmArgs& a) { gemm<WFormat::kQ4_0>(a); }
+
+}  // namespace mcmoe::kernels::avx512

@@ -1,0 +1,91 @@
+// GGUF files in llama.cpp's layout (and mcmoe's per-expert variant of it).
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "format/gguf.h"
+#include "format/tensor_names.h"
+#include "model/loaders.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mcmoe::model {
+
+void GgufLoader::load(Model& m, const std::string& path) {
+  m.gguf_ = std::make_unique<format::GgufFile>(path);
+  const format::GgufFile& f = *m.gguf_;
+  m.config_ = config_from_gguf(f);
+  const ModelConfig& c = m.config_;
+  for (const auto& t : f.tensors()) m.file_tensors_.push_back({t.name, f.view(t)});
+
+  auto find = [&](const std::string& name) -> const format::GgufTensorInfo* { return f.find_tensor(name); };
+  auto get = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    const format::GgufTensorInfo* t = find(name);
+    if (!t) fail("{}: missing tensor '{}'", path, name);
+    TensorView v = f.view(*t);
+    expect_shape(path, name, v, shape);
+    return v;
+  };
+  namespace tn = format::tensor_names;
+  const int64_t d = c.n_embd, q_dim = int64_t{c.n_head} * c.head_dim,
+                kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+  ModelWeights& w = m.weights_;
+  w.tok_embd = get(tn::kTokenEmbd, {c.n_vocab, d});
+  w.output_norm = m.to_f32(get(tn::kOutputNorm, {d}));
+  w.output = find(tn::kOutput) ? get(tn::kOutput, {c.n_vocab, d}) : w.tok_embd;
+  w.layers.resize(c.n_layer);
+  m.stored_experts_.assign(c.n_layer, {});
+  for (int l = 0; l < c.n_layer; ++l) {
+    LayerWeights& L = w.layers[l];
+    L.attn_norm = m.to_f32(get(tn::layer(l, tn::kAttnNorm), {d}));
+    L.ffn_norm = m.to_f32(get(tn::layer(l, tn::kFfnNorm), {d}));
+    L.wq = get(tn::layer(l, tn::kAttnQ), {q_dim, d});
+    L.wk = get(tn::layer(l, tn::kAttnK), {kv_dim, d});
+    L.wv = get(tn::layer(l, tn::kAttnV), {kv_dim, d});
+    L.wo = get(tn::layer(l, tn::kAttnOut), {d, q_dim});
+    if (c.attn_bias) {
+      L.bq = m.to_f32(get(tn::layer(l, tn::kAttnQBias), {q_dim}));
+      L.bk = m.to_f32(get(tn::layer(l, tn::kAttnKBias), {kv_dim}));
+      L.bv = m.to_f32(get(tn::layer(l, tn::kAttnVBias), {kv_dim}));
+    }
+    if (c.qk_norm == QkNorm::PerHead) {
+      L.q_norm = m.to_f32(get(tn::layer(l, tn::kAttnQNorm), {c.head_dim}));
+      L.k_norm = m.to_f32(get(tn::layer(l, tn::kAttnKNorm), {c.head_dim}));
+    } else if (c.qk_norm == QkNorm::AllHeads) {
+      L.q_norm = m.to_f32(get(tn::layer(l, tn::kAttnQNorm), {q_dim}));
+      L.k_norm = m.to_f32(get(tn::layer(l, tn::kAttnKNorm), {kv_dim}));
+    }
+    auto& experts = m.stored_experts_[l];
+    if (find(tn::layer(l, tn::kFfnGateExps))) {
+      // llama.cpp layout: one 3-D tensor per projection, expert e is slice e.
+      L.router = get(tn::layer(l, tn::kFfnGateInp), {c.n_expert, d});
+      const TensorView g = get(tn::layer(l, tn::kFfnGateExps), {c.n_expert, c.n_ff, d});
+      const TensorView u = get(tn::layer(l, tn::kFfnUpExps), {c.n_expert, c.n_ff, d});
+      const TensorView dn = get(tn::layer(l, tn::kFfnDownExps), {c.n_expert, d, c.n_ff});
+      for (int e = 0; e < c.n_expert; ++e) experts.push_back({g.slice0(e), u.slice0(e), dn.slice0(e)});
+    } else if (c.n_expert > 1 || find(tn::expert(l, tn::kFfnGate, 0))) {
+      // One tensor per expert and projection (older Mixtral GGUFs, mcmoe mixed precision).
+      L.router = get(tn::layer(l, tn::kFfnGateInp), {c.n_expert, d});
+      for (int e = 0; e < c.n_expert; ++e) {
+        experts.push_back({get(tn::expert(l, tn::kFfnGate, e), {c.n_ff, d}),
+                           get(tn::expert(l, tn::kFfnUp, e), {c.n_ff, d}),
+                           get(tn::expert(l, tn::kFfnDown, e), {d, c.n_ff})});
+      }
+    } else {
+      // Dense FFN: one expert, no router.
+      experts.push_back({get(tn::layer(l, tn::kFfnGate), {c.n_ff, d}),
+                         get(tn::layer(l, tn::kFfnUp), {c.n_ff, d}),
+                         get(tn::layer(l, tn::kFfnDown), {d, c.n_ff})});
+    }
+    if (c.n_ff_shared > 0) {
+      L.shared.gate = get(tn::layer(l, tn::kFfnGateShexp), {c.n_ff_shared, d});
+      L.shared.up = get(tn::layer(l, tn::kFfnUpShexp), {c.n_ff_shared, d});
+      L.shared.down = get(tn::layer(l, tn::kFfnDownShexp), {d, c.n_ff_shared});
+      // llama.cpp stores the shared-expert gate as a vector {n_embd}; it is a [1, n_embd] matrix.
+      const format::GgufTensorInfo* sg = find(tn::layer(l, tn::kFfnGateInpShexp));
+      L.shared_gate = get(tn::layer(l, tn::kFfnGateInpShexp), sg && sg->shape.size() == 2 ? std::vector<int64_t>{1, d} : std::vector<int64_t>{d});
+      L.shared_gate.shape = {1, d};
+    }
+  }
+  m.tokenizer_ = tokenizer::Tokenizer::from_gguf(f);
+}
+
+}  // namespace mcmoe::model

@@ -1,0 +1,71 @@
+#pragma once
+// A loaded model: configuration, non-expert weights, the expert provider and the tokenizer.
+// Loading maps the file(s) and checks every tensor's presence, type and shape against the
+// configuration before anything runs.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+#include "moe/expert_provider.h"
+
+namespace mcmoe::format {
+class GgufFile;
+class SafetensorsSet;
+}  // namespace mcmoe::format
+namespace mcmoe::tokenizer {
+class Tokenizer;
+}
+
+namespace mcmoe::model {
+
+struct NamedTensor {
+  std::string name;
+  TensorView view;
+};
+
+class Model {
+ public:
+  // A directory is read as a Hugging Face checkpoint, a file as GGUF.
+  static std::unique_ptr<Model> load(const std::string& path);
+  ~Model();
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  moe::ExpertProvider& experts() { return *experts_; }
+  void set_expert_provider(std::unique_ptr<moe::ExpertProvider> p) { experts_ = std::move(p); }
+  // The experts as stored, [n_layer][n_expert], independent of the active provider.
+  const std::vector<std::vector<moe::ExpertWeights>>& stored_experts() const { return stored_experts_; }
+
+  const std::string& path() const { return path_; }
+  bool is_gguf() const { return gguf_ != nullptr; }
+  const format::GgufFile* gguf() const { return gguf_.get(); }
+  // Every tensor of the file in file order, for inspect.
+  const std::vector<NamedTensor>& file_tensors() const { return file_tensors_; }
+
+ private:
+  Model() = default;
+  friend class HfLoader;
+  friend class GgufLoader;
+  // f32 copy of a small vector (norm weights, biases): ops read them as plain floats.
+  TensorView to_f32(const TensorView& v);
+
+  std::string path_;
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::vector<std::vector<moe::ExpertWeights>> stored_experts_;
+  std::unique_ptr<moe::ExpertProvider> experts_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<format::GgufFile> gguf_;
+  std::unique_ptr<format::SafetensorsSet> safetensors_;
+  std::vector<std::unique_ptr<float[]>> owned_;
+  std::vector<NamedTensor> file_tensors_;
+};
+
+// Throws an Error naming `source` and `name` when the view's shape differs from `expected`.
+void expect_shape(const std::string& source, const std::string& name, const TensorView& v,
+                  const std::vector<int64_t>& expected);
+
+}  // namespace mcmoe::model

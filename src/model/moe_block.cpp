@@ -1,0 +1,128 @@
+// The MoE half of a decoder layer: norm → router → top-k → experts (through the
+// ExpertProvider) → weighted sum (+ shared expert). Tokens are grouped by expert so each
+// expert runs once per batch as a matmul over its tokens.
+#include <cmath>
+
+#include "model/session.h"
+#include "model/session_internal.h"
+#include "moe/router.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+
+namespace mcmoe::model {
+
+void Session::moe_block(int l, int64_t n) {
+  const LayerWeights& L = model_.weights().layers[l];
+  Scratch& s = *s_;
+  const int64_t d = cfg_.n_embd, ff = cfg_.n_ff, ffs = cfg_.n_ff_shared;
+  const int k = cfg_.n_expert_used, n_expert = cfg_.n_expert;
+  for (int64_t t = 0; t < n; ++t) {
+    ops::rms_norm(s.x.data() + t * d, static_cast<const float*>(L.ffn_norm.data),
+                  s.h.data() + t * d, d, cfg_.rms_eps);
+  }
+  if (observer_) observer_->on_tensor("ffn_norm", l, s.h.data(), n, d);
+
+  // Routing.
+  if (L.router.valid()) {
+    ops::matmul(L.router, s.h.data(), n, s.router_logits.data(), pool_);
+    if (observer_) observer_->on_tensor("router_logits", l, s.router_logits.data(), n, n_expert);
+    const moe::RouterParams rp{.n_expert = n_expert, .k = k, .normalize_topk = cfg_.norm_topk_prob};
+    moe::route(rp, s.router_logits.data(), n, s.probs.data(), s.topk_ids.data(), s.topk_w.data());
+  } else {
+    for (int64_t t = 0; t < n; ++t) {
+      s.router_logits[t] = 0.f;
+      s.probs[t] = 1.f;
+      s.topk_ids[t] = 0;
+      s.topk_w[t] = 1.f;
+    }
+  }
+  if (observer_) {
+    observer_->on_routing({.layer = l, .n_tokens = n, .n_expert = n_expert, .k = k, .pos0 = n_past_,
+                           .router_logits = s.router_logits.data(), .probs = s.probs.data(),
+                           .topk_ids = s.topk_ids.data(), .topk_weights = s.topk_w.data()});
+  }
+
+  // Group (token, slot) picks by expert with a counting sort: rows of expert e occupy
+  // [offset[e], offset[e] + count[e]) of the gathered buffers.
+  std::vector<int64_t> count(n_expert, 0), offset(n_expert + 1, 0);
+  for (int64_t i = 0; i < n * k; ++i) ++count[s.topk_ids[i]];
+  for (int e = 0; e < n_expert; ++e) offset[e + 1] = offset[e] + count[e];
+  std::vector<int64_t> pick_row(n * k);   // gathered row of pick i
+  std::vector<int64_t> row_token(n * k);  // token of gathered row r
+  {
+    std::vector<int64_t> fill(offset.begin(), offset.end() - 1);
+    for (int64_t i = 0; i < n * k; ++i) {
+      const int64_t r = fill[s.topk_ids[i]]++;
+      pick_row[i] = r;
+      row_token[r] = i / k;
+    }
+  }
+  for (int64_t r = 0; r < n * k; ++r) {
+    std::copy_n(s.h.data() + row_token[r] * d, d, s.ex_in.data() + r * d);
+  }
+  std::vector<int> active;
+  for (int e = 0; e < n_expert; ++e) {
+    if (count[e] > 0) active.push_back(e);
+  }
+
+  moe::ExpertProvider& provider = model_.experts();
+  provider.begin_layer(l, active);
+  std::vector<moe::ExpertWeights> ew(active.size());
+  for (size_t i = 0; i < active.size(); ++i) ew[i] = provider.get(l, active[i]);
+
+  float* shared_gate_out = s.ex_gate.data() + n * k * ff;  // [n, ffs] after the routed rows
+  float* shared_up_out = s.ex_up.data() + n * k * ff;
+  float* shared_out = s.ex_out.data() + n * k * d;  // [n, d]
+  std::vector<ops::MatmulJob> jobs;
+  jobs.reserve(2 * active.size() + 2);
+  for (size_t i = 0; i < active.size(); ++i) {
+    const int64_t off = offset[active[i]], cnt = count[active[i]];
+    jobs.push_back({.w = &ew[i].gate, .x = s.ex_in.data() + off * d, .y = s.ex_gate.data() + off * ff, .n_tokens = cnt});
+    jobs.push_back({.w = &ew[i].up, .x = s.ex_in.data() + off * d, .y = s.ex_up.data() + off * ff, .n_tokens = cnt});
+  }
+  if (ffs > 0) {
+    jobs.push_back({.w = &L.shared.gate, .x = s.h.data(), .y = shared_gate_out, .n_tokens = n});
+    jobs.push_back({.w = &L.shared.up, .x = s.h.data(), .y = shared_up_out, .n_tokens = n});
+  }
+  ops::matmul_batch(jobs, pool_);
+  ops::silu_mul(s.ex_gate.data(), s.ex_up.data(), n * k * ff);
+  if (ffs > 0) ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
+
+  jobs.clear();
+  for (size_t i = 0; i < active.size(); ++i) {
+    const int64_t off = offset[active[i]], cnt = count[active[i]];
+    jobs.push_back({.w = &ew[i].down, .x = s.ex_gate.data() + off * ff, .y = s.ex_out.data() + off * d, .n_tokens = cnt});
+  }
+  if (ffs > 0) {
+    jobs.push_back({.w = &L.shared.down, .x = shared_gate_out, .y = shared_out, .n_tokens = n});
+  }
+  ops::matmul_batch(jobs, pool_);
+  if (observer_) {
+    for (size_t i = 0; i < active.size(); ++i) {
+      const int64_t off = offset[active[i]], cnt = count[active[i]];
+      observer_->on_expert({.layer = l, .expert = active[i],
+                            .token_rows = std::span<const int64_t>(row_token.data() + off, cnt),
+                            .input = s.ex_in.data() + off * d, .output = s.ex_out.data() + off * d,
+                            .n_embd = d});
+    }
+  }
+  provider.end_layer(l);
+
+  // Weighted sum, in expert order per token as the reference accumulates.
+  std::fill_n(s.moe_out.data(), n * d, 0.f);
+  for (int64_t i = 0; i < n * k; ++i) {
+    const int64_t t = i / k;
+    ops::axpy(s.topk_w[i], s.ex_out.data() + pick_row[i] * d, s.moe_out.data() + t * d, d);
+  }
+  if (ffs > 0) {
+    ops::matmul(L.shared_gate, s.h.data(), n, s.shared_gate.data(), pool_);
+    for (int64_t t = 0; t < n; ++t) {
+      const float g = 1.f / (1.f + std::exp(-s.shared_gate[t]));
+      ops::axpy(g, shared_out + t * d, s.moe_out.data() + t * d, d);
+    }
+  }
+  if (observer_) observer_->on_tensor("moe_out", l, s.moe_out.data(), n, d);
+  for (int64_t i = 0; i < n * d; ++i) s.x[i] += s.moe_out[i];
+}
+
+}  // namespace mcmoe::model

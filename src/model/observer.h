@@ -1,0 +1,44 @@
+#pragma once
+// Hooks into the forward pass: calibration (routing statistics, per-expert inputs for
+// Hessians), tracing for the expert cache, and dumps of named intermediates for comparison
+// with a reference. All pointers are valid only during the call.
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace mcmoe::model {
+
+struct RoutingEvent {
+  int layer = 0;
+  int64_t n_tokens = 0;
+  int n_expert = 0;
+  int k = 0;
+  int64_t pos0 = 0;                 // position of the first token
+  const float* router_logits = nullptr;  // [n_tokens, n_expert]
+  const float* probs = nullptr;          // [n_tokens, n_expert] softmax of the logits
+  const int* topk_ids = nullptr;         // [n_tokens, k], best first
+  const float* topk_weights = nullptr;   // [n_tokens, k] as applied (renormalised if the model does)
+};
+
+struct ExpertEvent {
+  int layer = 0;
+  int expert = 0;
+  std::span<const int64_t> token_rows;  // rows of the batch routed to this expert
+  const float* input = nullptr;         // [token_rows.size(), n_embd] (the MoE block input)
+  const float* output = nullptr;        // [token_rows.size(), n_embd] before the gate weight
+  int64_t n_embd = 0;
+};
+
+class ForwardObserver {
+ public:
+  virtual ~ForwardObserver() = default;
+  virtual void on_routing(const RoutingEvent& e) {}
+  virtual void on_expert(const ExpertEvent& e) {}
+  // Named intermediates: "attn_norm", "attn_out", "ffn_inp", "ffn_norm", "router_logits",
+  // "moe_out", "layer_out" per layer; "result_norm" and "logits" with layer = -1.
+  // data is [rows, cols] row-major.
+  virtual void on_tensor(std::string_view name, int layer, const float* data, int64_t rows,
+                         int64_t cols) {}
+};
+
+}  // namespace mcmoe::model

@@ -1,0 +1,55 @@
+#pragma once
+// An inference session over a Model: KV cache, scratch buffers, thread pool. eval() runs a
+// batch of tokens (prefill) or one token (decode) through the one forward path.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/model.h"
+#include "model/observer.h"
+
+namespace mcmoe::model {
+
+struct SessionOptions {
+  int n_ctx = 0;        // 0: min(n_ctx_train, 4096)
+  int n_threads = 2;
+  int n_batch = 512;    // tokens per forward chunk during prefill
+  ForwardObserver* observer = nullptr;
+};
+
+class Session {
+ public:
+  Session(Model& model, const SessionOptions& options);
+  ~Session();
+
+  // Appends tokens at positions n_past()...; returns logits [n_out, n_vocab] where n_out is
+  // tokens.size() when all_logits, else 1 (the last token). Valid until the next call.
+  std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits);
+  int64_t n_past() const { return n_past_; }
+  int n_ctx() const { return n_ctx_; }
+  void reset() { n_past_ = 0; }
+  ThreadPool& pool() { return pool_; }
+  Model& model() { return model_; }
+  void set_observer(ForwardObserver* o) { observer_ = o; }
+
+ private:
+  void forward_chunk(std::span<const int32_t> tokens, bool all_logits, float* logits_out);
+  void attention_block(int layer, int64_t n);
+  void moe_block(int layer, int64_t n);
+
+  Model& model_;
+  const ModelConfig& cfg_;
+  int n_ctx_;
+  int n_batch_;
+  ThreadPool pool_;
+  ForwardObserver* observer_;
+  int64_t n_past_ = 0;
+  std::vector<std::vector<float>> k_cache_, v_cache_;  // [n_layer][n_ctx * kv_dim]
+  struct Scratch;
+  std::unique_ptr<Scratch> s_;
+  std::vector<float> logits_;
+};
+
+}  // namespace mcmoe::model

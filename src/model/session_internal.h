@@ -1,0 +1,33 @@
+#pragma once
+// Scratch buffers of a Session, sized once for n_batch tokens so eval() never allocates.
+#include <vector>
+
+#include "model/session.h"
+
+namespace mcmoe::model {
+
+struct Session::Scratch {
+  std::vector<float> x;        // [n_batch, n_embd] residual stream
+  std::vector<float> h;        // [n_batch, n_embd] normalised input of a block
+  std::vector<float> q;        // [n_batch, q_dim]
+  std::vector<float> k;        // [n_batch, kv_dim]
+  std::vector<float> v;        // [n_batch, kv_dim]
+  std::vector<float> att;      // [n_batch, q_dim]
+  std::vector<float> proj;     // [n_batch, n_embd]
+  std::vector<float> router_logits;  // [n_batch, n_expert]
+  std::vector<float> probs;          // [n_batch, n_expert]
+  std::vector<int> topk_ids;         // [n_batch, k]
+  std::vector<float> topk_w;         // [n_batch, k]
+  std::vector<float> moe_out;        // [n_batch, n_embd]
+  // Expert inputs gathered per expert, then gate/up/down outputs, for n_batch * k rows
+  // plus the shared expert's n_batch rows.
+  std::vector<float> ex_in;    // [n_batch * (k + 1), n_embd]
+  std::vector<float> ex_gate;  // [n_batch * (k + 1), max(n_ff, n_ff_shared)]
+  std::vector<float> ex_up;    // same
+  std::vector<float> ex_out;   // [n_batch * (k + 1), n_embd]
+  std::vector<float> shared_gate;  // [n_batch]
+  std::vector<float> final_rows;   // [n_batch, n_embd]
+  std::vector<int64_t> positions;
+};
+
+}  // namespace mcmoe::model

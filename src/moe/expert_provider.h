@@ -1,0 +1,50 @@
+#pragma once
+// The seam between model code and where experts' bytes live. Quantization changes what an
+// expert's bytes are, offloading changes where they live, pruning and merging change which
+// experts a token asks for; the forward pass only ever calls this interface.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mcmoe::moe {
+
+// One SwiGLU expert: out = down(silu(gate(x)) * up(x)).
+struct ExpertWeights {
+  TensorView gate;  // [n_ff, n_embd]
+  TensorView up;    // [n_ff, n_embd]
+  TensorView down;  // [n_embd, n_ff]
+  size_t nbytes() const { return gate.nbytes + up.nbytes + down.nbytes; }
+};
+
+class ExpertProvider {
+ public:
+  virtual ~ExpertProvider() = default;
+  virtual int n_layers() const = 0;
+  virtual int n_experts(int layer) const = 0;
+
+  // The experts layer `layer` is about to run, in the order it will use them. A caching
+  // provider starts reads for all of them here; views returned by get() for these experts
+  // stay valid until end_layer(layer).
+  virtual void begin_layer(int layer, std::span<const int> experts) {}
+  virtual ExpertWeights get(int layer, int expert) = 0;
+  virtual void end_layer(int layer) {}
+};
+
+// Every expert is a view into memory that outlives the provider's users (a mapped file or
+// owned buffers): nothing to load, nothing to evict.
+class ResidentExpertProvider final : public ExpertProvider {
+ public:
+  explicit ResidentExpertProvider(std::vector<std::vector<ExpertWeights>> experts)
+      : experts_(std::move(experts)) {}
+  int n_layers() const override { return static_cast<int>(experts_.size()); }
+  int n_experts(int layer) const override { return static_cast<int>(experts_[layer].size()); }
+  ExpertWeights get(int layer, int expert) override { return experts_[layer][expert]; }
+
+ private:
+  std::vector<std::vector<ExpertWeights>> experts_;  // [n_layer][n_expert]
+};
+
+}  // namespace mcmoe::moe

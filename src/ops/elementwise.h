@@ -1,0 +1,21 @@
+#pragma once
+// Small row-wise ops of the forward pass. All activations are f32.
+#include <cstdint>
+
+namespace mcmoe::ops {
+
+// y = x / sqrt(mean(x²) + eps) * weight, over rows of n elements. y may alias x.
+void rms_norm(const float* x, const float* weight, float* y, int64_t n, float eps);
+
+// In place: g[i] = silu(g[i]) * u[i].
+void silu_mul(float* g, const float* u, int64_t n);
+
+// In place softmax of n logits; returns nothing, computed in f32 with max subtraction.
+void softmax(float* x, int64_t n);
+
+// y += a * x
+void axpy(float a, const float* x, float* y, int64_t n);
+
+float dot(const float* a, const float* b, int64_t n);
+
+}  // namespace mcmoe::ops

@@ -1,0 +1,67 @@
+#include "common/test_util.h"
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace mcmoe::test {
+
+TempDir::TempDir() {
+  std::random_device rd;
+  dir_ = std::filesystem::temp_directory_path() /
+         ("mcmoe_test_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
+  std::filesystem::create_directories(dir_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+CliResult run_cli(const std::string& args) {
+  TempDir tmp;
+  const std::string out_path = tmp.path("out"), err_path = tmp.path("err");
+  const std::string cmd = quote(MCMOE_CLI_PATH) + " " + args + " >" + quote(out_path) + " 2>" + quote(err_path) + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  return r;
+}
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string shared_dir() {
+  const auto p = std::filesystem::path(MCMOE_SOURCE_DIR) / ".." / "shared";
+  return std::filesystem::exists(p / "models") ? std::filesystem::weakly_canonical(p).string() : "";
+}
+
+}  // namespace mcmoe::test

@@ -1,0 +1,197 @@
+// Every weight format × every ISA path this CPU runs (forced through the dispatch override)
+// × odd and even shapes, against the slow references. Tolerances are explained where the
+// references are built (matmul_test_util.h) and at each assertion.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <tuple>
+
+#include "core/thread_pool.h"
+#include "matmul_test_util.h"
+#include "ops/matmul.h"
+
+namespace mcmoe {
+namespace {
+
+using kernels::Isa;
+using test::Comparison;
+
+// Normalised squared error allowed against each path's own tight reference: 1e-10, i.e.
+// an RMS error of 1e-5 of the output's RMS. f32 accumulation of random data lands near
+// 1e-14; a single dropped or doubled element of a 4096-long row already gives ~2e-4.
+constexpr double kTightNmse = 1e-10;
+// Q8_0 / Q4_0 against the f32 reference (matmul_reference): activations are rounded to
+// int8 per block of 32, a relative RMS error of about max|x| / (127 · √12 · rms(x)) ≈ 0.5%
+// for Gaussian data, so NMSE ≈ 2.5e-5. Allow a normalised RMS error of 1e-2 (NMSE 1e-4),
+// checked only where there are enough outputs for the mean to mean something (one output
+// can be near zero by chance); every element is also held to the exact rounding bound of
+// act_quant_bound.
+constexpr double kActQuantNmse = 1e-4;
+constexpr int64_t kMinOutputsForNmse = 64;
+
+bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+std::string param_name(Isa isa, DType t) {
+  return std::string(kernels::isa_name(isa)) + "_" + std::string(dtype_name(t));
+}
+
+struct Case {
+  int64_t rows, cols, n_tokens;
+};
+
+// Runs one product through ops::matmul_batch with padded strides (ldx > cols, ldy > rows)
+// and checks it, and that the padding of y is untouched.
+void check_case(Isa isa, DType type, const Case& c, ThreadPool& pool, uint32_t seed) {
+  SCOPED_TRACE(testing::Message() << param_name(isa, type) << " rows=" << c.rows
+                                  << " cols=" << c.cols << " n_tokens=" << c.n_tokens);
+  const test::OwnedWeight w = test::make_weight(type, c.rows, c.cols, seed);
+  const int64_t ldx = c.cols + 3, ldy = c.rows + 5;
+  const std::vector<float> x = test::random_floats(static_cast<size_t>(c.n_tokens * ldx), seed + 1);
+  constexpr float kSentinel = 12345.f;
+  std::vector<float> y(static_cast<size_t>(c.n_tokens * ldy), kSentinel);
+
+  {
+    kernels::ScopedIsa force(isa);
+    const ops::MatmulJob job{.w = &w.view, .x = x.data(), .y = y.data(), .n_tokens = c.n_tokens,
+                             .ldx = ldx, .ldy = ldy};
+    ops::matmul_batch(std::span<const ops::MatmulJob>(&job, 1), pool);
+  }
+  for (int64_t t = 0; t < c.n_tokens; ++t) {
+    for (int64_t r = c.rows; r < ldy; ++r) ASSERT_EQ(y[t * ldy + r], kSentinel) << "t=" << t;
+  }
+
+  std::vector<double> ref, bound;
+  if (is_quantized(type)) {
+    test::quant_reference(w.view, x.data(), c.n_tokens, ldx, &ref, &bound);
+  } else {
+    test::float_reference(w.view, x.data(), c.n_tokens, ldx, &ref, &bound);
+  }
+  const Comparison tight = test::compare(ref, bound, y.data(), c.n_tokens, c.rows, ldy);
+  EXPECT_LE(tight.worst, 1.0) << "an element is outside its bound";
+  EXPECT_LT(tight.nmse, kTightNmse);
+
+  if (is_quantized(type)) {
+    // End to end against the f32 reference of the same (quantized) weights.
+    std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.rows));
+    const ops::MatmulJob job{.w = &w.view, .x = x.data(), .y = y_ref.data(),
+                             .n_tokens = c.n_tokens, .ldx = ldx};
+    ops::matmul_reference(job);
+    std::vector<double> ref64(y_ref.begin(), y_ref.end()), loose_bound;
+    test::act_quant_bound(w.view, x.data(), c.n_tokens, ldx, bound, &loose_bound);
+    const Comparison loose = test::compare(ref64, loose_bound, y.data(), c.n_tokens, c.rows, ldy);
+    EXPECT_LE(loose.worst, 1.0) << "an element is further from the f32 result than rounding allows";
+    if (c.rows * c.n_tokens >= kMinOutputsForNmse) EXPECT_LT(loose.nmse, kActQuantNmse);
+  }
+}
+
+class MatmulPathTest : public testing::TestWithParam<std::tuple<Isa, DType>> {};
+
+TEST_P(MatmulPathTest, OddAndEvenShapes) {
+  const auto [isa, type] = GetParam();
+  if (!kernels::isa_supported(isa)) GTEST_SKIP() << kernels::isa_name(isa) << " not on this CPU";
+  ThreadPool pool(2);
+  uint32_t seed = 1;
+  std::vector<int64_t> cols_list = {32, 96, 160, 512};
+  if (!is_quantized(type)) {
+    // Float formats take any width: exercise every vector tail length.
+    for (int64_t c : {1, 7, 15, 17, 33, 47}) cols_list.push_back(c);
+  }
+  for (int64_t rows : {1, 3, 17, 256}) {
+    for (int64_t cols : cols_list) {
+      for (int64_t n_tokens : {1, 2, 5}) check_case(isa, type, {rows, cols, n_tokens}, pool, ++seed);
+    }
+  }
+}
+
+TEST_P(MatmulPathTest, WideRowsAndPrefill) {
+  const auto [isa, type] = GetParam();
+  if (!kernels::isa_supported(isa)) GTEST_SKIP() << kernels::isa_name(isa) << " not on this CPU";
+  ThreadPool pool(2);
+  // 4096 columns: 128 blocks, 8 chunks of 16; 64 and 67 tokens: whole and partial token tiles
+  // and (float formats) the OpenBLAS prefill path.
+  check_case(isa, type, {17, 4096, 1}, pool, 100);
+  check_case(isa, type, {256, 4096, 2}, pool, 101);
+  check_case(isa, type, {37, 1056, 64}, pool, 102);
+  check_case(isa, type, {64, 4096, 67}, pool, 103);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Matmul, MatmulPathTest,
+    testing::Combine(testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512),
+                     testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0)),
+    [](const testing::TestParamInfo<MatmulPathTest::ParamType>& info) {
+      return param_name(std::get<0>(info.param), std::get<1>(info.param));
+    });
+
+// The kernels' own prefill tiles for float weights (ops/ sends >= 32 tokens to OpenBLAS, so
+// call the kernel table directly), every token-tile remainder included.
+TEST(KernelGemm, FloatTilesWithManyTokens) {
+  for (Isa isa : test::supported_isas()) {
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+      const int64_t rows = 19, cols = 300, n_tokens = 71;
+      SCOPED_TRACE(param_name(isa, type));
+      const test::OwnedWeight w = test::make_weight(type, rows, cols, 7);
+      const std::vector<float> x = test::random_floats(static_cast<size_t>(n_tokens * cols), 8);
+      std::vector<float> y(static_cast<size_t>(n_tokens * rows), -1.f);
+      kernels::WFormat f;
+      ASSERT_TRUE(kernels::wformat_of(type, &f));
+      const kernels::GemmArgs args{.w = static_cast<const uint8_t*>(w.view.data),
+                                   .w_stride = w.view.row_stride(), .cols = cols, .x = x.data(),
+                                   .x_stride = cols * sizeof(float), .n_tokens = n_tokens,
+                                   .y = y.data(), .ldy = rows, .row_begin = 0, .row_end = rows};
+      kernels::kernels_for(isa).gemm[static_cast<int>(f)](args);
+      std::vector<double> ref, bound;
+      test::float_reference(w.view, x.data(), n_tokens, cols, &ref, &bound);
+      const Comparison c = test::compare(ref, bound, y.data(), n_tokens, rows, rows);
+      EXPECT_LE(c.worst, 1.0);
+      EXPECT_LT(c.nmse, kTightNmse);
+    }
+  }
+}
+
+// Several jobs in one call (shared and distinct inputs, mixed formats, different token
+// counts) on pools of 1, 2 and 3 threads: the row split across jobs and threads, and the
+// sharing of quantized activations between jobs that read the same x.
+TEST(MatmulBatch, MixedJobsMatchSingleJobs) {
+  const test::OwnedWeight gate = test::make_weight(DType::Q4_0, 300, 256, 11);
+  const test::OwnedWeight up = test::make_weight(DType::Q4_0, 300, 256, 12);
+  const test::OwnedWeight down = test::make_weight(DType::Q8_0, 256, 320, 13);
+  const test::OwnedWeight proj = test::make_weight(DType::BF16, 45, 256, 14);
+  const std::vector<float> x1 = test::random_floats(3 * 256, 15);
+  const std::vector<float> x2 = test::random_floats(3 * 320, 16);
+  for (int threads : {1, 2, 3}) {
+    SCOPED_TRACE(threads);
+    ThreadPool pool(threads);
+    std::vector<float> yg(3 * 300), yu(3 * 300), yd(3 * 256), yp(256);
+    const ops::MatmulJob jobs[] = {
+        {.w = &gate.view, .x = x1.data(), .y = yg.data(), .n_tokens = 3},
+        {.w = &up.view, .x = x1.data(), .y = yu.data(), .n_tokens = 3},
+        {.w = &down.view, .x = x2.data(), .y = yd.data(), .n_tokens = 3},
+        {.w = &proj.view, .x = x1.data() + 256, .y = yp.data(), .n_tokens = 1},
+    };
+    ops::matmul_batch(jobs, pool);
+    for (const ops::MatmulJob& job : jobs) {
+      std::vector<float> single(static_cast<size_t>(job.n_tokens * job.w->rows()));
+      ops::MatmulJob one = job;
+      one.y = single.data();
+      ThreadPool serial(1);
+      ops::matmul(*one.w, one.x, one.n_tokens, one.y, serial);
+      for (size_t i = 0; i < single.size(); ++i) {
+        // Same kernels on the same rows: identical whatever the split.
+        ASSERT_EQ(job.y[i], single[i]) << "job with " << job.w->rows() << " rows, i=" << i;
+      }
+    }
+  }
+}
+
+TEST(MatmulBatch, ZeroTokensAndEmptyBatchDoNothing) {
+  const test::OwnedWeight w = test::make_weight(DType::Q8_0, 8, 64, 1);
+  std::vector<float> x(64, 1.f), y(8, 7.f);
+  ThreadPool pool(2);
+  ops::matmul(w.view, x.data(), 0, y.data(), pool);
+  for (float v : y) EXPECT_EQ(v, 7.f);
+  ops::matmul_batch({}, pool);
+}
+
+}  // namespace
+}  // namespace mcmoe
