@@ -134,3 +134,26 @@ std::vector<std::string> SafetensorsSet::names() const {
 }
 
 }  // namespace mcmoe::format
+
+namespace mcmoe::format {
+
+void write_safetensors(const std::string& path, const std::map<std::string, TensorView>& tensors) {
+  nlohmann::json header = nlohmann::json::object();
+  uint64_t offset = 0;
+  for (const auto& [name, v] : tensors) {
+    const char* dt = v.type == DType::F32 ? "F32" : v.type == DType::F16 ? "F16" : v.type == DType::BF16 ? "BF16" : nullptr;
+    if (!dt) fail("{}: tensor '{}': type {} cannot be stored in safetensors", path, name, dtype_name(v.type));
+    header[name] = {{"dtype", dt}, {"shape", v.shape}, {"data_offsets", {offset, offset + v.nbytes}}};
+    offset += v.nbytes;
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  AtomicFileWriter out(path);
+  const uint64_t n = h.size();
+  out.write(&n, 8);
+  out.write(h.data(), h.size());
+  for (const auto& [name, v] : tensors) out.write(v.data, v.nbytes);
+  out.commit();
+}
+
+}  // namespace mcmoe::format

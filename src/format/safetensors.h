@@ -40,3 +40,10 @@ class SafetensorsSet {
 };
 
 }  // namespace mcmoe::format
+
+namespace mcmoe::format {
+
+// Writes tensors (F32, F16 or BF16) as one safetensors file, atomically.
+void write_safetensors(const std::string& path, const std::map<std::string, TensorView>& tensors);
+
+}  // namespace mcmoe::format

@@ -73,18 +73,25 @@ using TileFn = void (*)(const TileArgs&);
 template <WFormat F, int R, int T>
 void tile(const TileArgs& a) {
   __m256 acc[R][T];
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   int64_t c = 0;
   for (; c + 8 <= a.cols; c += 8) {
     __m256 xv[T];
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(a.x + t * a.ldx + c);
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m256 wv = load_w8<F>(a.w + r * a.w_stride, c);
+      #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       float s = hsum(acc[r][t]);
       for (int64_t k = c; k < a.cols; ++k) s += load_w1<F>(a.w + r * a.w_stride, k) * a.x[t * a.ldx + k];

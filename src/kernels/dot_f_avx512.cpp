@@ -68,27 +68,37 @@ using TileFn = void (*)(const TileArgs&);
 template <WFormat F, int R, int T>
 void tile(const TileArgs& a) {
   __m512 acc[R][T];
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   int64_t c = 0;
   for (; c + 16 <= a.cols; c += 16) {
     __m512 xv[T];
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) xv[t] = _mm512_loadu_ps(a.x + t * a.ldx + c);
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m512 wv = load_w16<F>(a.w + r * a.w_stride, c);
+      #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
   if (c < a.cols) {
     const __mmask16 m = static_cast<__mmask16>((1u << (a.cols - c)) - 1);
     __m512 xv[T];
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, a.x + t * a.ldx + c);
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m512 wv = load_w16<F>(a.w + r * a.w_stride, c, m);
+      #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 

@@ -95,11 +95,14 @@ void tile(const TileArgs& a) {
   using Q = QFormat<F>;
   constexpr size_t kBB = Q::kBlockBytes;
   __m256 acc[R][T];
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   alignas(32) float dws[R][8];
   const float* dx[T];
   const float* sd[T];
+  #pragma GCC unroll 4
   for (int t = 0; t < T; ++t) {
     dx[t] = reinterpret_cast<const float*>(a.x + t * a.x_stride + a.d_off);
     sd[t] = reinterpret_cast<const float*>(a.x + t * a.x_stride + a.sd_off);
@@ -108,22 +111,27 @@ void tile(const TileArgs& a) {
   // dx / sd may cover blocks past nb (their contributions are zero).
   for (int64_t c = 0; c < a.nb; c += 8) {
     const int64_t n_valid = min64(8, a.nb - c);
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       for (int64_t k = 0; k < 8; ++k) {
         dws[r][k] = k < n_valid ? load_fp16(a.w + r * a.w_stride + (c + k) * kBB) : 0.f;
       }
     }
     if constexpr (Q::kHasOffset) {
+      #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
         const __m256 nsd = _mm256_mul_ps(_mm256_loadu_ps(sd[t] + c), _mm256_set1_ps(-8.f));
+        #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(_mm256_load_ps(dws[r]), nsd, acc[r][t]);
       }
     }
     for (int64_t k = 0; k < n_valid; ++k) {
       const int64_t b = c + k;
+      #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const typename Q::W w = Q::load(a.w + r * a.w_stride + b * kBB);
         const __m256 dw = _mm256_set1_ps(dws[r][k]);
+        #pragma GCC unroll 4
         for (int t = 0; t < T; ++t) {
           const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.x + t * a.x_stride + b * 32));
           const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(Q::dot(w, xq)), dw);
@@ -132,7 +140,9 @@ void tile(const TileArgs& a) {
       }
     }
   }
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = hsum(acc[r][t]);
 }
 

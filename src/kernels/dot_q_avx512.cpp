@@ -101,57 +101,86 @@ struct TileArgs {
 };
 using TileFn = void (*)(const TileArgs&);
 
+// One group of 4 blocks for all R × T pairs of the tile. wp[r] points at the group in row r
+// (or at a zero-padded copy of a partial last group).
+template <WFormat F, int R, int T>
+[[gnu::always_inline]] inline void group_step(const uint8_t* const (&wp)[R], const TileArgs& a,
+                                              int64_t blk, __m512i idx,
+                                              const float (&dws)[R][16], __m512 (&acc)[R][T]) {
+  using Q = QFormat<F>;
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    __m512i lo, hi;
+    Q::load_group(wp[r], lo, hi);
+    const __m512 dwp = _mm512_permutexvar_ps(idx, _mm512_load_ps(dws[r]));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* xrow = a.x + t * a.x_stride;
+      const auto* xq = reinterpret_cast<const __m512i*>(xrow + blk * 32);
+      __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(xq));
+      s = _mm512_dpbusd_epi32(s, hi, _mm512_load_si512(xq + 1));
+      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dwp);
+      const auto* dx4 = reinterpret_cast<const float*>(xrow + a.dx4_off) + blk * 4;
+      acc[r][t] = _mm512_fmadd_ps(f, _mm512_load_ps(dx4), acc[r][t]);
+    }
+  }
+}
+
 template <WFormat F, int R, int T>
 void tile(const TileArgs& a) {
   using Q = QFormat<F>;
   constexpr size_t kBB = Q::kBlockBytes;
   __m512 acc[R][T];
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   alignas(64) float dws[R][16];
   const __m512 neg_offset = _mm512_set1_ps(-Q::kOffset);
   const __m512i lanes_to_block = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const int64_t full_groups = a.nb / 4;
 
   for (int64_t c = 0; c < a.nb; c += 16) {
     const int64_t n_valid = min64(16, a.nb - c);
     const __mmask16 m = static_cast<__mmask16>(n_valid >= 16 ? 0xffff : (1u << n_valid) - 1);
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       _mm512_store_ps(dws[r], load_scales16<kBB>(a.w + r * a.w_stride + c * kBB, m));
     }
     // Offset correction for the 16 blocks: acc += dw · (-K · sd).
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       const auto* sd = reinterpret_cast<const float*>(a.x + t * a.x_stride + a.sd_off) + c;
       const __m512 nsd = _mm512_mul_ps(_mm512_load_ps(sd), neg_offset);
+#pragma GCC unroll 4
       for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(_mm512_load_ps(dws[r]), nsd, acc[r][t]);
     }
-    const int64_t n_groups = (n_valid + 3) / 4;
-    for (int64_t g = 0; g < n_groups; ++g) {
-      const int64_t blk = c + 4 * g;
-      const __m512i idx = _mm512_add_epi32(lanes_to_block, _mm512_set1_epi32(static_cast<int>(4 * g)));
+    const int64_t g_end = min64(c / 4 + 4, full_groups);
+    for (int64_t g = c / 4; g < g_end; ++g) {
+      const int64_t blk = 4 * g;
+      const __m512i idx = _mm512_add_epi32(lanes_to_block, _mm512_set1_epi32(static_cast<int>(blk - c)));
+      const uint8_t* wp[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) wp[r] = a.w + r * a.w_stride + blk * kBB;
+      group_step<F, R, T>(wp, a, blk, idx, dws, acc);
+    }
+    if (g_end == full_groups && a.nb % 4 != 0 && c + 16 >= a.nb) {
+      // The last, partial group: run it on zero-padded copies so no load passes the row.
+      const int64_t blk = 4 * full_groups;
+      const __m512i idx = _mm512_add_epi32(lanes_to_block, _mm512_set1_epi32(static_cast<int>(blk - c)));
+      alignas(64) uint8_t pad[R][4 * kBB];
+      const uint8_t* wp[R];
       for (int r = 0; r < R; ++r) {
-        const uint8_t* p = a.w + r * a.w_stride + blk * kBB;
-        alignas(64) uint8_t pad[4 * kBB];
-        if (blk + 4 > a.nb) {  // last, partial group: never read past the row
-          std::memset(pad, 0, sizeof(pad));
-          std::memcpy(pad, p, static_cast<size_t>(a.nb - blk) * kBB);
-          p = pad;
-        }
-        __m512i lo, hi;
-        Q::load_group(p, lo, hi);
-        const __m512 dwp = _mm512_permutexvar_ps(idx, _mm512_load_ps(dws[r]));
-        for (int t = 0; t < T; ++t) {
-          const uint8_t* xrow = a.x + t * a.x_stride;
-          const auto* xq = reinterpret_cast<const __m512i*>(xrow + blk * 32);
-          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(xq));
-          s = _mm512_dpbusd_epi32(s, hi, _mm512_load_si512(xq + 1));
-          const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dwp);
-          const auto* dx4 = reinterpret_cast<const float*>(xrow + a.dx4_off) + blk * 4;
-          acc[r][t] = _mm512_fmadd_ps(f, _mm512_load_ps(dx4), acc[r][t]);
-        }
+        std::memset(pad[r], 0, sizeof(pad[r]));
+        std::memcpy(pad[r], a.w + r * a.w_stride + blk * kBB, static_cast<size_t>(a.nb - blk) * kBB);
+        wp[r] = pad[r];
       }
+      group_step<F, R, T>(wp, a, blk, idx, dws, acc);
     }
   }
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 

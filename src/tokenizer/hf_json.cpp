@@ -11,6 +11,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/pretokenize.h"

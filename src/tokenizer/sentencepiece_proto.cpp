@@ -10,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "tokenizer/internal.h"
 

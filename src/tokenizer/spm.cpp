@@ -84,6 +84,9 @@ class SpmTokenizer final : public Tokenizer {
     }
     pieces_.resize(n);
     for (size_t i = 0; i < n; ++i) pieces_[i] = make_piece(static_cast<int32_t>(i));
+    words_llama_ = std::all_of(v_.tokens.begin(), v_.tokens.end(), space_only_leading);
+    words_sp_ = user_defined_.empty() &&
+                std::all_of(merge_ids_.begin(), merge_ids_.end(), [](const auto& kv) { return space_only_leading(kv.first); });
   }
 
   std::string token_to_piece(int32_t id) const override {
@@ -208,8 +211,38 @@ class SpmTokenizer final : public Tokenizer {
     return sym;
   }
 
-  void encode_llama(std::string_view text, std::vector<int32_t>& out) const {
-    if (text.empty()) return;
+  // Word-level results, per encode call: the same word is merged once.
+  using WordCache = std::unordered_map<std::string_view, std::pair<uint32_t, uint32_t>>;
+  struct Cache {
+    WordCache words;
+    std::vector<int32_t> ids;
+  };
+
+  // Calls f(word) for the words of an escaped text: a word starts at a U+2581 that follows
+  // another character. When no mergeable piece has U+2581 after its leading run (checked
+  // at load, true of SentencePiece vocabularies trained with split_by_whitespace), no merge
+  // can cross such a point, and BPE over the words gives what BPE over the whole text
+  // gives while keeping every priority queue small.
+  template <typename F>
+  static void for_each_word(std::string_view s, F&& f) {
+    size_t start = 0;
+    for (size_t p = s.find(kSpaceSymbol, 1); p != std::string_view::npos; p = s.find(kSpaceSymbol, p + 1)) {
+      if (p >= kSpaceSymbol.size() && s.compare(p - kSpaceSymbol.size(), kSpaceSymbol.size(), kSpaceSymbol) == 0) {
+        continue;
+      }
+      if (p > start) f(s.substr(start, p - start));
+      start = p;
+    }
+    if (start < s.size()) f(s.substr(start));
+  }
+
+  static bool space_only_leading(std::string_view piece) {
+    while (piece.starts_with(kSpaceSymbol)) piece.remove_prefix(kSpaceSymbol.size());
+    return piece.find(kSpaceSymbol) == std::string_view::npos;
+  }
+
+  // llama.cpp: every final symbol is a token, or is spelled with byte tokens.
+  void llama_word(std::string_view text, std::vector<int32_t>& out) const {
     const std::vector<Symbol> sym = merge(text, token_to_id_, nullptr, nullptr);
     for (int32_t i = 0; i != -1; i = sym[i].next) {
       const std::string_view piece = text.substr(sym[i].start, sym[i].len);
@@ -229,43 +262,98 @@ class SpmTokenizer final : public Tokenizer {
     }
   }
 
-  void encode_sentencepiece(std::string_view text, std::vector<int32_t>& out) const {
-    const std::string norm = normalizer_->normalize(text, user_defined_.empty() ? nullptr : &user_defined_);
-    if (norm.empty()) return;
-    std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>> rev_merge;
-    const std::vector<Symbol> sym = merge(norm, merge_ids_, user_defined_.empty() ? nullptr : &user_defined_,
-                                          has_unused_ ? &rev_merge : nullptr);
+  void encode_llama(std::string_view text, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
+    if (!words_llama_) return llama_word(text, out);
+    Cache cache;
+    for_each_word(text, [&](std::string_view w) {
+      auto it = cache.words.find(w);
+      if (it == cache.words.end()) {
+        const auto begin = static_cast<uint32_t>(cache.ids.size());
+        llama_word(w, cache.ids);
+        it = cache.words.emplace(w, std::make_pair(begin, static_cast<uint32_t>(cache.ids.size()) - begin)).first;
+      }
+      out.insert(out.end(), cache.ids.begin() + it->second.first,
+                 cache.ids.begin() + it->second.first + it->second.second);
+    });
+  }
+
+  // sentencepiece's output step: UNUSED pieces are split back into the pair that formed
+  // them; unknown pieces become byte pieces (byte fallback) or one unk per run.
+  struct SpEmitter {
+    const SpmTokenizer& t;
+    std::vector<int32_t>& out;
+    const std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>>& rev_merge;
     bool prev_unk = false;
-    const auto emit = [&](std::string_view piece, int32_t id) {
-      const bool is_unk = id == v_.unk_id;
-      if (is_unk && has_byte_tokens_) {
+    bool saw_unk = false;  // an unknown piece was emitted (its word's ids depend on context)
+
+    void emit(std::string_view piece, int32_t id) {
+      const bool is_unk = id == t.v_.unk_id;
+      saw_unk |= is_unk;
+      if (is_unk && t.has_byte_tokens_) {
         for (char c : piece) {
-          const int32_t b = byte_ids_[static_cast<uint8_t>(c)];
-          out.push_back(b >= 0 ? b : v_.unk_id);
+          const int32_t b = t.byte_ids_[static_cast<uint8_t>(c)];
+          out.push_back(b >= 0 ? b : t.v_.unk_id);
         }
       } else if (!(is_unk && prev_unk)) {  // runs of unknown pieces collapse into one
         out.push_back(id);
       }
       prev_unk = is_unk;
-    };
-    // An UNUSED piece is never output: it is split back into the pair that formed it.
-    const auto resegment = [&](auto&& self, std::string_view piece) -> void {
-      int32_t id = find_token(piece);
-      if (id < 0) id = v_.unk_id;
-      if (id < 0 || v_.types[id] != TokenType::Unused) return emit(piece, id);
-      auto it = rev_merge.find(piece);
-      if (it == rev_merge.end()) return emit(piece, id);
-      self(self, it->second.first);
-      self(self, it->second.second);
-    };
-    for (int32_t i = 0; i != -1; i = sym[i].next) {
-      resegment(resegment, std::string_view(norm).substr(sym[i].start, sym[i].len));
     }
+    void piece(std::string_view p) {
+      int32_t id = t.find_token(p);
+      if (id < 0) id = t.v_.unk_id;
+      if (id < 0 || t.v_.types[id] != TokenType::Unused) return emit(p, id);
+      auto it = rev_merge.find(p);
+      if (it == rev_merge.end()) return emit(p, id);
+      piece(it->second.first);
+      piece(it->second.second);
+    }
+  };
+
+  // Merges one word (or the whole text) the sentencepiece way and emits its pieces.
+  void sp_run(std::string_view text, SpEmitter& em) const {
+    std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>> rev_merge;
+    const std::vector<Symbol> sym =
+        merge(text, merge_ids_, user_defined_.empty() ? nullptr : &user_defined_, has_unused_ ? &rev_merge : nullptr);
+    SpEmitter local{*this, em.out, rev_merge, em.prev_unk, em.saw_unk};
+    for (int32_t i = 0; i != -1; i = sym[i].next) local.piece(text.substr(sym[i].start, sym[i].len));
+    em.prev_unk = local.prev_unk;
+    em.saw_unk = local.saw_unk;
+  }
+
+  void encode_sentencepiece(std::string_view text, std::vector<int32_t>& out) const {
+    const std::string norm = normalizer_->normalize(text, user_defined_.empty() ? nullptr : &user_defined_);
+    if (norm.empty()) return;
+    const std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>> none;
+    SpEmitter em{*this, out, none};
+    if (!words_sp_) return sp_run(norm, em);
+    Cache cache;
+    for_each_word(norm, [&](std::string_view w) {
+      auto it = cache.words.find(w);
+      if (it != cache.words.end()) {
+        out.insert(out.end(), cache.ids.begin() + it->second.first,
+                   cache.ids.begin() + it->second.first + it->second.second);
+        em.prev_unk = false;  // only words without unknown pieces are cached
+        return;
+      }
+      const size_t begin = out.size();
+      em.saw_unk = false;
+      sp_run(w, em);
+      // Only words without unknown pieces are cached: their ids do not depend on context.
+      if (!em.saw_unk) {
+        const auto b = static_cast<uint32_t>(cache.ids.size());
+        cache.ids.insert(cache.ids.end(), out.begin() + begin, out.end());
+        cache.words.emplace(w, std::make_pair(b, static_cast<uint32_t>(out.size() - begin)));
+      }
+    });
   }
 
   std::array<int32_t, 256> byte_ids_;
   bool has_byte_tokens_ = false;
   bool has_unused_ = false;
+  bool words_llama_ = false;  // llama flavour may be run word by word (see for_each_word)
+  bool words_sp_ = false;     // sentencepiece flavour likewise
   std::unordered_map<std::string_view, int32_t> merge_ids_;  // sp_exact: pieces merges may form
   ByteTrie user_defined_;                                    // sp_exact: frozen pieces
   std::unique_ptr<SpNormalizer> normalizer_;

@@ -80,7 +80,9 @@ void check_case(Isa isa, DType type, const Case& c, ThreadPool& pool, uint32_t s
     test::act_quant_bound(w.view, x.data(), c.n_tokens, ldx, bound, &loose_bound);
     const Comparison loose = test::compare(ref64, loose_bound, y.data(), c.n_tokens, c.rows, ldy);
     EXPECT_LE(loose.worst, 1.0) << "an element is further from the f32 result than rounding allows";
-    if (c.rows * c.n_tokens >= kMinOutputsForNmse) EXPECT_LT(loose.nmse, kActQuantNmse);
+    if (c.rows * c.n_tokens >= kMinOutputsForNmse) {
+      EXPECT_LT(loose.nmse, kActQuantNmse);
+    }
   }
 }
 

@@ -1,0 +1,109 @@
+// Integration checks against ../shared/models/mixtral-tiny and the PyTorch reference's
+// outputs. Skipped when ../shared is not beside the repository.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "api/convert.h"
+#include "api/generate.h"
+#include "common/test_util.h"
+#include "eval/perplexity.h"
+#include "model/model.h"
+#include "model/session.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mcmoe {
+namespace {
+
+std::string mixtral_dir() {
+  const std::string s = test::shared_dir();
+  return s.empty() ? "" : s + "/models/mixtral-tiny";
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// max |a - b| / max |b|: the "1e-3 relative" measure.
+double relative_max_error(std::span<const float> a, const std::vector<float>& b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+  }
+  return diff / scale;
+}
+
+void check_golden(const std::string& model_path, double tolerance, bool check_argmax) {
+  const auto golden = read_json(mixtral_dir() + "/golden.json");
+  auto m = model::Model::load(model_path);
+  const std::vector<int32_t> ids = golden["ids"].get<std::vector<int32_t>>();
+  // The tokenizer reproduces the reference's ids for the golden prompt.
+  std::vector<int32_t> ours{m->tokenizer().bos_id()};
+  for (int32_t t : m->tokenizer().encode(golden["prompt"].get<std::string>())) ours.push_back(t);
+  EXPECT_EQ(ours, ids);
+  model::Session s(*m, {.n_threads = 2});
+  const std::span<const float> logits = s.eval(ids, true);
+  const int64_t V = m->config().n_vocab;
+  const auto last = golden["last_logits"].get<std::vector<float>>();
+  const double err = relative_max_error(logits.subspan((ids.size() - 1) * V, V), last);
+  EXPECT_LT(err, tolerance) << model_path;
+  std::printf("[golden] %s: last-position relative max error %.3g\n", model_path.c_str(), err);
+  if (check_argmax) {
+    const auto argmax = golden["argmax_per_position"].get<std::vector<int32_t>>();
+    for (size_t t = 0; t < ids.size(); ++t) {
+      EXPECT_EQ(api::argmax(logits.subspan(t * V, V)), argmax[t]) << "position " << t;
+    }
+  }
+}
+
+TEST(Golden, MixtralTinyHfLogits) {
+  if (mixtral_dir().empty()) GTEST_SKIP() << "../shared not present";
+  check_golden(mixtral_dir(), 1e-3, true);
+}
+
+TEST(Golden, MixtralTinyGgufConversions) {
+  if (mixtral_dir().empty()) GTEST_SKIP() << "../shared not present";
+  test::TempDir dir;
+  api::convert_hf_to_gguf(mixtral_dir(), dir.path("f16.gguf"), {.type = DType::F16});
+  check_golden(dir.path("f16.gguf"), 1e-3, true);
+  api::convert_hf_to_gguf(mixtral_dir(), dir.path("q8.gguf"), {.type = DType::Q8_0});
+  // Q8_0 weights and activations: ~0.5% per matrix; the logits move by about 1e-2.
+  check_golden(dir.path("q8.gguf"), 3e-2, false);
+}
+
+TEST(Golden, MixtralTinyGreedyMatchesReference) {
+  if (mixtral_dir().empty()) GTEST_SKIP() << "../shared not present";
+  const auto ref = read_json(std::string(MCMOE_SOURCE_DIR) + "/tests/data/reference/mixtral_tiny_generate.json");
+  auto m = model::Model::load(mixtral_dir());
+  model::Session s(*m, {.n_threads = 2});
+  api::Sampler greedy({.temperature = 0});
+  std::vector<int32_t> out;
+  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  api::generate(s, prompt, 32, greedy, m->tokenizer().eos_id(), [&](int32_t t) {
+    out.push_back(t);
+    return true;
+  });
+  EXPECT_EQ(out, ref["new_ids"].get<std::vector<int32_t>>());
+}
+
+TEST(Golden, MixtralTinyPerplexityMatchesReference) {
+  if (mixtral_dir().empty()) GTEST_SKIP() << "../shared not present";
+  const double ref = read_json(std::string(MCMOE_SOURCE_DIR) + "/tests/data/reference/mixtral_tiny_ppl.json")["ppl"].get<double>();
+  auto m = model::Model::load(mixtral_dir());
+  std::ifstream in(test::shared_dir() + "/corpus/wikitext2-valid.txt");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<int32_t> ids = m->tokenizer().encode(text);
+  ids.resize(20000);
+  model::Session s(*m, {.n_ctx = 512, .n_threads = 2, .n_batch = 512});
+  const auto r = eval::perplexity(s, ids, 512, m->tokenizer().bos_id());
+  EXPECT_EQ(r.tokens_scored, 19929);
+  EXPECT_NEAR(r.ppl / ref, 1.0, 0.005);
+  std::printf("[golden] ppl %.4f vs reference %.4f\n", r.ppl, ref);
+}
+
+}  // namespace
+}  // namespace mcmoe
