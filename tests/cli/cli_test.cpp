@@ -1,0 +1,155 @@
+// The CLI end to end: malformed inputs give one clear line and exit code 1; synth, run,
+// tokenize, inspect, convert and ppl work on self-made fixtures.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "common/hf_fixture.h"
+#include "common/test_util.h"
+
+namespace mcmoe {
+namespace {
+
+using test::quote;
+using test::run_cli;
+
+void expect_clean_error(const test::CliResult& r, const std::vector<std::string>& fragments) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  // Status lines (e.g. "loaded ...") may come first; the error is one final line.
+  const size_t at = r.err.find("error: ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  EXPECT_TRUE(at == 0 || r.err[at - 1] == '\n') << r.err;
+  EXPECT_EQ(r.err.find('\n', at), r.err.size() - 1) << "one final line: " << r.err;
+  for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
+}
+
+std::string synth_small(const test::TempDir& dir, const std::string& type = "q8_0") {
+  const std::string path = dir.path("synth-" + type + ".gguf");
+  const auto r = run_cli("synth --arch mixtral --layers 2 --dim 64 --ff 128 --experts 4 --top-k 2 --vocab 300 --type " +
+                         type + " -o " + quote(path));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return path;
+}
+
+TEST(Cli, SynthRunIsDeterministicAndGreedy) {
+  test::TempDir dir;
+  for (const std::string type : {"q8_0", "q4_0", "f16"}) {
+    const std::string path = synth_small(dir, type);
+    const auto a = run_cli("run -m " + quote(path) + " -p 'hello world' -n 8 --temp 0 --json");
+    const auto b = run_cli("run -m " + quote(path) + " -p 'hello world' -n 8 --temp 0 --json --threads 1");
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_NE(a.out.find("\"new_ids\""), std::string::npos);
+    EXPECT_EQ(a.out, b.out) << type;
+    const auto sampled1 = run_cli("run -m " + quote(path) + " -p 'hello' -n 8 --temp 1 --seed 5 --json");
+    const auto sampled2 = run_cli("run -m " + quote(path) + " -p 'hello' -n 8 --temp 1 --seed 5 --json");
+    EXPECT_EQ(sampled1.out, sampled2.out);
+  }
+}
+
+TEST(Cli, InspectListsTensorsAndTotals) {
+  test::TempDir dir;
+  const auto r = run_cli("inspect " + quote(synth_small(dir)));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("blk.1.ffn_down_exps.weight"), std::string::npos);
+  EXPECT_NE(r.out.find("experts 4, used per token 2"), std::string::npos);
+  EXPECT_NE(r.out.find("total:"), std::string::npos);
+}
+
+TEST(Cli, HfConvertRunAndPpl) {
+  test::TempDir dir;
+  test::write_hf_fixture(dir.path("hf"), {});
+  std::ofstream(dir.path("text.txt")) << std::string(200, 'a') + " the quick brown fox jumps over the lazy dog. " + std::string(3000, 'b');
+  const auto conv = run_cli("convert " + quote(dir.path("hf")) + " -o " + quote(dir.path("m.gguf")) + " --type q8_0");
+  ASSERT_EQ(conv.exit_code, 0) << conv.err;
+  for (const std::string m : {dir.path("hf"), dir.path("m.gguf")}) {
+    const auto p = run_cli("ppl -m " + quote(m) + " -f " + quote(dir.path("text.txt")) + " --ctx 64");
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    EXPECT_EQ(p.out.rfind("ppl ", 0), 0u) << p.out;
+  }
+  const auto t = run_cli("tokenize -m " + quote(dir.path("m.gguf")) + " -p 'Hello world'");
+  const auto t2 = run_cli("tokenize -m " + quote(dir.path("hf")) + " -p 'Hello world'");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_EQ(t.out, t2.out);
+  const auto short_text = run_cli("ppl -m " + quote(dir.path("m.gguf")) + " -p x -f " + quote(dir.path("text.txt")));
+  expect_clean_error(short_text, {"unknown flag -p"});
+  std::ofstream(dir.path("short.txt")) << "tiny";
+  expect_clean_error(run_cli("ppl -m " + quote(dir.path("m.gguf")) + " -f " + quote(dir.path("short.txt")) + " --ctx 512"),
+                     {"tokens", "need more than 511"});
+}
+
+TEST(Cli, TruncatedSafetensors) {
+  test::TempDir dir;
+  test::write_hf_fixture(dir.path("hf"), {});
+  const std::string st = dir.path("hf") + "/model.safetensors";
+  std::filesystem::resize_file(st, std::filesystem::file_size(st) - 1000);
+  expect_clean_error(run_cli("run -m " + quote(dir.path("hf")) + " -p hi -n 1"),
+                     {"model.safetensors", "beyond the end", "truncated"});
+}
+
+TEST(Cli, SafetensorsHeaderNotJson) {
+  test::TempDir dir;
+  test::write_hf_fixture(dir.path("hf"), {});
+  const std::string st = dir.path("hf") + "/model.safetensors";
+  auto bytes = test::read_bytes(st);
+  bytes[8] = '[';
+  bytes[9] = '{';
+  test::write_bytes(st, bytes);
+  expect_clean_error(run_cli("run -m " + quote(dir.path("hf")) + " -p hi -n 1"), {"model.safetensors", "JSON"});
+}
+
+TEST(Cli, MalformedConfigJson) {
+  test::TempDir dir;
+  test::write_hf_fixture(dir.path("hf"), {});
+  std::ofstream(dir.path("hf") + "/config.json") << "{\"model_type\": \"mixtral\", ";
+  expect_clean_error(run_cli("inspect " + quote(dir.path("hf"))), {"config.json", "malformed JSON"});
+}
+
+TEST(Cli, ConfigHiddenSizeDisagreesWithTensors) {
+  test::TempDir dir;
+  test::write_hf_fixture(dir.path("hf"), {});
+  std::ifstream in(dir.path("hf") + "/config.json");
+  std::string cfg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  cfg.replace(cfg.find("\"hidden_size\": 64"), 17, "\"hidden_size\": 96");
+  std::ofstream(dir.path("hf") + "/config.json") << cfg;
+  expect_clean_error(run_cli("run -m " + quote(dir.path("hf")) + " -p hi -n 1"),
+                     {"model.embed_tokens.weight", "[2048, 64]", "[2048, 96]"});
+}
+
+TEST(Cli, GgufCorruptedHeader) {
+  test::TempDir dir;
+  const std::string path = synth_small(dir);
+  auto bytes = test::read_bytes(path);
+  bytes[1] = 'X';
+  test::write_bytes(path, bytes);
+  expect_clean_error(run_cli("run -m " + quote(path) + " -p hi -n 1"), {path, "magic"});
+  bytes = test::read_bytes(path);
+  bytes[1] = 'G';
+  const uint64_t huge = 1ull << 40;
+  std::memcpy(bytes.data() + 16, &huge, 8);  // metadata count
+  test::write_bytes(path, bytes);
+  expect_clean_error(run_cli("inspect " + quote(path)), {path, "metadata count"});
+}
+
+TEST(Cli, GgufTensorOffsetsBeyondEnd) {
+  test::TempDir dir;
+  const std::string path = synth_small(dir);
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+  expect_clean_error(run_cli("run -m " + quote(path) + " -p hi -n 1"), {path, "beyond the end of the file"});
+}
+
+TEST(Cli, MissingFileAndBadFlags) {
+  expect_clean_error(run_cli("run -m /nonexistent/model.gguf -p hi"), {"/nonexistent/model.gguf", "no such file"});
+  expect_clean_error(run_cli("run -p hi"), {"-m"});
+  test::TempDir dir;
+  const std::string path = synth_small(dir);
+  expect_clean_error(run_cli("run -m " + quote(path) + " -p hi -n abc"), {"-n", "abc"});
+  expect_clean_error(run_cli("run -m " + quote(path) + " -p hi --top-p 2"), {"--top-p", "out of range"});
+  expect_clean_error(run_cli("synth --layers 1 --dim 60 --ff 128 --type q8_0 -o " + quote(dir.path("x.gguf"))), {"--dim 60"});
+  EXPECT_FALSE(std::filesystem::exists(dir.path("x.gguf")));
+  EXPECT_EQ(run_cli("frobnicate").exit_code, 1);
+}
+
+}  // namespace
+}  // namespace mcmoe
