@@ -12,6 +12,7 @@
 // Results and the machine they were taken on: bench/RESULTS_matmul.md.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -60,7 +61,7 @@ WeightSet build_weights(DType type, int64_t rows, int64_t cols, size_t min_total
   WeightSet s;
   const size_t rb = mcmoe::row_bytes(type, cols);
   s.matrix_bytes = rb * static_cast<size_t>(rows);
-  const size_t copies = (min_total + s.matrix_bytes - 1) / s.matrix_bytes;
+  const size_t copies = std::max<size_t>(1, (min_total + s.matrix_bytes - 1) / s.matrix_bytes);
   s.bytes.resize(s.matrix_bytes * copies);
   const std::vector<float> row = random_floats(static_cast<size_t>(cols) * 16, 42);
   for (int64_t r = 0; r < rows; ++r) {

@@ -44,11 +44,13 @@ void quantize_acts(const float* x, int64_t cols, void* dst) {
   auto* d_out = reinterpret_cast<float*>(base + l.d_off);
   auto* sd_out = reinterpret_cast<float*>(base + l.sd_off);
   auto* dx4_out = reinterpret_cast<float*>(base + l.dx4_off);
+  auto* nq4_out = reinterpret_cast<int32_t*>(base + l.nq4_off);
   const size_t pad = static_cast<size_t>(l.nbp - l.nb);
   std::memset(codes + l.nb * 32, 0, pad * 32);
   std::memset(d_out + l.nb, 0, pad * 4);
   std::memset(sd_out + l.nb, 0, pad * 4);
   std::memset(dx4_out + l.nb * 4, 0, pad * 16);
+  std::memset(nq4_out + l.nb * 4, 0, pad * 16);
 
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   for (int64_t b = 0; b < l.nb; ++b) {
@@ -73,6 +75,7 @@ void quantize_acts(const float* x, int64_t cols, void* dst) {
     d_out[b] = d;
     sd_out[b] = d * static_cast<float>(sum);
     _mm_storeu_ps(dx4_out + b * 4, _mm_set1_ps(d));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(nq4_out + b * 4), _mm_set1_epi32(-sum));
   }
 }
 

@@ -41,6 +41,7 @@ void quantize_acts(const float* x, int64_t cols, void* dst) {
   auto* d_out = reinterpret_cast<float*>(base + l.d_off);
   auto* sd_out = reinterpret_cast<float*>(base + l.sd_off);
   auto* dx4_out = reinterpret_cast<float*>(base + l.dx4_off);
+  auto* nq4_out = reinterpret_cast<int32_t*>(base + l.nq4_off);
   // Zero the padding blocks only; real blocks are fully written below. A partial group of 4
   // leaves holes in its 128 code bytes, so zero from that group's start.
   const int64_t first_pad_group = l.nb / 4;
@@ -49,6 +50,7 @@ void quantize_acts(const float* x, int64_t cols, void* dst) {
   std::memset(d_out + l.nb, 0, pad * 4);
   std::memset(sd_out + l.nb, 0, pad * 4);
   std::memset(dx4_out + l.nb * 4, 0, pad * 16);
+  std::memset(nq4_out + l.nb * 4, 0, pad * 16);
 
   for (int64_t b = 0; b < l.nb; ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + b * 32);
@@ -66,6 +68,7 @@ void quantize_acts(const float* x, int64_t cols, void* dst) {
     d_out[b] = d;
     sd_out[b] = d * static_cast<float>(sum);
     _mm_storeu_ps(dx4_out + b * 4, _mm_set1_ps(d));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(nq4_out + b * 4), _mm_set1_epi32(-sum));
   }
 }
 

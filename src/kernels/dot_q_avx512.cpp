@@ -2,18 +2,20 @@
 // (kInterleave4 layout, act_avx512.cpp). Hand intrinsics because Highway 1.0.3 has no int8
 // dot-product op; see act_avx512.cpp.
 //
-// The method, per weight block (32 codes, fp16 scale dw) and activation block (int8 codes q,
-// f32 scale dx, sd = dx * Σq):
+// The method, per weight block (32 codes qw, fp16 scale dw) and activation block (int8 codes
+// qx, f32 scale dx):
 //   vpdpbusd multiplies unsigned by signed bytes, so the weight codes are made unsigned by an
-//   offset K (Q8_0: q + 128 via xor 0x80; Q4_0: the stored nibble already is q + 8). Then
-//     Σ w·x = dw·dx·Σ (qw + K)·qx  -  K·dw·sd,
-//   and the second term is applied once per block (16 blocks per FMA) instead of per product.
-//   A 512-bit register holds 4 blocks, 16 bytes each in the low and high halves (that is how
-//   Q4_0's nibbles unpack), so two vpdpbusd give 4 int32 lanes per block; those lanes are
-//   converted to f32 and scaled by dw (permuted from 16 gathered scales) and by dx (stored
-//   4-fold in the activation row) in one multiply and one FMA.
+//   offset K (Q8_0: qw + 128 via xor 0x80; Q4_0: the stored nibble already is qw + 8):
+//     Σ qw·qx = Σ (qw + K)·qx - K·Σqx.
+//   A 512-bit register holds 4 blocks (16 bytes each in its low and high halves: how Q4_0's
+//   nibbles unpack), so two vpdpbusd leave 4 int32 lanes per block. Starting them from
+//   -(K / 4)·Σqx in each lane (the activation row stores -Σqx four-fold) removes the offset
+//   for free. The lanes are converted to f32 and multiplied by dw (four fp16 scales picked
+//   out of the group's bytes with one 16-bit permute: a gather costs 4x more here) and by dx
+//   (stored four-fold): one vcvtdq2ps, one multiply and one FMA per 4 blocks.
 // Tiles of up to 4 weight rows × 4 tokens keep 16 accumulators in registers, so each weight
 // group loaded serves 4 tokens (prefill) and each activation group 4 rows.
+//
 // GCC 12's AVX-512 headers pass _mm512_undefined_*() as the merge source of unmasked
 // intrinsics (_mm512_cvtph_ps, _mm512_reduce_add_ps), which -Wuninitialized reports once
 // inlined (GCC bug 105593, fixed in GCC 13). The values are never read.
@@ -31,22 +33,23 @@ namespace {
 
 constexpr int kRowTile = 4;
 constexpr int kTokTile = 4;
-// Tokens whose activations (56 bytes per 32 columns: 460 KB at 4096 columns) stay in L2
+// Tokens whose activations (88 bytes per 32 columns: 700 KB at 4096 columns) stay in L2
 // while the thread's rows stream past once per token block.
 constexpr int64_t kTokBlock = 64;
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// Weight-format specifics: block size, code offset K, and the load of 4 blocks into the
-// (low halves, high halves) pair of unsigned byte vectors.
+// Weight-format specifics: block size, log2(K / 4) for the bias, and the load of a group of
+// 4 blocks into (low halves, high halves) of unsigned codes plus the 16 lane scales
+// [dA dA dA dA dB ... dD]. Every load stays inside the group's bytes.
 template <WFormat F>
 struct QFormat;
 
 template <>
 struct QFormat<WFormat::kQ8_0> {
   static constexpr size_t kBlockBytes = 34;
-  static constexpr float kOffset = 128.f;
-  static void load_group(const uint8_t* p, __m512i& lo, __m512i& hi) {
+  static constexpr int kBiasShift = 5;  // K = 128
+  static void load_group(const uint8_t* p, __m512i& lo, __m512i& hi, __m512& dw) {
     // ab = A[0..31] B[0..31], cd = C[0..31] D[0..31]; 64-bit lanes 0,1 = A[0..15], 2,3 =
     // A[16..31], 4,5 = B[0..15], ... A two-source permute regroups them into halves.
     const __m512i ab = _mm512_inserti64x4(
@@ -60,14 +63,22 @@ struct QFormat<WFormat::kQ8_0> {
         _mm512_permutex2var_epi64(ab, _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13), cd), sign);
     hi = _mm512_xor_si512(
         _mm512_permutex2var_epi64(ab, _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15), cd), sign);
+    // Scales at bytes 0, 34, 68, 102: 16-bit words 0 and 17 of the first 64 bytes, 2 and 19
+    // of the next 64 (indices 32 + w pick the second source).
+    const __m512i w0 = _mm512_loadu_si512(p);
+    const __m512i w1 = _mm512_loadu_si512(p + 64);
+    const __m512i idx = _mm512_setr_epi32(0x00000000, 0x00000000, 0x00110011, 0x00110011,
+                                          0x00220022, 0x00220022, 0x00330033, 0x00330033, 0, 0,
+                                          0, 0, 0, 0, 0, 0);
+    dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(w0, idx, w1)));
   }
 };
 
 template <>
 struct QFormat<WFormat::kQ4_0> {
   static constexpr size_t kBlockBytes = 18;
-  static constexpr float kOffset = 8.f;
-  static void load_group(const uint8_t* p, __m512i& lo, __m512i& hi) {
+  static constexpr int kBiasShift = 1;  // K = 8
+  static void load_group(const uint8_t* p, __m512i& lo, __m512i& hi, __m512& dw) {
     __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)));
     v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 20)), 1);
     v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 38)), 2);
@@ -75,19 +86,13 @@ struct QFormat<WFormat::kQ4_0> {
     const __m512i nib = _mm512_set1_epi8(0x0f);
     lo = _mm512_and_si512(v, nib);
     hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+    // Scales at bytes 0, 18, 36, 54: 16-bit words 0, 9, 18, 27 of the first 64 bytes.
+    const __m512i idx = _mm512_setr_epi32(0x00000000, 0x00000000, 0x00090009, 0x00090009,
+                                          0x00120012, 0x00120012, 0x001b001b, 0x001b001b, 0, 0,
+                                          0, 0, 0, 0, 0, 0);
+    dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, _mm512_loadu_si512(p))));
   }
 };
-
-// fp16 scales of up to 16 consecutive blocks (lanes outside `m` are 0). Each 32-bit gather
-// reads the scale and the first two code bytes, which stay inside the block.
-template <size_t kBlockBytes>
-inline __m512 load_scales16(const uint8_t* p, __mmask16 m) {
-  const __m512i idx = _mm512_mullo_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-      _mm512_set1_epi32(static_cast<int>(kBlockBytes)));
-  const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, p, 1);
-  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
-}
 
 struct TileArgs {
   const uint8_t* w;  // first row of the tile
@@ -95,31 +100,36 @@ struct TileArgs {
   int64_t nb;        // blocks per row
   const uint8_t* x;  // first token's act row
   size_t x_stride;
-  size_t sd_off, dx4_off;
+  size_t dx4_off, nq4_off;
   float* y;          // y of (first token, first row)
   int64_t ldy;
 };
 using TileFn = void (*)(const TileArgs&);
 
-// One group of 4 blocks for all R × T pairs of the tile. wp[r] points at the group in row r
-// (or at a zero-padded copy of a partial last group).
+// One group of 4 blocks (starting at block blk) for all R × T pairs of the tile. wp[r] points
+// at the group in row r, or at a zero-padded copy of a partial last group.
 template <WFormat F, int R, int T>
 [[gnu::always_inline]] inline void group_step(const uint8_t* const (&wp)[R], const TileArgs& a,
-                                              int64_t blk, __m512i idx,
-                                              const float (&dws)[R][16], __m512 (&acc)[R][T]) {
+                                              int64_t blk, __m512 (&acc)[R][T]) {
   using Q = QFormat<F>;
+  __m512i bias[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    const auto* nq4 = reinterpret_cast<const __m512i*>(a.x + t * a.x_stride + a.nq4_off) + blk / 4;
+    bias[t] = _mm512_slli_epi32(_mm512_load_si512(nq4), Q::kBiasShift);
+  }
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     __m512i lo, hi;
-    Q::load_group(wp[r], lo, hi);
-    const __m512 dwp = _mm512_permutexvar_ps(idx, _mm512_load_ps(dws[r]));
+    __m512 dw;
+    Q::load_group(wp[r], lo, hi, dw);
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       const uint8_t* xrow = a.x + t * a.x_stride;
       const auto* xq = reinterpret_cast<const __m512i*>(xrow + blk * 32);
-      __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(xq));
+      __m512i s = _mm512_dpbusd_epi32(bias[t], lo, _mm512_load_si512(xq));
       s = _mm512_dpbusd_epi32(s, hi, _mm512_load_si512(xq + 1));
-      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dwp);
+      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dw);
       const auto* dx4 = reinterpret_cast<const float*>(xrow + a.dx4_off) + blk * 4;
       acc[r][t] = _mm512_fmadd_ps(f, _mm512_load_ps(dx4), acc[r][t]);
     }
@@ -128,55 +138,31 @@ template <WFormat F, int R, int T>
 
 template <WFormat F, int R, int T>
 void tile(const TileArgs& a) {
-  using Q = QFormat<F>;
-  constexpr size_t kBB = Q::kBlockBytes;
+  constexpr size_t kBB = QFormat<F>::kBlockBytes;
   __m512 acc[R][T];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  alignas(64) float dws[R][16];
-  const __m512 neg_offset = _mm512_set1_ps(-Q::kOffset);
-  const __m512i lanes_to_block = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const int64_t full_groups = a.nb / 4;
-
-  for (int64_t c = 0; c < a.nb; c += 16) {
-    const int64_t n_valid = min64(16, a.nb - c);
-    const __mmask16 m = static_cast<__mmask16>(n_valid >= 16 ? 0xffff : (1u << n_valid) - 1);
+  for (int64_t g = 0; g < full_groups; ++g) {
+    const uint8_t* wp[R];
 #pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) wp[r] = a.w + r * a.w_stride + 4 * g * kBB;
+    group_step<F, R, T>(wp, a, 4 * g, acc);
+  }
+  if (a.nb % 4 != 0) {
+    // The last, partial group runs on zero-padded copies so no load passes the row; the
+    // activation row is zero past nb, so the padding contributes nothing.
+    const int64_t blk = 4 * full_groups;
+    alignas(64) uint8_t pad[R][4 * kBB];
+    const uint8_t* wp[R];
     for (int r = 0; r < R; ++r) {
-      _mm512_store_ps(dws[r], load_scales16<kBB>(a.w + r * a.w_stride + c * kBB, m));
+      std::memset(pad[r], 0, sizeof(pad[r]));
+      std::memcpy(pad[r], a.w + r * a.w_stride + blk * kBB, static_cast<size_t>(a.nb - blk) * kBB);
+      wp[r] = pad[r];
     }
-    // Offset correction for the 16 blocks: acc += dw · (-K · sd).
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      const auto* sd = reinterpret_cast<const float*>(a.x + t * a.x_stride + a.sd_off) + c;
-      const __m512 nsd = _mm512_mul_ps(_mm512_load_ps(sd), neg_offset);
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(_mm512_load_ps(dws[r]), nsd, acc[r][t]);
-    }
-    const int64_t g_end = min64(c / 4 + 4, full_groups);
-    for (int64_t g = c / 4; g < g_end; ++g) {
-      const int64_t blk = 4 * g;
-      const __m512i idx = _mm512_add_epi32(lanes_to_block, _mm512_set1_epi32(static_cast<int>(blk - c)));
-      const uint8_t* wp[R];
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) wp[r] = a.w + r * a.w_stride + blk * kBB;
-      group_step<F, R, T>(wp, a, blk, idx, dws, acc);
-    }
-    if (g_end == full_groups && a.nb % 4 != 0 && c + 16 >= a.nb) {
-      // The last, partial group: run it on zero-padded copies so no load passes the row.
-      const int64_t blk = 4 * full_groups;
-      const __m512i idx = _mm512_add_epi32(lanes_to_block, _mm512_set1_epi32(static_cast<int>(blk - c)));
-      alignas(64) uint8_t pad[R][4 * kBB];
-      const uint8_t* wp[R];
-      for (int r = 0; r < R; ++r) {
-        std::memset(pad[r], 0, sizeof(pad[r]));
-        std::memcpy(pad[r], a.w + r * a.w_stride + blk * kBB, static_cast<size_t>(a.nb - blk) * kBB);
-        wp[r] = pad[r];
-      }
-      group_step<F, R, T>(wp, a, blk, idx, dws, acc);
-    }
+    group_step<F, R, T>(wp, a, blk, acc);
   }
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
@@ -193,7 +179,7 @@ void gemm(const GemmArgs& g) {
                                                      kRowTiles<F, 3>, kRowTiles<F, 4>};
   const ActRowLayout l = act_row_layout(g.cols);
   TileArgs a{.w = nullptr, .w_stride = g.w_stride, .nb = l.nb, .x = nullptr,
-             .x_stride = g.x_stride, .sd_off = l.sd_off, .dx4_off = l.dx4_off, .y = nullptr,
+             .x_stride = g.x_stride, .dx4_off = l.dx4_off, .nq4_off = l.nq4_off, .y = nullptr,
              .ldy = g.ldy};
   const auto* x = static_cast<const uint8_t*>(g.x);
   for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {

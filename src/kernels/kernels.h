@@ -30,12 +30,13 @@ inline bool uses_quantized_acts(WFormat f) { return f == WFormat::kQ8_0 || f == 
 // may run whole chunks without reading past the row:
 //   codes [nbp * 32] int8   block b's 32 codes, ordered per ActLayout (below)
 //   d     [nbp] f32         scale of block b
-//   sd    [nbp] f32         d * Σ q over the block: the weight formats whose codes are stored
-//                           with an offset (Q4_0: q - 8; Q8_0 in the AVX-512 kernel: q + 128
-//                           to make it unsigned for vpdpbusd) subtract offset * dw * sd once
-//                           per block instead of correcting every product
-//   dx4   [nbp * 4] f32     d of block b repeated 4 times: the AVX-512 kernel multiplies 4
-//                           int32 lanes per block by it without a permute per token
+//   sd    [nbp] f32         d * Σq over the block: weight codes stored with an offset K
+//                           (Q4_0: q + 8) contribute K * dw * sd too much, which the AVX2
+//                           kernel subtracts once per block instead of once per product
+//   dx4   [nbp * 4] f32     d of block b repeated 4 times, and
+//   nq4   [nbp * 4] int32   -Σq of block b repeated 4 times: the AVX-512 kernel keeps 4 int32
+//                           lanes per block, scales them by dx4 without a permute, and starts
+//                           them from nq4 * K / 4 to cancel its offset K in integer arithmetic
 // Every part is 64-byte aligned when the row is (nbp is a multiple of 16).
 inline constexpr int64_t kActChunk = 16;
 
@@ -55,6 +56,7 @@ struct ActRowLayout {
   size_t d_off = 0;  // byte offsets of the parts from the row start
   size_t sd_off = 0;
   size_t dx4_off = 0;
+  size_t nq4_off = 0;
   size_t bytes = 0;  // a multiple of 64
 };
 ActRowLayout act_row_layout(int64_t cols);

@@ -16,7 +16,8 @@ ActRowLayout act_row_layout(int64_t cols) {
   l.d_off = nbp * 32;
   l.sd_off = l.d_off + nbp * 4;
   l.dx4_off = l.sd_off + nbp * 4;
-  l.bytes = l.dx4_off + nbp * 16;  // 56 * nbp, a multiple of 64 since nbp % 16 == 0
+  l.nq4_off = l.dx4_off + nbp * 16;
+  l.bytes = l.nq4_off + nbp * 16;  // 72 * nbp, a multiple of 64 since nbp % 16 == 0
   return l;
 }
 
@@ -28,6 +29,7 @@ void quantize_acts_ref(const float* x, int64_t cols, void* dst, ActLayout layout
   auto* d_out = reinterpret_cast<float*>(base + l.d_off);
   auto* sd_out = reinterpret_cast<float*>(base + l.sd_off);
   auto* dx4_out = reinterpret_cast<float*>(base + l.dx4_off);
+  auto* nq4_out = reinterpret_cast<int32_t*>(base + l.nq4_off);
   for (int64_t b = 0; b < l.nb; ++b) {
     const float* xb = x + b * 32;
     float amax = 0.f;
@@ -55,7 +57,10 @@ void quantize_acts_ref(const float* x, int64_t cols, void* dst, ActLayout layout
     std::memcpy(hi, q + 16, 16);
     d_out[b] = d;
     sd_out[b] = d * static_cast<float>(sum);
-    for (int k = 0; k < 4; ++k) dx4_out[b * 4 + k] = d;
+    for (int k = 0; k < 4; ++k) {
+      dx4_out[b * 4 + k] = d;
+      nq4_out[b * 4 + k] = -sum;
+    }
   }
 }
 

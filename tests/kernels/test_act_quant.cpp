@@ -33,6 +33,7 @@ TEST(KernelActQuant, LayoutSizesAndAlignment) {
     EXPECT_EQ(l.d_off % 64, 0u);
     EXPECT_EQ(l.sd_off % 64, 0u);
     EXPECT_EQ(l.dx4_off % 64, 0u);
+    EXPECT_EQ(l.nq4_off % 64, 0u);
   }
 }
 
@@ -53,7 +54,10 @@ TEST(KernelActQuant, ReferenceKnownValues) {
   for (int j = 0; j < 32; ++j) sum += q[j];
   EXPECT_EQ(reinterpret_cast<const float*>(row.data + l.d_off)[0], 1.f);
   EXPECT_EQ(reinterpret_cast<const float*>(row.data + l.sd_off)[0], static_cast<float>(sum));
-  for (int k = 0; k < 4; ++k) EXPECT_EQ(reinterpret_cast<const float*>(row.data + l.dx4_off)[k], 1.f);
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(reinterpret_cast<const float*>(row.data + l.dx4_off)[k], 1.f);
+    EXPECT_EQ(reinterpret_cast<const int32_t*>(row.data + l.nq4_off)[k], -sum);
+  }
   // Padding blocks 1..15 are zero everywhere.
   for (int64_t i = 32; i < l.nbp * 32; ++i) EXPECT_EQ(q[i], 0) << i;
   EXPECT_EQ(reinterpret_cast<const float*>(row.data + l.d_off)[5], 0.f);

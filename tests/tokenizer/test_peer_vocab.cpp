@@ -1,99 +1,192 @@
 // llama.cpp's tokenizer test vectors (tests/test-tokenizer-0 format): for every NAME.gguf
 // with NAME.gguf.inp / NAME.gguf.out in ../shared/peer-tests/llama.cpp-tokenizer, every
 // input must encode to the expected ids (add_special = false, parse_special = false).
+// The same vocabularies also check that write_gguf_metadata → from_gguf, and (for the
+// byte-level ones) a tokenizer.json written from them, encode identically.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <nlohmann/json.hpp>
 
 #include "format/gguf.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer_test_util.h"
 
-namespace mcmoe::tokenizer {
+namespace mcmoe::tokenizer::test {
 namespace {
 
-namespace fs = std::filesystem;
+struct PeerCase {
+  std::string name;  // NAME.gguf
+  fs::path gguf;
+  std::vector<std::string> inputs;
+  std::vector<std::vector<int32_t>> expected;
+};
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::vector<PeerCase> peer_cases() {
+  const fs::path dir = shared_dir() / "peer-tests" / "llama.cpp-tokenizer";
+  std::vector<PeerCase> out;
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string file = e.path().filename().string();
+    if (file.size() <= 9 || !file.ends_with(".gguf.inp")) continue;
+    PeerCase c;
+    c.name = file.substr(0, file.size() - 4);
+    c.gguf = dir / c.name;
+    c.inputs = split_inputs(slurp(e.path()));
+    c.expected = read_outputs(dir / (c.name + ".out"));
+    out.push_back(std::move(c));
+  }
+  std::sort(out.begin(), out.end(), [](const PeerCase& a, const PeerCase& b) { return a.name < b.name; });
+  return out;
 }
 
-// Inputs are separated by "\n__ggml_vocab_test__\n" (the newline before the marker
-// belongs to the separator); the file ends with a separator, after which nothing counts.
-std::vector<std::string> split_inputs(const std::string& raw) {
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < raw.size()) {
-    const size_t next = raw.find(sep, pos);
-    if (next == std::string::npos) {
-      out.push_back(raw.substr(pos));
-      break;
+// Encodes every input and reports "NAME: passed/total".
+size_t check_vectors(const Tokenizer& tok, const PeerCase& c, const char* how) {
+  size_t passed = 0;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    const std::vector<int32_t> got = tok.encode(c.inputs[i]);
+    if (got == c.expected[i]) {
+      ++passed;
+    } else {
+      ADD_FAILURE() << c.name << " (" << how << ") input " << i << " '" << c.inputs[i]
+                    << "'\n  expected: " << show(c.expected[i]) << "\n  got:      " << show(got);
     }
-    out.push_back(raw.substr(pos, next - pos));
-    pos = next + sep.size();
   }
-  return out;
+  std::printf("[ vocab    ] %-32s %-18s %zu/%zu passed\n", c.name.c_str(), how, passed, c.inputs.size());
+  return passed;
 }
-
-std::vector<std::vector<int32_t>> read_outputs(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<std::vector<int32_t>> out;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream ls(line);
-    std::vector<int32_t> ids;
-    for (int64_t x; ls >> x;) ids.push_back(static_cast<int32_t>(x));
-    out.push_back(std::move(ids));
-  }
-  return out;
-}
-
-std::string show(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (int32_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
-  return s;
-}
-
-fs::path peer_dir() { return fs::path(MCMOE_SOURCE_DIR) / ".." / "shared" / "peer-tests" / "llama.cpp-tokenizer"; }
 
 TEST(TokenizerPeerVocab, LlamaCppVectors) {
-  const fs::path dir = peer_dir();
-  if (!fs::is_directory(dir)) GTEST_SKIP() << dir << " is absent";
-  std::vector<fs::path> inputs;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.size() > 9 && name.ends_with(".gguf.inp")) inputs.push_back(e.path());
-  }
-  std::sort(inputs.begin(), inputs.end());
-  ASSERT_FALSE(inputs.empty()) << "no *.gguf.inp in " << dir;
-  for (const fs::path& inp : inputs) {
-    const std::string base = inp.string().substr(0, inp.string().size() - 4);  // NAME.gguf
-    SCOPED_TRACE(base);
-    const std::vector<std::string> texts = split_inputs(slurp(inp));
-    const auto expected = read_outputs(base + ".out");
-    ASSERT_EQ(texts.size(), expected.size()) << "inputs and expected outputs differ in number";
-    format::GgufFile gguf(base);
+  const auto cases = peer_cases();
+  if (cases.empty()) GTEST_SKIP() << "../shared/peer-tests/llama.cpp-tokenizer is absent";
+  for (const PeerCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    ASSERT_EQ(c.inputs.size(), c.expected.size()) << "inputs and expected outputs differ in number";
+    ASSERT_FALSE(c.inputs.empty());
+    format::GgufFile gguf(c.gguf.string());
     const auto tok = Tokenizer::from_gguf(gguf);
-    size_t passed = 0;
-    for (size_t i = 0; i < texts.size(); ++i) {
-      const std::vector<int32_t> got = tok->encode(texts[i]);
-      if (got == expected[i]) {
-        ++passed;
+    EXPECT_EQ(check_vectors(*tok, c, "from_gguf"), c.inputs.size());
+  }
+}
+
+TEST(TokenizerPeerVocab, GgufMetadataRoundTrip) {
+  const auto cases = peer_cases();
+  if (cases.empty()) GTEST_SKIP() << "../shared/peer-tests/llama.cpp-tokenizer is absent";
+  ScratchDir tmp;
+  for (const PeerCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    format::GgufFile gguf(c.gguf.string());
+    const auto tok = Tokenizer::from_gguf(gguf);
+    format::GgufWriter w;
+    tok->write_gguf_metadata(w);
+    const fs::path out = tmp / c.name;
+    w.write(out.string());
+    format::GgufFile back_file(out.string());
+    const auto back = Tokenizer::from_gguf(back_file);
+    EXPECT_EQ(back->n_vocab(), tok->n_vocab());
+    EXPECT_EQ(back->bos_id(), tok->bos_id());
+    EXPECT_EQ(back->eos_id(), tok->eos_id());
+    EXPECT_EQ(back->add_bos(), tok->add_bos());
+    EXPECT_EQ(check_vectors(*back, c, "gguf round trip"), c.inputs.size());
+  }
+}
+
+// PCRE2 patterns spell non-ASCII characters as \x{HEX}; tokenizer.json has them literally.
+std::string literal_chars(const std::string& re) {
+  std::string out;
+  for (size_t i = 0; i < re.size(); ++i) {
+    if (re.compare(i, 3, "\\x{") == 0) {
+      const size_t end = re.find('}', i);
+      const auto cp = static_cast<uint32_t>(std::stoul(re.substr(i + 3, end - i - 3), nullptr, 16));
+      if (cp < 0x80) {
+        out += static_cast<char>(cp);
+      } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+      } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
       } else {
-        ADD_FAILURE() << "input " << i << " '" << texts[i] << "'\n  expected: " << show(expected[i])
-                      << "\n  got:      " << show(got);
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+      }
+      i = end;
+    } else {
+      out += re[i];
+    }
+  }
+  return out;
+}
+
+// A Hugging Face tokenizer.json for a byte-level vocabulary, laid out as the real ones of
+// its family are (Split steps, Digits, ByteLevel), merges in the ["a", "b"] form.
+nlohmann::json hf_json_for(const Tokenizer& tok) {
+  using nlohmann::json;
+  const VocabData& v = tok.vocab();
+  json vocab = json::object();
+  json added = json::array();
+  for (int32_t i = 0; i < tok.n_vocab(); ++i) {
+    const TokenType t = v.types[i];
+    if (t == TokenType::Control || t == TokenType::UserDefined) {
+      added.push_back({{"id", i}, {"content", v.tokens[i]}, {"special", t == TokenType::Control}});
+    }
+    vocab[v.tokens[i]] = i;
+  }
+  json merges = json::array();
+  for (const std::string& m : v.merges) {
+    const size_t sp = m.find(' ', 1);
+    merges.push_back(json::array({m.substr(0, sp), m.substr(sp + 1)}));
+  }
+  const auto split = [](const std::string& re) {
+    return json{{"type", "Split"}, {"pattern", {{"Regex", literal_chars(re)}}}, {"behavior", "Isolated"}, {"invert", false}};
+  };
+  json pre;
+  if (v.pre == "gpt-2") {
+    pre = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  } else {
+    const detail::PreFamily* fam = detail::find_pre_family(v.pre);
+    EXPECT_NE(fam, nullptr);
+    json steps = json::array();
+    for (const std::string& re : fam->regexes) {
+      if (re == R"(\p{N}+)" || re == R"(\p{N})") {
+        steps.push_back({{"type", "Digits"}, {"individual_digits", re == R"(\p{N})"}});
+      } else {
+        steps.push_back(split(re));
       }
     }
-    std::printf("[ vocab    ] %s: %zu/%zu passed\n", fs::path(base).filename().c_str(), passed, texts.size());
-    EXPECT_EQ(passed, texts.size());
+    steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}});
+    pre = {{"type", "Sequence"}, {"pretokenizers", steps}};
+  }
+  return json{{"version", "1.0"},
+              {"added_tokens", added},
+              {"normalizer", nullptr},
+              {"pre_tokenizer", pre},
+              {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"byte_fallback", false}}}};
+}
+
+TEST(TokenizerPeerVocab, HfTokenizerJsonFromByteLevelVocab) {
+  const auto cases = peer_cases();
+  if (cases.empty()) GTEST_SKIP() << "../shared/peer-tests/llama.cpp-tokenizer is absent";
+  for (const PeerCase& c : cases) {
+    format::GgufFile gguf(c.gguf.string());
+    const auto tok = Tokenizer::from_gguf(gguf);
+    if (tok->vocab().model != "gpt2") continue;
+    SCOPED_TRACE(c.name);
+    ScratchDir dir;
+    spit(dir / "tokenizer.json", hf_json_for(*tok).dump());
+    spit(dir / "config.json", nlohmann::json{{"bos_token_id", tok->bos_id()}, {"eos_token_id", tok->eos_id()}}.dump());
+    const auto hf = Tokenizer::from_hf_dir(dir.path().string());
+    EXPECT_EQ(hf->vocab().pre, tok->vocab().pre);
+    EXPECT_EQ(hf->n_vocab(), tok->n_vocab());
+    EXPECT_EQ(hf->eos_id(), tok->eos_id());
+    EXPECT_EQ(check_vectors(*hf, c, "tokenizer.json"), c.inputs.size());
   }
 }
 
 }  // namespace
-}  // namespace mcmoe::tokenizer
+}  // namespace mcmoe::tokenizer::test

@@ -1,0 +1,227 @@
+// Malformed inputs fail with one-line mcmoe::Error messages naming the file and the key
+// (or field) and what was expected versus found: truncated / foreign protobuf, broken
+// tokenizer.json, inconsistent or out-of-range GGUF metadata, bad config files.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "format/gguf.h"
+#include "synthetic_vocab.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer_test_util.h"
+
+namespace mcmoe::tokenizer::test {
+namespace {
+
+using format::GgufType;
+using format::GgufValue;
+
+// ---- SentencePiece protobuf ---------------------------------------------------------
+
+std::string varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+  return out;
+}
+std::string field_varint(uint32_t field, uint64_t v) { return varint(field << 3 | 0) + varint(v); }
+std::string field_bytes(uint32_t field, const std::string& b) { return varint(field << 3 | 2) + varint(b.size()) + b; }
+std::string piece(const std::string& text, float score, int type) {
+  std::string f(4, '\0');
+  std::memcpy(f.data(), &score, 4);
+  return field_bytes(1, field_bytes(1, text) + varint(2 << 3 | 5) + f + field_varint(3, type));
+}
+
+TEST(TokenizerErrors, TruncatedSentencePieceModel) {
+  const std::string model = slurp(data_dir() / "mixtral-tiny" / "tokenizer.model");
+  ASSERT_GT(model.size(), 10000u);
+  ScratchDir dir;
+  spit(dir / "tokenizer.model", model.substr(0, 5000));
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.model", "truncated protobuf"});
+  spit(dir / "tokenizer.model", model.substr(0, model.size() - 3));
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.model", "truncated protobuf", "bytes"});
+  spit(dir / "tokenizer.model", std::string("\x0f\xff\xff", 3));  // field 1 with wire type 7
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.model", "wire type"});
+  spit(dir / "tokenizer.model", "");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.model", "empty"});
+}
+
+TEST(TokenizerErrors, UnsupportedSentencePieceModels) {
+  ScratchDir dir;
+  const std::string pieces = piece("<unk>", 0, 2) + piece("<s>", 0, 3) + piece("</s>", 0, 3) + piece("a", -1, 1);
+  spit(dir / "tokenizer.model", pieces + field_bytes(2, field_varint(3, 1)));  // model_type = UNIGRAM
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.model", "model_type = 1", "UNIGRAM"});
+  spit(dir / "tokenizer.model", pieces + field_bytes(2, field_varint(3, 2) + field_varint(35, 1)));  // no byte pieces
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.model", "byte_fallback", "256"});
+  spit(dir / "tokenizer.model", pieces + field_bytes(2, field_varint(3, 2) + field_varint(41, 9)));  // bos_id = 9
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.model", "bos_id = 9", "out of range"});
+  // A well-formed minimal BPE model loads, with the defaults of sentencepiece_model.proto.
+  spit(dir / "tokenizer.model", pieces + field_bytes(2, field_varint(3, 2)));
+  const auto tok = Tokenizer::from_hf_dir(dir.path().string());
+  EXPECT_EQ(tok->n_vocab(), 4);
+  // As python sentencepiece on the same bytes: "▁" is unknown, there is no byte fallback,
+  // and a run of unknown pieces is one <unk>.
+  EXPECT_EQ(tok->encode("a a"), (std::vector<int32_t>{0, 3, 0, 3}));
+  EXPECT_EQ(tok->encode("bb cc a"), (std::vector<int32_t>{0, 3}));
+  EXPECT_EQ(tok->encode("xy"), (std::vector<int32_t>{0}));
+  EXPECT_EQ(tok->encode("  "), (std::vector<int32_t>{}));
+}
+
+// ---- tokenizer.json / config files ----------------------------------------------------
+
+TEST(TokenizerErrors, MalformedTokenizerJson) {
+  ScratchDir dir;
+  spit(dir / "tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0,)");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.json", "malformed JSON"});
+  spit(dir / "tokenizer.json", R"({"model": {"type": "BPE", "merges": []}})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.json", "model.vocab", "missing"});
+  spit(dir / "tokenizer.json", R"({"version": "1.0"})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.json", "'model'"});
+  spit(dir / "tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.json", "model.type", "WordPiece"});
+  spit(dir / "tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": "zero"}}})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.json", "model.vocab['a']"});
+  spit(dir / "tokenizer.json",
+       R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": [7]}})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.json", "model.merges[0]"});
+  spit(dir / "tokenizer.json",
+       R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated"},)"
+       R"( "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.json", "ByteLevel"});
+}
+
+TEST(TokenizerErrors, BadConfigFiles) {
+  ScratchDir dir;
+  spit(dir / "tokenizer.model", slurp(data_dir() / "mixtral-tiny" / "tokenizer.model"));
+  spit(dir / "config.json", R"({"bos_token_id": 1, "eos_token_id": 5000})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"config.json", "eos_token_id = 5000", "out of range"});
+  spit(dir / "config.json", R"({"bos_token_id": 1, "eos_token_id": [2, 7]})");
+  EXPECT_EQ(Tokenizer::from_hf_dir(dir.path().string())->eos_id(), 2) << "the first of a list of EOS ids";
+  spit(dir / "tokenizer_config.json", R"({"bos_token": "<nope>"})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer_config.json", "bos_token", "<nope>"});
+  spit(dir / "tokenizer_config.json", R"({"add_bos_token": false, "bos_token": {"content": "</s>"}})");
+  const auto tok = Tokenizer::from_hf_dir(dir.path().string());
+  EXPECT_FALSE(tok->add_bos());
+  EXPECT_EQ(tok->bos_id(), 2);
+  spit(dir / "tokenizer_config.json", R"({"add_bos_token": tru)");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer_config.json", "malformed JSON"});
+  expect_error([&] { Tokenizer::from_hf_dir((dir / "absent").string()); }, {"absent", "not a directory"});
+  ScratchDir empty;
+  expect_error([&] { Tokenizer::from_hf_dir(empty.path().string()); }, {"neither tokenizer.model nor tokenizer.json"});
+}
+
+// ---- GGUF metadata --------------------------------------------------------------------
+
+// GGUF metadata of the synthetic SentencePiece vocabulary, then `edit` applied.
+std::string write_gguf(const ScratchDir& dir, const std::function<void(format::GgufWriter&)>& edit) {
+  const auto tok = Tokenizer::from_vocab(synthetic_spm());
+  format::GgufWriter w;
+  tok->write_gguf_metadata(w);
+  edit(w);
+  const std::string path = (dir / "vocab.gguf").string();
+  w.write(path);
+  return path;
+}
+
+std::vector<GgufValue> strings(std::initializer_list<const char*> xs) {
+  std::vector<GgufValue> out;
+  for (const char* x : xs) out.push_back(GgufValue::str(x));
+  return out;
+}
+
+TEST(TokenizerErrors, GgufArraysOfDifferentLengths) {
+  ScratchDir dir;
+  const std::string path = write_gguf(dir, [](format::GgufWriter& w) {
+    w.set("tokenizer.ggml.scores", GgufValue::array(GgufType::F32, {GgufValue::f32(0), GgufValue::f32(-1)}));
+  });
+  format::GgufFile g(path);
+  expect_error([&] { Tokenizer::from_gguf(g); },
+               {path, "tokenizer.ggml.scores", "2 entries", "tokenizer.ggml.tokens", "has 277"});
+  const std::string path2 = write_gguf(dir, [](format::GgufWriter& w) {
+    w.set("tokenizer.ggml.token_type", GgufValue::array(GgufType::I32, {GgufValue::i32(1)}));
+  });
+  format::GgufFile g2(path2);
+  expect_error([&] { Tokenizer::from_gguf(g2); }, {"tokenizer.ggml.token_type", "1 entries"});
+}
+
+TEST(TokenizerErrors, GgufSpecialIdOutOfRange) {
+  ScratchDir dir;
+  const std::string path = write_gguf(dir, [](format::GgufWriter& w) {
+    w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(100000));
+  });
+  format::GgufFile g(path);
+  expect_error([&] { Tokenizer::from_gguf(g); }, {path, "tokenizer.ggml.bos_token_id = 100000", "out of range", "277 tokens"});
+  const std::string path2 = write_gguf(dir, [](format::GgufWriter& w) {
+    w.set("tokenizer.ggml.eos_token_id", GgufValue::i32(-5));
+  });
+  format::GgufFile g2(path2);
+  expect_error([&] { Tokenizer::from_gguf(g2); }, {"tokenizer.ggml.eos_token_id = -5"});
+}
+
+TEST(TokenizerErrors, GgufWrongOrMissingKeys) {
+  ScratchDir dir;
+  {
+    const std::string path = write_gguf(dir, [](format::GgufWriter& w) {
+      w.set("tokenizer.ggml.tokens", GgufValue::array(GgufType::I32, {GgufValue::i32(1)}));
+    });
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); }, {path, "tokenizer.ggml.tokens", "array of string", "i32"});
+  }
+  {
+    const std::string path = write_gguf(dir, [](format::GgufWriter& w) {
+      w.set("tokenizer.ggml.model", GgufValue::str("t5"));
+    });
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); }, {"tokenizer.ggml.model", "'t5'", "not supported"});
+  }
+  {
+    const std::string path = write_gguf(dir, [](format::GgufWriter& w) {
+      w.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
+      w.set("tokenizer.ggml.merges", GgufValue::array(GgufType::STRING, strings({"a b"})));
+      w.set("tokenizer.ggml.pre", GgufValue::str("no-such-family"));
+    });
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); }, {"no-such-family", "tokenizer.ggml.pre", "not supported"});
+  }
+  {
+    const std::string path = write_gguf(dir, [](format::GgufWriter& w) {
+      w.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
+    });
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); }, {"tokenizer.ggml.merges", "gpt2"});
+  }
+  {
+    format::GgufWriter w;
+    w.set("general.architecture", GgufValue::str("llama"));
+    const std::string path = (dir / "novocab.gguf").string();
+    w.write(path);
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); }, {path, "tokenizer.ggml.model"});
+  }
+  {
+    const std::string path = write_gguf(dir, [](format::GgufWriter& w) {
+      w.set("tokenizer.ggml.precompiled_charsmap", GgufValue::array(GgufType::U8, {GgufValue{GgufType::U8, uint64_t{1}}}));
+    });
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); }, {"precompiled_charsmap", "too short"});
+  }
+}
+
+TEST(TokenizerErrors, BadIdsAndDuplicates) {
+  const auto tok = Tokenizer::from_vocab(synthetic_spm());
+  expect_error([&] { tok->token_to_piece(tok->n_vocab()); }, {"token id 277", "out of range"});
+  expect_error([&] { tok->decode(std::vector<int32_t>{-1}); }, {"token id -1"});
+  VocabData v = synthetic_spm();
+  v.tokens[5] = v.tokens[4];
+  expect_error([&] { Tokenizer::from_vocab(v); }, {"synthetic-spm", "duplicate token", "ids 4 and 5"});
+  VocabData w = synthetic_spm();
+  w.add_eos = true;
+  w.eos_id = -1;
+  expect_error([&] { Tokenizer::from_vocab(w); }, {"add_eos", "no EOS"});
+}
+
+}  // namespace
+}  // namespace mcmoe::tokenizer::test
