@@ -64,13 +64,16 @@ void quantize_acts(const float* x, int64_t cols, void* dst) {
     const float id = d != 0.f ? 1.f / d : 0.f;
     const __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
-    for (int i = 0; i < 4; ++i) q[i] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[i], vid)));
-    const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    for (int i = 0; i < 4; ++i)
+      q[i] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[i], vid)));
+    const int sum =
+        hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     // packs work within 128-bit lanes: the result's 32-bit groups come out as 0 2 4 6 1 3 5 7.
     const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
     const __m256i p16b = _mm256_packs_epi32(q[2], q[3]);
     const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
-    const __m256i ordered = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    const __m256i ordered =
+        _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + b * 32), ordered);
     d_out[b] = d;
     sd_out[b] = d * static_cast<float>(sum);

@@ -27,8 +27,8 @@ inline __m512 round_half_away(__m512 v) {
   const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
   const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
   const __mmask16 step = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-  const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.f),
-                                  _mm512_and_ps(v, _mm512_set1_ps(-0.f)));  // ±1 like v
+  const __m512 one =
+      _mm512_or_ps(_mm512_set1_ps(1.f), _mm512_and_ps(v, _mm512_set1_ps(-0.f)));  // ±1 like v
   return _mm512_mask_add_ps(t, step, t, one);
 }
 
@@ -45,7 +45,8 @@ void quantize_acts(const float* x, int64_t cols, void* dst) {
   // Zero the padding blocks only; real blocks are fully written below. A partial group of 4
   // leaves holes in its 128 code bytes, so zero from that group's start.
   const int64_t first_pad_group = l.nb / 4;
-  std::memset(codes + first_pad_group * 128, 0, static_cast<size_t>(l.nbp * 32 - first_pad_group * 128));
+  std::memset(codes + first_pad_group * 128, 0,
+              static_cast<size_t>(l.nbp * 32 - first_pad_group * 128));
   const size_t pad = static_cast<size_t>(l.nbp - l.nb);
   std::memset(d_out + l.nb, 0, pad * 4);
   std::memset(sd_out + l.nb, 0, pad * 4);

@@ -9,11 +9,11 @@ namespace mcmoe::kernels {
 
 namespace {
 
-#define MCMOE_SET(ns, isa_value, layout)                                                    \
-  KernelSet {                                                                               \
-    .isa = isa_value, .act_layout = layout, .quantize_acts = ns::quantize_acts,             \
-    .row_to_f32 = {ns::f32_to_f32, ns::f16_to_f32, ns::bf16_to_f32},                        \
-    .gemm = {ns::gemm_f32, ns::gemm_f16, ns::gemm_bf16, ns::gemm_q8_0, ns::gemm_q4_0},     \
+#define MCMOE_SET(ns, isa_value, layout)                                               \
+  KernelSet {                                                                          \
+    .isa = isa_value, .act_layout = layout, .quantize_acts = ns::quantize_acts,        \
+    .row_to_f32 = {ns::f32_to_f32, ns::f16_to_f32, ns::bf16_to_f32},                   \
+    .gemm = {ns::gemm_f32, ns::gemm_f16, ns::gemm_bf16, ns::gemm_q8_0, ns::gemm_q4_0}, \
   }
 
 // Index = static_cast<int>(Isa). The AVX-512 quantized kernel keeps 4 blocks per register,
@@ -32,7 +32,8 @@ bool cpu_supports(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   switch (isa) {
-    case Isa::kScalar: return true;
+    case Isa::kScalar:
+      return true;
     case Isa::kAvx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("f16c");
@@ -54,20 +55,33 @@ bool cpu_supports(Isa isa) {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512: return "avx512";
+    case Isa::kScalar:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
   }
   return "?";
 }
 
 bool wformat_of(DType type, WFormat* out) {
   switch (type) {
-    case DType::F32: *out = WFormat::kF32; return true;
-    case DType::F16: *out = WFormat::kF16; return true;
-    case DType::BF16: *out = WFormat::kBF16; return true;
-    case DType::Q8_0: *out = WFormat::kQ8_0; return true;
-    case DType::Q4_0: *out = WFormat::kQ4_0; return true;
+    case DType::F32:
+      *out = WFormat::kF32;
+      return true;
+    case DType::F16:
+      *out = WFormat::kF16;
+      return true;
+    case DType::BF16:
+      *out = WFormat::kBF16;
+      return true;
+    case DType::Q8_0:
+      *out = WFormat::kQ8_0;
+      return true;
+    case DType::Q4_0:
+      *out = WFormat::kQ4_0;
+      return true;
   }
   return false;
 }
@@ -108,6 +122,8 @@ ScopedIsa::ScopedIsa(Isa isa) {
   set_isa_override(isa);
 }
 
-ScopedIsa::~ScopedIsa() { g_override.store(previous_ ? static_cast<int>(*previous_) : -1); }
+ScopedIsa::~ScopedIsa() {
+  g_override.store(previous_ ? static_cast<int>(*previous_) : -1);
+}
 
 }  // namespace mcmoe::kernels

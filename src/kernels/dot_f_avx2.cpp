@@ -16,7 +16,9 @@ constexpr int kRowTile = 4;
 constexpr int kTokTile = 2;
 constexpr int64_t kTokBlock = 32;
 
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t min64(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -73,28 +75,29 @@ using TileFn = void (*)(const TileArgs&);
 template <WFormat F, int R, int T>
 void tile(const TileArgs& a) {
   __m256 acc[R][T];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   int64_t c = 0;
   for (; c + 8 <= a.cols; c += 8) {
     __m256 xv[T];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(a.x + t * a.ldx + c);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m256 wv = load_w8<F>(a.w + r * a.w_stride, c);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       float s = hsum(acc[r][t]);
-      for (int64_t k = c; k < a.cols; ++k) s += load_w1<F>(a.w + r * a.w_stride, k) * a.x[t * a.ldx + k];
+      for (int64_t k = c; k < a.cols; ++k)
+        s += load_w1<F>(a.w + r * a.w_stride, k) * a.x[t * a.ldx + k];
       a.y[t * a.ldy + r] = s;
     }
   }
@@ -108,8 +111,13 @@ void gemm(const GemmArgs& g) {
   static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
                                                      kRowTiles<F, 3>, kRowTiles<F, 4>};
   const int64_t ldx = static_cast<int64_t>(g.x_stride / sizeof(float));
-  TileArgs a{.w = nullptr, .w_stride = g.w_stride, .cols = g.cols, .x = nullptr, .ldx = ldx,
-             .y = nullptr, .ldy = g.ldy};
+  TileArgs a{.w = nullptr,
+             .w_stride = g.w_stride,
+             .cols = g.cols,
+             .x = nullptr,
+             .ldx = ldx,
+             .y = nullptr,
+             .ldy = g.ldy};
   const auto* x = static_cast<const float*>(g.x);
   for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
     const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
@@ -136,11 +144,23 @@ void widen_row(const void* src, float* dst, int64_t n) {
 
 }  // namespace
 
-void gemm_f32(const GemmArgs& a) { gemm<WFormat::kF32>(a); }
-void gemm_f16(const GemmArgs& a) { gemm<WFormat::kF16>(a); }
-void gemm_bf16(const GemmArgs& a) { gemm<WFormat::kBF16>(a); }
-void f32_to_f32(const void* src, float* dst, int64_t n) { widen_row<WFormat::kF32>(src, dst, n); }
-void f16_to_f32(const void* src, float* dst, int64_t n) { widen_row<WFormat::kF16>(src, dst, n); }
-void bf16_to_f32(const void* src, float* dst, int64_t n) { widen_row<WFormat::kBF16>(src, dst, n); }
+void gemm_f32(const GemmArgs& a) {
+  gemm<WFormat::kF32>(a);
+}
+void gemm_f16(const GemmArgs& a) {
+  gemm<WFormat::kF16>(a);
+}
+void gemm_bf16(const GemmArgs& a) {
+  gemm<WFormat::kBF16>(a);
+}
+void f32_to_f32(const void* src, float* dst, int64_t n) {
+  widen_row<WFormat::kF32>(src, dst, n);
+}
+void f16_to_f32(const void* src, float* dst, int64_t n) {
+  widen_row<WFormat::kF16>(src, dst, n);
+}
+void bf16_to_f32(const void* src, float* dst, int64_t n) {
+  widen_row<WFormat::kBF16>(src, dst, n);
+}
 
 }  // namespace mcmoe::kernels::avx2

@@ -23,7 +23,9 @@ constexpr int kRowTile = 4;
 constexpr int kTokTile = 2;
 constexpr int64_t kTokBlock = 64;  // see dot_q_avx512.cpp
 
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t min64(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
 inline float load_fp16(const uint8_t* p) {
   uint16_t h;
@@ -95,14 +97,14 @@ void tile(const TileArgs& a) {
   using Q = QFormat<F>;
   constexpr size_t kBB = Q::kBlockBytes;
   __m256 acc[R][T];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   alignas(32) float dws[R][8];
   const float* dx[T];
   const float* sd[T];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int t = 0; t < T; ++t) {
     dx[t] = reinterpret_cast<const float*>(a.x + t * a.x_stride + a.d_off);
     sd[t] = reinterpret_cast<const float*>(a.x + t * a.x_stride + a.sd_off);
@@ -111,38 +113,40 @@ void tile(const TileArgs& a) {
   // dx / sd may cover blocks past nb (their contributions are zero).
   for (int64_t c = 0; c < a.nb; c += 8) {
     const int64_t n_valid = min64(8, a.nb - c);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       for (int64_t k = 0; k < 8; ++k) {
         dws[r][k] = k < n_valid ? load_fp16(a.w + r * a.w_stride + (c + k) * kBB) : 0.f;
       }
     }
     if constexpr (Q::kHasOffset) {
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
         const __m256 nsd = _mm256_mul_ps(_mm256_loadu_ps(sd[t] + c), _mm256_set1_ps(-8.f));
-        #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(_mm256_load_ps(dws[r]), nsd, acc[r][t]);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+          acc[r][t] = _mm256_fmadd_ps(_mm256_load_ps(dws[r]), nsd, acc[r][t]);
       }
     }
     for (int64_t k = 0; k < n_valid; ++k) {
       const int64_t b = c + k;
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const typename Q::W w = Q::load(a.w + r * a.w_stride + b * kBB);
         const __m256 dw = _mm256_set1_ps(dws[r][k]);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int t = 0; t < T; ++t) {
-          const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.x + t * a.x_stride + b * 32));
+          const __m256i xq =
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(a.x + t * a.x_stride + b * 32));
           const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(Q::dot(w, xq)), dw);
           acc[r][t] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(dx[t] + b), acc[r][t]);
         }
       }
     }
   }
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = hsum(acc[r][t]);
 }
 
@@ -154,8 +158,14 @@ void gemm(const GemmArgs& g) {
   static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
                                                      kRowTiles<F, 3>, kRowTiles<F, 4>};
   const ActRowLayout l = act_row_layout(g.cols);
-  TileArgs a{.w = nullptr, .w_stride = g.w_stride, .nb = l.nb, .x = nullptr,
-             .x_stride = g.x_stride, .d_off = l.d_off, .sd_off = l.sd_off, .y = nullptr,
+  TileArgs a{.w = nullptr,
+             .w_stride = g.w_stride,
+             .nb = l.nb,
+             .x = nullptr,
+             .x_stride = g.x_stride,
+             .d_off = l.d_off,
+             .sd_off = l.sd_off,
+             .y = nullptr,
              .ldy = g.ldy};
   const auto* x = static_cast<const uint8_t*>(g.x);
   for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
@@ -175,7 +185,11 @@ void gemm(const GemmArgs& g) {
 
 }  // namespace
 
-void gemm_q8_0(const GemmArgs& a) { gemm<WFormat::kQ8_0>(a); }
-void gemm_q4_0(const GemmArgs& a) { gemm<WFormat::kQ4_0>(a); }
+void gemm_q8_0(const GemmArgs& a) {
+  gemm<WFormat::kQ8_0>(a);
+}
+void gemm_q4_0(const GemmArgs& a) {
+  gemm<WFormat::kQ4_0>(a);
+}
 
 }  // namespace mcmoe::kernels::avx2

@@ -40,7 +40,8 @@ void gemm_float(const GemmArgs& a) {
         widen<F>(wrow + c0 * kElemBytes, wbuf, nc);
         for (int64_t t = 0; t < nt; ++t) {
           const auto* x = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) +
-                                                         (t0 + t) * a.x_stride) + c0;
+                                                         (t0 + t) * a.x_stride) +
+                          c0;
           float s = 0.f;
           for (int64_t c = 0; c < nc; ++c) s += wbuf[c] * x[c];
           acc[t] += s;
@@ -91,11 +92,21 @@ void gemm_quant(const GemmArgs& a) {
 
 }  // namespace
 
-void gemm_f32(const GemmArgs& a) { gemm_float<WFormat::kF32>(a); }
-void gemm_f16(const GemmArgs& a) { gemm_float<WFormat::kF16>(a); }
-void gemm_bf16(const GemmArgs& a) { gemm_float<WFormat::kBF16>(a); }
-void gemm_q8_0(const GemmArgs& a) { gemm_quant<WFormat::kQ8_0>(a); }
-void gemm_q4_0(const GemmArgs& a) { gemm_quant<WFormat::kQ4_0>(a); }
+void gemm_f32(const GemmArgs& a) {
+  gemm_float<WFormat::kF32>(a);
+}
+void gemm_f16(const GemmArgs& a) {
+  gemm_float<WFormat::kF16>(a);
+}
+void gemm_bf16(const GemmArgs& a) {
+  gemm_float<WFormat::kBF16>(a);
+}
+void gemm_q8_0(const GemmArgs& a) {
+  gemm_quant<WFormat::kQ8_0>(a);
+}
+void gemm_q4_0(const GemmArgs& a) {
+  gemm_quant<WFormat::kQ4_0>(a);
+}
 
 void f32_to_f32(const void* src, float* dst, int64_t n) {
   widen<WFormat::kF32>(static_cast<const uint8_t*>(src), dst, n);

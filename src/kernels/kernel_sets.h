@@ -6,7 +6,7 @@
 
 namespace mcmoe::kernels {
 
-#define MCMOE_KERNEL_FUNCTIONS                                  \
+#define MCMOE_KERNEL_FUNCTIONS                                 \
   void quantize_acts(const float* x, int64_t cols, void* dst); \
   void gemm_q8_0(const GemmArgs& a);                           \
   void gemm_q4_0(const GemmArgs& a);                           \

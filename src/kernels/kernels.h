@@ -19,7 +19,9 @@ inline constexpr int kNumWFormats = 5;
 // False for a DType no kernel handles (ops/ reports it as an error).
 bool wformat_of(DType type, WFormat* out);
 // Q8_0 and Q4_0 multiply int8 activation blocks; the float formats read f32 activations.
-inline bool uses_quantized_acts(WFormat f) { return f == WFormat::kQ8_0 || f == WFormat::kQ4_0; }
+inline bool uses_quantized_acts(WFormat f) {
+  return f == WFormat::kQ8_0 || f == WFormat::kQ4_0;
+}
 
 // ---- Quantized activations --------------------------------------------------------------
 // One token row of `cols` floats becomes nb = cols / 32 blocks, each with int8 codes q and an
@@ -74,10 +76,10 @@ struct GemmArgs {
   // Float formats: f32 rows of X. Quantized formats: act rows as described above, in the
   // layout of the kernel set that produced them.
   const void* x = nullptr;
-  size_t x_stride = 0;         // bytes between token rows of x
+  size_t x_stride = 0;  // bytes between token rows of x
   int64_t n_tokens = 0;
   float* y = nullptr;
-  int64_t ldy = 0;             // elements between token rows of y
+  int64_t ldy = 0;  // elements between token rows of y
   int64_t row_begin = 0;
   int64_t row_end = 0;
 };

@@ -34,12 +34,12 @@ struct JobPlan {
   const MatmulJob* job;
   WFormat format;
   int64_t rows, cols, ldy;
-  const void* x;     // f32 rows or prepared act rows
-  size_t x_stride;   // bytes
+  const void* x;      // f32 rows or prepared act rows
+  size_t x_stride;    // bytes
   size_t act_offset;  // quantized formats: where in the scratch buffer the act rows go
   bool owns_act;      // false: shares the act rows of an earlier job with the same input
-  bool blas;         // float weights with many tokens: OpenBLAS
-  int64_t row_cost;  // work per weight row (plan_cost)
+  bool blas;          // float weights with many tokens: OpenBLAS
+  int64_t row_cost;   // work per weight row (plan_cost)
   int64_t cost_begin, cost_end;
 };
 
@@ -242,8 +242,12 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     if (!kernels::uses_quantized_acts(pl.format)) continue;
     pl.x = scratch + pl.act_offset;
     if (!pl.owns_act) continue;
-    QuantizeTask task{.ks = &ks, .x = pl.job->x, .ldx = pl.job->ldx ? pl.job->ldx : pl.cols,
-                      .cols = pl.cols, .dst = scratch + pl.act_offset, .stride = pl.x_stride};
+    QuantizeTask task{.ks = &ks,
+                      .x = pl.job->x,
+                      .ldx = pl.job->ldx ? pl.job->ldx : pl.cols,
+                      .cols = pl.cols,
+                      .dst = scratch + pl.act_offset,
+                      .stride = pl.x_stride};
     if (quant_elems >= kMinParallelQuantElems && pl.job->n_tokens > 1) {
       const QuantizeTask* tp = &task;
       pool.parallel_for(pl.job->n_tokens, 1, [tp](int64_t t0, int64_t t1) { tp->run(t0, t1); });

@@ -41,6 +41,14 @@ constexpr const char* kDeepseek3Cjk = R"([\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{3
 constexpr const char* kDeepseek3Main =
     R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+// Mistral's tekken and OpenAI's o200k (GPT-4o, Llama 4): Hugging Face's patterns, which
+// PCRE2 runs as they are (llama.cpp rewrites them with lookaheads for std::regex).
+constexpr const char* kTekken =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char* kGpt4o =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char* kPoro = R"( ?[^(\s|.,!?\x{2026}\x{3002}\x{FF0C}\x{3001}\x{964}\x{6D4}\x{60C})]+)";
+
 struct FamilyEntry {
   PreFamily family;
   std::vector<std::string> aliases;
@@ -61,6 +69,11 @@ const std::vector<FamilyEntry>& families() {
       {{"starcoder", {R"(\p{N})", kGpt2}, false, false},
        {"refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"}},
       {{"falcon", {R"([\p{P}\$\+<=>\^~\|`]+)", kGpt2, "[0-9][0-9][0-9]"}, false, false}, {}},
+      {{"chatglm-bpe", {kLlama3}, false, false}, {"glm4"}},
+      {{"tekken", {kTekken}, true, true}, {}},
+      {{"gpt-4o", {kGpt4o}, false, false}, {"llama4", "minimax-m2"}},
+      {{"poro-chat", {kPoro}, false, false}, {"bloom", "gpt3-finnish"}},
+      {{"viking", {kPoro, R"(\p{N})"}, false, false}, {}},
       {{"default", {R"([\p{P}\$\+<=>\^~\|]+)", kGpt2, R"(\p{N}+)", "[0-9][0-9][0-9]"}, false, false}, {}},
   };
   return k;

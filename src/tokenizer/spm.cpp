@@ -222,16 +222,20 @@ class SpmTokenizer final : public Tokenizer {
   // another character. When no mergeable piece has U+2581 after its leading run (checked
   // at load, true of SentencePiece vocabularies trained with split_by_whitespace), no merge
   // can cross such a point, and BPE over the words gives what BPE over the whole text
-  // gives while keeping every priority queue small.
+  // gives while keeping every priority queue small. The text is stepped through exactly as
+  // merge() splits it into characters, so malformed UTF-8 splits identically too.
   template <typename F>
   static void for_each_word(std::string_view s, F&& f) {
     size_t start = 0;
-    for (size_t p = s.find(kSpaceSymbol, 1); p != std::string_view::npos; p = s.find(kSpaceSymbol, p + 1)) {
-      if (p >= kSpaceSymbol.size() && s.compare(p - kSpaceSymbol.size(), kSpaceSymbol.size(), kSpaceSymbol) == 0) {
-        continue;
+    bool prev_space = false;
+    for (size_t pos = 0; pos < s.size();) {
+      const bool space = s.compare(pos, kSpaceSymbol.size(), kSpaceSymbol) == 0;
+      if (space && !prev_space && pos > start) {
+        f(s.substr(start, pos - start));
+        start = pos;
       }
-      if (p > start) f(s.substr(start, p - start));
-      start = p;
+      prev_space = space;
+      pos += std::min(utf8_len(static_cast<uint8_t>(s[pos])), s.size() - pos);
     }
     if (start < s.size()) f(s.substr(start));
   }

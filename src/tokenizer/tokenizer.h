@@ -29,6 +29,8 @@ namespace mcmoe::tokenizer {
 class Tokenizer {
  public:
   virtual ~Tokenizer();
+  Tokenizer(const Tokenizer&) = delete;  // token_to_id_ holds views into v_
+  Tokenizer& operator=(const Tokenizer&) = delete;
 
   // From the tokenizer.ggml.* keys. Throws Error naming the file and key when a key is
   // missing, of the wrong type, inconsistent (array lengths) or out of range (special ids).

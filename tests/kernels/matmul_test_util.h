@@ -49,8 +49,8 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1
 
 // Output of one fast matmul next to its reference, with the tolerance each element gets.
 struct Comparison {
-  double nmse = 0;       // Σ (y - ref)² / Σ ref²
-  double worst = 0;      // max over elements of |y - ref| / bound
+  double nmse = 0;   // Σ (y - ref)² / Σ ref²
+  double worst = 0;  // max over elements of |y - ref| / bound
 };
 
 inline Comparison compare(const std::vector<double>& ref, const std::vector<double>& bound,

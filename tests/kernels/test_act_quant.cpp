@@ -95,7 +95,8 @@ TEST(KernelActQuant, SimdMatchesReferenceBitForBit) {
     const kernels::KernelSet& ks = kernels::kernels_for(isa);
     for (int64_t cols : {32, 64, 96, 128, 160, 544, 4096}) {
       SCOPED_TRACE(testing::Message() << kernels::isa_name(isa) << " cols=" << cols);
-      std::vector<float> x = test::random_floats(static_cast<size_t>(cols), static_cast<uint32_t>(cols), 3.f);
+      std::vector<float> x =
+          test::random_floats(static_cast<size_t>(cols), static_cast<uint32_t>(cols), 3.f);
       // Exact ties after scaling: block 0 gets max 127 so d = 1 and x = k + 0.5 tie.
       for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 16) + 0.5f;
       x[0] = 127.f;

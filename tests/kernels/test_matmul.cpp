@@ -29,7 +29,9 @@ constexpr double kTightNmse = 1e-10;
 constexpr double kActQuantNmse = 1e-4;
 constexpr int64_t kMinOutputsForNmse = 64;
 
-bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+bool is_quantized(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0;
+}
 
 std::string param_name(Isa isa, DType t) {
   return std::string(kernels::isa_name(isa)) + "_" + std::string(dtype_name(t));
@@ -52,8 +54,8 @@ void check_case(Isa isa, DType type, const Case& c, ThreadPool& pool, uint32_t s
 
   {
     kernels::ScopedIsa force(isa);
-    const ops::MatmulJob job{.w = &w.view, .x = x.data(), .y = y.data(), .n_tokens = c.n_tokens,
-                             .ldx = ldx, .ldy = ldy};
+    const ops::MatmulJob job{
+        .w = &w.view, .x = x.data(), .y = y.data(), .n_tokens = c.n_tokens, .ldx = ldx, .ldy = ldy};
     ops::matmul_batch(std::span<const ops::MatmulJob>(&job, 1), pool);
   }
   for (int64_t t = 0; t < c.n_tokens; ++t) {
@@ -73,8 +75,8 @@ void check_case(Isa isa, DType type, const Case& c, ThreadPool& pool, uint32_t s
   if (is_quantized(type)) {
     // End to end against the f32 reference of the same (quantized) weights.
     std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.rows));
-    const ops::MatmulJob job{.w = &w.view, .x = x.data(), .y = y_ref.data(),
-                             .n_tokens = c.n_tokens, .ldx = ldx};
+    const ops::MatmulJob job{
+        .w = &w.view, .x = x.data(), .y = y_ref.data(), .n_tokens = c.n_tokens, .ldx = ldx};
     ops::matmul_reference(job);
     std::vector<double> ref64(y_ref.begin(), y_ref.end()), loose_bound;
     test::act_quant_bound(w.view, x.data(), c.n_tokens, ldx, bound, &loose_bound);
@@ -100,7 +102,8 @@ TEST_P(MatmulPathTest, OddAndEvenShapes) {
   }
   for (int64_t rows : {1, 3, 17, 256}) {
     for (int64_t cols : cols_list) {
-      for (int64_t n_tokens : {1, 2, 5}) check_case(isa, type, {rows, cols, n_tokens}, pool, ++seed);
+      for (int64_t n_tokens : {1, 2, 5})
+        check_case(isa, type, {rows, cols, n_tokens}, pool, ++seed);
     }
   }
 }
@@ -117,13 +120,13 @@ TEST_P(MatmulPathTest, WideRowsAndPrefill) {
   check_case(isa, type, {64, 4096, 67}, pool, 103);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Matmul, MatmulPathTest,
-    testing::Combine(testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512),
-                     testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0)),
-    [](const testing::TestParamInfo<MatmulPathTest::ParamType>& info) {
-      return param_name(std::get<0>(info.param), std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Matmul, MatmulPathTest,
+                         testing::Combine(testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512),
+                                          testing::Values(DType::F32, DType::F16, DType::BF16,
+                                                          DType::Q8_0, DType::Q4_0)),
+                         [](const testing::TestParamInfo<MatmulPathTest::ParamType>& info) {
+                           return param_name(std::get<0>(info.param), std::get<1>(info.param));
+                         });
 
 // The kernels' own prefill tiles for float weights (ops/ sends >= 32 tokens to OpenBLAS, so
 // call the kernel table directly), every token-tile remainder included.
@@ -138,9 +141,15 @@ TEST(KernelGemm, FloatTilesWithManyTokens) {
       kernels::WFormat f;
       ASSERT_TRUE(kernels::wformat_of(type, &f));
       const kernels::GemmArgs args{.w = static_cast<const uint8_t*>(w.view.data),
-                                   .w_stride = w.view.row_stride(), .cols = cols, .x = x.data(),
-                                   .x_stride = cols * sizeof(float), .n_tokens = n_tokens,
-                                   .y = y.data(), .ldy = rows, .row_begin = 0, .row_end = rows};
+                                   .w_stride = w.view.row_stride(),
+                                   .cols = cols,
+                                   .x = x.data(),
+                                   .x_stride = cols * sizeof(float),
+                                   .n_tokens = n_tokens,
+                                   .y = y.data(),
+                                   .ldy = rows,
+                                   .row_begin = 0,
+                                   .row_end = rows};
       kernels::kernels_for(isa).gemm[static_cast<int>(f)](args);
       std::vector<double> ref, bound;
       test::float_reference(w.view, x.data(), n_tokens, cols, &ref, &bound);

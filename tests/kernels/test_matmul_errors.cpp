@@ -83,7 +83,8 @@ TEST(MatmulErrors, RejectsBadShapesAndArguments) {
   std::vector<float> y0(8, 5.f);
   ops::MatmulJob bad = good;
   bad.ldy = 1;
-  const ops::MatmulJob batch[] = {{.w = &w.view, .x = x.data(), .y = y0.data(), .n_tokens = 2}, bad};
+  const ops::MatmulJob batch[] = {{.w = &w.view, .x = x.data(), .y = y0.data(), .n_tokens = 2},
+                                  bad};
   try {
     ops::matmul_batch(batch, pool);
     FAIL() << "no error";

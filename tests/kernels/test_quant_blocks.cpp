@@ -37,7 +37,8 @@ TEST(KernelQuantBlocks, Q8_0ErrorWithinHalfStep) {
   quant::dequantize_row(DType::Q8_0, &b, back.data(), 32);
   const float d = fp16_to_f32(b.d);
   // d is rounded to fp16 (relative 2^-11), so codes near 127 may be off by that much more.
-  for (int j = 0; j < 32; ++j) EXPECT_LE(std::fabs(back[j] - x[j]), 0.5f * d + 127 * d * 0x1p-11f) << j;
+  for (int j = 0; j < 32; ++j)
+    EXPECT_LE(std::fabs(back[j] - x[j]), 0.5f * d + 127 * d * 0x1p-11f) << j;
 }
 
 TEST(KernelQuantBlocks, Q4_0NibbleLayoutAndValues) {

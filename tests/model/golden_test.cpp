@@ -150,3 +150,32 @@ TEST(Golden, Qwen2MoeTinyGreedyAndPerplexity) {
 
 }  // namespace
 }  // namespace mcmoe
+
+namespace mcmoe {
+namespace {
+
+// `mcmoe dump --name router_logits.3` against the reference's layer-3 router logits.
+TEST(Golden, DumpRouterLogitsMatchesReference) {
+  if (test::shared_dir().empty()) GTEST_SKIP() << "../shared not present";
+  const auto ref = nlohmann::json::parse(std::ifstream(std::string(MCMOE_SOURCE_DIR) + "/tests/data/reference/mixtral_tiny_router_l3.json"));
+  std::string ids;
+  for (int32_t t : ref["ids"].get<std::vector<int32_t>>()) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  test::TempDir dir;
+  const auto r = test::run_cli("dump -m " + test::quote(test::shared_dir() + "/models/mixtral-tiny") + " --ids " + ids +
+                               " --name router_logits.3 -o " + test::quote(dir.path("d.json")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto got = nlohmann::json::parse(std::ifstream(dir.path("d.json")))["data"].get<std::vector<std::vector<float>>>();
+  const auto want = ref["router_logits_layer3"].get<std::vector<std::vector<float>>>();
+  ASSERT_EQ(got.size(), want.size());
+  double diff = 0, scale = 0;
+  for (size_t t = 0; t < want.size(); ++t) {
+    for (size_t e = 0; e < want[t].size(); ++e) {
+      diff = std::max(diff, std::fabs(static_cast<double>(got[t][e]) - want[t][e]));
+      scale = std::max(scale, std::fabs(static_cast<double>(want[t][e])));
+    }
+  }
+  EXPECT_LT(diff / scale, 1e-4);
+}
+
+}  // namespace
+}  // namespace mcmoe
