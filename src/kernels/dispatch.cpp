@@ -38,8 +38,8 @@ bool cpu_supports(Isa isa) {
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("f16c");
     case Isa::kAvx512:
-      // The AVX-512 files are also built with -mavx2 -mfma -mf16c semantics (subsets of
-      // AVX-512F here) and use VL/BW byte ops and vpdpbusd.
+      // What dot_*_avx512.cpp use: F and BW (byte and 16-bit ops), VL, DQ, VNNI (vpdpbusd),
+      // plus FMA / F16C, which every AVX-512 CPU has but CPUID reports separately.
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&

@@ -69,11 +69,13 @@ struct TileArgs {
   int64_t ldx;
   float* y;
   int64_t ldy;
+  size_t prefetch;  // bytes to the next tile's rows, 0 = none (see dot_q_avx512.cpp)
 };
 using TileFn = void (*)(const TileArgs&);
 
 template <WFormat F, int R, int T>
 void tile(const TileArgs& a) {
+  constexpr int64_t kElemBytes = F == WFormat::kF32 ? 4 : 2;
   __m256 acc[R][T];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
@@ -86,6 +88,10 @@ void tile(const TileArgs& a) {
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(a.x + t * a.ldx + c);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
+      if (a.prefetch != 0 && (c * kElemBytes) % 64 == 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(a.w + r * a.w_stride + a.prefetch + c * kElemBytes),
+                     _MM_HINT_T0);
+      }
       const __m256 wv = load_w8<F>(a.w + r * a.w_stride, c);
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
@@ -117,7 +123,8 @@ void gemm(const GemmArgs& g) {
              .x = nullptr,
              .ldx = ldx,
              .y = nullptr,
-             .ldy = g.ldy};
+             .ldy = g.ldy,
+             .prefetch = 0};
   const auto* x = static_cast<const float*>(g.x);
   for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
     const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
@@ -128,6 +135,7 @@ void gemm(const GemmArgs& g) {
         const int64_t tn = min64(kTokTile, t_end - t);
         a.x = x + t * ldx;
         a.y = g.y + t * g.ldy + r;
+        a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
         kTiles[rn - 1][tn - 1](a);
       }
     }

@@ -87,7 +87,8 @@ void tile(const TileArgs& a) {
     for (int t = 0; t < T; ++t) xv[t] = _mm512_loadu_ps(a.x + t * a.ldx + c);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      if (a.prefetch != 0) {
+      // One prefetch per 64-byte line (every step for F32, every other one for F16/BF16).
+      if (a.prefetch != 0 && (c * kElemBytes) % 64 == 0) {
         _mm_prefetch(reinterpret_cast<const char*>(a.w + r * a.w_stride + a.prefetch + c * kElemBytes),
                      _MM_HINT_T0);
       }

@@ -89,6 +89,7 @@ struct TileArgs {
   size_t d_off, sd_off;
   float* y;
   int64_t ldy;
+  size_t prefetch;  // bytes to the next tile's rows, 0 = none (see dot_q_avx512.cpp)
 };
 using TileFn = void (*)(const TileArgs&);
 
@@ -132,6 +133,10 @@ void tile(const TileArgs& a) {
       const int64_t b = c + k;
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
+        if (a.prefetch != 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(a.w + r * a.w_stride + b * kBB + a.prefetch),
+                       _MM_HINT_T0);
+        }
         const typename Q::W w = Q::load(a.w + r * a.w_stride + b * kBB);
         const __m256 dw = _mm256_set1_ps(dws[r][k]);
 #pragma GCC unroll 4
@@ -166,7 +171,8 @@ void gemm(const GemmArgs& g) {
              .d_off = l.d_off,
              .sd_off = l.sd_off,
              .y = nullptr,
-             .ldy = g.ldy};
+             .ldy = g.ldy,
+             .prefetch = 0};
   const auto* x = static_cast<const uint8_t*>(g.x);
   for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
     const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
@@ -177,6 +183,7 @@ void gemm(const GemmArgs& g) {
         const int64_t tn = min64(kTokTile, t_end - t);
         a.x = x + t * g.x_stride;
         a.y = g.y + t * g.ldy + r;
+        a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
         kTiles[rn - 1][tn - 1](a);
       }
     }

@@ -1,14 +1,11 @@
 #pragma once
-// Prefill with float weights through OpenBLAS's sgemm: for many tokens a packed, cache-blocked
-// GEMM beats our register-tiled kernels (bench/bench_matmul.cpp measures where). F16 / BF16
-// rows are widened to f32 in panels first; the widening is O(rows · cols), the product
+// Prefill with float weights through OpenBLAS's sgemm, where a packed, cache-blocked GEMM
+// beats our register-tiled kernels (KernelSet::blas_min_tokens says where, per ISA). F16 /
+// BF16 rows are widened to f32 in panels first; the widening is O(rows · cols), the product
 // O(rows · cols · tokens).
 #include "kernels/kernels.h"
 
 namespace mcmoe::kernels {
-
-// Token count from which ops/ sends float-weight jobs here.
-inline constexpr int64_t kBlasMinTokens = 32;
 
 // Same contract as KernelSet::gemm for F32 / F16 / BF16 weights (x holds f32 rows). Runs
 // single-threaded on the calling thread: the caller splits rows across its own pool, and

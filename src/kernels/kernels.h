@@ -94,6 +94,10 @@ struct KernelSet {
   // Widen n elements of an F16 / BF16 / F32 row to f32 (used to feed BLAS for prefill).
   void (*row_to_f32[3])(const void* src, float* dst, int64_t n) = {};
   GemmFn gemm[kNumWFormats] = {};
+  // Float formats (F32, F16, BF16): from this many tokens ops/ runs the product through
+  // OpenBLAS (kernels/gemm_blas.h) instead of gemm[]; kNoBlas: never. Measured per ISA.
+  int64_t blas_min_tokens[3] = {};
 };
+inline constexpr int64_t kNoBlas = INT64_MAX;
 
 }  // namespace mcmoe::kernels

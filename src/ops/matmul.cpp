@@ -61,9 +61,10 @@ uint8_t* act_scratch(size_t bytes) {
   thread_local std::unique_ptr<uint8_t, FreeDeleter> buf;
   thread_local size_t cap = 0;
   if (bytes > cap) {
-    cap = (bytes + bytes / 2 + 63) / 64 * 64;
-    buf.reset(static_cast<uint8_t*>(std::aligned_alloc(64, cap)));
-    if (!buf) fail("matmul: cannot allocate {} bytes of activation scratch", cap);
+    const size_t want = (bytes + bytes / 2 + 63) / 64 * 64;  // room to grow a little
+    buf.reset(static_cast<uint8_t*>(std::aligned_alloc(64, want)));
+    cap = buf ? want : 0;
+    if (!buf) fail("matmul: cannot allocate {} bytes of activation scratch", want);
   }
   return buf.get();
 }
@@ -226,7 +227,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     } else {
       pl.x = job.x;
       pl.x_stride = static_cast<size_t>(ldx) * sizeof(float);
-      pl.blas = job.n_tokens >= kernels::kBlasMinTokens;
+      pl.blas = job.n_tokens >= ks.blas_min_tokens[static_cast<int>(pl.format)];
     }
     pl.row_cost = plan_cost(job.w->row_stride(), pl.cols, job.n_tokens);
     pl.cost_begin = total_cost;

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "core/thread_pool.h"
+#include "kernels/gemm_blas.h"
 #include "matmul_test_util.h"
 #include "ops/matmul.h"
 
@@ -151,6 +152,51 @@ TEST(KernelGemm, FloatTilesWithManyTokens) {
                                    .row_begin = 0,
                                    .row_end = rows};
       kernels::kernels_for(isa).gemm[static_cast<int>(f)](args);
+      std::vector<double> ref, bound;
+      test::float_reference(w.view, x.data(), n_tokens, cols, &ref, &bound);
+      const Comparison c = test::compare(ref, bound, y.data(), n_tokens, rows, rows);
+      EXPECT_LE(c.worst, 1.0);
+      EXPECT_LT(c.nmse, kTightNmse);
+    }
+  }
+}
+
+// The row wideners that feed OpenBLAS: exact (F16 and BF16 are subsets of f32), any length.
+TEST(KernelGemm, RowWidenersAreExact) {
+  for (Isa isa : test::supported_isas()) {
+    const kernels::KernelSet& ks = kernels::kernels_for(isa);
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+      for (int64_t n : {1, 7, 8, 15, 16, 17, 100}) {
+        SCOPED_TRACE(testing::Message() << param_name(isa, type) << " n=" << n);
+        const test::OwnedWeight w = test::make_weight(type, 1, n, static_cast<uint32_t>(n));
+        std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n) + 1, -7.f);
+        quant::dequantize_row(type, w.view.row(0), want.data(), n);
+        kernels::WFormat f;
+        ASSERT_TRUE(kernels::wformat_of(type, &f));
+        ks.row_to_f32[static_cast<int>(f)](w.view.row(0), got.data(), n);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << i;
+        EXPECT_EQ(got[n], -7.f) << "wrote past the row";
+      }
+    }
+  }
+}
+
+// The OpenBLAS route for float prefill with each ISA's wideners, whichever path ops/ picks.
+TEST(KernelGemm, BlasPrefillMatchesReference) {
+  for (Isa isa : test::supported_isas()) {
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+      SCOPED_TRACE(param_name(isa, type));
+      const int64_t rows = 70, cols = 136, n_tokens = 33;  // rows: a full and a partial panel
+      const test::OwnedWeight w = test::make_weight(type, rows, cols, 21);
+      const std::vector<float> x = test::random_floats(static_cast<size_t>(n_tokens * cols), 22);
+      std::vector<float> y(static_cast<size_t>(n_tokens * rows), -1.f);
+      kernels::WFormat f;
+      ASSERT_TRUE(kernels::wformat_of(type, &f));
+      const kernels::GemmArgs args{.w = static_cast<const uint8_t*>(w.view.data),
+                                   .w_stride = w.view.row_stride(), .cols = cols, .x = x.data(),
+                                   .x_stride = cols * sizeof(float), .n_tokens = n_tokens,
+                                   .y = y.data(), .ldy = rows, .row_begin = 0, .row_end = rows};
+      kernels::gemm_blas(kernels::kernels_for(isa), f, args);
       std::vector<double> ref, bound;
       test::float_reference(w.view, x.data(), n_tokens, cols, &ref, &bound);
       const Comparison c = test::compare(ref, bound, y.data(), n_tokens, rows, rows);
