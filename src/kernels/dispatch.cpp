@@ -9,19 +9,25 @@ namespace mcmoe::kernels {
 
 namespace {
 
-#define MCMOE_SET(ns, isa_value, layout)                                               \
+#define MCMOE_SET(ns, isa_value, layout, blas_f32, blas_f16, blas_bf16)                \
   KernelSet {                                                                          \
     .isa = isa_value, .act_layout = layout, .quantize_acts = ns::quantize_acts,        \
     .row_to_f32 = {ns::f32_to_f32, ns::f16_to_f32, ns::bf16_to_f32},                   \
     .gemm = {ns::gemm_f32, ns::gemm_f16, ns::gemm_bf16, ns::gemm_q8_0, ns::gemm_q4_0}, \
+    .blas_min_tokens = {blas_f32, blas_f16, blas_bf16},                                \
   }
 
 // Index = static_cast<int>(Isa). The AVX-512 quantized kernel keeps 4 blocks per register,
 // hence its interleaved activation layout (kernels.h).
+// OpenBLAS for float prefill (>= 32 tokens) where it measured faster on the 2-core Zen 5
+// dev machine with Debian's OpenBLAS 0.3.21, which runs its Haswell (AVX2) kernels there
+// (bench/RESULTS_matmul.md): always against the scalar path; against AVX2 for F32 (~70 vs
+// ~40 GFLOP/s: our 4×2 tile is L2-bound on f32 rows), while F16 / BF16 tie; never against
+// AVX-512, whose kernels beat it for every float format (F32 ~1.1x, F16 / BF16 ~1.5-2x).
 const KernelSet kSets[kNumIsas] = {
-    MCMOE_SET(scalar, Isa::kScalar, ActLayout::kNatural),
-    MCMOE_SET(avx2, Isa::kAvx2, ActLayout::kNatural),
-    MCMOE_SET(avx512, Isa::kAvx512, ActLayout::kInterleave4),
+    MCMOE_SET(scalar, Isa::kScalar, ActLayout::kNatural, 32, 32, 32),
+    MCMOE_SET(avx2, Isa::kAvx2, ActLayout::kNatural, 32, kNoBlas, kNoBlas),
+    MCMOE_SET(avx512, Isa::kAvx512, ActLayout::kInterleave4, kNoBlas, kNoBlas, kNoBlas),
 };
 #undef MCMOE_SET
 

@@ -89,8 +89,9 @@ void tile(const TileArgs& a) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       if (a.prefetch != 0 && (c * kElemBytes) % 64 == 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(a.w + r * a.w_stride + a.prefetch + c * kElemBytes),
-                     _MM_HINT_T0);
+        _mm_prefetch(
+            reinterpret_cast<const char*>(a.w + r * a.w_stride + a.prefetch + c * kElemBytes),
+            _MM_HINT_T0);
       }
       const __m256 wv = load_w8<F>(a.w + r * a.w_stride, c);
 #pragma GCC unroll 4

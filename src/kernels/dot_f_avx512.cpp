@@ -61,12 +61,12 @@ struct TileArgs {
   const uint8_t* w;  // first row of the tile
   size_t w_stride;
   int64_t cols;
-  const float* x;    // first token of the tile
-  int64_t ldx;       // floats
+  const float* x;  // first token of the tile
+  int64_t ldx;     // floats
   float* y;
   int64_t ldy;
-  size_t prefetch;   // bytes to the same column of the next tile's rows, 0 = none (see
-                     // dot_q_avx512.cpp: short row streams need software prefetch)
+  size_t prefetch;  // bytes to the same column of the next tile's rows, 0 = none (see
+                    // dot_q_avx512.cpp: short row streams need software prefetch)
 };
 using TileFn = void (*)(const TileArgs&);
 
@@ -89,8 +89,9 @@ void tile(const TileArgs& a) {
     for (int r = 0; r < R; ++r) {
       // One prefetch per 64-byte line (every step for F32, every other one for F16/BF16).
       if (a.prefetch != 0 && (c * kElemBytes) % 64 == 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(a.w + r * a.w_stride + a.prefetch + c * kElemBytes),
-                     _MM_HINT_T0);
+        _mm_prefetch(
+            reinterpret_cast<const char*>(a.w + r * a.w_stride + a.prefetch + c * kElemBytes),
+            _MM_HINT_T0);
       }
       const __m512 wv = load_w16<F>(a.w + r * a.w_stride, c);
 #pragma GCC unroll 4

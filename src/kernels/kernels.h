@@ -96,7 +96,7 @@ struct KernelSet {
   GemmFn gemm[kNumWFormats] = {};
   // Float formats (F32, F16, BF16): from this many tokens ops/ runs the product through
   // OpenBLAS (kernels/gemm_blas.h) instead of gemm[]; kNoBlas: never. Measured per ISA.
-  int64_t blas_min_tokens[3] = {};
+  int64_t blas_min_tokens[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
 };
 inline constexpr int64_t kNoBlas = INT64_MAX;
 

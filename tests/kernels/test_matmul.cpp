@@ -193,9 +193,15 @@ TEST(KernelGemm, BlasPrefillMatchesReference) {
       kernels::WFormat f;
       ASSERT_TRUE(kernels::wformat_of(type, &f));
       const kernels::GemmArgs args{.w = static_cast<const uint8_t*>(w.view.data),
-                                   .w_stride = w.view.row_stride(), .cols = cols, .x = x.data(),
-                                   .x_stride = cols * sizeof(float), .n_tokens = n_tokens,
-                                   .y = y.data(), .ldy = rows, .row_begin = 0, .row_end = rows};
+                                   .w_stride = w.view.row_stride(),
+                                   .cols = cols,
+                                   .x = x.data(),
+                                   .x_stride = cols * sizeof(float),
+                                   .n_tokens = n_tokens,
+                                   .y = y.data(),
+                                   .ldy = rows,
+                                   .row_begin = 0,
+                                   .row_end = rows};
       kernels::gemm_blas(kernels::kernels_for(isa), f, args);
       std::vector<double> ref, bound;
       test::float_reference(w.view, x.data(), n_tokens, cols, &ref, &bound);

@@ -97,16 +97,23 @@ TEST(Golden, MixtralTinyGreedyMatchesReference) {
 TEST(Golden, MixtralTinyPerplexityMatchesReference) {
   if (mixtral_dir().empty()) GTEST_SKIP() << "../shared not present";
   const double ref = read_json(std::string(MCMOE_SOURCE_DIR) + "/tests/data/reference/mixtral_tiny_ppl.json")["ppl"].get<double>();
-  auto m = model::Model::load(mixtral_dir());
   std::ifstream in(test::shared_dir() + "/corpus/wikitext2-valid.txt");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<int32_t> ids = m->tokenizer().encode(text);
-  ids.resize(20000);
-  model::Session s(*m, {.n_ctx = 512, .n_threads = 2, .n_batch = 512});
-  const auto r = eval::perplexity(s, ids, 512, m->tokenizer().bos_id());
-  EXPECT_EQ(r.tokens_scored, 19929);
-  EXPECT_NEAR(r.ppl / ref, 1.0, 0.005);
-  std::printf("[golden] ppl %.4f vs reference %.4f\n", r.ppl, ref);
+  test::TempDir dir;
+  api::convert_hf_to_gguf(mixtral_dir(), dir.path("f16.gguf"), {.type = DType::F16});
+  api::convert_hf_to_gguf(mixtral_dir(), dir.path("q8.gguf"), {.type = DType::Q8_0});
+  // The bounds: HF and F16 GGUF within 0.5% of the reference, Q8_0 within 1%.
+  const std::pair<std::string, double> cases[] = {{mixtral_dir(), 0.005}, {dir.path("f16.gguf"), 0.005}, {dir.path("q8.gguf"), 0.01}};
+  for (const auto& [path, tol] : cases) {
+    auto m = model::Model::load(path);
+    std::vector<int32_t> ids = m->tokenizer().encode(text);
+    ids.resize(20000);
+    model::Session s(*m, {.n_ctx = 512, .n_threads = 2, .n_batch = 512});
+    const auto r = eval::perplexity(s, ids, 512, m->tokenizer().bos_id());
+    EXPECT_EQ(r.tokens_scored, 19929);
+    EXPECT_NEAR(r.ppl / ref, 1.0, tol) << path;
+    std::printf("[golden] %s: ppl %.4f vs reference %.4f\n", path.c_str(), r.ppl, ref);
+  }
 }
 
 // The Qwen2-MoE test model (shared expert, q/k/v bias, top-k not renormalised) trained
