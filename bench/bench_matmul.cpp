@@ -1,22 +1,25 @@
 // Linear-layer microbenchmarks (Google Benchmark).
 //
 //   ./build/mcmoe_microbench --benchmark_filter='Matvec|Prefill|ReadBandwidth'
+//   MCMOE_BENCH_ISA=avx2 ./build/mcmoe_microbench ...   (force a kernel path)
 //
 // - ReadBandwidth/threads: a plain streaming read of 1 GiB, the roofline for decode.
-// - Matvec/format/rows/threads: one token against a rows × 4096 weight, reported as bytes/s
+// - Matvec/fmt/rows/cols/threads: one token against a rows × cols weight, reported as bytes/s
 //   of weight read. The weight is copied until the copies fill 1 GiB and each iteration uses
 //   the next copy, so the numbers are DRAM numbers, not cache numbers (a 4096 × 4096 Q4_0
 //   matrix alone would fit in L3).
-// - Prefill/format/threads: 512 tokens against a 4096 × 4096 weight, reported as FLOP/s
+// - Prefill/fmt/cols/threads: 512 tokens against a 4096 × cols weight, reported as FLOP/s
 //   (2 · rows · cols · tokens per iteration).
 // Results and the machine they were taken on: bench/RESULTS_matmul.md.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -31,9 +34,22 @@ using mcmoe::TensorView;
 using mcmoe::ThreadPool;
 
 constexpr size_t kWorkingSet = size_t{1} << 30;  // 1 GiB, well past any cache
-constexpr int64_t kCols = 4096;
 
 const DType kFormats[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+// MCMOE_BENCH_ISA=scalar|avx2|avx512 forces a kernel path (default: the best this CPU runs).
+const bool kIsaForced = [] {
+  const char* isa = std::getenv("MCMOE_BENCH_ISA");
+  if (isa == nullptr) return false;
+  for (auto i :
+       {mcmoe::kernels::Isa::kScalar, mcmoe::kernels::Isa::kAvx2, mcmoe::kernels::Isa::kAvx512}) {
+    if (std::strcmp(isa, mcmoe::kernels::isa_name(i)) == 0) {
+      mcmoe::kernels::set_isa_override(i);
+      return true;
+    }
+  }
+  return false;
+}();
 
 ThreadPool& pool(int threads) {
   static std::map<int, std::unique_ptr<ThreadPool>> pools;
@@ -133,13 +149,13 @@ BENCHMARK(BM_ReadBandwidth)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-// Args: format index, rows, threads.
+// Args: format index, rows, cols, threads.
 void BM_Matvec(benchmark::State& state) {
   const DType type = kFormats[state.range(0)];
-  const int64_t rows = state.range(1);
-  const int threads = static_cast<int>(state.range(2));
-  const WeightSet& ws = make_weights(type, rows, kCols, kWorkingSet);
-  const std::vector<float> x = random_floats(kCols, 1);
+  const int64_t rows = state.range(1), cols = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  const WeightSet& ws = make_weights(type, rows, cols, kWorkingSet);
+  const std::vector<float> x = random_floats(static_cast<size_t>(cols), 1);
   std::vector<float> y(static_cast<size_t>(rows));
   size_t i = 0;
   for (auto _ : state) {
@@ -153,35 +169,41 @@ void BM_Matvec(benchmark::State& state) {
                  mcmoe::kernels::isa_name(mcmoe::kernels::active_kernels().isa));
 }
 
+// 4096 x 4096 (attention-sized), 14336 x 4096 (Mixtral/Llama-3 FFN up) and 4096 x 14336
+// (FFN down; also the shape of llama.cpp's test-backend-ops perf MUL_MAT case).
 void matvec_args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"fmt", "rows", "threads"});
-  for (int64_t f = 0; f < 5; ++f)
-    for (int64_t rows : {4096, 14336})
-      for (int64_t threads : {1, 2}) b->Args({f, rows, threads});
+  b->ArgNames({"fmt", "rows", "cols", "threads"});
+  for (int64_t f = 0; f < 5; ++f) {
+    for (auto [rows, cols] :
+         {std::pair<int64_t, int64_t>{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
+      for (int64_t threads : {1, 2}) b->Args({f, rows, cols, threads});
+    }
+  }
 }
 BENCHMARK(BM_Matvec)->Apply(matvec_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// Args: format index, threads. 512 tokens × 4096 × 4096.
+// Args: format index, cols, threads. 512 tokens × 4096 rows × cols.
 void BM_Prefill(benchmark::State& state) {
   const DType type = kFormats[state.range(0)];
-  const int threads = static_cast<int>(state.range(1));
+  const int64_t cols = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
   constexpr int64_t kRows = 4096, kTokens = 512;
-  const WeightSet& ws = make_weights(type, kRows, kCols, 0);
-  const std::vector<float> x = random_floats(static_cast<size_t>(kTokens * kCols), 2);
+  const WeightSet& ws = make_weights(type, kRows, cols, 0);
+  const std::vector<float> x = random_floats(static_cast<size_t>(kTokens * cols), 2);
   std::vector<float> y(static_cast<size_t>(kTokens * kRows));
   for (auto _ : state) {
     mcmoe::ops::matmul(ws.views[0], x.data(), kTokens, y.data(), pool(threads));
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * kRows * kCols * kTokens * static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate);
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * kRows * static_cast<double>(cols) * kTokens * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
   state.SetLabel(std::string(mcmoe::dtype_name(type)) + " " +
                  mcmoe::kernels::isa_name(mcmoe::kernels::active_kernels().isa));
 }
 BENCHMARK(BM_Prefill)
-    ->ArgNames({"fmt", "threads"})
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}})
+    ->ArgNames({"fmt", "cols", "threads"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {4096, 14336}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -1,6 +1,8 @@
 #pragma once
 // Picks the kernel set for this CPU once, at first use, from CPUID. Tests force a path with
 // an override so every ISA the machine can run is checked against the scalar reference.
+// (Runtime dispatch by hand instead of Highway's: Highway 1.0.3, Debian 12's, has no int8
+// dot-product op, so the kernels are hand-written per ISA and dispatched here.)
 #include <optional>
 
 #include "kernels/kernels.h"

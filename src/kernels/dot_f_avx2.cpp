@@ -1,7 +1,8 @@
 // AVX2 + FMA + F16C kernels for float weights (F32, F16, BF16) against f32 activations;
 // same numerics as dot_f_avx512.cpp (weights widened exactly, f32 accumulation). Tiles of
 // up to 4 rows × 2 tokens: 8 accumulators + 2 activation vectors + 1 weight vector fit the
-// 16 ymm registers.
+// 16 ymm registers. Hand intrinsics rather than Highway: Highway 1.0.3 lacks the int8 dot
+// products the quantized kernels need, so the whole kernel set is written per ISA alike.
 #include <immintrin.h>
 
 #include <cstring>

@@ -19,10 +19,13 @@ namespace {
 
 constexpr int kRowTile = 4;
 constexpr int kTokTile = 4;
-// Prefill: the weight rows of a tile are reused by the kTokBlock tokens of a block while they
-// are in L1/L2. (Splitting the columns as well, so that a block of activations stays in L1,
-// measured no faster: every column chunk adds a horizontal sum per accumulator.)
+// Prefill blocking: the weight rows of a tile are reused by the kTokBlock tokens of a block
+// while they are in L1/L2, and the block's activations (32 tokens × kColChunk f32 = 512 KB)
+// stay in L2. Rows wider than kColChunk are summed over chunks in y. (Chunks small enough for
+// L1, 256 to 1024 columns, measured slower: each chunk adds a horizontal sum per
+// accumulator.)
 constexpr int64_t kTokBlock = 32;
+constexpr int64_t kColChunk = 4096;
 
 inline int64_t min64(int64_t a, int64_t b) {
   return a < b ? a : b;
@@ -58,15 +61,16 @@ inline __m512 load_w16(const uint8_t* row, int64_t c) {
 }
 
 struct TileArgs {
-  const uint8_t* w;  // first row of the tile
+  const uint8_t* w;  // first row of the tile, at the chunk's first column
   size_t w_stride;
-  int64_t cols;
-  const float* x;  // first token of the tile
+  int64_t cols;    // columns in the chunk
+  const float* x;  // first token of the tile, at the chunk's first column
   int64_t ldx;     // floats
   float* y;
   int64_t ldy;
   size_t prefetch;  // bytes to the same column of the next tile's rows, 0 = none (see
                     // dot_q_avx512.cpp: short row streams need software prefetch)
+  bool accumulate;  // add to y (a later column chunk) instead of storing
 };
 using TileFn = void (*)(const TileArgs&);
 
@@ -111,9 +115,14 @@ void tile(const TileArgs& a) {
     }
   }
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+    for (int t = 0; t < T; ++t) {
+      const float sum = _mm512_reduce_add_ps(acc[r][t]);
+      float& out = a.y[t * a.ldy + r];
+      out = a.accumulate ? out + sum : sum;
+    }
+  }
 }
 
 template <WFormat F, int R>
@@ -123,28 +132,36 @@ template <WFormat F>
 void gemm(const GemmArgs& g) {
   static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
                                                      kRowTiles<F, 3>, kRowTiles<F, 4>};
+  constexpr int64_t kElemBytes = F == WFormat::kF32 ? 4 : 2;
   const int64_t ldx = static_cast<int64_t>(g.x_stride / sizeof(float));
   TileArgs a{.w = nullptr,
              .w_stride = g.w_stride,
-             .cols = g.cols,
+             .cols = 0,
              .x = nullptr,
              .ldx = ldx,
              .y = nullptr,
              .ldy = g.ldy,
-             .prefetch = 0};
+             .prefetch = 0,
+             .accumulate = false};
   const auto* x = static_cast<const float*>(g.x);
-  for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
-    const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
-    for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
-      const int64_t rn = min64(kRowTile, g.row_end - r);
-      a.w = g.w + r * g.w_stride;
-      for (int64_t t = t0; t < t_end; t += kTokTile) {
-        const int64_t tn = min64(kTokTile, t_end - t);
-        a.x = x + t * ldx;
-        a.y = g.y + t * g.ldy + r;
-        // The first token tile of a block brings the next rows in; later ones hit cache.
-        a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
-        kTiles[rn - 1][tn - 1](a);
+  // Decode reads each row start to end in one pass.
+  const int64_t chunk = g.n_tokens > kTokTile ? kColChunk : g.cols;
+  for (int64_t k0 = 0; k0 < g.cols; k0 += chunk) {
+    a.cols = min64(chunk, g.cols - k0);
+    a.accumulate = k0 > 0;
+    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
+      const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
+      for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
+        const int64_t rn = min64(kRowTile, g.row_end - r);
+        a.w = g.w + r * g.w_stride + k0 * kElemBytes;
+        for (int64_t t = t0; t < t_end; t += kTokTile) {
+          const int64_t tn = min64(kTokTile, t_end - t);
+          a.x = x + t * ldx + k0;
+          a.y = g.y + t * g.ldy + r;
+          // The first token tile of a block brings the next rows in; later ones hit cache.
+          a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
+          kTiles[rn - 1][tn - 1](a);
+        }
       }
     }
   }

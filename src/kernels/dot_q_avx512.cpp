@@ -33,9 +33,12 @@ namespace {
 
 constexpr int kRowTile = 4;
 constexpr int kTokTile = 4;
-// Tokens whose activations (88 bytes per 32 columns: 700 KB at 4096 columns) stay in L2
-// while the thread's rows stream past once per token block.
+// Prefill blocking: the activations of kTokBlock tokens × kColChunkBlocks blocks (72 bytes
+// per block: 590 KB) stay in L2 while the thread's rows stream past, once per token block
+// and column chunk. Rows wider than the chunk (FFN down: 14336 columns) are summed over
+// chunks in y; a chunk of 128 blocks keeps that extra horizontal sum per tile below 1%.
 constexpr int64_t kTokBlock = 64;
+constexpr int64_t kColChunkBlocks = 128;  // a multiple of 4 (whole groups)
 
 inline int64_t min64(int64_t a, int64_t b) {
   return a < b ? a : b;
@@ -100,8 +103,10 @@ struct QFormat<WFormat::kQ4_0> {
 struct TileArgs {
   const uint8_t* w;  // first row of the tile
   size_t w_stride;
-  int64_t nb;        // blocks per row
-  const uint8_t* x;  // first token's act row
+  int64_t nb;              // blocks per row
+  int64_t b_begin, b_end;  // the column chunk, in blocks (b_begin a multiple of 4)
+  bool accumulate;         // add to y (a later column chunk) instead of storing
+  const uint8_t* x;        // first token's act row
   size_t x_stride;
   size_t dx4_off, nq4_off;
   float* y;  // y of (first token, first row)
@@ -160,17 +165,17 @@ void tile(const TileArgs& a) {
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  const int64_t full_groups = a.nb / 4;
-  for (int64_t g = 0; g < full_groups; ++g) {
+  const int64_t full_end = a.b_end == a.nb ? a.nb / 4 * 4 : a.b_end;
+  for (int64_t blk = a.b_begin; blk < full_end; blk += 4) {
     const uint8_t* wp[R];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) wp[r] = a.w + r * a.w_stride + 4 * g * kBB;
-    group_step<F, R, T>(wp, a, 4 * g, acc);
+    for (int r = 0; r < R; ++r) wp[r] = a.w + r * a.w_stride + blk * kBB;
+    group_step<F, R, T>(wp, a, blk, acc);
   }
-  if (a.nb % 4 != 0) {
+  if (full_end < a.b_end) {
     // The last, partial group runs on zero-padded copies so no load passes the row; the
     // activation row is zero past nb, so the padding contributes nothing.
-    const int64_t blk = 4 * full_groups;
+    const int64_t blk = full_end;
     alignas(64) uint8_t pad[R][4 * kBB];
     const uint8_t* wp[R];
     for (int r = 0; r < R; ++r) {
@@ -181,9 +186,14 @@ void tile(const TileArgs& a) {
     group_step<F, R, T>(wp, a, blk, acc);
   }
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+    for (int t = 0; t < T; ++t) {
+      const float sum = _mm512_reduce_add_ps(acc[r][t]);
+      float& out = a.y[t * a.ldy + r];
+      out = a.accumulate ? out + sum : sum;
+    }
+  }
 }
 
 template <WFormat F, int R>
@@ -197,6 +207,9 @@ void gemm(const GemmArgs& g) {
   TileArgs a{.w = nullptr,
              .w_stride = g.w_stride,
              .nb = l.nb,
+             .b_begin = 0,
+             .b_end = 0,
+             .accumulate = false,
              .x = nullptr,
              .x_stride = g.x_stride,
              .dx4_off = l.dx4_off,
@@ -205,18 +218,26 @@ void gemm(const GemmArgs& g) {
              .ldy = g.ldy,
              .prefetch = 0};
   const auto* x = static_cast<const uint8_t*>(g.x);
-  for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
-    const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
-    for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
-      const int64_t rn = min64(kRowTile, g.row_end - r);
-      a.w = g.w + r * g.w_stride;
-      for (int64_t t = t0; t < t_end; t += kTokTile) {
-        const int64_t tn = min64(kTokTile, t_end - t);
-        a.x = x + t * g.x_stride;
-        a.y = g.y + t * g.ldy + r;
-        // Only the first token tile brings the rows in; later ones find them in cache.
-        a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
-        kTiles[rn - 1][tn - 1](a);
+  // Decode reads each row start to end in one pass; prefill splits wide rows into column
+  // chunks so a token block's activations stay in L2 (see kColChunkBlocks).
+  const int64_t chunk = g.n_tokens > kTokTile ? kColChunkBlocks : l.nb;
+  for (int64_t b0 = 0; b0 < l.nb; b0 += chunk) {
+    a.b_begin = b0;
+    a.b_end = min64(l.nb, b0 + chunk);
+    a.accumulate = b0 > 0;
+    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
+      const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
+      for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
+        const int64_t rn = min64(kRowTile, g.row_end - r);
+        a.w = g.w + r * g.w_stride;
+        for (int64_t t = t0; t < t_end; t += kTokTile) {
+          const int64_t tn = min64(kTokTile, t_end - t);
+          a.x = x + t * g.x_stride;
+          a.y = g.y + t * g.ldy + r;
+          // Only the first token tile brings the rows in; later ones find them in cache.
+          a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
+          kTiles[rn - 1][tn - 1](a);
+        }
       }
     }
   }

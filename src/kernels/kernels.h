@@ -27,9 +27,9 @@ inline bool uses_quantized_acts(WFormat f) {
 // One token row of `cols` floats becomes nb = cols / 32 blocks, each with int8 codes q and an
 // f32 scale d such that x ≈ d * q (d = max|x| / 127, q = round-half-away(x / d), as ggml's
 // Q8_0 but with the scale kept in f32: it costs nothing and removes one rounding).
-// The row is stored structure-of-arrays so that SIMD code loads 16 scales at once; nbp is nb
-// rounded up to kActChunk and the padding blocks are all zero (codes, d, sd, dx4), so kernels
-// may run whole chunks without reading past the row:
+// The row is stored structure-of-arrays so that SIMD code loads several blocks' scales at
+// once; nbp is nb rounded up to kActChunk and the padding blocks are all zero (every part),
+// so kernels may load whole vectors past nb without reading garbage:
 //   codes [nbp * 32] int8   block b's 32 codes, ordered per ActLayout (below)
 //   d     [nbp] f32         scale of block b
 //   sd    [nbp] f32         d * Σq over the block: weight codes stored with an offset K

@@ -113,12 +113,15 @@ TEST_P(MatmulPathTest, WideRowsAndPrefill) {
   const auto [isa, type] = GetParam();
   if (!kernels::isa_supported(isa)) GTEST_SKIP() << kernels::isa_name(isa) << " not on this CPU";
   ThreadPool pool(2);
-  // 4096 columns: 128 blocks, 8 chunks of 16; 64 and 67 tokens: whole and partial token tiles
-  // and (float formats) the OpenBLAS prefill path.
+  // 4096 columns: 128 blocks; 64 and 67 tokens: whole and partial token tiles and blocks,
+  // and (float formats, where the path uses it) the OpenBLAS prefill route.
   check_case(isa, type, {17, 4096, 1}, pool, 100);
   check_case(isa, type, {256, 4096, 2}, pool, 101);
   check_case(isa, type, {37, 1056, 64}, pool, 102);
   check_case(isa, type, {64, 4096, 67}, pool, 103);
+  // Wider than one prefill column chunk (4096 columns): partial sums over chunks, and a
+  // partial group of blocks in the last chunk.
+  check_case(isa, type, {21, 4256, 9}, pool, 104);
 }
 
 INSTANTIATE_TEST_SUITE_P(Matmul, MatmulPathTest,
