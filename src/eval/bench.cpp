@@ -88,6 +88,10 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     auto t0 = std::chrono::steady_clock::now();
     std::span<const float> logits = session.eval(prompt, false);
     best_prefill = std::max(best_prefill, o.prompt_tokens / seconds_since(t0));
+    // Decode starts from an empty cache, as llama-bench's tg test does, so the figure is the
+    // weight-streaming rate rather than a mix with attention over the prompt.
+    session.reset();
+    logits = session.eval(std::span<const int32_t>(prompt.data(), 1), false);
     counter.enabled = true;
     counter.bytes = counter.experts = 0;
     int32_t next = 3;
