@@ -14,7 +14,11 @@ void attention(const AttentionParams& p, ThreadPool& pool) {
   const int64_t n_ctx_seen = p.pos0 + p.n_tokens;
   const float scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
   const int64_t work = p.n_tokens * p.n_head;
-  pool.parallel_for(work, 1, [&](int64_t begin, int64_t end) {
+  // Short contexts in decode are a few hundred thousand multiply-adds: cheaper on the
+  // calling thread than a hand-off to the pool and back.
+  const int64_t macs = work * n_ctx_seen * p.head_dim * 2;
+  constexpr int64_t kMinParallelMacs = 1 << 20;
+  auto body = [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(n_ctx_seen));
     for (int64_t w = begin; w < end; ++w) {
       const int64_t t = w / p.n_head;
@@ -45,7 +49,12 @@ void attention(const AttentionParams& p, ThreadPool& pool) {
         for (int64_t j = 0; j < n_ctx_seen; ++j) row[j] = j < n_keys ? scores[j] * inv : 0.f;
       }
     }
-  });
+  };
+  if (macs < kMinParallelMacs) {
+    body(0, work);
+  } else {
+    pool.parallel_for(work, 1, body);
+  }
 }
 
 }  // namespace mcmoe::ops

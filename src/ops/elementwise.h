@@ -17,5 +17,7 @@ void softmax(float* x, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
 
 float dot(const float* a, const float* b, int64_t n);
+// Slow reference for dot (double accumulation), for tests.
+float dot_reference(const float* a, const float* b, int64_t n);
 
 }  // namespace mcmoe::ops
