@@ -7,8 +7,8 @@
 namespace mcmoe::cli {
 
 int cmd_bench(const Argv& argv) {
-  const Args a(argv, {"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--reps"}, {"--no-bandwidth"});
-  auto m = load_model_verbose(a.required("-m", "model path"));
+  const Args a(argv, {"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--reps"}, {"--no-bandwidth", "--mmap", "--no-mmap"});
+  auto m = load_model_verbose(a.required("-m", "model path"), load_options_flags(a));
   eval::BenchOptions o;
   o.threads = threads_flag(a);
   o.prompt_tokens = static_cast<int>(a.integer("--prompt-tokens", 512, 1, 1 << 20));

@@ -10,12 +10,12 @@
 namespace mcmoe::cli {
 
 int cmd_ppl(const Argv& argv) {
-  const Args a(argv, {"-m", "-f", "--ctx", "--max-tokens", "--threads"}, {"--json"});
+  const Args a(argv, {"-m", "-f", "--ctx", "--max-tokens", "--threads"}, {"--json", "--mmap", "--no-mmap"});
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "text file");
   const int ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));
   const int64_t max_tokens = a.integer("--max-tokens", 0, 0, INT64_MAX);
-  auto m = load_model_verbose(path);
+  auto m = load_model_verbose(path, load_options_flags(a));
   const std::string text = read_text_file(text_path);
   std::vector<int32_t> ids = m->tokenizer().encode(text);
   std::fprintf(stderr, "%s: %zu bytes, %zu tokens\n", text_path.c_str(), text.size(), ids.size());

@@ -10,7 +10,7 @@ namespace mcmoe::cli {
 
 int cmd_run(const Argv& argv) {
   const Args a(argv, {"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--threads", "--ctx"},
-               {"--json"});
+               {"--json", "--mmap", "--no-mmap"});
   const std::string path = a.required("-m", "model path");
   std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.required("-p", "prompt");
   const int n_predict = static_cast<int>(a.integer("-n", 64, 0, 1 << 20));
@@ -21,7 +21,7 @@ int cmd_run(const Argv& argv) {
   sp.seed = static_cast<uint64_t>(a.integer("--seed", 0, 0, INT64_MAX));
   const bool json = a.has("--json");
 
-  auto m = load_model_verbose(path);
+  auto m = load_model_verbose(path, load_options_flags(a));
   model::SessionOptions so;
   so.n_threads = threads_flag(a);
   so.n_ctx = static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20));

@@ -13,9 +13,17 @@
 
 namespace mcmoe::cli {
 
-std::unique_ptr<model::Model> load_model_verbose(const std::string& path) {
+model::LoadOptions load_options_flags(const Args& a) {
+  if (a.has("--mmap") && a.has("--no-mmap")) fail("--mmap and --no-mmap exclude each other");
+  model::LoadOptions o;
+  if (a.has("--mmap")) o.memory = model::LoadOptions::Memory::kMap;
+  if (a.has("--no-mmap")) o.memory = model::LoadOptions::Memory::kRead;
+  return o;
+}
+
+std::unique_ptr<model::Model> load_model_verbose(const std::string& path, const model::LoadOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  auto m = model::Model::load(path);
+  auto m = model::Model::load(path, o);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "loaded %s in %.2f s: %s\n", path.c_str(), s, m->config().summary().c_str());
   return m;

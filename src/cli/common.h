@@ -10,7 +10,9 @@
 
 namespace mcmoe::cli {
 
-std::unique_ptr<model::Model> load_model_verbose(const std::string& path);
+std::unique_ptr<model::Model> load_model_verbose(const std::string& path, const model::LoadOptions& o = {});
+// --mmap / --no-mmap (both switches must be in the command's switch list).
+model::LoadOptions load_options_flags(const Args& a);
 int default_threads();
 int threads_flag(const Args& a);
 std::string read_text_file(const std::string& path);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -13,7 +14,7 @@
 
 namespace mcmoe {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
@@ -27,6 +28,29 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     fail("{}: not a regular file", path);
   }
   size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0 && mode == LoadMode::kReadHugePages) {
+    const size_t huge = size_t{2} << 20;
+    alloc_size_ = (size_ + huge - 1) / huge * huge;
+    void* p = ::mmap(nullptr, alloc_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      fail("{}: cannot allocate {} bytes: {}", path, alloc_size_, std::strerror(errno));
+    }
+    ::madvise(p, alloc_size_, MADV_HUGEPAGE);
+    size_t done = 0;
+    while (done < size_) {
+      const ssize_t r = ::pread(fd, static_cast<uint8_t*>(p) + done, std::min<size_t>(size_ - done, size_t{1} << 30), static_cast<off_t>(done));
+      if (r <= 0) {
+        ::close(fd);
+        ::munmap(p, alloc_size_);
+        fail("{}: read failed at offset {} of {} bytes", path, done, size_);
+      }
+      done += static_cast<size_t>(r);
+    }
+    data_ = static_cast<const uint8_t*>(p);
+    ::close(fd);
+    return;
+  }
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
@@ -40,7 +64,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), alloc_size_ ? alloc_size_ : size_);
 }
 
 AtomicFileWriter::AtomicFileWriter(const std::string& path)

@@ -56,7 +56,7 @@ struct GgufTensorInfo {
 
 class GgufFile {
  public:
-  explicit GgufFile(const std::string& path);
+  explicit GgufFile(const std::string& path, LoadMode mode = LoadMode::kMap);
 
   const std::string& path() const { return file_->path(); }
   uint32_t version() const { return version_; }

@@ -138,7 +138,8 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& key, const std
 
 }  // namespace
 
-GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<MappedFile>(path)) {
+GgufFile::GgufFile(const std::string& path, LoadMode mode)
+    : file_(std::make_shared<MappedFile>(path, mode)) {
   Cursor c(*file_);
   if (file_->size() < 4) fail("{}: not a GGUF file: {} bytes, too short for the magic", path, file_->size());
   const uint32_t magic = c.read<uint32_t>("magic");

@@ -9,8 +9,8 @@
 
 namespace mcmoe::model {
 
-void GgufLoader::load(Model& m, const std::string& path) {
-  m.gguf_ = std::make_unique<format::GgufFile>(path);
+void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
+  m.gguf_ = std::make_unique<format::GgufFile>(path, mode);
   const format::GgufFile& f = *m.gguf_;
   m.config_ = config_from_gguf(f);
   const ModelConfig& c = m.config_;

@@ -2,9 +2,12 @@
 // Format-specific loaders; friends of Model so they fill it in place.
 #include <string>
 
+#include "core/mapped_file.h"
 #include "model/model.h"
 
 namespace mcmoe::model {
+
+LoadMode choose_load_mode(const std::string& path, const LoadOptions& o);
 
 class HfLoader {
  public:
@@ -13,7 +16,7 @@ class HfLoader {
 
 class GgufLoader {
  public:
-  static void load(Model& m, const std::string& path);
+  static void load(Model& m, const std::string& path, LoadMode mode);
 };
 
 }  // namespace mcmoe::model

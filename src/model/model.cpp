@@ -2,6 +2,7 @@
 #include "model/loaders.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "format/gguf.h"
@@ -33,13 +34,43 @@ TensorView Model::to_f32(const TensorView& v) {
   return out;
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+namespace {
+
+// MemAvailable from /proc/meminfo in bytes, 0 when unknown.
+uint64_t available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
+}  // namespace
+
+LoadMode choose_load_mode(const std::string& path, const LoadOptions& o) {
+  switch (o.memory) {
+    case LoadOptions::Memory::kMap: return LoadMode::kMap;
+    case LoadOptions::Memory::kRead: return LoadMode::kReadHugePages;
+    case LoadOptions::Memory::kAuto: break;
+  }
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) return LoadMode::kMap;
+  // Small files gain nothing measurable; large ones must leave room for everything else.
+  const uint64_t avail = available_memory();
+  return size >= (uint64_t{64} << 20) && avail > 0 && size <= avail / 2 ? LoadMode::kReadHugePages : LoadMode::kMap;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
   m->path_ = path;
   if (std::filesystem::is_directory(path)) {
     HfLoader::load(*m, path);
   } else if (std::filesystem::exists(path)) {
-    GgufLoader::load(*m, path);
+    GgufLoader::load(*m, path, choose_load_mode(path, options));
   } else {
     fail("{}: no such file or directory", path);
   }

@@ -25,10 +25,16 @@ struct NamedTensor {
   TensorView view;
 };
 
+struct LoadOptions {
+  // GGUF files: kAuto reads the file into huge-page memory when it takes at most half of
+  // the memory available now, and maps it otherwise (models larger than RAM).
+  enum class Memory { kAuto, kMap, kRead } memory = Memory::kAuto;
+};
+
 class Model {
  public:
   // A directory is read as a Hugging Face checkpoint, a file as GGUF.
-  static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options = {});
   ~Model();
 
   const ModelConfig& config() const { return config_; }

@@ -123,3 +123,19 @@ TEST(Model, RejectsConfigThatDisagreesWithTensors) {
 
 }  // namespace
 }  // namespace mcmoe
+
+namespace mcmoe {
+namespace {
+
+TEST(Model, ReadIntoHugePagesEqualsMapped) {
+  test::TempDir dir;
+  test::write_hf_fixture(dir.path("hf"), {});
+  api::convert_hf_to_gguf(dir.path("hf"), dir.path("q8.gguf"), {.type = DType::Q8_0});
+  auto mapped = model::Model::load(dir.path("q8.gguf"), {.memory = model::LoadOptions::Memory::kMap});
+  auto read = model::Model::load(dir.path("q8.gguf"), {.memory = model::LoadOptions::Memory::kRead});
+  const auto ids = test_tokens(12);
+  EXPECT_EQ(all_logits(*mapped, ids), all_logits(*read, ids));
+}
+
+}  // namespace
+}  // namespace mcmoe
