@@ -54,6 +54,7 @@ int cmd_run(const Argv& argv) {
   } else {
     std::printf("\n");
   }
+  std::fflush(stdout);  // the text ends before the statistics line on stderr
   std::fprintf(stderr, "prompt %lld tokens, %.1f tok/s | generated %lld tokens, %.2f tok/s | %d threads\n",
                static_cast<long long>(st.prompt_tokens), st.prompt_tokens / std::max(1e-9, st.prefill_seconds),
                static_cast<long long>(st.generated_tokens),
