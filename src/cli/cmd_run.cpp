@@ -36,7 +36,8 @@ int cmd_run(const Argv& argv) {
   const auto& tok = m->tokenizer();
   const api::GenerateStats st = api::generate(session, ids, n_predict, sampler, tok.eos_id(), [&](int32_t t) {
     out.push_back(t);
-    if (!json && t != tok.eos_id()) {
+    // Control tokens (BOS, EOS) are structure, not text: decode() drops them too.
+    if (!json && tok.token_type(t) != tokenizer::TokenType::Control) {
       const std::string piece = tok.token_to_piece(t);
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
