@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -62,6 +63,15 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
 std::string shared_dir() {
   const auto p = std::filesystem::path(MCMOE_SOURCE_DIR) / ".." / "shared";
   return std::filesystem::exists(p / "models") ? std::filesystem::weakly_canonical(p).string() : "";
+}
+
+double relative_max_error(std::span<const float> got, std::span<const float> want) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::fabs(static_cast<double>(got[i]) - want[i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
+  }
+  return diff / scale;
 }
 
 }  // namespace mcmoe::test

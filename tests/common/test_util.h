@@ -2,6 +2,7 @@
 // Helpers shared by the test files: temp directories, running the CLI, file bytes.
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,5 +32,8 @@ std::vector<uint8_t> read_bytes(const std::string& path);
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 std::string shared_dir();  // MCMOE_SOURCE_DIR/../shared, or "" when absent
 std::string quote(const std::string& s);
+
+// max |got - want| / max |want|: the "relative error" of the logit checks.
+double relative_max_error(std::span<const float> got, std::span<const float> want);
 
 }  // namespace mcmoe::test

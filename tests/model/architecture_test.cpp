@@ -29,15 +29,6 @@ std::vector<float> all_logits(model::Model& m, const std::vector<int32_t>& ids, 
   return std::vector<float>(l.begin(), l.end());
 }
 
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-  }
-  return diff / scale;
-}
-
 class Architecture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Architecture, HfAndConvertedGgufAgree) {
@@ -53,7 +44,7 @@ TEST_P(Architecture, HfAndConvertedGgufAgree) {
   EXPECT_EQ(g16->config().rope_style,
             GetParam() == "mixtral" || GetParam() == "llama" ? model::RopeStyle::Interleaved : model::RopeStyle::Neox);
   // Same F16 weights, different but equivalent RoPE pairing: only f32 rounding differs.
-  EXPECT_LT(rel_err(all_logits(*g16, ids), ref), 1e-4);
+  EXPECT_LT(test::relative_max_error(all_logits(*g16, ids), ref), 1e-4);
 
   api::convert_hf_to_gguf(dir.path("hf"), dir.path("q8.gguf"), {.type = DType::Q8_0});
   auto g8 = model::Model::load(dir.path("q8.gguf"));
@@ -68,7 +59,7 @@ TEST_P(Architecture, HfAndConvertedGgufAgree) {
     agree += api::argmax(a) == api::argmax(b);
   }
   EXPECT_GE(agree, static_cast<int>(ids.size() * 8 / 10)) << "of " << ids.size();
-  EXPECT_LT(rel_err(q8, ref), 0.3);
+  EXPECT_LT(test::relative_max_error(q8, ref), 0.3);
 }
 
 TEST_P(Architecture, PrefillEqualsIncrementalDecode) {
@@ -90,8 +81,8 @@ TEST_P(Architecture, PrefillEqualsIncrementalDecode) {
     // single-row kernels may differ in the last bit of the f32 block sums, which can flip
     // a near-tied expert choice in this deliberately sensitive random model (1e-2).
     const double tol = m->is_gguf() ? 1e-2 : 1e-4;
-    EXPECT_LT(rel_err(steps, batch), tol) << path;
-    EXPECT_LT(rel_err(all_logits(*m, ids, 5), batch), tol) << path << " chunked";
+    EXPECT_LT(test::relative_max_error(steps, batch), tol) << path;
+    EXPECT_LT(test::relative_max_error(all_logits(*m, ids, 5), batch), tol) << path << " chunked";
   }
 }
 
@@ -120,12 +111,6 @@ TEST(Model, RejectsConfigThatDisagreesWithTensors) {
     EXPECT_NE(msg.find("[2048, 128]"), std::string::npos) << msg;
   }
 }
-
-}  // namespace
-}  // namespace mcmoe
-
-namespace mcmoe {
-namespace {
 
 TEST(Model, ReadIntoHugePagesEqualsMapped) {
   test::TempDir dir;

@@ -28,16 +28,6 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-// max |a - b| / max |b|: the "1e-3 relative" measure.
-double relative_max_error(std::span<const float> a, const std::vector<float>& b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-  }
-  return diff / scale;
-}
-
 std::string qwen_dir() { return std::string(MCMOE_SOURCE_DIR) + "/models/qwen2moe-tiny"; }
 bool have_qwen() { return std::filesystem::exists(qwen_dir() + "/golden.json"); }
 
@@ -53,7 +43,7 @@ void check_golden(const std::string& golden_dir, const std::string& model_path, 
   const std::span<const float> logits = s.eval(ids, true);
   const int64_t V = m->config().n_vocab;
   const auto last = golden["last_logits"].get<std::vector<float>>();
-  const double err = relative_max_error(logits.subspan((ids.size() - 1) * V, V), last);
+  const double err = test::relative_max_error(logits.subspan((ids.size() - 1) * V, V), last);
   EXPECT_LT(err, tolerance) << model_path;
   std::printf("[golden] %s: last-position relative max error %.3g\n", model_path.c_str(), err);
   if (check_argmax) {
@@ -62,6 +52,28 @@ void check_golden(const std::string& golden_dir, const std::string& model_path, 
       EXPECT_EQ(api::argmax(logits.subspan(t * V, V)), argmax[t]) << "position " << t;
     }
   }
+}
+
+// The reference's greedy protocol: prompt ids as given, 32 new tokens, stop at EOS.
+std::vector<int32_t> greedy_ids(model::Model& m, const std::vector<int32_t>& prompt) {
+  model::Session s(m, {.n_threads = 2});
+  api::Sampler greedy({.temperature = 0});
+  std::vector<int32_t> out;
+  api::generate(s, prompt, 32, greedy, m.tokenizer().eos_id(), [&](int32_t t) {
+    out.push_back(t);
+    return true;
+  });
+  return out;
+}
+
+// moe_reference.py ppl --ctx 512 --max-tokens 20000 on wikitext2-valid.txt.
+eval::PerplexityResult wikitext_ppl(model::Model& m) {
+  std::ifstream in(test::shared_dir() + "/corpus/wikitext2-valid.txt");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<int32_t> ids = m.tokenizer().encode(text);
+  ids.resize(20000);
+  model::Session s(m, {.n_ctx = 512, .n_threads = 2, .n_batch = 512});
+  return eval::perplexity(s, ids, 512, m.tokenizer().bos_id());
 }
 
 TEST(Golden, MixtralTinyHfLogits) {
@@ -83,22 +95,12 @@ TEST(Golden, MixtralTinyGreedyMatchesReference) {
   if (mixtral_dir().empty()) GTEST_SKIP() << "../shared not present";
   const auto ref = read_json(std::string(MCMOE_SOURCE_DIR) + "/tests/data/reference/mixtral_tiny_generate.json");
   auto m = model::Model::load(mixtral_dir());
-  model::Session s(*m, {.n_threads = 2});
-  api::Sampler greedy({.temperature = 0});
-  std::vector<int32_t> out;
-  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
-  api::generate(s, prompt, 32, greedy, m->tokenizer().eos_id(), [&](int32_t t) {
-    out.push_back(t);
-    return true;
-  });
-  EXPECT_EQ(out, ref["new_ids"].get<std::vector<int32_t>>());
+  EXPECT_EQ(greedy_ids(*m, ref["prompt_ids"].get<std::vector<int32_t>>()), ref["new_ids"].get<std::vector<int32_t>>());
 }
 
 TEST(Golden, MixtralTinyPerplexityMatchesReference) {
   if (mixtral_dir().empty()) GTEST_SKIP() << "../shared not present";
   const double ref = read_json(std::string(MCMOE_SOURCE_DIR) + "/tests/data/reference/mixtral_tiny_ppl.json")["ppl"].get<double>();
-  std::ifstream in(test::shared_dir() + "/corpus/wikitext2-valid.txt");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   test::TempDir dir;
   api::convert_hf_to_gguf(mixtral_dir(), dir.path("f16.gguf"), {.type = DType::F16});
   api::convert_hf_to_gguf(mixtral_dir(), dir.path("q8.gguf"), {.type = DType::Q8_0});
@@ -106,10 +108,7 @@ TEST(Golden, MixtralTinyPerplexityMatchesReference) {
   const std::pair<std::string, double> cases[] = {{mixtral_dir(), 0.005}, {dir.path("f16.gguf"), 0.005}, {dir.path("q8.gguf"), 0.01}};
   for (const auto& [path, tol] : cases) {
     auto m = model::Model::load(path);
-    std::vector<int32_t> ids = m->tokenizer().encode(text);
-    ids.resize(20000);
-    model::Session s(*m, {.n_ctx = 512, .n_threads = 2, .n_batch = 512});
-    const auto r = eval::perplexity(s, ids, 512, m->tokenizer().bos_id());
+    const auto r = wikitext_ppl(*m);
     EXPECT_EQ(r.tokens_scored, 19929);
     EXPECT_NEAR(r.ppl / ref, 1.0, tol) << path;
     std::printf("[golden] %s: ppl %.4f vs reference %.4f\n", path.c_str(), r.ppl, ref);
@@ -133,33 +132,13 @@ TEST(Golden, Qwen2MoeTinyGreedyAndPerplexity) {
   const std::string refdir = std::string(MCMOE_SOURCE_DIR) + "/tests/data/reference/";
   const auto gen = read_json(refdir + "qwen2moe_tiny_generate.json");
   auto m = model::Model::load(qwen_dir());
-  {
-    model::Session s(*m, {.n_threads = 2});
-    api::Sampler greedy({.temperature = 0});
-    std::vector<int32_t> out;
-    api::generate(s, gen["prompt_ids"].get<std::vector<int32_t>>(), 32, greedy, m->tokenizer().eos_id(), [&](int32_t t) {
-      out.push_back(t);
-      return true;
-    });
-    EXPECT_EQ(out, gen["new_ids"].get<std::vector<int32_t>>());
-  }
+  EXPECT_EQ(greedy_ids(*m, gen["prompt_ids"].get<std::vector<int32_t>>()), gen["new_ids"].get<std::vector<int32_t>>());
   if (test::shared_dir().empty()) return;
   const double ref = read_json(refdir + "qwen2moe_tiny_ppl.json")["ppl"].get<double>();
-  std::ifstream in(test::shared_dir() + "/corpus/wikitext2-valid.txt");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<int32_t> ids = m->tokenizer().encode(text);
-  ids.resize(20000);
-  model::Session s(*m, {.n_ctx = 512, .n_threads = 2, .n_batch = 512});
-  const auto r = eval::perplexity(s, ids, 512, m->tokenizer().bos_id());
+  const auto r = wikitext_ppl(*m);
   EXPECT_NEAR(r.ppl / ref, 1.0, 0.005);
   std::printf("[golden] qwen2moe ppl %.4f vs reference %.4f\n", r.ppl, ref);
 }
-
-}  // namespace
-}  // namespace mcmoe
-
-namespace mcmoe {
-namespace {
 
 // `mcmoe dump --name router_logits.3` against the reference's layer-3 router logits.
 TEST(Golden, DumpRouterLogitsMatchesReference) {
@@ -174,14 +153,13 @@ TEST(Golden, DumpRouterLogitsMatchesReference) {
   const auto got = nlohmann::json::parse(std::ifstream(dir.path("d.json")))["data"].get<std::vector<std::vector<float>>>();
   const auto want = ref["router_logits_layer3"].get<std::vector<std::vector<float>>>();
   ASSERT_EQ(got.size(), want.size());
-  double diff = 0, scale = 0;
+  std::vector<float> got_flat, want_flat;
   for (size_t t = 0; t < want.size(); ++t) {
-    for (size_t e = 0; e < want[t].size(); ++e) {
-      diff = std::max(diff, std::fabs(static_cast<double>(got[t][e]) - want[t][e]));
-      scale = std::max(scale, std::fabs(static_cast<double>(want[t][e])));
-    }
+    ASSERT_EQ(got[t].size(), want[t].size());
+    got_flat.insert(got_flat.end(), got[t].begin(), got[t].end());
+    want_flat.insert(want_flat.end(), want[t].begin(), want[t].end());
   }
-  EXPECT_LT(diff / scale, 1e-4);
+  EXPECT_LT(test::relative_max_error(got_flat, want_flat), 1e-4);
 }
 
 }  // namespace
