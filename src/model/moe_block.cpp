@@ -43,40 +43,41 @@ void Session::moe_block(int l, int64_t n) {
   }
 
   // Group (token, slot) picks by expert with a counting sort: rows of expert e occupy
-  // [offset[e], offset[e] + count[e]) of the gathered buffers.
-  std::vector<int64_t> count(n_expert, 0), offset(n_expert + 1, 0);
-  for (int64_t i = 0; i < n * k; ++i) ++count[s.topk_ids[i]];
-  for (int e = 0; e < n_expert; ++e) offset[e + 1] = offset[e] + count[e];
-  std::vector<int64_t> pick_row(n * k);   // gathered row of pick i
-  std::vector<int64_t> row_token(n * k);  // token of gathered row r
-  {
-    std::vector<int64_t> fill(offset.begin(), offset.end() - 1);
-    for (int64_t i = 0; i < n * k; ++i) {
-      const int64_t r = fill[s.topk_ids[i]]++;
-      pick_row[i] = r;
-      row_token[r] = i / k;
-    }
+  // [offset[e], offset[e + 1]) of the gathered buffers.
+  std::vector<int64_t>& offset = s.expert_offset;
+  offset.assign(n_expert + 1, 0);
+  for (int64_t i = 0; i < n * k; ++i) ++offset[s.topk_ids[i] + 1];
+  for (int e = 0; e < n_expert; ++e) offset[e + 1] += offset[e];
+  s.pick_row.resize(n * k);
+  s.row_token.resize(n * k);
+  s.expert_fill.assign(offset.begin(), offset.end() - 1);
+  for (int64_t i = 0; i < n * k; ++i) {
+    const int64_t r = s.expert_fill[s.topk_ids[i]]++;
+    s.pick_row[i] = r;
+    s.row_token[r] = i / k;
   }
   for (int64_t r = 0; r < n * k; ++r) {
-    std::copy_n(s.h.data() + row_token[r] * d, d, s.ex_in.data() + r * d);
+    std::copy_n(s.h.data() + s.row_token[r] * d, d, s.ex_in.data() + r * d);
   }
-  std::vector<int> active;
+  std::vector<int>& active = s.active_experts;
+  active.clear();
   for (int e = 0; e < n_expert; ++e) {
-    if (count[e] > 0) active.push_back(e);
+    if (offset[e + 1] > offset[e]) active.push_back(e);
   }
 
   moe::ExpertProvider& provider = model_.experts();
   provider.begin_layer(l, active);
-  std::vector<moe::ExpertWeights> ew(active.size());
+  std::vector<moe::ExpertWeights>& ew = s.expert_weights;
+  ew.resize(active.size());
   for (size_t i = 0; i < active.size(); ++i) ew[i] = provider.get(l, active[i]);
 
   float* shared_gate_out = s.ex_gate.data() + n * k * ff;  // [n, ffs] after the routed rows
   float* shared_up_out = s.ex_up.data() + n * k * ff;
   float* shared_out = s.ex_out.data() + n * k * d;  // [n, d]
-  std::vector<ops::MatmulJob> jobs;
-  jobs.reserve(2 * active.size() + 2);
+  std::vector<ops::MatmulJob>& jobs = s.jobs;
+  jobs.clear();
   for (size_t i = 0; i < active.size(); ++i) {
-    const int64_t off = offset[active[i]], cnt = count[active[i]];
+    const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;
     jobs.push_back({.w = &ew[i].gate, .x = s.ex_in.data() + off * d, .y = s.ex_gate.data() + off * ff, .n_tokens = cnt});
     jobs.push_back({.w = &ew[i].up, .x = s.ex_in.data() + off * d, .y = s.ex_up.data() + off * ff, .n_tokens = cnt});
   }
@@ -90,7 +91,7 @@ void Session::moe_block(int l, int64_t n) {
 
   jobs.clear();
   for (size_t i = 0; i < active.size(); ++i) {
-    const int64_t off = offset[active[i]], cnt = count[active[i]];
+    const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;
     jobs.push_back({.w = &ew[i].down, .x = s.ex_gate.data() + off * ff, .y = s.ex_out.data() + off * d, .n_tokens = cnt});
   }
   if (ffs > 0) {
@@ -99,20 +100,20 @@ void Session::moe_block(int l, int64_t n) {
   ops::matmul_batch(jobs, pool_);
   if (observer_) {
     for (size_t i = 0; i < active.size(); ++i) {
-      const int64_t off = offset[active[i]], cnt = count[active[i]];
+      const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;
       observer_->on_expert({.layer = l, .expert = active[i],
-                            .token_rows = std::span<const int64_t>(row_token.data() + off, cnt),
+                            .token_rows = std::span<const int64_t>(s.row_token.data() + off, cnt),
                             .input = s.ex_in.data() + off * d, .output = s.ex_out.data() + off * d,
                             .n_embd = d});
     }
   }
   provider.end_layer(l);
 
-  // Weighted sum, in expert order per token as the reference accumulates.
+  // Weighted sum over each token's picks, best pick first.
   std::fill_n(s.moe_out.data(), n * d, 0.f);
   for (int64_t i = 0; i < n * k; ++i) {
     const int64_t t = i / k;
-    ops::axpy(s.topk_w[i], s.ex_out.data() + pick_row[i] * d, s.moe_out.data() + t * d, d);
+    ops::axpy(s.topk_w[i], s.ex_out.data() + s.pick_row[i] * d, s.moe_out.data() + t * d, d);
   }
   if (ffs > 0) {
     ops::matmul(L.shared_gate, s.h.data(), n, s.shared_gate.data(), pool_);

@@ -47,6 +47,13 @@ Session::Session(Model& model, const SessionOptions& options)
   s.ex_out.resize(rows * d);
   s.shared_gate.resize(b);
   s.final_rows.resize(b * d);
+  s.expert_offset.reserve(cfg_.n_expert + 1);
+  s.expert_fill.reserve(cfg_.n_expert);
+  s.pick_row.reserve(b * cfg_.n_expert_used);
+  s.row_token.reserve(b * cfg_.n_expert_used);
+  s.active_experts.reserve(cfg_.n_expert);
+  s.expert_weights.reserve(cfg_.n_expert);
+  s.jobs.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
 }
 
 Session::~Session() = default;

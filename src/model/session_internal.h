@@ -3,6 +3,8 @@
 #include <vector>
 
 #include "model/session.h"
+#include "moe/expert_provider.h"
+#include "ops/matmul.h"
 
 namespace mcmoe::model {
 
@@ -27,7 +29,15 @@ struct Session::Scratch {
   std::vector<float> ex_out;   // [n_batch * (k + 1), n_embd]
   std::vector<float> shared_gate;  // [n_batch]
   std::vector<float> final_rows;   // [n_batch, n_embd]
-  std::vector<int64_t> positions;
+  // Grouping of a batch's (token, slot) picks by expert (moe_block.cpp); capacity is
+  // reserved at construction.
+  std::vector<int64_t> expert_offset;  // [n_expert + 1] start row of each expert's group
+  std::vector<int64_t> expert_fill;    // [n_expert] next free row while grouping
+  std::vector<int64_t> pick_row;       // [n_batch * k] gathered row of pick i
+  std::vector<int64_t> row_token;      // [n_batch * k] token of gathered row r
+  std::vector<int> active_experts;     // experts with at least one row, ascending
+  std::vector<moe::ExpertWeights> expert_weights;  // [active] from the ExpertProvider
+  std::vector<ops::MatmulJob> jobs;    // gate/up then down jobs of one layer
 };
 
 }  // namespace mcmoe::model
