@@ -25,10 +25,9 @@ int cmd_convert(const Argv& argv) {
   const std::string out = a.required("-o", "output file");
   api::ConvertOptions o;
   o.type = parse_type(a.str("--type", "f16"), {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0});
-  Progress progress("convert", 0);
+  Progress progress("convert");
   o.progress = [&](size_t done, size_t total) {
-    if (done == 1) progress = Progress("convert", static_cast<int64_t>(total));
-    progress.update(static_cast<int64_t>(done));
+    progress.update(static_cast<int64_t>(done), static_cast<int64_t>(total));
   };
   api::convert_hf_to_gguf(a.positional()[0], out, o);
   progress.finish();
@@ -52,10 +51,9 @@ int cmd_synth(const Argv& argv) {
   o.seed = static_cast<uint64_t>(a.integer("--seed", 1, 0, INT64_MAX));
   o.type = parse_type(a.str("--type", "q8_0"), {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0});
   const std::string out = a.required("-o", "output file");
-  Progress progress("synth", 0);
+  Progress progress("synth");
   o.progress = [&](size_t done, size_t total) {
-    if (done == 1) progress = Progress("synth", static_cast<int64_t>(total));
-    progress.update(static_cast<int64_t>(done));
+    progress.update(static_cast<int64_t>(done), static_cast<int64_t>(total));
   };
   api::synth_model(o, out);
   progress.finish();

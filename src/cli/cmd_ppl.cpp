@@ -25,14 +25,9 @@ int cmd_ppl(const Argv& argv) {
   so.n_ctx = ctx;
   so.n_batch = ctx;
   model::Session session(*m, so);
-  Progress progress("ppl", 0);
-  bool started = false;
+  Progress progress("ppl");
   const auto r = eval::perplexity(session, ids, ctx, m->tokenizer().bos_id(), [&](int64_t done, int64_t total, double ppl) {
-    if (!started) {
-      progress = Progress("ppl", total);
-      started = true;
-    }
-    progress.update(done, fmt::format("ppl {:.4f}", ppl));
+    progress.update(done, total, fmt::format("ppl {:.4f}", ppl));
   });
   progress.finish();
   if (a.has("--json")) {

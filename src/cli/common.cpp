@@ -52,16 +52,15 @@ std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text) 
   return ids;
 }
 
-Progress::Progress(std::string label, int64_t total)
-    : label_(std::move(label)), total_(total), tty_(::isatty(2)) {}
+Progress::Progress(std::string label) : label_(std::move(label)), tty_(::isatty(2)) {}
 
-void Progress::update(int64_t done, const std::string& extra) {
-  const double frac = total_ > 0 ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
+void Progress::update(int64_t done, int64_t total, const std::string& extra) {
+  const double frac = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
   if (tty_) {
     const int width = 30, filled = static_cast<int>(frac * width);
     std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %s", label_.c_str(), std::string(filled, '#').c_str(),
                  std::string(width - filled, '.').c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total_), extra.c_str());
+                 static_cast<long long>(total), extra.c_str());
     std::fflush(stderr);
     return;
   }
@@ -69,7 +68,7 @@ void Progress::update(int64_t done, const std::string& extra) {
   if (decile != last_decile_) {
     last_decile_ = decile;
     std::fprintf(stderr, "%s %lld/%lld %s\n", label_.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total_), extra.c_str());
+                 static_cast<long long>(total), extra.c_str());
   }
 }
 

@@ -20,16 +20,16 @@ std::string read_text_file(const std::string& path);
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text);
 
 // A one-line progress bar on stderr, redrawn in place when stderr is a terminal and printed
-// every ~10% otherwise (logs stay short).
+// every ~10% otherwise (logs stay short). The total comes with each update because the
+// library's jobs report it from their first callback.
 class Progress {
  public:
-  Progress(std::string label, int64_t total);
-  void update(int64_t done, const std::string& extra = "");
+  explicit Progress(std::string label);
+  void update(int64_t done, int64_t total, const std::string& extra = "");
   void finish(const std::string& extra = "");
 
  private:
   std::string label_;
-  int64_t total_;
   int last_decile_ = -1;
   bool tty_;
 };
