@@ -92,11 +92,6 @@ class BpeTokenizer final : public Tokenizer {
     for (int32_t i = 0; i < n; ++i) pieces_[i] = make_piece(i);
   }
 
-  std::string token_to_piece(int32_t id) const override {
-    check_id(id);
-    return pieces_[id];
-  }
-
  protected:
   std::vector<int32_t> encode_impl(std::string_view text, bool parse_special) const override {
     std::vector<int32_t> out;
@@ -228,7 +223,6 @@ class BpeTokenizer final : public Tokenizer {
   std::unordered_map<uint32_t, uint8_t> cp_to_byte_;
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> ranks_;  // (left, right) → (rank, result)
   std::unordered_map<std::string, int32_t> extra_parts_;  // merge parts that are not tokens
-  std::vector<std::string> pieces_;
 };
 
 }  // namespace

@@ -89,11 +89,6 @@ class SpmTokenizer final : public Tokenizer {
                 std::all_of(merge_ids_.begin(), merge_ids_.end(), [](const auto& kv) { return space_only_leading(kv.first); });
   }
 
-  std::string token_to_piece(int32_t id) const override {
-    check_id(id);
-    return pieces_[id];
-  }
-
  protected:
   std::vector<int32_t> encode_impl(std::string_view text, bool parse_special) const override {
     std::vector<int32_t> out;
@@ -361,7 +356,6 @@ class SpmTokenizer final : public Tokenizer {
   std::unordered_map<std::string_view, int32_t> merge_ids_;  // sp_exact: pieces merges may form
   ByteTrie user_defined_;                                    // sp_exact: frozen pieces
   std::unique_ptr<SpNormalizer> normalizer_;
-  std::vector<std::string> pieces_;  // token_to_piece, precomputed
 };
 
 }  // namespace

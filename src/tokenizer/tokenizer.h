@@ -50,7 +50,10 @@ class Tokenizer {
   // The raw bytes the token stands for: byte-fallback <0xNN> gives that byte, SentencePiece
   // '▁' gives ' ', GPT-2 byte-level characters are mapped back to bytes; control and
   // user-defined tokens give their text. Out-of-range ids throw Error.
-  virtual std::string token_to_piece(int32_t id) const = 0;
+  std::string token_to_piece(int32_t id) const {
+    check_id(id);
+    return pieces_[id];
+  }
   // Concatenated pieces. Control tokens (BOS, EOS, ...) contribute nothing; with
   // add_space_prefix (SentencePiece) the first text piece loses one leading space, the
   // rule of llama.cpp's detokenizer and of sentencepiece's decoder, so that
@@ -91,6 +94,7 @@ class Tokenizer {
 
   VocabData v_;
   std::unordered_map<std::string_view, int32_t> token_to_id_;  // views into v_.tokens
+  std::vector<std::string> pieces_;  // token_to_piece of every id; each model type fills it
 
  private:
   struct SpecialTrie;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format/gguf.h"
+#include "tokenizer/internal.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
@@ -112,22 +113,7 @@ std::string literal_chars(const std::string& re) {
   for (size_t i = 0; i < re.size(); ++i) {
     if (re.compare(i, 3, "\\x{") == 0) {
       const size_t end = re.find('}', i);
-      const auto cp = static_cast<uint32_t>(std::stoul(re.substr(i + 3, end - i - 3), nullptr, 16));
-      if (cp < 0x80) {
-        out += static_cast<char>(cp);
-      } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-      } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-      } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-      }
+      tokenizer::detail::utf8_append(out, static_cast<uint32_t>(std::stoul(re.substr(i + 3, end - i - 3), nullptr, 16)));
       i = end;
     } else {
       out += re[i];
