@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 
+#include "core/aligned_scratch.h"
+
 namespace mcmoe::kernels {
 
 namespace {
@@ -14,20 +16,10 @@ namespace {
 // Rows widened per sgemm call: 64 rows × 4096 columns × 4 bytes = 1 MiB, about one L2.
 constexpr int64_t kPanelRows = 64;
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
-
-// Per-thread panel, grown on demand and kept (pool threads live as long as the pool).
+// Per-thread panel, kept between calls (pool threads live as long as the pool).
 float* panel(size_t floats) {
-  thread_local std::unique_ptr<float, FreeDeleter> buf;
-  thread_local size_t cap = 0;
-  if (floats > cap) {
-    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    cap = bytes / sizeof(float);
-  }
-  return buf.get();
+  thread_local AlignedScratch scratch;
+  return static_cast<float*>(scratch.get(floats * sizeof(float)));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/aligned_scratch.h"
 #include "core/error.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm_blas.h"
@@ -57,22 +58,10 @@ int64_t plan_cost(size_t row_bytes, int64_t cols, int64_t n_tokens) {
   return static_cast<int64_t>(row_bytes) + cols * n_tokens / 4;
 }
 
-struct FreeDeleter {
-  void operator()(uint8_t* p) const { std::free(p); }
-};
-
-// Activation scratch of the calling thread: grows to the largest batch seen and is reused,
-// so steady-state decode does not allocate.
+// Activation scratch of the calling thread, reused across calls.
 uint8_t* act_scratch(size_t bytes) {
-  thread_local std::unique_ptr<uint8_t, FreeDeleter> buf;
-  thread_local size_t cap = 0;
-  if (bytes > cap) {
-    const size_t want = (bytes + bytes / 2 + 63) / 64 * 64;  // room to grow a little
-    buf.reset(static_cast<uint8_t*>(std::aligned_alloc(64, want)));
-    cap = buf ? want : 0;
-    if (!buf) fail("matmul: cannot allocate {} bytes of activation scratch", want);
-  }
-  return buf.get();
+  thread_local AlignedScratch scratch;
+  return static_cast<uint8_t*>(scratch.get(bytes));
 }
 
 void validate(const MatmulJob& job, size_t index) {
