@@ -3,6 +3,8 @@
 // references are built (matmul_test_util.h) and at each assertion.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <string>
 #include <tuple>
 
@@ -132,15 +134,16 @@ INSTANTIATE_TEST_SUITE_P(Matmul, MatmulPathTest,
                            return param_name(std::get<0>(info.param), std::get<1>(info.param));
                          });
 
-// The kernels' own prefill tiles for float weights (ops/ sends >= 32 tokens to OpenBLAS, so
-// call the kernel table directly), every token-tile remainder included.
-TEST(KernelGemm, FloatTilesWithManyTokens) {
+// Runs `gemm` on a rows × cols float weight of each format against n_tokens f32 rows and
+// checks the result against the double reference with the tight float bounds.
+void check_float_gemm(
+    int64_t rows, int64_t cols, int64_t n_tokens, uint32_t seed,
+    const std::function<void(const kernels::KernelSet&, kernels::WFormat, const kernels::GemmArgs&)>& gemm) {
   for (Isa isa : test::supported_isas()) {
     for (DType type : {DType::F32, DType::F16, DType::BF16}) {
-      const int64_t rows = 19, cols = 300, n_tokens = 71;
       SCOPED_TRACE(param_name(isa, type));
-      const test::OwnedWeight w = test::make_weight(type, rows, cols, 7);
-      const std::vector<float> x = test::random_floats(static_cast<size_t>(n_tokens * cols), 8);
+      const test::OwnedWeight w = test::make_weight(type, rows, cols, seed);
+      const std::vector<float> x = test::random_floats(static_cast<size_t>(n_tokens * cols), seed + 1);
       std::vector<float> y(static_cast<size_t>(n_tokens * rows), -1.f);
       kernels::WFormat f;
       ASSERT_TRUE(kernels::wformat_of(type, &f));
@@ -154,7 +157,7 @@ TEST(KernelGemm, FloatTilesWithManyTokens) {
                                    .ldy = rows,
                                    .row_begin = 0,
                                    .row_end = rows};
-      kernels::kernels_for(isa).gemm[static_cast<int>(f)](args);
+      gemm(kernels::kernels_for(isa), f, args);
       std::vector<double> ref, bound;
       test::float_reference(w.view, x.data(), n_tokens, cols, &ref, &bound);
       const Comparison c = test::compare(ref, bound, y.data(), n_tokens, rows, rows);
@@ -162,6 +165,14 @@ TEST(KernelGemm, FloatTilesWithManyTokens) {
       EXPECT_LT(c.nmse, kTightNmse);
     }
   }
+}
+
+// The kernels' own prefill tiles for float weights (ops/ sends >= 32 tokens to OpenBLAS, so
+// call the kernel table directly), every token-tile remainder included.
+TEST(KernelGemm, FloatTilesWithManyTokens) {
+  check_float_gemm(19, 300, 71, 7, [](const kernels::KernelSet& ks, kernels::WFormat f, const kernels::GemmArgs& args) {
+    ks.gemm[static_cast<int>(f)](args);
+  });
 }
 
 // The row wideners that feed OpenBLAS: exact (F16 and BF16 are subsets of f32), any length.
@@ -185,34 +196,11 @@ TEST(KernelGemm, RowWidenersAreExact) {
 }
 
 // The OpenBLAS route for float prefill with each ISA's wideners, whichever path ops/ picks.
+// 70 rows: a full and a partial panel.
 TEST(KernelGemm, BlasPrefillMatchesReference) {
-  for (Isa isa : test::supported_isas()) {
-    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
-      SCOPED_TRACE(param_name(isa, type));
-      const int64_t rows = 70, cols = 136, n_tokens = 33;  // rows: a full and a partial panel
-      const test::OwnedWeight w = test::make_weight(type, rows, cols, 21);
-      const std::vector<float> x = test::random_floats(static_cast<size_t>(n_tokens * cols), 22);
-      std::vector<float> y(static_cast<size_t>(n_tokens * rows), -1.f);
-      kernels::WFormat f;
-      ASSERT_TRUE(kernels::wformat_of(type, &f));
-      const kernels::GemmArgs args{.w = static_cast<const uint8_t*>(w.view.data),
-                                   .w_stride = w.view.row_stride(),
-                                   .cols = cols,
-                                   .x = x.data(),
-                                   .x_stride = cols * sizeof(float),
-                                   .n_tokens = n_tokens,
-                                   .y = y.data(),
-                                   .ldy = rows,
-                                   .row_begin = 0,
-                                   .row_end = rows};
-      kernels::gemm_blas(kernels::kernels_for(isa), f, args);
-      std::vector<double> ref, bound;
-      test::float_reference(w.view, x.data(), n_tokens, cols, &ref, &bound);
-      const Comparison c = test::compare(ref, bound, y.data(), n_tokens, rows, rows);
-      EXPECT_LE(c.worst, 1.0);
-      EXPECT_LT(c.nmse, kTightNmse);
-    }
-  }
+  check_float_gemm(70, 136, 33, 21, [](const kernels::KernelSet& ks, kernels::WFormat f, const kernels::GemmArgs& args) {
+    kernels::gemm_blas(ks, f, args);
+  });
 }
 
 // Several jobs in one call (shared and distinct inputs, mixed formats, different token
