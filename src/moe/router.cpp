@@ -8,8 +8,11 @@ namespace mcmoe::moe {
 
 void route(const RouterParams& p, const float* logits, int64_t n_tokens, float* probs_out,
            int* topk_ids, float* topk_weights) {
-  std::vector<float> probs(static_cast<size_t>(p.n_expert));
-  std::vector<int> order(static_cast<size_t>(p.n_expert));
+  // Reused across calls: routing runs once per layer per token.
+  thread_local std::vector<float> probs;
+  thread_local std::vector<int> order;
+  probs.resize(static_cast<size_t>(p.n_expert));
+  order.resize(static_cast<size_t>(p.n_expert));
   for (int64_t t = 0; t < n_tokens; ++t) {
     const float* l = logits + t * p.n_expert;
     const float mx = *std::max_element(l, l + p.n_expert);
