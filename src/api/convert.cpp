@@ -102,8 +102,8 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
   m->tokenizer().write_gguf_metadata(g);
 
   // Matrices take the requested type when their rows fit its blocks, else stay F16.
-  auto type_for = [&](const TensorView& v) {
-    return v.cols() % dtype_traits(mat).block_size == 0 ? mat : DType::F16;
+  auto type_for = [&](const TensorView& v, DType wanted) {
+    return v.cols() % dtype_traits(wanted).block_size == 0 ? wanted : DType::F16;
   };
   auto add_matrix = [&](const std::string& name, const TensorView& v, DType type,
                         std::shared_ptr<std::vector<int64_t>> row_map = nullptr) {
@@ -112,13 +112,13 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
   auto add_f32 = [&](const std::string& name, const TensorView& v) {
     add_matrix(name, v, DType::F32);
   };
-  add_matrix(tn::kTokenEmbd, w.tok_embd, type_for(w.tok_embd));
+  add_matrix(tn::kTokenEmbd, w.tok_embd, type_for(w.tok_embd, mat));
   add_f32(tn::kOutputNorm, w.output_norm);
   if (!c.tie_embeddings) {
     // The output projection decides every logit: at 4 bits it is kept at 8 (as llama.cpp
     // keeps it at 6 for its 4-bit types).
     const DType out_type = mat == DType::Q4_0 ? DType::Q8_0 : mat;
-    add_matrix(tn::kOutput, w.output, w.output.cols() % 32 == 0 ? out_type : DType::F16);
+    add_matrix(tn::kOutput, w.output, type_for(w.output, out_type));
   }
   const bool permute = c.arch == model::Arch::Llama;
   auto q_map = std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head, c.head_dim));
@@ -126,10 +126,10 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
   for (int l = 0; l < c.n_layer; ++l) {
     const model::LayerWeights& L = w.layers[l];
     add_f32(tn::layer(l, tn::kAttnNorm), L.attn_norm);
-    add_matrix(tn::layer(l, tn::kAttnQ), L.wq, type_for(L.wq), permute ? q_map : nullptr);
-    add_matrix(tn::layer(l, tn::kAttnK), L.wk, type_for(L.wk), permute ? k_map : nullptr);
-    add_matrix(tn::layer(l, tn::kAttnV), L.wv, type_for(L.wv));
-    add_matrix(tn::layer(l, tn::kAttnOut), L.wo, type_for(L.wo));
+    add_matrix(tn::layer(l, tn::kAttnQ), L.wq, type_for(L.wq, mat), permute ? q_map : nullptr);
+    add_matrix(tn::layer(l, tn::kAttnK), L.wk, type_for(L.wk, mat), permute ? k_map : nullptr);
+    add_matrix(tn::layer(l, tn::kAttnV), L.wv, type_for(L.wv, mat));
+    add_matrix(tn::layer(l, tn::kAttnOut), L.wo, type_for(L.wo, mat));
     if (c.attn_bias) {
       add_f32(tn::layer(l, tn::kAttnQBias), L.bq);
       add_f32(tn::layer(l, tn::kAttnKBias), L.bk);
@@ -142,15 +142,15 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
     add_f32(tn::layer(l, tn::kFfnNorm), L.ffn_norm);
     const auto& experts = m->stored_experts()[l];
     if (c.n_expert == 1 && !L.router.valid()) {
-      add_matrix(tn::layer(l, tn::kFfnGate), experts[0].gate, type_for(experts[0].gate));
-      add_matrix(tn::layer(l, tn::kFfnUp), experts[0].up, type_for(experts[0].up));
-      add_matrix(tn::layer(l, tn::kFfnDown), experts[0].down, type_for(experts[0].down));
+      add_matrix(tn::layer(l, tn::kFfnGate), experts[0].gate, type_for(experts[0].gate, mat));
+      add_matrix(tn::layer(l, tn::kFfnUp), experts[0].up, type_for(experts[0].up, mat));
+      add_matrix(tn::layer(l, tn::kFfnDown), experts[0].down, type_for(experts[0].down, mat));
     } else {
       // The router stays F32: routing decisions flip on small logit differences.
       add_f32(tn::layer(l, tn::kFfnGateInp), L.router);
       auto add_stacked = [&](const char* name, TensorView moe::ExpertWeights::*proj) {
         const TensorView& first = experts[0].*proj;
-        const DType type = type_for(first);
+        const DType type = type_for(first, mat);
         std::vector<TensorView> views;
         for (const auto& e : experts) views.push_back(e.*proj);
         std::vector<int64_t> shape{c.n_expert, first.shape[0], first.shape[1]};
@@ -169,9 +169,9 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
       TensorView gate_1d = L.shared_gate;
       gate_1d.shape = {c.n_embd};  // llama.cpp declares ffn_gate_inp_shexp as {n_embd}
       add_f32(tn::layer(l, tn::kFfnGateInpShexp), gate_1d);
-      add_matrix(tn::layer(l, tn::kFfnGateShexp), L.shared.gate, type_for(L.shared.gate));
-      add_matrix(tn::layer(l, tn::kFfnUpShexp), L.shared.up, type_for(L.shared.up));
-      add_matrix(tn::layer(l, tn::kFfnDownShexp), L.shared.down, type_for(L.shared.down));
+      add_matrix(tn::layer(l, tn::kFfnGateShexp), L.shared.gate, type_for(L.shared.gate, mat));
+      add_matrix(tn::layer(l, tn::kFfnUpShexp), L.shared.up, type_for(L.shared.up, mat));
+      add_matrix(tn::layer(l, tn::kFfnDownShexp), L.shared.down, type_for(L.shared.down, mat));
     }
   }
   g.write(out_path, options.progress);
