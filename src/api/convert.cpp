@@ -19,8 +19,8 @@ uint32_t gguf_file_type(DType type) {
     case DType::Q4_0: return 2;
     case DType::Q8_0: return 7;
     case DType::BF16: return 32;
+    default: return 1;  // mixed or mcmoe-only types: the per-tensor types are authoritative
   }
-  return 1;
 }
 
 namespace {

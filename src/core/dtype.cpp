@@ -8,35 +8,81 @@ namespace {
 constexpr DTypeTraits kF32{"f32", 1, 4, false};
 constexpr DTypeTraits kF16{"f16", 1, 2, false};
 constexpr DTypeTraits kBF16{"bf16", 1, 2, false};
-// Q8_0: fp16 scale + 32 int8. Q4_0: fp16 scale + 16 bytes of nibbles (value = (q - 8) * d).
+// ggml's legacy blocks of 32 (fp16 scale [+ fp16 min] + codes [+ 5th-bit mask]).
 constexpr DTypeTraits kQ8_0{"q8_0", 32, 34, true};
 constexpr DTypeTraits kQ4_0{"q4_0", 32, 18, true};
+constexpr DTypeTraits kQ4_1{"q4_1", 32, 20, true};
+constexpr DTypeTraits kQ5_0{"q5_0", 32, 22, true};
+constexpr DTypeTraits kQ5_1{"q5_1", 32, 24, true};
+// ggml's K-quant super-blocks of 256 (struct sizes from ggml-common.h).
+constexpr DTypeTraits kQ2_K{"q2_k", 256, 84, true};
+constexpr DTypeTraits kQ3_K{"q3_k", 256, 110, true};
+constexpr DTypeTraits kQ4_K{"q4_k", 256, 144, true};
+constexpr DTypeTraits kQ5_K{"q5_k", 256, 176, true};
+constexpr DTypeTraits kQ6_K{"q6_k", 256, 210, true};
+// mcmoe low-bit: per 128 weights, (128 / g) pairs of f16 (scale, min) + 16 * b code bytes.
+constexpr DTypeTraits mq(std::string_view name, int bits, int group) {
+  return DTypeTraits{name, 128, static_cast<size_t>(4 * (128 / group) + 16 * bits), true};
+}
+constexpr DTypeTraits kMQ[4][3] = {
+    {mq("mq1_g32", 1, 32), mq("mq1_g64", 1, 64), mq("mq1_g128", 1, 128)},
+    {mq("mq2_g32", 2, 32), mq("mq2_g64", 2, 64), mq("mq2_g128", 2, 128)},
+    {mq("mq3_g32", 3, 32), mq("mq3_g64", 3, 64), mq("mq3_g128", 3, 128)},
+    {mq("mq4_g32", 4, 32), mq("mq4_g64", 4, 64), mq("mq4_g128", 4, 128)},
+};
 }  // namespace
 
+std::optional<DType> mq_dtype(int bits, int64_t group) {
+  if (bits < 1 || bits > 4) return std::nullopt;
+  const int k = group == 32 ? 1 : group == 64 ? 2 : group == 128 ? 3 : 0;
+  if (k == 0) return std::nullopt;
+  return static_cast<DType>(1000 + 10 * bits + k);
+}
+
+bool mq_params(DType type, int* bits, int64_t* group) {
+  const uint32_t id = static_cast<uint32_t>(type);
+  if (id < 1011 || id > 1043) return false;
+  const int b = static_cast<int>((id - 1000) / 10), k = static_cast<int>((id - 1000) % 10);
+  if (b < 1 || b > 4 || k < 1 || k > 3) return false;
+  if (bits) *bits = b;
+  if (group) *group = int64_t{16} << k;
+  return true;
+}
+
 const DTypeTraits& dtype_traits(DType type) {
+  int bits = 0;
+  int64_t group = 0;
+  if (mq_params(type, &bits, &group)) {
+    return kMQ[bits - 1][group == 32 ? 0 : group == 64 ? 1 : 2];
+  }
   switch (type) {
     case DType::F32: return kF32;
     case DType::F16: return kF16;
     case DType::BF16: return kBF16;
     case DType::Q8_0: return kQ8_0;
     case DType::Q4_0: return kQ4_0;
+    case DType::Q4_1: return kQ4_1;
+    case DType::Q5_0: return kQ5_0;
+    case DType::Q5_1: return kQ5_1;
+    case DType::Q2_K: return kQ2_K;
+    case DType::Q3_K: return kQ3_K;
+    case DType::Q4_K: return kQ4_K;
+    case DType::Q5_K: return kQ5_K;
+    case DType::Q6_K: return kQ6_K;
+    default: break;
   }
   fail("internal: unknown DType {}", static_cast<uint32_t>(type));
 }
 
 std::optional<DType> dtype_from_ggml_id(uint32_t id) {
-  switch (id) {
-    case 0: return DType::F32;
-    case 1: return DType::F16;
-    case 2: return DType::Q4_0;
-    case 8: return DType::Q8_0;
-    case 30: return DType::BF16;
-    default: return std::nullopt;
+  for (DType t : kAllDTypes) {
+    if (static_cast<uint32_t>(t) == id) return t;
   }
+  return std::nullopt;
 }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+  for (DType t : kAllDTypes) {
     if (dtype_traits(t).name == name) return t;
   }
   return std::nullopt;

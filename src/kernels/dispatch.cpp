@@ -88,6 +88,8 @@ bool wformat_of(DType type, WFormat* out) {
     case DType::Q4_0:
       *out = WFormat::kQ4_0;
       return true;
+    default:
+      return false;
   }
   return false;
 }

@@ -63,6 +63,7 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
     }
     case DType::Q8_0: quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n); return;
     case DType::Q4_0: quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n); return;
+    default: break;
   }
   fail("quantize_row: unsupported type {}", dtype_name(type));
 }
@@ -99,6 +100,7 @@ void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    default: break;
   }
   fail("dequantize_row: unsupported type {}", dtype_name(type));
 }
