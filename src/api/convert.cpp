@@ -7,6 +7,7 @@
 #include "format/gguf.h"
 #include "format/tensor_names.h"
 #include "model/model.h"
+#include "api/model_writer.h"
 #include "quant/quantize.h"
 #include "tokenizer/tokenizer.h"
 
@@ -42,21 +43,6 @@ void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>*
   }
 }
 
-// llama.cpp rotates adjacent pairs (GPT-J style) for arch "llama", while Hugging Face
-// checkpoints rotate halves: within each head, output row 2i comes from row i and row
-// 2i + 1 from row i + head_dim/2, which makes the two conventions compute the same thing.
-std::vector<int64_t> rope_permutation(int n_heads, int head_dim) {
-  std::vector<int64_t> map(static_cast<size_t>(n_heads) * head_dim);
-  const int half = head_dim / 2;
-  for (int h = 0; h < n_heads; ++h) {
-    for (int i = 0; i < half; ++i) {
-      map[h * head_dim + 2 * i] = h * head_dim + i;
-      map[h * head_dim + 2 * i + 1] = h * head_dim + half + i;
-    }
-  }
-  return map;
-}
-
 }  // namespace
 
 void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
@@ -69,37 +55,7 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
   GgufWriter g;
   const std::string arch = model::arch_gguf_name(c.arch);
   const std::string p = arch + ".";
-  g.set("general.architecture", GgufValue::str(arch));
-  g.set("general.name", GgufValue::str(std::filesystem::path(hf_dir).filename().string()));
-  g.set("general.file_type", GgufValue::u32(gguf_file_type(mat)));
-  g.set("general.quantization_version", GgufValue::u32(2));
-  g.set("mcmoe.format_version", GgufValue::u32(1));
-  g.set(p + "vocab_size", GgufValue::u32(static_cast<uint32_t>(c.n_vocab)));
-  g.set(p + "context_length", GgufValue::u32(static_cast<uint32_t>(c.n_ctx_train)));
-  g.set(p + "embedding_length", GgufValue::u32(static_cast<uint32_t>(c.n_embd)));
-  g.set(p + "block_count", GgufValue::u32(static_cast<uint32_t>(c.n_layer)));
-  g.set(p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(c.n_head)));
-  g.set(p + "attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(c.n_head_kv)));
-  g.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_eps));
-  g.set(p + "rope.freq_base", GgufValue::f32(c.rope_theta));
-  g.set(p + "rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
-  if (c.head_dim * c.n_head != c.n_embd) {
-    g.set(p + "attention.key_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
-    g.set(p + "attention.value_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
-  }
-  if (c.n_expert > 1) {
-    g.set(p + "expert_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert)));
-    g.set(p + "expert_used_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert_used)));
-  }
-  if (c.arch == model::Arch::Llama || c.arch == model::Arch::Olmoe) {
-    g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
-  } else {
-    g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared ? c.n_ff_shared : c.n_ff)));
-    g.set(p + "expert_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
-    if (c.n_ff_shared) g.set(p + "expert_shared_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared)));
-  }
-  if (c.arch != model::Arch::Llama) g.set(p + "expert_weights_norm", GgufValue::boolean(c.norm_topk_prob));
-  m->tokenizer().write_gguf_metadata(g);
+  set_model_metadata(g, *m, std::filesystem::path(hf_dir).filename().string(), gguf_file_type(mat));
 
   // Matrices take the requested type when their rows fit its blocks, else stay F16.
   auto type_for = [&](const TensorView& v, DType wanted) {

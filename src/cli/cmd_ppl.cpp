@@ -4,13 +4,15 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/error.h"
+#include "model/model.h"
 #include "eval/perplexity.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::cli {
 
 int cmd_ppl(const Argv& argv) {
-  const Args a(argv, {"-m", "-f", "--ctx", "--max-tokens", "--threads"}, {"--json", "--mmap", "--no-mmap"});
+  const Args a(argv, {"-m", "-f", "--ctx", "--max-tokens", "--threads", "--kl-base"}, {"--json", "--mmap", "--no-mmap"});
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "text file");
   const int ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));
@@ -25,17 +27,37 @@ int cmd_ppl(const Argv& argv) {
   so.n_ctx = ctx;
   so.n_batch = ctx;
   model::Session session(*m, so);
+  std::unique_ptr<model::Model> base_model;
+  std::unique_ptr<model::Session> base_session;
+  if (a.has("--kl-base")) {
+    base_model = load_model_verbose(a.str("--kl-base", ""), load_options_flags(a));
+    if (base_model->tokenizer().encode(text) != m->tokenizer().encode(text)) {
+      fail("ppl --kl-base: {} tokenizes the text differently from {}; KL needs the same tokens",
+           base_model->path(), m->path());
+    }
+    base_session = std::make_unique<model::Session>(*base_model, so);
+  }
   Progress progress("ppl");
   const auto r = eval::perplexity(session, ids, ctx, m->tokenizer().bos_id(), [&](int64_t done, int64_t total, double ppl) {
     progress.update(done, total, fmt::format("ppl {:.4f}", ppl));
-  });
+  }, base_session.get());
   progress.finish();
   if (a.has("--json")) {
     nlohmann::json j{{"ppl", r.ppl}, {"tokens_scored", r.tokens_scored}, {"ctx", ctx}};
+    if (r.has_base) {
+      j["base_ppl"] = r.base_ppl;
+      j["kl_mean"] = r.kl_mean;
+      j["kl_p99"] = r.kl_p99;
+      j["top1_agree"] = r.top1_agree;
+    }
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("ppl %.4f over %lld tokens (%lld windows of ctx %d)\n", r.ppl,
                 static_cast<long long>(r.tokens_scored), static_cast<long long>(r.windows), ctx);
+    if (r.has_base) {
+      std::printf("base ppl %.4f  KL(base||model) mean %.6f p99 %.6f  top-1 agreement %.4f\n",
+                  r.base_ppl, r.kl_mean, r.kl_p99, r.top1_agree);
+    }
   }
   return 0;
 }

@@ -13,5 +13,7 @@ int cmd_synth(const Argv& args);
 int cmd_bench(const Argv& args);
 int cmd_tokenize(const Argv& args);
 int cmd_dump(const Argv& args);
+int cmd_calibrate(const Argv& args);
+int cmd_quantize(const Argv& args);
 
 }  // namespace mcmoe::cli

@@ -16,7 +16,7 @@ usage: mcmoe <command> [flags]
 
 commands:
   run       -m MODEL -p PROMPT [-n N] [--temp T --top-k K --top-p P --seed S] [--threads N]
-  ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N]
+  ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N] [--kl-base MODEL] [--odp]
   tokenize  -m MODEL (-p TEXT | -f FILE)
   inspect   MODEL
   convert   HF_DIR -o FILE.gguf [--type f16|bf16|f32|q8_0|q4_0]
@@ -24,6 +24,10 @@ commands:
             --type q8_0|q4_0|f16 -o FILE.gguf [--heads H --kv-heads H --seed S]
   bench     -m MODEL [--threads N] [--prompt-tokens 512] [--gen-tokens 128]
   dump      -m MODEL (-p TEXT | --ids 1,2,3) --name NAME[.LAYER] [-o FILE.json]
+  calibrate -m MODEL -f TEXT -o STATS.json [--samples 64 --seq 512 --candidates 1,2,3,4 --group 128]
+  quantize  -m MODEL --stats STATS.json --bits 2.5 -o OUT.gguf [--alloc pmq|uniform|hessian|frequency|random]
+            [--candidates 1,2,3 --global --rtn --act-order --group 128 --attn-bits 4 --router-bits 4
+             --embd-type f16|q8_0 --alpha 1 --beta 1.5 --gamma 1 -f TEXT --samples N --seq L]
 
 MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
 )";
@@ -46,6 +50,8 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return mcmoe::cli::cmd_bench(args);
     if (cmd == "tokenize") return mcmoe::cli::cmd_tokenize(args);
     if (cmd == "dump") return mcmoe::cli::cmd_dump(args);
+    if (cmd == "calibrate") return mcmoe::cli::cmd_calibrate(args);
+    if (cmd == "quantize") return mcmoe::cli::cmd_quantize(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 1;
   } catch (const mcmoe::Error& e) {

@@ -14,11 +14,22 @@ struct PerplexityResult {
   double nll_sum = 0;
   int64_t tokens_scored = 0;
   int64_t windows = 0;
+  // With a base model (ppl --kl-base): the same windows scored by both models.
+  bool has_base = false;
+  double base_ppl = 0;
+  double kl_mean = 0;      // mean over scored tokens of KL(P_base || P_model), nats
+  double kl_p99 = 0;       // 99th percentile of the per-token KL
+  double top1_agree = 0;   // fraction of tokens where both argmaxes are equal
 };
 
+// `base`, when given, must share the tokenizer's vocabulary size with `session`.
 PerplexityResult perplexity(model::Session& session, std::span<const int32_t> ids, int ctx,
                             int32_t bos_id,
-                            const std::function<void(int64_t, int64_t, double)>& progress = nullptr);
+                            const std::function<void(int64_t, int64_t, double)>& progress = nullptr,
+                            model::Session* base = nullptr);
+
+// KL(P || Q) of two next-token distributions given as logits, in double.
+double kl_divergence(std::span<const float> p_logits, std::span<const float> q_logits);
 
 // -log softmax(logits)[target], computed in double.
 double token_nll(std::span<const float> logits, int32_t target);

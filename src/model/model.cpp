@@ -34,6 +34,32 @@ TensorView Model::to_f32(const TensorView& v) {
   return out;
 }
 
+void Model::replace_layer(int l, const LayerWeights& weights, std::vector<moe::ExpertWeights> experts) {
+  if (l < 0 || l >= config_.n_layer) fail("replace_layer: layer {} out of range [0, {})", l, config_.n_layer);
+  if (experts.size() != stored_experts_[l].size()) {
+    fail("replace_layer: {} experts given for layer {}, the model has {}", experts.size(), l, stored_experts_[l].size());
+  }
+  auto same = [&](const TensorView& a, const TensorView& b, const char* what) {
+    if (a.valid() != b.valid() || (a.valid() && a.shape != b.shape)) {
+      fail("replace_layer: layer {} {} has shape {}, expected {}", l, what, shape_string(a.shape), shape_string(b.shape));
+    }
+  };
+  const LayerWeights& old = weights_.layers[l];
+  same(weights.wq, old.wq, "attn_q");
+  same(weights.wk, old.wk, "attn_k");
+  same(weights.wv, old.wv, "attn_v");
+  same(weights.wo, old.wo, "attn_output");
+  same(weights.router, old.router, "router");
+  for (size_t e = 0; e < experts.size(); ++e) {
+    same(experts[e].gate, stored_experts_[l][e].gate, "expert gate");
+    same(experts[e].up, stored_experts_[l][e].up, "expert up");
+    same(experts[e].down, stored_experts_[l][e].down, "expert down");
+  }
+  weights_.layers[l] = weights;
+  stored_experts_[l] = std::move(experts);
+  experts_ = std::make_unique<moe::ResidentExpertProvider>(stored_experts_);
+}
+
 namespace {
 
 // MemAvailable from /proc/meminfo in bytes, 0 when unknown.

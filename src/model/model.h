@@ -45,6 +45,11 @@ class Model {
   // The experts as stored, [n_layer][n_expert], independent of the active provider.
   const std::vector<std::vector<moe::ExpertWeights>>& stored_experts() const { return stored_experts_; }
 
+  // Replaces layer l's weights and experts (views whose memory the caller keeps alive) and
+  // rebuilds the resident expert provider: how layer-sequential compression makes the next
+  // layers see the already-compressed ones. Shapes must match the configuration.
+  void replace_layer(int l, const LayerWeights& weights, std::vector<moe::ExpertWeights> experts);
+
   const std::string& path() const { return path_; }
   bool is_gguf() const { return gguf_ != nullptr; }
   const format::GgufFile* gguf() const { return gguf_.get(); }

@@ -50,11 +50,13 @@ void Session::moe_block(int l, int64_t n) {
   for (int e = 0; e < n_expert; ++e) offset[e + 1] += offset[e];
   s.pick_row.resize(n * k);
   s.row_token.resize(n * k);
+  s.row_weight.resize(n * k);
   s.expert_fill.assign(offset.begin(), offset.end() - 1);
   for (int64_t i = 0; i < n * k; ++i) {
     const int64_t r = s.expert_fill[s.topk_ids[i]]++;
     s.pick_row[i] = r;
     s.row_token[r] = i / k;
+    s.row_weight[r] = s.topk_w[i];
   }
   for (int64_t r = 0; r < n * k; ++r) {
     std::copy_n(s.h.data() + s.row_token[r] * d, d, s.ex_in.data() + r * d);
@@ -87,7 +89,10 @@ void Session::moe_block(int l, int64_t n) {
   }
   ops::matmul_batch(jobs, pool_);
   ops::silu_mul(s.ex_gate.data(), s.ex_up.data(), n * k * ff);
-  if (ffs > 0) ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
+  if (ffs > 0) {
+    ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
+    if (observer_) observer_->on_tensor("shared_hidden", l, shared_gate_out, n, ffs);
+  }
 
   jobs.clear();
   for (size_t i = 0; i < active.size(); ++i) {
@@ -104,7 +109,8 @@ void Session::moe_block(int l, int64_t n) {
       observer_->on_expert({.layer = l, .expert = active[i],
                             .token_rows = std::span<const int64_t>(s.row_token.data() + off, cnt),
                             .input = s.ex_in.data() + off * d, .output = s.ex_out.data() + off * d,
-                            .n_embd = d});
+                            .hidden = s.ex_gate.data() + off * ff, .weights = s.row_weight.data() + off,
+                            .n_embd = d, .n_ff = ff});
     }
   }
   provider.end_layer(l);

@@ -51,6 +51,7 @@ Session::Session(Model& model, const SessionOptions& options)
   s.expert_fill.reserve(cfg_.n_expert);
   s.pick_row.reserve(b * cfg_.n_expert_used);
   s.row_token.reserve(b * cfg_.n_expert_used);
+  s.row_weight.reserve(b * cfg_.n_expert_used);
   s.active_experts.reserve(cfg_.n_expert);
   s.expert_weights.reserve(cfg_.n_expert);
   s.jobs.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
@@ -83,14 +84,40 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
   return logits_;
 }
 
+void Session::eval_layer(int layer, float* x, int64_t n) {
+  if (layer < 0 || layer >= cfg_.n_layer) fail("eval_layer: layer {} out of range [0, {})", layer, cfg_.n_layer);
+  if (n <= 0 || n > n_batch_ || n > n_ctx_) {
+    fail("eval_layer: {} tokens; a layer pass takes 1..min(n_batch {}, n_ctx {})", n, n_batch_, n_ctx_);
+  }
+  const int64_t d = cfg_.n_embd;
+  Scratch& s = *s_;
+  std::copy_n(x, n * d, s.x.data());
+  // The sequence starts at position 0 in this layer's cache; the other layers' caches and
+  // n_past() are untouched.
+  const int64_t saved_past = n_past_;
+  n_past_ = 0;
+  attention_block(layer, n);
+  moe_block(layer, n);
+  n_past_ = saved_past;
+  if (observer_) observer_->on_tensor("layer_out", layer, s.x.data(), n, d);
+  std::copy_n(s.x.data(), n * d, x);
+}
+
+void Session::embed(std::span<const int32_t> tokens, float* x) const {
+  const ModelWeights& w = model_.weights();
+  const int64_t d = cfg_.n_embd;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    if (tokens[t] < 0 || tokens[t] >= cfg_.n_vocab) fail("token id {} out of range [0, {})", tokens[t], cfg_.n_vocab);
+    quant::dequantize_row(w.tok_embd.type, w.tok_embd.row(tokens[t]), x + t * d, d);
+  }
+}
+
 void Session::forward_chunk(std::span<const int32_t> tokens, bool all_logits, float* logits_out) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t d = cfg_.n_embd;
   const ModelWeights& w = model_.weights();
   Scratch& s = *s_;
-  for (int64_t t = 0; t < n; ++t) {
-    quant::dequantize_row(w.tok_embd.type, w.tok_embd.row(tokens[t]), s.x.data() + t * d, d);
-  }
+  embed(tokens, s.x.data());
   for (int l = 0; l < cfg_.n_layer; ++l) {
     attention_block(l, n);
     moe_block(l, n);
@@ -168,6 +195,7 @@ void Session::attention_block(int l, int64_t n) {
   ap.n_head_kv = cfg_.n_head_kv;
   ap.head_dim = cfg_.head_dim;
   ops::attention(ap, pool_);
+  if (observer_) observer_->on_tensor("attn_ctx", l, s.att.data(), n, q_dim);
   ops::matmul(L.wo, s.att.data(), n, s.proj.data(), pool_);
   if (observer_) observer_->on_tensor("attn_out", l, s.proj.data(), n, d);
   for (int64_t i = 0; i < n * d; ++i) s.x[i] += s.proj[i];

@@ -28,6 +28,14 @@ class Session {
   // tokens.size() when all_logits, else 1 (the last token). Valid until the next call.
   std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits);
   int64_t n_past() const { return n_past_; }
+
+  // Layer-streamed passes (calibration, layer-sequential quantization): the token
+  // embeddings of a sequence, x [tokens.size(), n_embd]; then one decoder layer applied in
+  // place to the residual stream x [n, n_embd] of one sequence starting at position 0
+  // (n <= n_batch). Only that layer's weights are touched, so a pass over all layers one at
+  // a time reads each layer once even when the model is larger than memory.
+  void embed(std::span<const int32_t> tokens, float* x) const;
+  void eval_layer(int layer, float* x, int64_t n);
   int n_ctx() const { return n_ctx_; }
   void reset() { n_past_ = 0; }
   ThreadPool& pool() { return pool_; }

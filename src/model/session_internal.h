@@ -35,6 +35,7 @@ struct Session::Scratch {
   std::vector<int64_t> expert_fill;    // [n_expert] next free row while grouping
   std::vector<int64_t> pick_row;       // [n_batch * k] gathered row of pick i
   std::vector<int64_t> row_token;      // [n_batch * k] token of gathered row r
+  std::vector<float> row_weight;       // [n_batch * k] routing weight of gathered row r
   std::vector<int> active_experts;     // experts with at least one row, ascending
   std::vector<moe::ExpertWeights> expert_weights;  // [active] from the ExpertProvider
   std::vector<ops::MatmulJob> jobs;    // gate/up then down jobs of one layer

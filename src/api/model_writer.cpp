@@ -1,0 +1,164 @@
+#include "api/model_writer.h"
+
+#include <cstring>
+#include <memory>
+
+#include "core/error.h"
+#include "format/tensor_names.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mcmoe::api {
+
+using format::GgufValue;
+using format::GgufWriter;
+namespace tn = format::tensor_names;
+
+void set_model_metadata(GgufWriter& g, const model::Model& m, const std::string& name, uint32_t file_type) {
+  const model::ModelConfig& c = m.config();
+  const std::string arch = model::arch_gguf_name(c.arch);
+  const std::string p = arch + ".";
+  g.set("general.architecture", GgufValue::str(arch));
+  g.set("general.name", GgufValue::str(name));
+  g.set("general.file_type", GgufValue::u32(file_type));
+  g.set("general.quantization_version", GgufValue::u32(2));
+  g.set("mcmoe.format_version", GgufValue::u32(1));
+  g.set(p + "vocab_size", GgufValue::u32(static_cast<uint32_t>(c.n_vocab)));
+  g.set(p + "context_length", GgufValue::u32(static_cast<uint32_t>(c.n_ctx_train)));
+  g.set(p + "embedding_length", GgufValue::u32(static_cast<uint32_t>(c.n_embd)));
+  g.set(p + "block_count", GgufValue::u32(static_cast<uint32_t>(c.n_layer)));
+  g.set(p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(c.n_head)));
+  g.set(p + "attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(c.n_head_kv)));
+  g.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_eps));
+  g.set(p + "rope.freq_base", GgufValue::f32(c.rope_theta));
+  g.set(p + "rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+  if (c.head_dim * c.n_head != c.n_embd) {
+    g.set(p + "attention.key_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+    g.set(p + "attention.value_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+  }
+  if (c.n_expert > 1) {
+    g.set(p + "expert_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert)));
+    g.set(p + "expert_used_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert_used)));
+  }
+  if (c.arch == model::Arch::Llama || c.arch == model::Arch::Olmoe) {
+    g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
+  } else {
+    g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared ? c.n_ff_shared : c.n_ff)));
+    g.set(p + "expert_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
+    if (c.n_ff_shared) g.set(p + "expert_shared_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared)));
+  }
+  if (c.arch != model::Arch::Llama) g.set(p + "expert_weights_norm", GgufValue::boolean(c.norm_topk_prob));
+  m.tokenizer().write_gguf_metadata(g);
+}
+
+// llama.cpp rotates adjacent pairs (GPT-J style) for arch "llama", while Hugging Face
+// checkpoints rotate halves: within each head, output row 2i comes from row i and row
+// 2i + 1 from row i + head_dim/2, which makes the two conventions compute the same thing.
+std::vector<int64_t> rope_permutation(int n_heads, int head_dim) {
+  std::vector<int64_t> map(static_cast<size_t>(n_heads) * head_dim);
+  const int half = head_dim / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    for (int i = 0; i < half; ++i) {
+      map[h * head_dim + 2 * i] = h * head_dim + i;
+      map[h * head_dim + 2 * i + 1] = h * head_dim + half + i;
+    }
+  }
+  return map;
+}
+
+
+namespace {
+
+// Copies a view's rows, row i of the output from row map[i] of the input when mapped.
+void copy_rows(const TensorView& v, const std::vector<int64_t>* map, uint8_t* dst) {
+  const size_t stride = v.row_stride();
+  for (int64_t r = 0; r < v.rows(); ++r) std::memcpy(dst + r * stride, v.row(map ? (*map)[r] : r), stride);
+}
+
+}  // namespace
+
+void write_model_gguf(const model::Model& source, const ModelTensors& t, const std::string& name,
+                      uint32_t file_type, const std::vector<std::pair<std::string, GgufValue>>& extra,
+                      const std::string& path, const std::function<void(size_t, size_t)>& progress) {
+  const model::ModelConfig& c = source.config();
+  GgufWriter g;
+  set_model_metadata(g, source, name, file_type);
+  for (const auto& [k, v] : extra) g.set(k, v);
+  auto add = [&](const std::string& tname, const TensorView& v, std::shared_ptr<std::vector<int64_t>> map = nullptr) {
+    if (!v.valid()) fail("write {}: tensor '{}' has no data", path, tname);
+    g.add_tensor(tname, v.type, v.shape, [v, map](uint8_t* dst, size_t) { copy_rows(v, map.get(), dst); });
+  };
+  const bool permute = c.arch == model::Arch::Llama && c.rope_style == model::RopeStyle::Neox;
+  auto q_map = permute ? std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head, c.head_dim)) : nullptr;
+  auto k_map = permute ? std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head_kv, c.head_dim)) : nullptr;
+  const model::ModelWeights& w = t.weights;
+  add(tn::kTokenEmbd, w.tok_embd);
+  add(tn::kOutputNorm, w.output_norm);
+  if (!c.tie_embeddings) add(tn::kOutput, w.output);
+  for (int l = 0; l < c.n_layer; ++l) {
+    const model::LayerWeights& L = w.layers[l];
+    add(tn::layer(l, tn::kAttnNorm), L.attn_norm);
+    add(tn::layer(l, tn::kAttnQ), L.wq, q_map);
+    add(tn::layer(l, tn::kAttnK), L.wk, k_map);
+    add(tn::layer(l, tn::kAttnV), L.wv);
+    add(tn::layer(l, tn::kAttnOut), L.wo);
+    if (c.attn_bias) {
+      if (permute) fail("write {}: q/k biases with the llama row permutation are not supported", path);
+      add(tn::layer(l, tn::kAttnQBias), L.bq);
+      add(tn::layer(l, tn::kAttnKBias), L.bk);
+      add(tn::layer(l, tn::kAttnVBias), L.bv);
+    }
+    if (c.qk_norm != model::QkNorm::None) {
+      add(tn::layer(l, tn::kAttnQNorm), L.q_norm);
+      add(tn::layer(l, tn::kAttnKNorm), L.k_norm);
+    }
+    add(tn::layer(l, tn::kFfnNorm), L.ffn_norm);
+    const auto& experts = t.experts[l];
+    if (!L.router.valid()) {
+      add(tn::layer(l, tn::kFfnGate), experts[0].gate);
+      add(tn::layer(l, tn::kFfnUp), experts[0].up);
+      add(tn::layer(l, tn::kFfnDown), experts[0].down);
+    } else {
+      add(tn::layer(l, tn::kFfnGateInp), L.router);
+      if (t.per_expert) {
+        for (int e = 0; e < static_cast<int>(experts.size()); ++e) {
+          add(tn::expert(l, tn::kFfnGate, e), experts[e].gate);
+          add(tn::expert(l, tn::kFfnUp, e), experts[e].up);
+          add(tn::expert(l, tn::kFfnDown, e), experts[e].down);
+        }
+      } else {
+        auto add_stacked = [&](const char* tname, TensorView moe::ExpertWeights::*proj) {
+          std::vector<TensorView> views;
+          for (const auto& e : experts) {
+            if ((e.*proj).type != (experts[0].*proj).type) {
+              fail("write {}: experts of layer {} differ in type; write them per expert", path, l);
+            }
+            views.push_back(e.*proj);
+          }
+          const TensorView& first = views[0];
+          g.add_tensor(tn::layer(l, tname), first.type,
+                       {static_cast<int64_t>(views.size()), first.shape[0], first.shape[1]},
+                       [views](uint8_t* dst, size_t) {
+                         for (const auto& v : views) {
+                           copy_rows(v, nullptr, dst);
+                           dst += v.row_stride() * static_cast<size_t>(v.rows());
+                         }
+                       });
+        };
+        add_stacked(tn::kFfnGateExps, &moe::ExpertWeights::gate);
+        add_stacked(tn::kFfnUpExps, &moe::ExpertWeights::up);
+        add_stacked(tn::kFfnDownExps, &moe::ExpertWeights::down);
+      }
+    }
+    if (c.n_ff_shared > 0) {
+      TensorView gate_1d = L.shared_gate;
+      gate_1d.shape = {c.n_embd};  // llama.cpp declares ffn_gate_inp_shexp as {n_embd}
+      add(tn::layer(l, tn::kFfnGateInpShexp), gate_1d);
+      add(tn::layer(l, tn::kFfnGateShexp), L.shared.gate);
+      add(tn::layer(l, tn::kFfnUpShexp), L.shared.up);
+      add(tn::layer(l, tn::kFfnDownShexp), L.shared.down);
+    }
+  }
+  g.write(path, progress);
+}
+
+}  // namespace mcmoe::api

@@ -1,0 +1,72 @@
+// mcmoe quantize: MC-MoE mixed-precision quantization of a model (compress/quantize_model.h).
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "compress/quantize_model.h"
+#include "core/error.h"
+
+namespace mcmoe::cli {
+
+std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
+
+int cmd_quantize(const Argv& argv) {
+  const Args a(argv,
+               {"-m", "--stats", "--bits", "--alloc", "--candidates", "-o", "-f", "--samples", "--seq", "--group",
+                "--attn-bits", "--router-bits", "--embd-type", "--alpha", "--beta", "--gamma", "--seed", "--damp",
+                "--threads"},
+               {"--global", "--rtn", "--act-order", "--no-top-two", "--mmap", "--no-mmap"});
+  const std::string path = a.required("-m", "model path");
+  const std::string stats_path = a.required("--stats", "calibration statistics (from mcmoe calibrate)");
+  const std::string out = a.required("-o", "output GGUF file");
+  compress::QuantizeModelOptions o;
+  o.alloc.method = compress::alloc_method_from_name(a.str("--alloc", "pmq"));
+  o.alloc.avg_bits = a.number("--bits", 2.5, 0.5, 8);
+  o.alloc.candidates = parse_int_list(a.str("--candidates", "1,2,3"), "--candidates");
+  o.alloc.alpha = a.number("--alpha", 1.0, 0, 10);
+  o.alloc.beta = a.number("--beta", 1.5, 0, 10);
+  o.alloc.gamma = a.number("--gamma", 1.0, 0, 10);
+  o.alloc.global = a.has("--global");
+  o.alloc.require_top_two = !a.has("--no-top-two");
+  o.alloc.seed = static_cast<uint64_t>(a.integer("--seed", 1, 0, INT64_MAX));
+  o.gptq = !a.has("--rtn");
+  o.act_order = a.has("--act-order");
+  o.damp = a.number("--damp", 0.01, 0, 1);
+  o.group = a.integer("--group", 128, 32, 128);
+  o.attn_bits = static_cast<int>(a.integer("--attn-bits", 4, 1, 4));
+  o.router_bits = static_cast<int>(a.integer("--router-bits", 4, 0, 4));
+  const std::string embd = a.str("--embd-type", "f16");
+  const auto embd_type = dtype_from_name(embd);
+  if (!embd_type) fail("--embd-type: unknown type '{}' (expected f16, q8_0 or f32)", embd);
+  o.embd_type = *embd_type;
+  o.threads = threads_flag(a);
+
+  const compress::CalibrationStats stats = compress::load_stats(stats_path);
+  o.sampling.samples = static_cast<int>(a.integer("--samples", stats.samples, 1, 1 << 20));
+  o.sampling.seq = static_cast<int>(a.integer("--seq", stats.seq, 2, 1 << 20));
+  const std::string text_path = a.str("-f", stats.text);
+  auto m = load_model_verbose(path, load_options_flags(a));
+  compress::check_stats_match(stats, *m, stats_path);
+  const std::string text = o.gptq ? read_text_file(text_path) : std::string();
+  Progress progress("quantize");
+  o.progress = [&](int layer, int n_layer, const std::string& what) {
+    progress.update(layer, n_layer, layer < n_layer ? fmt::format("layer {} {}", layer, what) : what);
+  };
+  const compress::QuantizeReport r = compress::quantize_model(*m, stats, text, text_path, o, out);
+  progress.finish();
+  for (const std::string& note : r.plan.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
+  std::printf("plan (%s, target %.3g bits, average %.4f):\n", compress::alloc_method_name(o.alloc.method),
+              o.alloc.avg_bits, r.plan.average());
+  for (size_t l = 0; l < r.plan.bits.size(); ++l) {
+    std::printf("  layer %2zu:", l);
+    for (int b : r.plan.bits[l]) std::printf(" %d", b);
+    std::printf("\n");
+  }
+  std::printf("experts %.4f bits/weight, decoder linears %.4f bits/weight (scales and mins included)\n",
+              r.expert_bits, r.linear_bits);
+  std::printf("wrote %s: %.2f MiB in %.1f s (%.3f s per million quantized parameters)\n", out.c_str(),
+              r.file_bytes / 1048576.0, r.seconds, r.seconds / (r.linear_params / 1e6));
+  return 0;
+}
+
+}  // namespace mcmoe::cli

@@ -1,0 +1,215 @@
+#include "compress/allocate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+
+namespace mcmoe::compress {
+
+AllocMethod alloc_method_from_name(const std::string& name) {
+  if (name == "pmq") return AllocMethod::kPmq;
+  if (name == "uniform") return AllocMethod::kUniform;
+  if (name == "hessian") return AllocMethod::kHessian;
+  if (name == "frequency") return AllocMethod::kFrequency;
+  if (name == "random") return AllocMethod::kRandom;
+  fail("--alloc: unknown method '{}' (expected pmq, uniform, hessian, frequency or random)", name);
+}
+
+const char* alloc_method_name(AllocMethod m) {
+  switch (m) {
+    case AllocMethod::kPmq: return "pmq";
+    case AllocMethod::kUniform: return "uniform";
+    case AllocMethod::kHessian: return "hessian";
+    case AllocMethod::kFrequency: return "frequency";
+    case AllocMethod::kRandom: return "random";
+  }
+  return "?";
+}
+
+double BitPlan::average() const {
+  double sum = 0;
+  int64_t n = 0;
+  for (const auto& layer : bits) {
+    for (int b : layer) sum += b;
+    n += static_cast<int64_t>(layer.size());
+  }
+  return n ? sum / n : 0.0;
+}
+
+std::vector<int> solve_allocation(const std::vector<std::vector<double>>& cost, const std::vector<int>& widths,
+                                  int64_t budget, bool top_two, int group_size,
+                                  const std::vector<int64_t>& weights) {
+  const int n = static_cast<int>(cost.size());
+  const int m = static_cast<int>(widths.size());
+  if (n == 0 || m == 0) fail("allocation: no items or no widths");
+  if (!weights.empty() && static_cast<int>(weights.size()) != n) fail("allocation: {} weights for {} items", weights.size(), n);
+  for (const auto& row : cost) {
+    if (static_cast<int>(row.size()) != m) fail("allocation: a cost row has {} entries, expected {}", row.size(), m);
+  }
+  if (group_size <= 0) group_size = n;
+  if (n % group_size != 0) fail("allocation: {} items do not split into groups of {}", n, group_size);
+  // Indices of the widest and second-widest widths (the flags track them per group).
+  std::vector<int> order(m);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return widths[a] > widths[b]; });
+  if (top_two && m < 2) fail("allocation: the top-two constraint needs at least two candidate widths");
+  const int widest = order[0], second = m > 1 ? order[1] : -1;
+  auto w_of = [&](int i) { return weights.empty() ? int64_t{1} : weights[i]; };
+  if (budget < 0) fail("allocation: negative budget {}", budget);
+  const int64_t states = (budget + 1) * 4;
+  if (static_cast<double>(states) * n > 4e8) fail("allocation: budget {} x {} items is too large for the exact solver", budget, n);
+
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  std::vector<double> dp(states, kInf), next(states);
+  // parent[i][state] = chosen width index (low 8 bits) | previous flags << 8.
+  std::vector<std::vector<int16_t>> parent(n, std::vector<int16_t>(states, -1));
+  dp[0] = 0;  // budget 0, flags 0
+  for (int i = 0; i < n; ++i) {
+    std::fill(next.begin(), next.end(), kInf);
+    const bool group_end = (i + 1) % group_size == 0;
+    for (int64_t bsum = 0; bsum <= budget; ++bsum) {
+      for (int f = 0; f < 4; ++f) {
+        const double base = dp[bsum * 4 + f];
+        if (base == kInf) continue;
+        for (int j = 0; j < m; ++j) {
+          const int64_t nb = bsum + widths[j] * w_of(i);
+          if (nb > budget || !std::isfinite(cost[i][j])) continue;
+          int nf = f | (j == widest ? 1 : 0) | (j == second ? 2 : 0);
+          if (group_end) {
+            if (top_two && nf != 3) continue;
+            nf = 0;  // the next group starts with no flags
+          }
+          const double c = base + cost[i][j];
+          if (c < next[nb * 4 + nf]) {
+            next[nb * 4 + nf] = c;
+            parent[i][nb * 4 + nf] = static_cast<int16_t>(j | (f << 8));
+          }
+        }
+      }
+    }
+    dp.swap(next);
+  }
+  if (dp[budget * 4] == kInf) {
+    fail("allocation: no assignment of widths reaches exactly {} bits{}", budget,
+         top_two ? " with at least one expert at each of the two widest widths per layer" : "");
+  }
+  std::vector<int> choice(n);
+  int64_t bsum = budget;
+  int f = 0;
+  for (int i = n - 1; i >= 0; --i) {
+    const int16_t p = parent[i][bsum * 4 + f];
+    choice[i] = p & 0xff;
+    f = p >> 8;
+    bsum -= widths[choice[i]] * w_of(i);
+  }
+  return choice;
+}
+
+namespace {
+
+double cost_of(const CalibrationStats& s, const AllocOptions& o, int l, int e, int bits, std::mt19937_64& rng) {
+  const LayerStats& L = s.layers[l];
+  const ExpertStats& x = L.experts[e];
+  auto measured = [&](const std::map<int, double>& m) {
+    const auto it = m.find(bits);
+    if (it == m.end()) {
+      fail("allocation: the calibration statistics have no error for {}-bit (measured: {}); rerun calibrate with --candidates including {}",
+           bits, fmt::join(s.candidates, ","), bits);
+    }
+    return it->second;
+  };
+  switch (o.method) {
+    case AllocMethod::kPmq:
+      return std::pow(L.phi(e), o.alpha) * std::pow(L.w(e), o.beta) * std::pow(measured(x.eps), o.gamma);
+    case AllocMethod::kHessian: return measured(x.hawq);
+    case AllocMethod::kFrequency: return std::pow(L.phi(e), o.alpha) * std::ldexp(1.0, -bits);
+    case AllocMethod::kRandom: return std::uniform_real_distribution<double>(0, 1)(rng);
+    case AllocMethod::kUniform: break;
+  }
+  return 0;
+}
+
+}  // namespace
+
+BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::vector<std::vector<int64_t>>& params) {
+  std::vector<int> widths = o.candidates;
+  std::sort(widths.begin(), widths.end());
+  widths.erase(std::unique(widths.begin(), widths.end()), widths.end());
+  if (widths.empty()) fail("--candidates: empty");
+  for (int b : widths) {
+    if (b < 1 || b > 4) fail("--candidates: {} is not a low-bit width (1..4)", b);
+  }
+  const int n_layer = static_cast<int>(s.layers.size());
+  const int n_expert = s.model.n_expert;
+  BitPlan plan;
+  plan.bits.assign(n_layer, std::vector<int>(n_expert, 0));
+  if (o.method == AllocMethod::kUniform) {
+    const int b = static_cast<int>(std::lround(o.avg_bits));
+    if (std::fabs(o.avg_bits - b) > 1e-9 || b < 1 || b > 4) {
+      fail("--bits {} with --alloc uniform: uniform allocation needs a whole width 1..4", o.avg_bits);
+    }
+    for (auto& layer : plan.bits) std::fill(layer.begin(), layer.end(), b);
+    return plan;
+  }
+  if (o.avg_bits < widths.front() || o.avg_bits > widths.back()) {
+    fail("--bits {}: the average must lie within the candidate widths [{}, {}]", o.avg_bits, widths.front(),
+         widths.back());
+  }
+  std::mt19937_64 rng(o.seed);
+  auto layer_costs = [&](int l) {
+    std::vector<std::vector<double>> c(n_expert, std::vector<double>(widths.size()));
+    for (int e = 0; e < n_expert; ++e) {
+      for (size_t j = 0; j < widths.size(); ++j) c[e][j] = cost_of(s, o, l, e, widths[j], rng);
+    }
+    return c;
+  };
+  auto solve = [&](const std::vector<std::vector<double>>& cost, int64_t budget, int group,
+                   const std::vector<int64_t>& weights, double max_budget) {
+    // The top-two constraint cannot hold at the widest average (every expert at the top);
+    // there it is dropped, and said so.
+    const bool top_two = o.require_top_two && widths.size() >= 2 && budget < max_budget;
+    if (o.require_top_two && !top_two && widths.size() >= 2) {
+      plan.notes.push_back("budget equals the widest width: the at-least-one-at-each-of-the-two-widest constraint was dropped");
+    }
+    return solve_allocation(cost, widths, budget, top_two, group, weights);
+  };
+  if (!o.global) {
+    const int64_t budget = std::llround(o.avg_bits * n_expert);
+    if (std::fabs(o.avg_bits * n_expert - budget) > 1e-6) {
+      plan.notes.push_back(fmt::format("{} experts x {} bits is not whole: budget rounded to {} bits per layer ({:.4f} average)",
+                                       n_expert, o.avg_bits, budget, double(budget) / n_expert));
+    }
+    for (int l = 0; l < n_layer; ++l) {
+      const auto choice = solve(layer_costs(l), budget, 0, {}, double(widths.back()) * n_expert);
+      for (int e = 0; e < n_expert; ++e) plan.bits[l][e] = widths[choice[e]];
+    }
+    return plan;
+  }
+  // Global: one budget over all experts, weighted by their parameter counts (divided by the
+  // weights' gcd so the solver's table stays small; all experts of a model are usually equal).
+  std::vector<std::vector<double>> cost;
+  std::vector<int64_t> weights;
+  for (int l = 0; l < n_layer; ++l) {
+    auto c = layer_costs(l);
+    cost.insert(cost.end(), c.begin(), c.end());
+    for (int e = 0; e < n_expert; ++e) weights.push_back(params.empty() ? 1 : params[l][e]);
+  }
+  int64_t g = 0;
+  for (int64_t w : weights) g = std::gcd(g, w);
+  int64_t total = 0;
+  for (int64_t& w : weights) total += (w /= g);
+  const int64_t budget = std::llround(o.avg_bits * total);
+  const auto choice = solve(cost, budget, n_expert, weights, double(widths.back()) * total);
+  for (int l = 0; l < n_layer; ++l) {
+    for (int e = 0; e < n_expert; ++e) plan.bits[l][e] = widths[choice[l * n_expert + e]];
+  }
+  return plan;
+}
+
+}  // namespace mcmoe::compress

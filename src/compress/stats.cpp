@@ -1,0 +1,174 @@
+#include "compress/stats.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "quant/quantize.h"
+
+namespace mcmoe::compress {
+
+using nlohmann::json;
+
+ModelFingerprint fingerprint(const model::Model& m) {
+  const model::ModelConfig& c = m.config();
+  ModelFingerprint f;
+  f.arch = model::arch_gguf_name(c.arch);
+  f.n_layer = c.n_layer;
+  f.n_expert = c.n_expert;
+  f.n_expert_used = c.n_expert_used;
+  f.n_embd = c.n_embd;
+  f.n_ff = c.n_ff;
+  uint64_t h = 1469598103934665603ull;
+  std::vector<float> row(static_cast<size_t>(c.n_embd));
+  for (const model::LayerWeights& L : m.weights().layers) {
+    if (!L.router.valid()) continue;
+    for (int64_t r = 0; r < L.router.shape[0]; ++r) {
+      quant::dequantize_row(L.router.type, L.router.row(r), row.data(), c.n_embd);
+      const auto* bytes = reinterpret_cast<const unsigned char*>(row.data());
+      for (size_t i = 0; i < row.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+    }
+  }
+  f.router_hash = fmt::format("{:016x}", h);
+  return f;
+}
+
+std::string describe(const ModelFingerprint& f) {
+  return fmt::format("{} with {} layers x {} experts (top-{}), n_embd {}, n_ff {}, router hash {}", f.arch,
+                     f.n_layer, f.n_expert, f.n_expert_used, f.n_embd, f.n_ff, f.router_hash);
+}
+
+double LayerStats::phi(int e) const {
+  int64_t total = 0;
+  for (const ExpertStats& x : experts) total += x.picks;
+  return total > 0 ? static_cast<double>(experts[e].picks) / total : 0.0;
+}
+
+double LayerStats::w(int e) const {
+  double total = 0;
+  for (const ExpertStats& x : experts) total += x.mass;
+  return total > 0 ? experts[e].mass / total : 0.0;
+}
+
+namespace {
+
+json bits_map(const std::map<int, double>& m) {
+  json j = json::object();
+  for (const auto& [b, v] : m) j[std::to_string(b)] = v;
+  return j;
+}
+
+std::map<int, double> bits_map(const json& j, const std::string& where) {
+  std::map<int, double> m;
+  for (const auto& [k, v] : j.items()) {
+    int b = 0;
+    try {
+      b = std::stoi(k);
+    } catch (const std::exception&) {
+      fail("{}: key '{}' is not a bit-width", where, k);
+    }
+    m[b] = v.get<double>();
+  }
+  return m;
+}
+
+}  // namespace
+
+void save_stats(const CalibrationStats& s, const std::string& path) {
+  json j;
+  j["format"] = "mcmoe-calibration";
+  j["version"] = s.version;
+  j["model"] = {{"arch", s.model.arch},         {"n_layer", s.model.n_layer},
+                {"n_expert", s.model.n_expert}, {"n_expert_used", s.model.n_expert_used},
+                {"n_embd", s.model.n_embd},     {"n_ff", s.model.n_ff},
+                {"router_hash", s.model.router_hash}};
+  j["text"] = s.text;
+  j["samples"] = s.samples;
+  j["seq"] = s.seq;
+  j["group"] = s.group;
+  j["candidates"] = s.candidates;
+  json layers = json::array();
+  for (const LayerStats& L : s.layers) {
+    json experts = json::array();
+    for (const ExpertStats& e : L.experts) {
+      experts.push_back({{"picks", e.picks}, {"mass", e.mass}, {"in_sq", e.in_sq},
+                         {"hidden_sq", e.hidden_sq}, {"eps", bits_map(e.eps)}, {"hawq", bits_map(e.hawq)}});
+    }
+    layers.push_back({{"tokens", L.tokens}, {"ratio_quantiles", L.ratio_quantiles}, {"experts", experts}});
+  }
+  j["layers"] = layers;
+  const std::string text = j.dump(1);
+  AtomicFileWriter out(path);
+  out.write(text.data(), text.size());
+  out.commit();
+}
+
+CalibrationStats load_stats(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("{}: cannot open calibration statistics", path);
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON: {}", path, e.what());
+  }
+  if (!j.is_object() || j.value("format", "") != "mcmoe-calibration") {
+    fail("{}: not an mcmoe calibration file (key 'format' should be 'mcmoe-calibration')", path);
+  }
+  CalibrationStats s;
+  try {
+    s.version = j.at("version").get<int>();
+    if (s.version != kStatsVersion) {
+      fail("{}: calibration format version {}, this mcmoe reads version {}", path, s.version, kStatsVersion);
+    }
+    const json& m = j.at("model");
+    s.model = {m.at("arch").get<std::string>(), m.at("n_layer").get<int>(), m.at("n_expert").get<int>(),
+               m.at("n_expert_used").get<int>(), m.at("n_embd").get<int64_t>(), m.at("n_ff").get<int64_t>(),
+               m.at("router_hash").get<std::string>()};
+    s.text = j.at("text").get<std::string>();
+    s.samples = j.at("samples").get<int>();
+    s.seq = j.at("seq").get<int>();
+    s.group = j.at("group").get<int64_t>();
+    s.candidates = j.at("candidates").get<std::vector<int>>();
+    for (const json& L : j.at("layers")) {
+      LayerStats ls;
+      ls.tokens = L.at("tokens").get<int64_t>();
+      ls.ratio_quantiles = L.at("ratio_quantiles").get<std::vector<std::vector<float>>>();
+      for (const json& e : L.at("experts")) {
+        ExpertStats es;
+        es.picks = e.at("picks").get<int64_t>();
+        es.mass = e.at("mass").get<double>();
+        es.in_sq = e.at("in_sq").get<double>();
+        es.hidden_sq = e.at("hidden_sq").get<double>();
+        es.eps = bits_map(e.at("eps"), path + ": eps");
+        es.hawq = bits_map(e.at("hawq"), path + ": hawq");
+        ls.experts.push_back(std::move(es));
+      }
+      s.layers.push_back(std::move(ls));
+    }
+  } catch (const json::exception& e) {
+    fail("{}: malformed calibration statistics: {}", path, e.what());
+  }
+  if (static_cast<int>(s.layers.size()) != s.model.n_layer) {
+    fail("{}: {} layers of statistics, but the model entry says {}", path, s.layers.size(), s.model.n_layer);
+  }
+  for (size_t l = 0; l < s.layers.size(); ++l) {
+    if (static_cast<int>(s.layers[l].experts.size()) != s.model.n_expert) {
+      fail("{}: layer {} has {} experts, expected {}", path, l, s.layers[l].experts.size(), s.model.n_expert);
+    }
+  }
+  return s;
+}
+
+void check_stats_match(const CalibrationStats& s, const model::Model& m, const std::string& stats_path) {
+  const ModelFingerprint f = fingerprint(m);
+  if (!(f == s.model)) {
+    fail("{}: these statistics were measured on a different model.\n  stats: {}\n  model {}: {}", stats_path,
+         describe(s.model), m.path(), describe(f));
+  }
+}
+
+}  // namespace mcmoe::compress
