@@ -7,7 +7,8 @@
 namespace mcmoe::cli {
 
 int cmd_bench(const Argv& argv) {
-  const Args a(argv, {"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--reps"}, {"--no-bandwidth", "--mmap", "--no-mmap"});
+  const Args a(argv, with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--reps"}),
+               {"--no-bandwidth", "--mmap", "--no-mmap", "--odp"});
   auto m = load_model_verbose(a.required("-m", "model path"), load_options_flags(a));
   eval::BenchOptions o;
   o.threads = threads_flag(a);
@@ -15,6 +16,8 @@ int cmd_bench(const Argv& argv) {
   o.gen_tokens = static_cast<int>(a.integer("--gen-tokens", 128, 1, 1 << 20));
   o.repetitions = static_cast<int>(a.integer("--reps", 2, 1, 100));
   o.measure_bandwidth = !a.has("--no-bandwidth");
+  const auto odp = odp_flags(a, *m);
+  o.odp = odp.get();
   const eval::BenchResult r = eval::bench(*m, o);
   std::printf("threads %d\n", o.threads);
   std::printf("prefill %d tokens: %.1f tok/s (%.1f GFLOP/s)\n", o.prompt_tokens, r.prefill_tok_s, r.prefill_gflop_s);
@@ -24,6 +27,7 @@ int cmd_bench(const Argv& argv) {
     std::printf("machine read bandwidth %.1f GB/s -> roofline %.2f tok/s; decode at %.0f%% of roofline\n",
                 r.bandwidth_gb_s, r.roofline_tok_s, 100.0 * r.decode_tok_s / r.roofline_tok_s);
   }
+  if (odp) std::printf("odp: %.2f%% of expert activations pruned\n", 100.0 * r.odp_pruned_fraction);
   return 0;
 }
 

@@ -12,7 +12,8 @@
 namespace mcmoe::cli {
 
 int cmd_ppl(const Argv& argv) {
-  const Args a(argv, {"-m", "-f", "--ctx", "--max-tokens", "--threads", "--kl-base"}, {"--json", "--mmap", "--no-mmap"});
+  const Args a(argv, with_odp_flags({"-m", "-f", "--ctx", "--max-tokens", "--threads", "--kl-base"}),
+               {"--json", "--mmap", "--no-mmap", "--odp"});
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "text file");
   const int ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));
@@ -26,6 +27,9 @@ int cmd_ppl(const Argv& argv) {
   so.n_threads = threads_flag(a);
   so.n_ctx = ctx;
   so.n_batch = ctx;
+  model::SessionOptions base_so = so;  // the base model runs without ODP
+  const auto odp = odp_flags(a, *m);
+  so.odp = odp.get();
   model::Session session(*m, so);
   std::unique_ptr<model::Model> base_model;
   std::unique_ptr<model::Session> base_session;
@@ -35,13 +39,14 @@ int cmd_ppl(const Argv& argv) {
       fail("ppl --kl-base: {} tokenizes the text differently from {}; KL needs the same tokens",
            base_model->path(), m->path());
     }
-    base_session = std::make_unique<model::Session>(*base_model, so);
+    base_session = std::make_unique<model::Session>(*base_model, base_so);
   }
   Progress progress("ppl");
   const auto r = eval::perplexity(session, ids, ctx, m->tokenizer().bos_id(), [&](int64_t done, int64_t total, double ppl) {
     progress.update(done, total, fmt::format("ppl {:.4f}", ppl));
   }, base_session.get());
   progress.finish();
+  if (odp) print_odp_summary(session.odp_counters());
   if (a.has("--json")) {
     nlohmann::json j{{"ppl", r.ppl}, {"tokens_scored", r.tokens_scored}, {"ctx", ctx}};
     if (r.has_base) {
@@ -50,6 +55,7 @@ int cmd_ppl(const Argv& argv) {
       j["kl_p99"] = r.kl_p99;
       j["top1_agree"] = r.top1_agree;
     }
+    if (odp) j["odp_pruned_fraction"] = session.odp_counters().pruned_fraction();
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("ppl %.4f over %lld tokens (%lld windows of ctx %d)\n", r.ppl,

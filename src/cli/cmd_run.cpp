@@ -9,8 +9,8 @@
 namespace mcmoe::cli {
 
 int cmd_run(const Argv& argv) {
-  const Args a(argv, {"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--threads", "--ctx"},
-               {"--json", "--mmap", "--no-mmap"});
+  const Args a(argv, with_odp_flags({"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--threads", "--ctx"}),
+               {"--json", "--mmap", "--no-mmap", "--odp"});
   const std::string path = a.required("-m", "model path");
   std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.required("-p", "prompt");
   const int n_predict = static_cast<int>(a.integer("-n", 64, 0, 1 << 20));
@@ -25,6 +25,8 @@ int cmd_run(const Argv& argv) {
   model::SessionOptions so;
   so.n_threads = threads_flag(a);
   so.n_ctx = static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20));
+  const auto odp = odp_flags(a, *m);
+  so.odp = odp.get();
   model::Session session(*m, so);
   const std::vector<int32_t> ids = prompt_ids(*m, text);
   api::Sampler sampler(sp);
@@ -61,6 +63,7 @@ int cmd_run(const Argv& argv) {
                static_cast<long long>(st.generated_tokens),
                st.generated_tokens > 1 ? (st.generated_tokens - 1) / std::max(1e-9, st.decode_seconds) : 0.0,
                so.n_threads);
+  if (odp) print_odp_summary(session.odp_counters());
   return 0;
 }
 

@@ -1,5 +1,10 @@
 #include "cli/common.h"
 
+#include <variant>
+
+#include "core/error.h"
+#include "format/gguf.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -75,6 +80,65 @@ void Progress::update(int64_t done, int64_t total, const std::string& extra) {
 void Progress::finish(const std::string& extra) {
   if (tty_) std::fprintf(stderr, "\n");
   if (!extra.empty()) std::fprintf(stderr, "%s %s\n", label_.c_str(), extra.c_str());
+}
+
+}  // namespace mcmoe::cli
+
+namespace mcmoe::cli {
+
+std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
+
+std::set<std::string> with_odp_flags(std::set<std::string> value_flags) {
+  for (const char* f : kOdpValueFlags) value_flags.insert(f);
+  return value_flags;
+}
+
+std::unique_ptr<moe::OdpParams> odp_flags(const Args& a, const model::Model& m) {
+  const bool any = a.has("--odp-mu") || a.has("--odp-layers") || a.has("--odp-protect");
+  if (!a.has("--odp")) {
+    if (any) fail("--odp-mu / --odp-layers / --odp-protect need --odp");
+    return nullptr;
+  }
+  const model::ModelConfig& c = m.config();
+  if (c.n_expert_used < 2) fail("--odp: {} routes each token to {} expert; nothing to prune", m.path(), c.n_expert_used);
+  auto p = std::make_unique<moe::OdpParams>();
+  p->n_layer = c.n_layer;
+  p->k = c.n_expert_used;
+  const size_t n_mu = static_cast<size_t>(c.n_layer) * (c.n_expert_used - 1);
+  if (a.has("--odp-mu")) {
+    p->mu.assign(n_mu, static_cast<float>(a.number("--odp-mu", 0.5, 0, 1)));
+  } else {
+    const format::GgufValue* v = m.gguf() ? m.gguf()->find("mcmoe.odp.mu") : nullptr;
+    if (!v) {
+      fail("--odp: {} has no calibrated thresholds (metadata key mcmoe.odp.mu, written by mcmoe quantize); "
+           "give a fixed one with --odp-mu 0.5", m.path());
+    }
+    const auto* arr = std::get_if<format::GgufArray>(&v->v);
+    if (!arr || arr->items.size() != n_mu) {
+      fail("{}: mcmoe.odp.mu should be an array of {} floats (layers x (top-k - 1)), found {}", m.path(), n_mu,
+           v->to_string());
+    }
+    for (const auto& item : arr->items) {
+      const double* x = std::get_if<double>(&item.v);
+      if (!x) fail("{}: mcmoe.odp.mu holds a non-float value", m.path());
+      p->mu.push_back(static_cast<float>(*x));
+    }
+  }
+  if (a.has("--odp-layers")) {
+    p->layer_on.assign(c.n_layer, 0);
+    for (int l : parse_int_list(a.str("--odp-layers", ""), "--odp-layers")) {
+      if (l < 0 || l >= c.n_layer) fail("--odp-layers: layer {} out of range [0, {})", l, c.n_layer);
+      p->layer_on[l] = 1;
+    }
+  }
+  p->protect_fraction = a.number("--odp-protect", 0.02, 0, 1);
+  return p;
+}
+
+void print_odp_summary(const moe::OdpCounters& c) {
+  std::fprintf(stderr, "odp: pruned %lld of %lld expert activations (%.2f%%), %lld prefill tokens protected\n",
+               static_cast<long long>(c.pruned), static_cast<long long>(c.picks), 100.0 * c.pruned_fraction(),
+               static_cast<long long>(c.protected_tokens));
 }
 
 }  // namespace mcmoe::cli

@@ -2,11 +2,13 @@
 // Helpers shared by the subcommands: model loading with a status line, progress bars,
 // thread defaults, reading text files.
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "cli/args.h"
 #include "model/model.h"
+#include "moe/odp.h"
 
 namespace mcmoe::cli {
 
@@ -18,6 +20,17 @@ int threads_flag(const Args& a);
 std::string read_text_file(const std::string& path);
 // Prompt ids: BOS (when the tokenizer asks for it) + encode(text).
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text);
+
+// ODP flags shared by run / ppl / bench (list them in the command's flags):
+//   --odp (switch), --odp-mu X (fixed threshold instead of the file's calibrated μ_l),
+//   --odp-layers 0,5,7 (restrict to these layers), --odp-protect F (fraction of prefill
+//   tokens protected, default 0.02).
+inline constexpr const char* kOdpValueFlags[] = {"--odp-mu", "--odp-layers", "--odp-protect"};
+// Null when --odp is not given. Thresholds come from the model's mcmoe.odp.mu metadata
+// (written by mcmoe quantize from calibration statistics) unless --odp-mu is given.
+std::unique_ptr<moe::OdpParams> odp_flags(const Args& a, const model::Model& m);
+std::set<std::string> with_odp_flags(std::set<std::string> value_flags);
+void print_odp_summary(const moe::OdpCounters& c);
 
 // A one-line progress bar on stderr, redrawn in place when stderr is a terminal and printed
 // every ~10% otherwise (logs stay short). The total comes with each update because the

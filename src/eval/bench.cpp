@@ -51,6 +51,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
   so.n_ctx = o.prompt_tokens + o.gen_tokens + 8;
   so.n_batch = o.prompt_tokens;
   so.observer = &counter;
+  so.odp = o.odp;
   model::Session session(m, so);
   std::mt19937 rng(42);
   std::uniform_int_distribution<int32_t> tok(3, c.n_vocab - 1);
@@ -115,6 +116,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     r.bandwidth_gb_s = measure_read_bandwidth(session.pool()) / 1e9;
     r.roofline_tok_s = r.bandwidth_gb_s * 1e9 / r.bytes_per_token;
   }
+  r.odp_pruned_fraction = session.odp_counters().pruned_fraction();
   return r;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "model/model.h"
+#include "moe/odp.h"
 
 namespace mcmoe::eval {
 
@@ -13,6 +14,7 @@ struct BenchOptions {
   int gen_tokens = 128;
   int repetitions = 2;  // best of
   bool measure_bandwidth = true;
+  const moe::OdpParams* odp = nullptr;  // online dynamic pruning during the runs
 };
 
 struct BenchResult {
@@ -24,6 +26,7 @@ struct BenchResult {
   double roofline_tok_s = 0;    // bandwidth / bytes_per_token
   double prefill_gflop_s = 0;   // 2 * active parameters per token * tok/s
   double expert_hit_avg = 0;    // average distinct experts used per layer per decode token
+  double odp_pruned_fraction = 0;  // with odp: expert activations dropped, over all runs
 };
 
 BenchResult bench(model::Model& m, const BenchOptions& o);

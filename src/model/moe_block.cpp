@@ -36,6 +36,16 @@ void Session::moe_block(int l, int64_t n) {
       s.topk_w[t] = 1.f;
     }
   }
+  if (odp_ && odp_->enabled(l) && k > 1 && L.router.valid()) {
+    const uint8_t* protect = nullptr;
+    if (!s.att_probs.empty() && n > 1 && odp_->protect_fraction > 0) {
+      s.importance.resize(n);
+      moe::token_importance(s.att_probs.data(), cfg_.n_head, n, n_past_, s.h.data(), d, s.importance.data());
+      moe::protect_top(s.importance.data(), n, odp_->protect_fraction, s.odp_protect);
+      protect = s.odp_protect.data();
+    }
+    moe::apply_odp(*odp_, l, n, n_expert, s.probs.data(), s.topk_ids.data(), s.topk_w.data(), protect, odp_counters_);
+  }
   if (observer_) {
     observer_->on_routing({.layer = l, .n_tokens = n, .n_expert = n_expert, .k = k, .pos0 = n_past_,
                            .router_logits = s.router_logits.data(), .probs = s.probs.data(),
@@ -46,19 +56,27 @@ void Session::moe_block(int l, int64_t n) {
   // [offset[e], offset[e + 1]) of the gathered buffers.
   std::vector<int64_t>& offset = s.expert_offset;
   offset.assign(n_expert + 1, 0);
-  for (int64_t i = 0; i < n * k; ++i) ++offset[s.topk_ids[i] + 1];
+  // Picks with id -1 were dropped by ODP: they join no group and add nothing.
+  for (int64_t i = 0; i < n * k; ++i) {
+    if (s.topk_ids[i] >= 0) ++offset[s.topk_ids[i] + 1];
+  }
   for (int e = 0; e < n_expert; ++e) offset[e + 1] += offset[e];
   s.pick_row.resize(n * k);
   s.row_token.resize(n * k);
   s.row_weight.resize(n * k);
   s.expert_fill.assign(offset.begin(), offset.end() - 1);
+  const int64_t n_rows = offset[n_expert];
   for (int64_t i = 0; i < n * k; ++i) {
+    if (s.topk_ids[i] < 0) {
+      s.pick_row[i] = -1;
+      continue;
+    }
     const int64_t r = s.expert_fill[s.topk_ids[i]]++;
     s.pick_row[i] = r;
     s.row_token[r] = i / k;
     s.row_weight[r] = s.topk_w[i];
   }
-  for (int64_t r = 0; r < n * k; ++r) {
+  for (int64_t r = 0; r < n_rows; ++r) {
     std::copy_n(s.h.data() + s.row_token[r] * d, d, s.ex_in.data() + r * d);
   }
   std::vector<int>& active = s.active_experts;
@@ -88,7 +106,7 @@ void Session::moe_block(int l, int64_t n) {
     jobs.push_back({.w = &L.shared.up, .x = s.h.data(), .y = shared_up_out, .n_tokens = n});
   }
   ops::matmul_batch(jobs, pool_);
-  ops::silu_mul(s.ex_gate.data(), s.ex_up.data(), n * k * ff);
+  ops::silu_mul(s.ex_gate.data(), s.ex_up.data(), n_rows * ff);
   if (ffs > 0) {
     ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
     if (observer_) observer_->on_tensor("shared_hidden", l, shared_gate_out, n, ffs);
@@ -118,6 +136,7 @@ void Session::moe_block(int l, int64_t n) {
   // Weighted sum over each token's picks, best pick first.
   std::fill_n(s.moe_out.data(), n * d, 0.f);
   for (int64_t i = 0; i < n * k; ++i) {
+    if (s.pick_row[i] < 0) continue;
     const int64_t t = i / k;
     ops::axpy(s.topk_w[i], s.ex_out.data() + s.pick_row[i] * d, s.moe_out.data() + t * d, d);
   }

@@ -20,7 +20,15 @@ Session::Session(Model& model, const SessionOptions& options)
       n_batch_(std::max(1, options.n_batch)),
       pool_(options.n_threads),
       observer_(options.observer),
+      odp_(options.odp),
       s_(std::make_unique<Scratch>()) {
+  if (odp_) {
+    if (odp_->n_layer != cfg_.n_layer || odp_->k != cfg_.n_expert_used ||
+        odp_->mu.size() != static_cast<size_t>(cfg_.n_layer) * (cfg_.n_expert_used - 1)) {
+      fail("ODP thresholds are for {} layers with top-{} ({} values); the model has {} layers with top-{}",
+           odp_->n_layer, odp_->k, odp_->mu.size(), cfg_.n_layer, cfg_.n_expert_used);
+    }
+  }
   const size_t kv_dim = static_cast<size_t>(cfg_.n_head_kv) * cfg_.head_dim;
   const size_t q_dim = static_cast<size_t>(cfg_.n_head) * cfg_.head_dim;
   k_cache_.assign(cfg_.n_layer, std::vector<float>(static_cast<size_t>(n_ctx_) * kv_dim));
@@ -194,6 +202,13 @@ void Session::attention_block(int l, int64_t n) {
   ap.n_head = cfg_.n_head;
   ap.n_head_kv = cfg_.n_head_kv;
   ap.head_dim = cfg_.head_dim;
+  // ODP's token protection needs the attention each token receives (prefill only).
+  s.att_probs.clear();  // (keeps its capacity) empty = no probabilities for this layer
+  const bool protect = odp_ && odp_->enabled(l) && odp_->protect_fraction > 0 && n > 1;
+  if (protect) {
+    s.att_probs.resize(static_cast<size_t>(cfg_.n_head) * n * (n_past_ + n));
+    ap.probs_out = s.att_probs.data();
+  }
   ops::attention(ap, pool_);
   if (observer_) observer_->on_tensor("attn_ctx", l, s.att.data(), n, q_dim);
   ops::matmul(L.wo, s.att.data(), n, s.proj.data(), pool_);

@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "model/observer.h"
+#include "moe/odp.h"
 
 namespace mcmoe::model {
 
@@ -17,6 +18,8 @@ struct SessionOptions {
   int n_threads = 2;
   int n_batch = 512;    // tokens per forward chunk during prefill
   ForwardObserver* observer = nullptr;
+  // Online dynamic pruning of low-weight experts; null: off. Must outlive the session.
+  const moe::OdpParams* odp = nullptr;
 };
 
 class Session {
@@ -41,6 +44,7 @@ class Session {
   ThreadPool& pool() { return pool_; }
   Model& model() { return model_; }
   void set_observer(ForwardObserver* o) { observer_ = o; }
+  const moe::OdpCounters& odp_counters() const { return odp_counters_; }
 
  private:
   void forward_chunk(std::span<const int32_t> tokens, bool all_logits, float* logits_out);
@@ -53,6 +57,8 @@ class Session {
   int n_batch_;
   ThreadPool pool_;
   ForwardObserver* observer_;
+  const moe::OdpParams* odp_;
+  moe::OdpCounters odp_counters_;
   int64_t n_past_ = 0;
   std::vector<std::vector<float>> k_cache_, v_cache_;  // [n_layer][n_ctx * kv_dim]
   struct Scratch;

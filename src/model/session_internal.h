@@ -39,6 +39,11 @@ struct Session::Scratch {
   std::vector<int> active_experts;     // experts with at least one row, ascending
   std::vector<moe::ExpertWeights> expert_weights;  // [active] from the ExpertProvider
   std::vector<ops::MatmulJob> jobs;    // gate/up then down jobs of one layer
+  // ODP (prefill with protection only): attention probabilities of the current layer
+  // [n_head, n, n_past + n], token importance [n] and the protected-token flags [n].
+  std::vector<float> att_probs;
+  std::vector<float> importance;
+  std::vector<uint8_t> odp_protect;
 };
 
 }  // namespace mcmoe::model
