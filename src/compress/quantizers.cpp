@@ -1,0 +1,337 @@
+#include "compress/quantizers.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+
+namespace mcmoe::compress {
+
+namespace {
+
+// Rows per chunk in ThreadPool::parallel_for (each chunk runs the whole GPTQ sweep on its
+// rows; the grain only keeps chunks from being tiny).
+constexpr int64_t kRowGrain = 16;
+// Columns per GPTQ sub-block: error feedback inside a sub-block is a scalar loop, between
+// sub-blocks of one block it is an sgemm, so the scalar work is rows · cols · 16 / 2 flops.
+constexpr int64_t kSubBlock = 16;
+
+float f16_nearest(double x) {
+  return fp16_to_f32(f32_to_fp16(static_cast<float>(x)));
+}
+
+// The largest f16 value <= x (-inf below the f16 range).
+float f16_down(double x) {
+  uint16_t h = f32_to_fp16(static_cast<float>(x));
+  if (static_cast<double>(fp16_to_f32(h)) <= x) return fp16_to_f32(h);
+  if (h == 0x0000) {
+    h = 0x8001;  // +0 → the negative subnormal nearest 0
+  } else if (h & 0x8000) {
+    ++h;  // negative: one step away from 0
+  } else {
+    --h;  // positive (or +inf → 65504): one step toward 0
+  }
+  return fp16_to_f32(h);
+}
+
+float f16_up(double x) {
+  return -f16_down(-x);
+}
+
+struct GroupParams {
+  float scale = 0, min = 0;
+  float inv = 0;  // 1 / scale, or 0 when scale is 0 (every weight then takes code 0)
+};
+
+// One group's grid (the table in quantizers.h). Never throws: values beyond the f16 range give
+// an infinite scale or min, which check_params reports after any parallel section.
+GroupParams group_params(const float* w, int64_t g, const QuantSpec& s) {
+  GroupParams p;
+  if (s.bits == 1) {
+    double sum = 0;
+    for (int64_t i = 0; i < g; ++i) sum += std::fabs(w[i]);
+    const float m = f16_nearest(sum / static_cast<double>(g));
+    p.scale = 2 * m;  // exact: doubling an f16 value stays an f16 value
+    p.min = -m;
+    return p;
+  }
+  if (!s.symmetric) {
+    float lo = w[0], hi = w[0];
+    for (int64_t i = 1; i < g; ++i) {
+      lo = std::min(lo, w[i]);
+      hi = std::max(hi, w[i]);
+    }
+    // Directed rounding keeps [min, min + maxq·scale] ⊇ [lo, hi], so no weight's error exceeds
+    // scale / 2; rounding min to nearest could leave lo outside by |lo| · 2^-11, unbounded by
+    // the scale when a group's values sit far from 0. Cost: scale grows by ≤ 1 f16 ulp.
+    p.min = f16_down(lo);
+    p.scale = f16_up((static_cast<double>(hi) - p.min) / ((1 << s.bits) - 1));
+  } else if (s.bits == 8) {
+    float amax = 0;
+    for (int64_t i = 0; i < g; ++i) amax = std::max(amax, std::fabs(w[i]));
+    p.scale = f16_nearest(amax / 127.0);
+    p.min = -128 * p.scale;  // a power-of-two multiple of an f16 value is exact
+  } else {
+    float amax = 0, vmax = 0;
+    for (int64_t i = 0; i < g; ++i) {
+      if (std::fabs(w[i]) > amax) {
+        amax = std::fabs(w[i]);
+        vmax = w[i];
+      }
+    }
+    const int half = 1 << (s.bits - 1);
+    p.scale = f16_nearest(vmax / static_cast<double>(-half));
+    p.min = static_cast<float>(-half) * p.scale;
+  }
+  p.inv = p.scale != 0 ? 1.f / p.scale : 0.f;
+  return p;
+}
+
+// The code of w on p's grid. Symmetric grids use the same formula: with min = −2^(b−1)·d,
+// (w − min) / d = w / d + 2^(b−1). Clamping first keeps the result ≥ 0, so +0.5 and
+// truncation round to nearest (halves up, as ggml's Q4_0 does).
+inline int encode(float w, const GroupParams& p, int bits, float maxq) {
+  if (bits == 1) return w >= 0.f ? 1 : 0;
+  const float x = std::clamp((w - p.min) * p.inv, 0.f, maxq);
+  return static_cast<int>(x + 0.5f);
+}
+
+// Exactly GroupedQuant::value's arithmetic, so GPTQ's error is the error the model sees.
+inline float decode(int q, const GroupParams& p) {
+  return p.scale * static_cast<float>(q) + p.min;
+}
+
+void validate(const char* who, int64_t rows, int64_t cols, const QuantSpec& s) {
+  if (rows <= 0 || cols <= 0) fail("{}: shape [{}, {}] is empty", who, rows, cols);
+  if (s.bits != 1 && s.bits != 2 && s.bits != 3 && s.bits != 4 && s.bits != 8) {
+    fail("{}: bits {} not supported (1, 2, 3, 4 or 8)", who, s.bits);
+  }
+  if (s.group <= 0 || cols % s.group != 0) {
+    fail("{}: group {} does not divide the row width {}", who, s.group, cols);
+  }
+}
+
+void check_finite(const char* who, const float* w, int64_t rows, int64_t cols) {
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    if (!std::isfinite(w[i])) fail("{}: weight [{}, {}] is {}", who, i / cols, i % cols, w[i]);
+  }
+}
+
+GroupedQuant make_output(int64_t rows, int64_t cols, const QuantSpec& s) {
+  GroupedQuant out;
+  out.bits = s.bits;
+  out.group = s.group;
+  out.rows = rows;
+  out.cols = cols;
+  out.q.assign(static_cast<size_t>(rows * cols), 0);
+  out.scale.assign(static_cast<size_t>(rows * (cols / s.group)), 0.f);
+  out.min.assign(out.scale.size(), 0.f);
+  return out;
+}
+
+void check_params(const char* who, const GroupedQuant& q) {
+  for (size_t i = 0; i < q.scale.size(); ++i) {
+    if (!std::isfinite(q.scale[i]) || !std::isfinite(q.min[i])) {
+      fail("{}: row {} group {} needs scale {} / min {}, outside the f16 range", who,
+           static_cast<int64_t>(i) / q.groups_per_row(),
+           static_cast<int64_t>(i) % q.groups_per_row(), q.scale[i], q.min[i]);
+    }
+  }
+}
+
+// OpenBLAS threads are switched off while pool threads call sgemm concurrently (the two would
+// oversubscribe the cores), and restored afterwards so the O(cols³) factorisations of the next
+// matrix still use them. Compression runs alone, so nothing else sees the change.
+class BlasSingleThreaded {
+ public:
+  BlasSingleThreaded() : prev_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
+  ~BlasSingleThreaded() { openblas_set_num_threads(prev_); }
+  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
+  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
+
+ private:
+  int prev_;
+};
+
+// GPTQ over rows [r0, r1) (rows are independent given the factor). Works on a copy of the
+// rows in processing order. Without act-order a group's grid is computed when its first
+// column comes up, from the weights as the error feedback so far has left them (GPTQ's
+// rule); with act-order every grid comes from the original W up front ("static groups").
+void gptq_rows(const float* w, int64_t r0, int64_t r1, int64_t cols, const GptqFactor& f,
+               const GptqOptions& o, GroupedQuant& out) {
+  const QuantSpec& s = o.spec;
+  const int64_t n = r1 - r0, g = s.group, gpr = cols / g;
+  const float maxq = static_cast<float>((1 << s.bits) - 1);
+  const bool static_groups = f.act_order;
+  const float* u = f.u.data();
+
+  // A group's grid must see all error feedback from the columns before it. Pending updates
+  // exist only for columns after the current sub-block (from this block's sub-blocks) and
+  // after the current block (from this block), so each group must start a sub-block and lie
+  // within one block: sub-blocks divide g, and blocks are whole groups. With static groups
+  // any split works. Splits change only float rounding, never the algorithm.
+  int64_t sub = kSubBlock, block = o.block;
+  if (!static_groups) {
+    sub = std::gcd(g, kSubBlock);
+    block = g <= block ? block / g * g : g;
+  }
+
+  std::vector<float> wk(static_cast<size_t>(n * cols));  // [n, cols] in processing order
+  for (int64_t r = 0; r < n; ++r) {
+    const float* src = w + (r0 + r) * cols;
+    for (int64_t i = 0; i < cols; ++i) {
+      const int64_t c = f.perm[i];
+      wk[r * cols + i] = f.dead[c] ? 0.f : src[c];  // a dead input's weight never matters
+    }
+  }
+  std::vector<GroupParams> params(static_cast<size_t>(n * gpr));
+  if (static_groups) {
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t c = 0; c < cols; ++c) row[c] = f.dead[c] ? 0.f : w[(r0 + r) * cols + c];
+      for (int64_t gi = 0; gi < gpr; ++gi)
+        params[r * gpr + gi] = group_params(row.data() + gi * g, g, s);
+    }
+  }
+  std::vector<float> inv_diag(static_cast<size_t>(cols));
+  for (int64_t i = 0; i < cols; ++i) inv_diag[i] = 1.f / u[i * cols + i];
+  std::vector<float> err(static_cast<size_t>(n * block));  // [n, block]: (w − q) / U_ii
+
+  for (int64_t i1 = 0; i1 < cols; i1 += block) {
+    const int64_t i2 = std::min(i1 + block, cols);
+    for (int64_t k1 = i1; k1 < i2; k1 += sub) {
+      const int64_t k2 = std::min(k1 + sub, i2);
+      for (int64_t r = 0; r < n; ++r) {
+        float* wr = wk.data() + r * cols;
+        float* er = err.data() + r * block;
+        uint8_t* qr = out.q.data() + (r0 + r) * cols;
+        GroupParams* pr = params.data() + r * gpr;
+        for (int64_t i = k1; i < k2; ++i) {
+          if (!static_groups && i % g == 0) pr[i / g] = group_params(wr + i, g, s);
+          const int64_t c = f.perm[i];
+          const GroupParams& p = pr[c / g];
+          const int q = encode(wr[i], p, s.bits, maxq);
+          qr[c] = static_cast<uint8_t>(q);
+          const float e = (wr[i] - decode(q, p)) * inv_diag[i];
+          const float* ui = u + i * cols;
+          for (int64_t j = i + 1; j < k2; ++j) wr[j] -= e * ui[j];
+          er[i - i1] = e;
+        }
+      }
+      if (k2 < i2) {  // this sub-block's feedback to the rest of the block
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n),
+                    static_cast<int>(i2 - k2), static_cast<int>(k2 - k1), -1.f,
+                    err.data() + (k1 - i1), static_cast<int>(block), u + k1 * cols + k2,
+                    static_cast<int>(cols), 1.f, wk.data() + k2, static_cast<int>(cols));
+      }
+    }
+    if (i2 < cols) {  // the block's lazy batch update of every later column
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n),
+                  static_cast<int>(cols - i2), static_cast<int>(i2 - i1), -1.f, err.data(),
+                  static_cast<int>(block), u + i1 * cols + i2, static_cast<int>(cols), 1.f,
+                  wk.data() + i2, static_cast<int>(cols));
+    }
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t gi = 0; gi < gpr; ++gi) {
+      out.scale[(r0 + r) * gpr + gi] = params[r * gpr + gi].scale;
+      out.min[(r0 + r) * gpr + gi] = params[r * gpr + gi].min;
+    }
+  }
+}
+
+}  // namespace
+
+GroupedQuant quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
+  validate("quantize_rtn", rows, cols, spec);
+  check_finite("quantize_rtn", w, rows, cols);
+  GroupedQuant out = make_output(rows, cols, spec);
+  const int64_t g = spec.group, gpr = cols / g;
+  const float maxq = static_cast<float>((1 << spec.bits) - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t gi = 0; gi < gpr; ++gi) {
+      const float* wg = w + r * cols + gi * g;
+      const GroupParams p = group_params(wg, g, spec);
+      out.scale[r * gpr + gi] = p.scale;
+      out.min[r * gpr + gi] = p.min;
+      uint8_t* qg = out.q.data() + r * cols + gi * g;
+      for (int64_t i = 0; i < g; ++i)
+        qg[i] = static_cast<uint8_t>(encode(wg[i], p, spec.bits, maxq));
+    }
+  }
+  check_params("quantize_rtn", out);
+  return out;
+}
+
+GroupedQuant quantize_gptq(const float* w, int64_t rows, int64_t cols,
+                           std::span<const double> hessian, const GptqOptions& o) {
+  validate("quantize_gptq", rows, cols, o.spec);  // before the O(cols³) factorisation
+  return quantize_gptq(w, rows, cols, gptq_factor(hessian, cols, o.damp, o.act_order), o);
+}
+
+GroupedQuant quantize_gptq(const float* w, int64_t rows, int64_t cols, const GptqFactor& factor,
+                           const GptqOptions& o) {
+  validate("quantize_gptq", rows, cols, o.spec);
+  if (factor.cols != cols)
+    fail("quantize_gptq: the factor is for {} columns, the matrix has {}", factor.cols, cols);
+  if (factor.damp != o.damp || factor.act_order != o.act_order) {
+    fail(
+        "quantize_gptq: the factor was made with damp {} act_order {}, the options ask for damp {} "
+        "act_order {}",
+        factor.damp, factor.act_order, o.damp, o.act_order);
+  }
+  if (o.block <= 0) fail("quantize_gptq: block must be positive, got {}", o.block);
+  check_finite("quantize_gptq", w, rows, cols);
+  GroupedQuant out = make_output(rows, cols, o.spec);
+  if (o.pool != nullptr && o.pool->size() > 1 && rows > kRowGrain) {
+    BlasSingleThreaded single;
+    o.pool->parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+      gptq_rows(w, r0, r1, cols, factor, o, out);
+    });
+  } else {
+    gptq_rows(w, 0, rows, cols, factor, o, out);
+  }
+  check_params("quantize_gptq", out);
+  return out;
+}
+
+void dequantize(const GroupedQuant& q, float* out) {
+  const int64_t gpr = q.groups_per_row();
+  for (int64_t r = 0; r < q.rows; ++r) {
+    for (int64_t c = 0; c < q.cols; ++c) {
+      const int64_t gi = r * gpr + c / q.group;
+      out[r * q.cols + c] = q.scale[gi] * static_cast<float>(q.q[r * q.cols + c]) + q.min[gi];
+    }
+  }
+}
+
+double output_error(const float* w, const GroupedQuant& q, std::span<const double> hessian) {
+  const int64_t cols = q.cols;
+  if (static_cast<int64_t>(hessian.size()) != cols * cols) {
+    fail("output_error: the Hessian has {} values; expected cols² = {}² = {}", hessian.size(), cols,
+         cols * cols);
+  }
+  // Chunks of rows keep the double copies small: D = W − Q, then Σ D ∘ (D H).
+  constexpr int64_t kRows = 64;
+  std::vector<double> d(static_cast<size_t>(std::min(q.rows, kRows) * cols)), dh(d.size());
+  double total = 0;
+  for (int64_t r0 = 0; r0 < q.rows; r0 += kRows) {
+    const int64_t k = std::min(kRows, q.rows - r0);
+    for (int64_t r = 0; r < k; ++r) {
+      for (int64_t c = 0; c < cols; ++c)
+        d[r * cols + c] = double{w[(r0 + r) * cols + c]} - q.value(r0 + r, c);
+    }
+    cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, static_cast<int>(k), static_cast<int>(cols),
+                1.0, hessian.data(), static_cast<int>(cols), d.data(), static_cast<int>(cols), 0.0,
+                dh.data(), static_cast<int>(cols));
+    for (int64_t i = 0; i < k * cols; ++i) total += d[i] * dh[i];
+  }
+  return total;
+}
+
+}  // namespace mcmoe::compress
