@@ -57,6 +57,50 @@ int cmd_inspect(const Argv& argv) {
   for (const auto& layer : m->stored_experts()) {
     for (const auto& e : layer) expert_bytes += e.nbytes();
   }
+  // The expert precision plan: one column per expert, the width of its weights (MQ types:
+  // the code bits; other types: the type's name), and true bits per weight by part.
+  bool mixed = false;
+  for (const auto& layer : m->stored_experts()) {
+    for (const auto& e : layer) mixed |= e.gate.type != m->stored_experts()[0][0].gate.type;
+  }
+  if (mixed || (m->gguf() && m->gguf()->has("mcmoe.quant.expert_bits"))) {
+    std::printf("expert bit-widths (layers x experts):\n");
+    for (size_t l = 0; l < m->stored_experts().size(); ++l) {
+      std::printf("  layer %3zu:", l);
+      for (const auto& e : m->stored_experts()[l]) {
+        int bits = 0;
+        if (mq_params(e.gate.type, &bits, nullptr)) {
+          std::printf(" %d", bits);
+        } else {
+          std::printf(" %s", std::string(dtype_name(e.gate.type)).c_str());
+        }
+      }
+      std::printf("\n");
+    }
+  }
+  {
+    size_t eb = 0, lb = 0;
+    int64_t ep = 0, lp = 0;
+    for (const auto& layer : m->stored_experts()) {
+      for (const auto& e : layer) {
+        for (const TensorView* v : {&e.gate, &e.up, &e.down}) {
+          eb += v->nbytes;
+          ep += v->numel();
+        }
+      }
+    }
+    lb = eb;
+    lp = ep;
+    for (const auto& L : m->weights().layers) {
+      for (const TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.router, &L.shared.gate, &L.shared.up, &L.shared.down}) {
+        if (!v->valid()) continue;
+        lb += v->nbytes;
+        lp += v->numel();
+      }
+    }
+    std::printf("true bits per weight (scales and mins included): experts %.4f, decoder linears %.4f\n",
+                8.0 * eb / std::max<int64_t>(1, ep), 8.0 * lb / std::max<int64_t>(1, lp));
+  }
   for (const auto& [type, bp] : by_type) {
     std::printf("  type %-6s %14zu bytes, %12lld params\n", type.c_str(), bp.first, static_cast<long long>(bp.second));
   }

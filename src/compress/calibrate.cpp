@@ -131,7 +131,7 @@ CalibrationStats calibrate(model::Model& m, const std::string& text, const std::
   if (c.n_expert <= 1) fail("{}: calibrate needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
   if (o.candidates.empty()) fail("calibrate: no candidate bit-widths");
   for (int b : o.candidates) {
-    if (b < 1 || b > 8) fail("calibrate: candidate bit-width {} outside 1..8", b);
+    if ((b < 1 || b > 4) && b != 8) fail("--candidates: bit-width {} is not one of 1, 2, 3, 4, 8", b);
   }
   for (int64_t cols : {c.n_embd, c.n_ff}) {
     if (cols % o.group != 0) fail("calibrate: --group {} does not divide the expert width {}", o.group, cols);

@@ -76,12 +76,18 @@ class LayerQuantizer {
       : o_(o), store_(store), pool_(pool) {}
 
   // Quantizes w (f32 [rows, cols]) to `bits` with the given input Gram matrix (null or an
-  // empty accumulator: round-to-nearest) and returns the packed tensor.
+  // empty accumulator: round-to-nearest) and returns the packed tensor. The O(cols³) factor
+  // of H is computed once per accumulator and shared by the matrices that read it (q/k/v,
+  // an expert's gate and up).
   TensorView quantize(const DenseMatrix& w, int bits, const HessianAccumulator* h, GroupedQuant* out = nullptr) {
     const QuantSpec spec{.bits = bits, .group = o_.group};
     GroupedQuant q;
     if (o_.gptq && h && h->count() > 0) {
-      q = quantize_gptq(w.data.data(), w.rows, w.cols, h->h(),
+      if (factor_of_ != h) {
+        factor_ = gptq_factor(h->h(), h->cols(), o_.damp, o_.act_order);
+        factor_of_ = h;
+      }
+      q = quantize_gptq(w.data.data(), w.rows, w.cols, factor_,
                         GptqOptions{.spec = spec, .damp = o_.damp, .act_order = o_.act_order, .pool = &pool_});
     } else {
       q = quantize_rtn(w.data.data(), w.rows, w.cols, spec);
@@ -91,8 +97,12 @@ class LayerQuantizer {
     if (out) *out = std::move(q);
     return v;
   }
+  // Call when an accumulator the cache may point at is about to die.
+  void forget_factor() { factor_of_ = nullptr; }
 
  private:
+  const HessianAccumulator* factor_of_ = nullptr;
+  GptqFactor factor_;
   const QuantizeModelOptions& o_;
   TensorStore& store_;
   ThreadPool& pool_;
@@ -206,7 +216,9 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
       experts[e].down = lq.quantize(dense.down, bits, n_rows > 0 ? H(h_ff) : nullptr);
       for (const TensorView* v : {&experts[e].gate, &experts[e].up, &experts[e].down}) count(*v, true);
       in.expert_rows[e] = {};
+      lq.forget_factor();  // h_in and h_ff die here
     }
+    lq.forget_factor();  // the layer's accumulators die here
     m.replace_layer(l, L, std::move(experts));
     // The next layer calibrates on this layer's quantized output.
     if (stream && l + 1 < c.n_layer) {

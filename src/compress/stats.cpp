@@ -166,7 +166,7 @@ CalibrationStats load_stats(const std::string& path) {
 void check_stats_match(const CalibrationStats& s, const model::Model& m, const std::string& stats_path) {
   const ModelFingerprint f = fingerprint(m);
   if (!(f == s.model)) {
-    fail("{}: these statistics were measured on a different model.\n  stats: {}\n  model {}: {}", stats_path,
+    fail("{}: these statistics were measured on a different model: stats are for {}; {} is {}", stats_path,
          describe(s.model), m.path(), describe(f));
   }
 }

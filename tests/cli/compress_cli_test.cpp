@@ -1,0 +1,138 @@
+// calibrate → quantize → run / ppl / inspect on random Hugging Face fixtures, and the
+// pipeline's errors for bad input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include "common/hf_fixture.h"
+#include "common/test_util.h"
+
+namespace mcmoe {
+namespace {
+
+using test::quote;
+using test::run_cli;
+
+// Word salad from a fixed vocabulary: enough tokens for calibration, deterministic.
+std::string write_text(const test::TempDir& dir, int words) {
+  static const char* kWords[] = {"the", "king", "said", "to", "his", "daughter", "and", "a", "wolf", "came",
+                                 "into", "forest", "where", "old", "woman", "lived", "once", "upon", "time", "gold"};
+  std::mt19937 rng(3);
+  std::string text;
+  for (int i = 0; i < words; ++i) {
+    text += kWords[rng() % 20];
+    text += (i % 13 == 12) ? ".\n" : " ";
+  }
+  const std::string path = dir.path("text.txt");
+  std::ofstream(path) << text;
+  return path;
+}
+
+double ppl_of(const std::string& out) {
+  const size_t at = out.find("ppl ");
+  EXPECT_NE(at, std::string::npos) << out;
+  return std::stod(out.substr(at + 4));
+}
+
+void expect_error(const test::CliResult& r, const std::string& fragment) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << "missing '" << fragment << "' in: " << r.err;
+}
+
+class CompressCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    test::HfFixture f;
+    f.dim = 128;
+    f.ff = 256;
+    f.experts = 8;
+    f.layers = 2;
+    test::write_hf_fixture(dir_->path("mixtral"), f);
+    text_ = new std::string(write_text(*dir_, 6000));
+    stats_ = new std::string(dir_->path("stats.json"));
+    const auto r = run_cli("calibrate -m " + quote(dir_->path("mixtral")) + " -f " + quote(*text_) +
+                           " --samples 6 --seq 96 -o " + quote(*stats_));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete text_;
+    delete stats_;
+  }
+  static std::string model() { return dir_->path("mixtral"); }
+  static test::TempDir* dir_;
+  static std::string* text_;
+  static std::string* stats_;
+};
+test::TempDir* CompressCli::dir_ = nullptr;
+std::string* CompressCli::text_ = nullptr;
+std::string* CompressCli::stats_ = nullptr;
+
+TEST_F(CompressCli, QuantizedModelRunsWithFiniteDeterministicPerplexity) {
+  const std::string out = dir_->path("pmq25.gguf");
+  const auto q = run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2.5 -o " + quote(out));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.out.find("average 2.5000"), std::string::npos) << q.out;
+  const std::string ppl_cmd = "ppl -m " + quote(out) + " -f " + quote(*text_) + " --ctx 128 --max-tokens 1000";
+  const auto a = run_cli(ppl_cmd), b = run_cli(ppl_cmd);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  const double p = ppl_of(a.out);
+  EXPECT_TRUE(std::isfinite(p) && p > 1) << a.out;
+  const auto ins = run_cli("inspect " + quote(out));
+  ASSERT_EQ(ins.exit_code, 0) << ins.err;
+  EXPECT_NE(ins.out.find("expert bit-widths (layers x experts)"), std::string::npos) << ins.out;
+  EXPECT_NE(ins.out.find("true bits per weight"), std::string::npos) << ins.out;
+  const auto run = run_cli("run -m " + quote(out) + " -p " + quote("the king") + " -n 8 --temp 0");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+}
+
+TEST_F(CompressCli, KlBaseAndOdpReport) {
+  const std::string out = dir_->path("pmq2.gguf");
+  ASSERT_EQ(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --rtn -o " + quote(out)).exit_code, 0);
+  const auto r = run_cli("ppl -m " + quote(out) + " -f " + quote(*text_) + " --ctx 128 --max-tokens 1000 --odp --kl-base " +
+                         quote(model()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("top-1 agreement"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("odp: pruned"), std::string::npos) << r.err;
+  // The base model against itself: no divergence, full agreement.
+  const auto self = run_cli("ppl -m " + quote(model()) + " -f " + quote(*text_) + " --ctx 128 --max-tokens 500 --json --kl-base " +
+                            quote(model()));
+  ASSERT_EQ(self.exit_code, 0) << self.err;
+  EXPECT_NE(self.out.find("\"top1_agree\":1.0"), std::string::npos) << self.out;
+  EXPECT_NE(self.out.find("\"kl_mean\":0.0"), std::string::npos) << self.out;
+}
+
+TEST_F(CompressCli, BadInputsGiveClearErrors) {
+  const std::string out = dir_->path("bad.gguf");
+  expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 3.5 -o " + quote(out)),
+               "within the candidate widths [1, 3]");
+  expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --candidates 1,2,9 -o " + quote(out)),
+               "--candidates");
+  expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --alloc greedy -o " + quote(out)),
+               "unknown method 'greedy'");
+  expect_error(run_cli("calibrate -m " + quote(model()) + " -f " + quote(*text_) + " --samples 500 --seq 512 -o " + quote(out)),
+               "calibration text has");
+  // Statistics of another model (same shapes, other weights).
+  test::HfFixture other;
+  other.dim = 128;
+  other.ff = 256;
+  other.experts = 8;
+  other.layers = 2;
+  other.seed = 99;
+  test::write_hf_fixture(dir_->path("other"), other);
+  expect_error(run_cli("quantize -m " + quote(dir_->path("other")) + " --stats " + quote(*stats_) + " --bits 2 -o " + quote(out)),
+               "measured on a different model");
+  std::ofstream(dir_->path("junk.json")) << "{\"format\": \"something-else\"}";
+  expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(dir_->path("junk.json")) + " --bits 2 -o " + quote(out)),
+               "not an mcmoe calibration file");
+  expect_error(run_cli("ppl -m " + quote(model()) + " -f " + quote(*text_) + " --odp"), "no calibrated thresholds");
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+}  // namespace
+}  // namespace mcmoe

@@ -1,0 +1,201 @@
+// The exact bit-allocation solver against brute force, and the allocate() front end's
+// budget and flag handling.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <limits>
+#include <random>
+
+#include "compress/allocate.h"
+#include "core/error.h"
+
+namespace mcmoe::compress {
+namespace {
+
+// Every assignment, the cheapest that meets the constraints (or +inf).
+double brute_force(const std::vector<std::vector<double>>& cost, const std::vector<int>& widths, int64_t budget,
+                   bool top_two, int group) {
+  const int n = static_cast<int>(cost.size()), m = static_cast<int>(widths.size());
+  std::vector<int> sorted = widths;
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::vector<int> pick(n, 0);
+  double best = std::numeric_limits<double>::infinity();
+  while (true) {
+    int64_t bits = 0;
+    double c = 0;
+    for (int i = 0; i < n; ++i) {
+      bits += widths[pick[i]];
+      c += cost[i][pick[i]];
+    }
+    bool ok = bits == budget;
+    for (int g0 = 0; ok && top_two && g0 < n; g0 += group) {
+      bool top = false, second = false;
+      for (int i = g0; i < g0 + group; ++i) {
+        top |= widths[pick[i]] == sorted[0];
+        second |= widths[pick[i]] == sorted[1];
+      }
+      ok = top && second;
+    }
+    if (ok) best = std::min(best, c);
+    int i = 0;
+    while (i < n && ++pick[i] == m) pick[i++] = 0;
+    if (i == n) break;
+  }
+  return best;
+}
+
+TEST(Allocate, ExactSolverEqualsBruteForce) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0, 1);
+  int checked = 0, infeasible = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    const int n = 4 + trial % 5;  // 4..8 items
+    const std::vector<int> widths = trial % 2 ? std::vector<int>{1, 2, 3} : std::vector<int>{2, 3, 4};
+    const bool top_two = trial % 3 != 0;
+    const int group = (n % 2 == 0 && trial % 4 == 1) ? n / 2 : n;
+    std::vector<std::vector<double>> cost(n, std::vector<double>(widths.size()));
+    for (auto& row : cost) {
+      // Costs fall with width, as errors do, with random slopes.
+      const double scale = u(rng) * 10;
+      for (size_t j = 0; j < widths.size(); ++j) row[j] = scale * std::pow(0.3 + 0.4 * u(rng), widths[j]);
+    }
+    const int64_t budget = n * widths.front() + static_cast<int64_t>(u(rng) * n * (widths.back() - widths.front() + 1));
+    const double want = brute_force(cost, widths, budget, top_two, group);
+    if (!std::isfinite(want)) {
+      EXPECT_THROW(solve_allocation(cost, widths, budget, top_two, group), Error) << "trial " << trial;
+      ++infeasible;
+      continue;
+    }
+    const std::vector<int> got = solve_allocation(cost, widths, budget, top_two, group);
+    double c = 0;
+    int64_t bits = 0;
+    for (int i = 0; i < n; ++i) {
+      c += cost[i][got[i]];
+      bits += widths[got[i]];
+    }
+    EXPECT_EQ(bits, budget) << "trial " << trial;
+    EXPECT_NEAR(c, want, 1e-12 * std::max(1.0, want)) << "trial " << trial;
+    ++checked;
+  }
+  EXPECT_GT(checked, 40);  // 55 of 120 with this seed
+  EXPECT_GT(infeasible, 0);  // the generator does reach the constraint's edge
+}
+
+CalibrationStats fake_stats(int layers, int experts, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.01, 1);
+  CalibrationStats s;
+  s.model.n_layer = layers;
+  s.model.n_expert = experts;
+  s.candidates = {1, 2, 3, 4};
+  s.layers.resize(layers);
+  for (auto& L : s.layers) {
+    L.experts.resize(experts);
+    for (auto& e : L.experts) {
+      e.picks = static_cast<int64_t>(u(rng) * 1000);
+      e.mass = u(rng) * 100;
+      const double scale = u(rng);
+      for (int b = 1; b <= 4; ++b) {
+        e.eps[b] = scale * std::pow(0.5, b);
+        e.hawq[b] = u(rng) * std::pow(0.25, b);
+      }
+    }
+  }
+  return s;
+}
+
+TEST(Allocate, PlansMeetTheBudgetExactlyForEveryMethod) {
+  const CalibrationStats s = fake_stats(4, 64, 3);
+  for (AllocMethod m : {AllocMethod::kPmq, AllocMethod::kHessian, AllocMethod::kFrequency, AllocMethod::kRandom}) {
+    for (double bits : {1.5, 2.0, 2.5}) {
+      AllocOptions o;
+      o.method = m;
+      o.avg_bits = bits;
+      const BitPlan p = allocate(s, o, {});
+      for (const auto& layer : p.bits) {
+        int sum = 0, at3 = 0, at2 = 0;
+        for (int b : layer) {
+          sum += b;
+          at3 += b == 3;
+          at2 += b == 2;
+        }
+        EXPECT_EQ(sum, static_cast<int>(bits * 64)) << alloc_method_name(m) << " " << bits;
+        EXPECT_GE(at3, 1);
+        EXPECT_GE(at2, 1);
+      }
+    }
+  }
+}
+
+TEST(Allocate, PmqGivesMoreBitsToImportantExperts) {
+  CalibrationStats s = fake_stats(1, 8, 5);
+  for (int e = 0; e < 8; ++e) {
+    auto& x = s.layers[0].experts[e];
+    x.picks = e == 0 ? 10000 : 10;  // expert 0 takes almost all traffic
+    x.mass = e == 0 ? 1000 : 1;
+    for (int b = 1; b <= 4; ++b) x.eps[b] = std::pow(0.5, b);
+  }
+  AllocOptions o;
+  o.avg_bits = 2.0;
+  const BitPlan p = allocate(s, o, {});
+  EXPECT_EQ(p.bits[0][0], 3);
+}
+
+TEST(Allocate, GlobalBudgetSpansLayers) {
+  const CalibrationStats s = fake_stats(3, 8, 9);
+  AllocOptions o;
+  o.avg_bits = 2.5;
+  o.global = true;
+  const std::vector<std::vector<int64_t>> params(3, std::vector<int64_t>(8, 3 * 512 * 256));
+  const BitPlan p = allocate(s, o, params);
+  EXPECT_DOUBLE_EQ(p.average(), 2.5);
+  for (const auto& layer : p.bits) {
+    EXPECT_NE(std::find(layer.begin(), layer.end(), 3), layer.end());
+    EXPECT_NE(std::find(layer.begin(), layer.end(), 2), layer.end());
+  }
+}
+
+TEST(Allocate, WidestBudgetDropsTheTopTwoConstraintWithANote) {
+  const CalibrationStats s = fake_stats(1, 8, 1);
+  AllocOptions o;
+  o.avg_bits = 3.0;
+  const BitPlan p = allocate(s, o, {});
+  EXPECT_EQ(p.bits[0], std::vector<int>(8, 3));
+  EXPECT_FALSE(p.notes.empty());
+}
+
+TEST(Allocate, BadBudgetsAndMethodsFailClearly) {
+  const CalibrationStats s = fake_stats(1, 8, 1);
+  AllocOptions o;
+  o.avg_bits = 3.5;  // above the widest candidate
+  try {
+    allocate(s, o, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[1, 3]"), std::string::npos) << e.what();
+  }
+  o.avg_bits = 0.5;
+  EXPECT_THROW(allocate(s, o, {}), Error);
+  o.avg_bits = 2.5;
+  o.method = AllocMethod::kUniform;
+  EXPECT_THROW(allocate(s, o, {}), Error);  // uniform needs a whole width
+  o.candidates = {1, 5};
+  o.method = AllocMethod::kPmq;
+  EXPECT_THROW(allocate(s, o, {}), Error);
+  EXPECT_THROW(alloc_method_from_name("greedy"), Error);
+  CalibrationStats no_eps = s;
+  no_eps.layers[0].experts[0].eps.erase(1);
+  o.candidates = {1, 2, 3};
+  EXPECT_THROW(allocate(no_eps, o, {}), Error);
+}
+
+TEST(Allocate, ScalesTo128Experts) {
+  const CalibrationStats s = fake_stats(2, 128, 11);
+  AllocOptions o;
+  o.avg_bits = 2.25;
+  const BitPlan p = allocate(s, o, {});
+  EXPECT_DOUBLE_EQ(p.average(), 2.25);
+}
+
+}  // namespace
+}  // namespace mcmoe::compress
