@@ -33,8 +33,8 @@ int cmd_quantize(const Argv& argv) {
   o.act_order = a.has("--act-order");
   o.damp = a.number("--damp", 0.01, 0, 1);
   o.group = a.integer("--group", 128, 32, 128);
-  o.attn_bits = static_cast<int>(a.integer("--attn-bits", 4, 1, 4));
-  o.router_bits = static_cast<int>(a.integer("--router-bits", 4, 0, 4));
+  o.attn_bits = static_cast<int>(a.integer("--attn-bits", 4, 1, 8));
+  o.router_bits = static_cast<int>(a.integer("--router-bits", 4, 0, 8));
   const std::string embd = a.str("--embd-type", "f16");
   const auto embd_type = dtype_from_name(embd);
   if (!embd_type) fail("--embd-type: unknown type '{}' (expected f16, q8_0 or f32)", embd);

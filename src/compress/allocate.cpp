@@ -143,7 +143,7 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
   widths.erase(std::unique(widths.begin(), widths.end()), widths.end());
   if (widths.empty()) fail("--candidates: empty");
   for (int b : widths) {
-    if (b < 1 || b > 4) fail("--candidates: {} is not a low-bit width (1..4)", b);
+    if ((b < 1 || b > 4) && b != 8) fail("--candidates: {} is not a supported width (1, 2, 3, 4 or 8)", b);
   }
   const int n_layer = static_cast<int>(s.layers.size());
   const int n_expert = s.model.n_expert;
@@ -151,8 +151,8 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
   plan.bits.assign(n_layer, std::vector<int>(n_expert, 0));
   if (o.method == AllocMethod::kUniform) {
     const int b = static_cast<int>(std::lround(o.avg_bits));
-    if (std::fabs(o.avg_bits - b) > 1e-9 || b < 1 || b > 4) {
-      fail("--bits {} with --alloc uniform: uniform allocation needs a whole width 1..4", o.avg_bits);
+    if (std::fabs(o.avg_bits - b) > 1e-9 || ((b < 1 || b > 4) && b != 8)) {
+      fail("--bits {} with --alloc uniform: uniform allocation needs one of the widths 1, 2, 3, 4, 8", o.avg_bits);
     }
     for (auto& layer : plan.bits) std::fill(layer.begin(), layer.end(), b);
     return plan;

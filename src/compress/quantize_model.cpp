@@ -80,7 +80,9 @@ class LayerQuantizer {
   // of H is computed once per accumulator and shared by the matrices that read it (q/k/v,
   // an expert's gate and up).
   TensorView quantize(const DenseMatrix& w, int bits, const HessianAccumulator* h, GroupedQuant* out = nullptr) {
-    const QuantSpec spec{.bits = bits, .group = o_.group};
+    // 8 bits is ggml's Q8_0 (symmetric, groups of 32): a fast format both engines read.
+    const QuantSpec spec = bits == 8 ? QuantSpec{.bits = 8, .group = 32, .symmetric = true}
+                                     : QuantSpec{.bits = bits, .group = o_.group};
     GroupedQuant q;
     if (o_.gptq && h && h->count() > 0) {
       if (factor_of_ != h) {
@@ -121,8 +123,11 @@ void check_options(const model::Model& m, const QuantizeModelOptions& o) {
     if (cols % 128 != 0) fail("{}: a linear input width {} is not a multiple of 128, which the low-bit formats need", m.path(), cols);
   }
   if (c.n_ff_shared > 0 && c.n_ff_shared % 128 != 0) fail("{}: shared expert width {} is not a multiple of 128", m.path(), c.n_ff_shared);
-  if (o.attn_bits < 1 || o.attn_bits > 4) fail("--attn-bits {}: expected 1..4", o.attn_bits);
-  if (o.router_bits < 0 || o.router_bits > 4) fail("--router-bits {}: expected 1..4, or 0 to keep the router as stored", o.router_bits);
+  auto width_ok = [](int b) { return (b >= 1 && b <= 4) || b == 8; };
+  if (!width_ok(o.attn_bits)) fail("--attn-bits {}: expected 1, 2, 3, 4 or 8", o.attn_bits);
+  if (o.router_bits != 0 && !width_ok(o.router_bits)) {
+    fail("--router-bits {}: expected 1, 2, 3, 4 or 8, or 0 to keep the router as stored", o.router_bits);
+  }
   if (o.embd_type != DType::F16 && o.embd_type != DType::Q8_0 && o.embd_type != DType::F32) {
     fail("--embd-type {}: expected f16, q8_0 or f32", dtype_name(o.embd_type));
   }
