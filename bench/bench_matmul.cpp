@@ -10,6 +10,7 @@
 //   matrix alone would fit in L3).
 // - Prefill/fmt/cols/threads: 512 tokens against a 4096 × cols weight, reported as FLOP/s
 //   (2 · rows · cols · tokens per iteration).
+// - MatvecMQ / PrefillMQ: the same for mcmoe's mq2/mq3/mq4_g128 next to Q4_0.
 // Results and the machine they were taken on: bench/RESULTS_matmul.md.
 #include <benchmark/benchmark.h>
 
@@ -35,7 +36,10 @@ using mcmoe::ThreadPool;
 
 constexpr size_t kWorkingSet = size_t{1} << 30;  // 1 GiB, well past any cache
 
-const DType kFormats[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+// Indices 0-4 are the formats every benchmark below runs; 5-7 (mcmoe low-bit) only
+// MatvecMQ / PrefillMQ.
+const DType kFormats[] = {DType::F32,      DType::F16,      DType::BF16,    DType::Q8_0,
+                          DType::Q4_0,     DType::MQ2_G128, DType::MQ3_G128, DType::MQ4_G128};
 
 // MCMOE_BENCH_ISA=scalar|avx2|avx512 forces a kernel path (default: the best this CPU runs).
 const bool kIsaForced = [] {
@@ -182,6 +186,19 @@ void matvec_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matvec)->Apply(matvec_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+// mcmoe's low-bit formats (mq2/3/4_g128) next to Q4_0 on the FFN-down shape.
+void mq_matvec_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"fmt", "rows", "cols", "threads"});
+  for (int64_t f : {4, 5, 6, 7}) {
+    for (int64_t threads : {1, 2}) b->Args({f, 4096, 14336, threads});
+  }
+}
+BENCHMARK(BM_Matvec)
+    ->Name("MatvecMQ")
+    ->Apply(mq_matvec_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
 // Args: format index, cols, threads. 512 tokens × 4096 rows × cols.
 void BM_Prefill(benchmark::State& state) {
   const DType type = kFormats[state.range(0)];
@@ -204,6 +221,12 @@ void BM_Prefill(benchmark::State& state) {
 BENCHMARK(BM_Prefill)
     ->ArgNames({"fmt", "cols", "threads"})
     ->ArgsProduct({{0, 1, 2, 3, 4}, {4096, 14336}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Prefill)
+    ->Name("PrefillMQ")
+    ->ArgNames({"fmt", "cols", "threads"})
+    ->ArgsProduct({{4, 5, 6, 7}, {14336}, {2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -187,7 +187,11 @@ GgufFile::GgufFile(const std::string& path, LoadMode mode)
     const uint32_t type_id = c.read<uint32_t>("tensor type");
     const auto type = dtype_from_ggml_id(type_id);
     if (!type) {
-      fail("{}: tensor '{}': ggml type {} is not supported (supported: f32=0, f16=1, q4_0=2, q8_0=8, bf16=30)", path, info.name, type_id);
+      std::string known;
+      for (DType t : kAllDTypes) {
+        known += fmt::format("{}{}={}", known.empty() ? "" : ", ", dtype_name(t), static_cast<uint32_t>(t));
+      }
+      fail("{}: tensor '{}': ggml type {} is not supported (supported: {})", path, info.name, type_id, known);
     }
     info.type = *type;
     info.offset = c.read<uint64_t>("tensor offset");

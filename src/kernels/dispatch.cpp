@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "kernels/kernel_sets.h"
+#include "quant/kquants.h"
+#include "quant/lowbit.h"
 
 namespace mcmoe::kernels {
 
@@ -13,7 +15,8 @@ namespace {
   KernelSet {                                                                          \
     .isa = isa_value, .act_layout = layout, .quantize_acts = ns::quantize_acts,        \
     .row_to_f32 = {ns::f32_to_f32, ns::f16_to_f32, ns::bf16_to_f32},                   \
-    .gemm = {ns::gemm_f32, ns::gemm_f16, ns::gemm_bf16, ns::gemm_q8_0, ns::gemm_q4_0}, \
+    .gemm = {ns::gemm_f32, ns::gemm_f16, ns::gemm_bf16, ns::gemm_q8_0, ns::gemm_q4_0,   \
+             ns::gemm_mq, ns::gemm_kq},                                                \
     .blas_min_tokens = {blas_f32, blas_f16, blas_bf16},                                \
   }
 
@@ -87,6 +90,12 @@ bool wformat_of(DType type, WFormat* out) {
       return true;
     case DType::Q4_0:
       *out = WFormat::kQ4_0;
+      return true;
+    MCMOE_CASE_MQ_TYPES:
+      *out = WFormat::kMQ;
+      return true;
+    MCMOE_CASE_KQ_TYPES:
+      *out = WFormat::kKQ;
       return true;
     default:
       return false;

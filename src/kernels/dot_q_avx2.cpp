@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "kernels/kernel_sets.h"
+#include "kernels/tile_walk.h"
 
 namespace mcmoe::kernels::avx2 {
 
@@ -80,18 +81,8 @@ struct QFormat<WFormat::kQ4_0> {
   }
 };
 
-struct TileArgs {
-  const uint8_t* w;
-  size_t w_stride;
-  int64_t nb;
-  const uint8_t* x;
-  size_t x_stride;
-  size_t d_off, sd_off;
-  float* y;
-  int64_t ldy;
-  size_t prefetch;  // bytes to the next tile's rows, 0 = none (see dot_q_avx512.cpp)
-};
-using TileFn = void (*)(const TileArgs&);
+using TileArgs = QTileArgs;  // nb in blocks of 32; one column chunk
+using TileFn = QTileFn;
 
 template <WFormat F, int R, int T>
 void tile(const TileArgs& a) {
@@ -162,32 +153,13 @@ template <WFormat F>
 void gemm(const GemmArgs& g) {
   static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
                                                      kRowTiles<F, 3>, kRowTiles<F, 4>};
-  const ActRowLayout l = act_row_layout(g.cols);
-  TileArgs a{.w = nullptr,
-             .w_stride = g.w_stride,
-             .nb = l.nb,
-             .x = nullptr,
-             .x_stride = g.x_stride,
-             .d_off = l.d_off,
-             .sd_off = l.sd_off,
-             .y = nullptr,
-             .ldy = g.ldy,
-             .prefetch = 0};
-  const auto* x = static_cast<const uint8_t*>(g.x);
-  for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
-    const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
-    for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
-      const int64_t rn = min64(kRowTile, g.row_end - r);
-      a.w = g.w + r * g.w_stride;
-      for (int64_t t = t0; t < t_end; t += kTokTile) {
-        const int64_t tn = min64(kTokTile, t_end - t);
-        a.x = x + t * g.x_stride;
-        a.y = g.y + t * g.ldy + r;
-        a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
-        kTiles[rn - 1][tn - 1](a);
-      }
-    }
-  }
+  run_qtiles(g,
+             TileWalk{.blocks = g.cols / 32,
+                      .chunk_blocks = 0,
+                      .row_tile = kRowTile,
+                      .tok_tile = kTokTile,
+                      .tok_block = kTokBlock},
+             kTiles);
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include <cstring>
 
 #include "kernels/kernel_sets.h"
+#include "kernels/tile_walk.h"
 
 namespace mcmoe::kernels::avx512 {
 
@@ -39,10 +40,6 @@ constexpr int kTokTile = 4;
 // chunks in y; a chunk of 128 blocks keeps that extra horizontal sum per tile below 1%.
 constexpr int64_t kTokBlock = 64;
 constexpr int64_t kColChunkBlocks = 128;  // a multiple of 4 (whole groups)
-
-inline int64_t min64(int64_t a, int64_t b) {
-  return a < b ? a : b;
-}
 
 // Weight-format specifics: block size, log2(K / 4) for the bias, and the load of a group of
 // 4 blocks into (low halves, high halves) of unsigned codes plus the 16 lane scales
@@ -100,24 +97,8 @@ struct QFormat<WFormat::kQ4_0> {
   }
 };
 
-struct TileArgs {
-  const uint8_t* w;  // first row of the tile
-  size_t w_stride;
-  int64_t nb;              // blocks per row
-  int64_t b_begin, b_end;  // the column chunk, in blocks (b_begin a multiple of 4)
-  bool accumulate;         // add to y (a later column chunk) instead of storing
-  const uint8_t* x;        // first token's act row
-  size_t x_stride;
-  size_t dx4_off, nq4_off;
-  float* y;  // y of (first token, first row)
-  int64_t ldy;
-  // Bytes from a row of this tile to the same column of the next tile's row (0: no
-  // prefetch). Rows of a few KB are too short for the hardware prefetcher to ramp up on each
-  // of the tile's 4 interleaved streams, so the kernel prefetches the next tile itself, one
-  // tile (4 rows: 9 KB of Q4_0 at 4096 columns) ahead of use.
-  size_t prefetch;
-};
-using TileFn = void (*)(const TileArgs&);
+using TileArgs = QTileArgs;  // nb, b_begin / b_end in blocks of 32 (b_begin a multiple of 4)
+using TileFn = QTileFn;
 
 // One group of 4 blocks (starting at block blk) for all R × T pairs of the tile. wp[r] points
 // at the group in row r, or at a zero-padded copy of a partial last group.
@@ -203,44 +184,15 @@ template <WFormat F>
 void gemm(const GemmArgs& g) {
   static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
                                                      kRowTiles<F, 3>, kRowTiles<F, 4>};
-  const ActRowLayout l = act_row_layout(g.cols);
-  TileArgs a{.w = nullptr,
-             .w_stride = g.w_stride,
-             .nb = l.nb,
-             .b_begin = 0,
-             .b_end = 0,
-             .accumulate = false,
-             .x = nullptr,
-             .x_stride = g.x_stride,
-             .dx4_off = l.dx4_off,
-             .nq4_off = l.nq4_off,
-             .y = nullptr,
-             .ldy = g.ldy,
-             .prefetch = 0};
-  const auto* x = static_cast<const uint8_t*>(g.x);
   // Decode reads each row start to end in one pass; prefill splits wide rows into column
   // chunks so a token block's activations stay in L2 (see kColChunkBlocks).
-  const int64_t chunk = g.n_tokens > kTokTile ? kColChunkBlocks : l.nb;
-  for (int64_t b0 = 0; b0 < l.nb; b0 += chunk) {
-    a.b_begin = b0;
-    a.b_end = min64(l.nb, b0 + chunk);
-    a.accumulate = b0 > 0;
-    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
-      const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
-      for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
-        const int64_t rn = min64(kRowTile, g.row_end - r);
-        a.w = g.w + r * g.w_stride;
-        for (int64_t t = t0; t < t_end; t += kTokTile) {
-          const int64_t tn = min64(kTokTile, t_end - t);
-          a.x = x + t * g.x_stride;
-          a.y = g.y + t * g.ldy + r;
-          // Only the first token tile brings the rows in; later ones find them in cache.
-          a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
-          kTiles[rn - 1][tn - 1](a);
-        }
-      }
-    }
-  }
+  run_qtiles(g,
+             TileWalk{.blocks = g.cols / 32,
+                      .chunk_blocks = kColChunkBlocks,
+                      .row_tile = kRowTile,
+                      .tok_tile = kTokTile,
+                      .tok_block = kTokBlock},
+             kTiles);
 }
 
 }  // namespace

@@ -10,6 +10,8 @@ namespace mcmoe::kernels {
   void quantize_acts(const float* x, int64_t cols, void* dst); \
   void gemm_q8_0(const GemmArgs& a);                           \
   void gemm_q4_0(const GemmArgs& a);                           \
+  void gemm_mq(const GemmArgs& a);                             \
+  void gemm_kq(const GemmArgs& a);                             \
   void gemm_f32(const GemmArgs& a);                            \
   void gemm_f16(const GemmArgs& a);                            \
   void gemm_bf16(const GemmArgs& a);                           \
@@ -17,13 +19,13 @@ namespace mcmoe::kernels {
   void f16_to_f32(const void* src, float* dst, int64_t n);     \
   void bf16_to_f32(const void* src, float* dst, int64_t n);
 
-namespace scalar {  // dot_scalar.cpp, quant_acts.cpp
+namespace scalar {  // dot_scalar.cpp, quant_acts.cpp, mq_scalar.cpp, kq_scalar.cpp
 MCMOE_KERNEL_FUNCTIONS
 }  // namespace scalar
-namespace avx2 {  // dot_f_avx2.cpp, dot_q_avx2.cpp
+namespace avx2 {  // dot_f_avx2.cpp, dot_q_avx2.cpp, mq_avx2.cpp, kq_avx2.cpp
 MCMOE_KERNEL_FUNCTIONS
 }  // namespace avx2
-namespace avx512 {  // dot_f_avx512.cpp, dot_q_avx512.cpp
+namespace avx512 {  // dot_f_avx512.cpp, dot_q_avx512.cpp, mq_avx512.cpp, kq_avx512.cpp
 MCMOE_KERNEL_FUNCTIONS
 }  // namespace avx512
 

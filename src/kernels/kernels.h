@@ -14,13 +14,18 @@ inline constexpr int kNumIsas = 3;
 const char* isa_name(Isa isa);
 
 // Weight formats the kernels know, as a dense index into KernelSet::gemm.
-enum class WFormat : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4 };
-inline constexpr int kNumWFormats = 5;
+// kMQ: all of mcmoe's grouped low-bit types (quant/lowbit.h); the kernel reads bits and group
+// from GemmArgs::type.
+// kKQ: ggml's Q4_1, Q5_0, Q5_1 and K-quants Q2_K..Q6_K (quant/kquants.h); the kernel reads
+// the type from GemmArgs::type.
+enum class WFormat : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4, kMQ = 5, kKQ = 6 };
+inline constexpr int kNumWFormats = 7;
 // False for a DType no kernel handles (ops/ reports it as an error).
 bool wformat_of(DType type, WFormat* out);
 // Q8_0 and Q4_0 multiply int8 activation blocks; the float formats read f32 activations.
 inline bool uses_quantized_acts(WFormat f) {
-  return f == WFormat::kQ8_0 || f == WFormat::kQ4_0;
+  return f == WFormat::kQ8_0 || f == WFormat::kQ4_0 || f == WFormat::kMQ ||
+         f == WFormat::kKQ;
 }
 
 // ---- Quantized activations --------------------------------------------------------------
@@ -82,6 +87,7 @@ struct GemmArgs {
   int64_t ldy = 0;  // elements between token rows of y
   int64_t row_begin = 0;
   int64_t row_end = 0;
+  DType type = DType::F32;  // the weight's type (format families such as kMQ need it)
 };
 using GemmFn = void (*)(const GemmArgs& args);
 

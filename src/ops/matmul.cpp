@@ -127,7 +127,8 @@ void run_rows(const KernelSet& ks, const JobPlan& pl, int64_t r0, int64_t r1) {
                       .y = pl.job->y,
                       .ldy = pl.ldy,
                       .row_begin = r0,
-                      .row_end = r1};
+                      .row_end = r1,
+                      .type = pl.job->w->type};
   if (pl.blas) {
     kernels::gemm_blas(ks, pl.format, args);
   } else {

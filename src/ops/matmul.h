@@ -10,7 +10,8 @@
 namespace mcmoe::ops {
 
 // One product Y = X · Wᵀ:
-//   W: [rows, cols] of any supported DType (F32, F16, BF16, Q8_0, Q4_0)
+//   W: [rows, cols] of any DType kernels::wformat_of accepts (F32, F16, BF16, Q8_0, Q4_0,
+//      ggml's Q4_1, Q5_0, Q5_1 and K-quants Q2_K..Q6_K, ...)
 //   X: [n_tokens, cols] f32, row stride ldx (elements)
 //   Y: [n_tokens, rows] f32, row stride ldy (elements)
 struct MatmulJob {

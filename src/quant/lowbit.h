@@ -14,6 +14,21 @@
 
 #include "core/dtype.h"
 
+// The case labels of every MQ type, for a switch over DType:  MCMOE_CASE_MQ_TYPES: ...
+#define MCMOE_CASE_MQ_TYPES \
+  case DType::MQ1_G32:      \
+  case DType::MQ1_G64:      \
+  case DType::MQ1_G128:     \
+  case DType::MQ2_G32:      \
+  case DType::MQ2_G64:      \
+  case DType::MQ2_G128:     \
+  case DType::MQ3_G32:      \
+  case DType::MQ3_G64:      \
+  case DType::MQ3_G128:     \
+  case DType::MQ4_G32:      \
+  case DType::MQ4_G64:      \
+  case DType::MQ4_G128
+
 namespace mcmoe::quant {
 
 // A [rows, cols] matrix quantized in groups along each row (see the definition above).
@@ -49,5 +64,16 @@ GroupedQuant unpack_mq(DType type, const uint8_t* data, int64_t rows, int64_t co
 // described above.
 void quantize_row_mq(DType type, const float* src, void* dst, int64_t n);
 void dequantize_row_mq(DType type, const void* src, float* dst, int64_t n);
+
+// ---- Block internals, shared with the kernels ---------------------------------------------
+inline constexpr int64_t kMqBlock = 128;  // weights per block
+// Bytes of a block's (scale, min) pairs, which come before its codes.
+inline constexpr size_t mq_header_bytes(int64_t group) {
+  return static_cast<size_t>(4 * (kMqBlock / group));
+}
+// The 16 * bits code bytes of one block <-> its 128 codes in element order (lowbit.cpp
+// documents the order). The scalar kernels and the reference dequantizer use these.
+void mq_pack_codes(int bits, const uint8_t* q, uint8_t* codes);
+void mq_unpack_codes(int bits, const uint8_t* codes, uint8_t* q);
 
 }  // namespace mcmoe::quant

@@ -6,6 +6,8 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "quant/lowbit.h"
+#include "quant/kquants.h"
 
 namespace mcmoe::quant {
 
@@ -63,6 +65,9 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
     }
     case DType::Q8_0: quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n); return;
     case DType::Q4_0: quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n); return;
+    MCMOE_CASE_MQ_TYPES:
+      quantize_row_mq(type, src, dst, n);
+      return;
     default: break;
   }
   fail("quantize_row: unsupported type {}", dtype_name(type));
@@ -100,6 +105,12 @@ void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    MCMOE_CASE_MQ_TYPES:
+      dequantize_row_mq(type, src, dst, n);
+      return;
+    MCMOE_CASE_KQ_TYPES:
+      dequantize_kquant_row(type, src, dst, n);
+      return;
     default: break;
   }
   fail("dequantize_row: unsupported type {}", dtype_name(type));

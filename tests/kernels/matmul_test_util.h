@@ -5,12 +5,18 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <span>
+#include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "core/fp16.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "kernels/dispatch.h"
 #include "kernels/kernels.h"
+#include "ops/matmul.h"
 #include "quant/quantize.h"
 
 namespace mcmoe::test {
@@ -170,6 +176,71 @@ inline void act_quant_bound(const TensorView& w, const float* x, int64_t n_token
       for (int64_t c = 0; c < cols; ++c) s += half_step[t * nb + c / 32] * std::fabs(wr[c]);
       (*bound)[t * rows + r] = s * (1 + 1e-6) + tight[t * rows + r];
     }
+  }
+}
+
+// Normalised squared error allowed against a path's own tight reference: 1e-10, i.e. an RMS
+// error of 1e-5 of the output's RMS. f32 accumulation of random data lands near 1e-14; a
+// single dropped or doubled element (or one wrong code) of a 4096-long row gives ~1e-4.
+inline constexpr double kTightNmse = 1e-10;
+
+// "avx512_q4_0": test names and traces.
+inline std::string param_name(kernels::Isa isa, DType t) {
+  return std::string(kernels::isa_name(isa)) + "_" + std::string(dtype_name(t));
+}
+
+struct Case {
+  int64_t rows, cols, n_tokens;
+};
+
+// One product through ops::matmul_batch on a forced ISA path, with padded strides
+// (ldx > cols, ldy > rows) so that a stride mix-up shows; the padding of y must stay as it was.
+struct PaddedProduct {
+  std::vector<float> x, y;  // [n_tokens, ldx] random, [n_tokens, ldy]
+  int64_t n_tokens = 0, ldx = 0, ldy = 0;
+};
+
+inline PaddedProduct run_padded(kernels::Isa isa, const TensorView& w, int64_t n_tokens,
+                                ThreadPool& pool, uint32_t seed) {
+  constexpr float kSentinel = 12345.f;
+  PaddedProduct p;
+  p.n_tokens = n_tokens;
+  p.ldx = w.cols() + 3;
+  p.ldy = w.rows() + 5;
+  p.x = random_floats(static_cast<size_t>(n_tokens * p.ldx), seed);
+  p.y.assign(static_cast<size_t>(n_tokens * p.ldy), kSentinel);
+  {
+    kernels::ScopedIsa force(isa);
+    const ops::MatmulJob job{
+        .w = &w, .x = p.x.data(), .y = p.y.data(), .n_tokens = n_tokens, .ldx = p.ldx, .ldy = p.ldy};
+    ops::matmul_batch(std::span<const ops::MatmulJob>(&job, 1), pool);
+  }
+  int64_t overwritten = 0;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = w.rows(); r < p.ldy; ++r) overwritten += p.y[t * p.ldy + r] != kSentinel;
+  }
+  EXPECT_EQ(overwritten, 0) << "elements of y's padding written";
+  return p;
+}
+
+// A quantized-activation product against the f32 product of the same weights
+// (matmul_reference). Every element is held to the exact rounding bound of act_quant_bound
+// (on top of `bound`, the tight bound of the int8 reference). Activations rounded to int8 per
+// block of 32 give a relative RMS error of about max|x| / (127 · √12 · rms(x)) ≈ 0.5% for
+// Gaussian data, NMSE ≈ 2.5e-5: allow a normalised RMS error of 1e-2 (NMSE 1e-4), checked
+// only with 64 or more outputs (one output can be near zero by chance).
+inline void check_against_f32(const TensorView& w, const PaddedProduct& p,
+                              const std::vector<double>& bound) {
+  std::vector<float> y_ref(static_cast<size_t>(p.n_tokens * w.rows()));
+  const ops::MatmulJob job{
+      .w = &w, .x = p.x.data(), .y = y_ref.data(), .n_tokens = p.n_tokens, .ldx = p.ldx};
+  ops::matmul_reference(job);
+  std::vector<double> ref64(y_ref.begin(), y_ref.end()), loose_bound;
+  act_quant_bound(w, p.x.data(), p.n_tokens, p.ldx, bound, &loose_bound);
+  const Comparison loose = compare(ref64, loose_bound, p.y.data(), p.n_tokens, w.rows(), p.ldy);
+  EXPECT_LE(loose.worst, 1.0) << "an element is further from the f32 result than rounding allows";
+  if (w.rows() * p.n_tokens >= 64) {
+    EXPECT_LT(loose.nmse, 1e-4);
   }
 }
 

@@ -17,78 +17,36 @@ namespace mcmoe {
 namespace {
 
 using kernels::Isa;
+using test::Case;
 using test::Comparison;
+using test::kTightNmse;
+using test::param_name;
 
-// Normalised squared error allowed against each path's own tight reference: 1e-10, i.e.
-// an RMS error of 1e-5 of the output's RMS. f32 accumulation of random data lands near
-// 1e-14; a single dropped or doubled element of a 4096-long row already gives ~2e-4.
-constexpr double kTightNmse = 1e-10;
-// Q8_0 / Q4_0 against the f32 reference (matmul_reference): activations are rounded to
-// int8 per block of 32, a relative RMS error of about max|x| / (127 · √12 · rms(x)) ≈ 0.5%
-// for Gaussian data, so NMSE ≈ 2.5e-5. Allow a normalised RMS error of 1e-2 (NMSE 1e-4),
-// checked only where there are enough outputs for the mean to mean something (one output
-// can be near zero by chance); every element is also held to the exact rounding bound of
-// act_quant_bound.
-constexpr double kActQuantNmse = 1e-4;
-constexpr int64_t kMinOutputsForNmse = 64;
+// Q8_0 / Q4_0 against the f32 reference: see test::check_against_f32.
 
 bool is_quantized(DType t) {
   return t == DType::Q8_0 || t == DType::Q4_0;
 }
 
-std::string param_name(Isa isa, DType t) {
-  return std::string(kernels::isa_name(isa)) + "_" + std::string(dtype_name(t));
-}
-
-struct Case {
-  int64_t rows, cols, n_tokens;
-};
-
-// Runs one product through ops::matmul_batch with padded strides (ldx > cols, ldy > rows)
-// and checks it, and that the padding of y is untouched.
+// Runs one product with padded strides (test::run_padded) and checks it against its tight
+// reference and, for Q8_0 / Q4_0, against the f32 reference (test::check_against_f32).
 void check_case(Isa isa, DType type, const Case& c, ThreadPool& pool, uint32_t seed) {
   SCOPED_TRACE(testing::Message() << param_name(isa, type) << " rows=" << c.rows
                                   << " cols=" << c.cols << " n_tokens=" << c.n_tokens);
   const test::OwnedWeight w = test::make_weight(type, c.rows, c.cols, seed);
-  const int64_t ldx = c.cols + 3, ldy = c.rows + 5;
-  const std::vector<float> x = test::random_floats(static_cast<size_t>(c.n_tokens * ldx), seed + 1);
-  constexpr float kSentinel = 12345.f;
-  std::vector<float> y(static_cast<size_t>(c.n_tokens * ldy), kSentinel);
-
-  {
-    kernels::ScopedIsa force(isa);
-    const ops::MatmulJob job{
-        .w = &w.view, .x = x.data(), .y = y.data(), .n_tokens = c.n_tokens, .ldx = ldx, .ldy = ldy};
-    ops::matmul_batch(std::span<const ops::MatmulJob>(&job, 1), pool);
-  }
-  for (int64_t t = 0; t < c.n_tokens; ++t) {
-    for (int64_t r = c.rows; r < ldy; ++r) ASSERT_EQ(y[t * ldy + r], kSentinel) << "t=" << t;
-  }
+  const test::PaddedProduct p = test::run_padded(isa, w.view, c.n_tokens, pool, seed + 1);
 
   std::vector<double> ref, bound;
   if (is_quantized(type)) {
-    test::quant_reference(w.view, x.data(), c.n_tokens, ldx, &ref, &bound);
+    test::quant_reference(w.view, p.x.data(), c.n_tokens, p.ldx, &ref, &bound);
   } else {
-    test::float_reference(w.view, x.data(), c.n_tokens, ldx, &ref, &bound);
+    test::float_reference(w.view, p.x.data(), c.n_tokens, p.ldx, &ref, &bound);
   }
-  const Comparison tight = test::compare(ref, bound, y.data(), c.n_tokens, c.rows, ldy);
+  const Comparison tight = test::compare(ref, bound, p.y.data(), c.n_tokens, c.rows, p.ldy);
   EXPECT_LE(tight.worst, 1.0) << "an element is outside its bound";
   EXPECT_LT(tight.nmse, kTightNmse);
-
-  if (is_quantized(type)) {
-    // End to end against the f32 reference of the same (quantized) weights.
-    std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.rows));
-    const ops::MatmulJob job{
-        .w = &w.view, .x = x.data(), .y = y_ref.data(), .n_tokens = c.n_tokens, .ldx = ldx};
-    ops::matmul_reference(job);
-    std::vector<double> ref64(y_ref.begin(), y_ref.end()), loose_bound;
-    test::act_quant_bound(w.view, x.data(), c.n_tokens, ldx, bound, &loose_bound);
-    const Comparison loose = test::compare(ref64, loose_bound, y.data(), c.n_tokens, c.rows, ldy);
-    EXPECT_LE(loose.worst, 1.0) << "an element is further from the f32 result than rounding allows";
-    if (c.rows * c.n_tokens >= kMinOutputsForNmse) {
-      EXPECT_LT(loose.nmse, kActQuantNmse);
-    }
-  }
+  // End to end against the f32 reference of the same (quantized) weights.
+  if (is_quantized(type)) test::check_against_f32(w.view, p, bound);
 }
 
 class MatmulPathTest : public testing::TestWithParam<std::tuple<Isa, DType>> {};

@@ -1,0 +1,479 @@
+// AVX-512 VNNI kernels for ggml's Q4_1 / Q5_0 / Q5_1 and K-quant weights (quant/kquants.h)
+// against int8 activation blocks in the kInterleave4 layout (kernels.h), built like
+// dot_q_avx512.cpp's Q4_0 kernel: a 512-bit register holds 16 codes of each of 4 activation
+// blocks (elements 0..15 in the "lo" register, 16..31 in "hi"), vpdpbusd leaves 4 int32
+// lanes per 16 elements, and those lanes are scaled in f32.
+//
+// Every format is unpacked, per group of 4 activation blocks (128 weights) of a row, into
+//   lo, hi     unsigned codes u = q + K (K: the format's offset, 0 when it has a min)
+//   slo, shi   per int32 lane, the f32 scale d · scale of the lane's 16 weights (equal for
+//              lo and hi unless the format has 16-weight sub-blocks: Q2_K, Q3_K, Q6_K)
+//   mlo, mhi   per lane, the f32 weight of the lane's activation sum: -dmin · min (K-quants),
+//              +m (Q4_1 / Q5_1)
+// and the group's contribution to y, for an activation block of scale dx, is
+//   Σ_lanes dx · (s · (Σ u·qx − K · Σ qx) + m · Σ qx).
+// Σ qx per lane (xs) comes from one vpdpbusd against ones, computed once per token and group
+// and shared by the tile's rows; with it the offset is removed in integers (the lane
+// accumulator starts at −K · xs) and the min term is one FMA.
+// Sub-block scales are unpacked once per super-block into one vector (lane k = d · scale_k)
+// and routed to the lanes of each group with one permute.
+//
+// GCC 12 false -Wuninitialized positives from _mm512_undefined_*(): see dot_q_avx512.cpp.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/kernel_sets.h"
+#include "kernels/kq_bits.h"
+#include "kernels/tile_walk.h"
+#include "quant/kquants.h"
+
+namespace mcmoe::kernels::avx512 {
+
+namespace {
+
+constexpr int kRowTile = 4;
+constexpr int kTokTile = 4;
+constexpr int64_t kTokBlock = 64;         // see dot_q_avx512.cpp
+constexpr int64_t kColChunkBlocks = 128;  // a multiple of 8 (whole super-blocks)
+
+inline float fp16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// 16-bit shift counts per 128-bit lane j: a[j] (for vpsrlvw).
+inline __m512i lane_counts(int a0, int a1, int a2, int a3) {
+  auto rep = [](int c) { return static_cast<long long>(0x0001000100010001ull * static_cast<unsigned>(c)); };
+  return _mm512_setr_epi64(rep(a0), rep(a0), rep(a1), rep(a1), rep(a2), rep(a2), rep(a3), rep(a3));
+}
+
+// Byte masks per 128-bit lane j: bit (4 h + j), for vptestmb on a broadcast bit plane.
+inline __m512i lane_bits(int h) {
+  auto rep = [](int bit) { return static_cast<long long>(0x0101010101010101ull << bit); };
+  const int b = 4 * h;
+  return _mm512_setr_epi64(rep(b), rep(b), rep(b + 1), rep(b + 1), rep(b + 2), rep(b + 2),
+                           rep(b + 3), rep(b + 3));
+}
+
+// int32 lane indices for routing sub-block scale k to the 4 lanes of 128-bit lane j.
+inline __m512i lane_index(int k0, int k1, int k2, int k3) {
+  return _mm512_setr_epi32(k0, k0, k0, k0, k1, k1, k1, k1, k2, k2, k2, k2, k3, k3, k3, k3);
+}
+
+inline __m512i bcast16(const uint8_t* p) {
+  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// Two bits per weight at shift 2 j in lane j (Q2_K, Q3_K's low bits, Q6_K's high bits).
+inline __m512i crumbs(const uint8_t* p16) {
+  return _mm512_and_si512(_mm512_srlv_epi16(bcast16(p16), lane_counts(0, 2, 4, 6)),
+                          _mm512_set1_epi8(3));
+}
+
+// Adds `add` to the bytes of lane j whose bit (4 h + j) is set in the 16 bytes at p.
+inline __m512i add_bit_plane(__m512i v, const uint8_t* p16, int h, char add) {
+  const __mmask64 m = _mm512_test_epi8_mask(bcast16(p16), lane_bits(h));
+  return _mm512_mask_add_epi8(v, m, v, _mm512_set1_epi8(add));
+}
+
+// The 4 legacy blocks' codes: lane i = block i; low nibbles → lo, high nibbles → hi.
+template <size_t kBB, size_t kQs>
+inline void legacy_nibbles(const uint8_t* p, __m512i& lo, __m512i& hi) {
+  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kQs)));
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kBB + kQs)), 1);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * kBB + kQs)), 2);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * kBB + kQs)), 3);
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  lo = _mm512_and_si512(v, nib);
+  hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+}
+
+// Q5_0 / Q5_1 fifth bits: bit e of block i's u32 goes to element e, i.e. byte e of lane i
+// (lo for e < 16, hi for e >= 16).
+template <size_t kBB, size_t kQh>
+inline void legacy_high_bits(const uint8_t* p, __m512i& lo, __m512i& hi) {
+  uint64_t mlo = 0, mhi = 0;
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t qh = kq_bits::u32_at(p + i * kBB + kQh);
+    mlo |= static_cast<uint64_t>(qh & 0xffff) << (16 * i);
+    mhi |= static_cast<uint64_t>(qh >> 16) << (16 * i);
+  }
+  const __m512i sixteen = _mm512_set1_epi8(16);
+  lo = _mm512_mask_add_epi8(lo, mlo, lo, sixteen);
+  hi = _mm512_mask_add_epi8(hi, mhi, hi, sixteen);
+}
+
+// 4 fp16 values at byte offsets off + i · kBB, each repeated over 4 lanes. The two 64-byte
+// loads stay inside the group's 4 · kBB >= 80 bytes.
+template <size_t kBB>
+inline __m512 legacy_scales(const uint8_t* p, size_t off) {
+  constexpr size_t kSecond = 4 * kBB - 64;  // start of the second load
+  int w[4];
+  for (int i = 0; i < 4; ++i) {
+    const size_t byte = off + i * kBB;
+    w[i] = byte + 2 <= 64 ? static_cast<int>(byte / 2) : static_cast<int>(32 + (byte - kSecond) / 2);
+  }
+  const __m512i idx = _mm512_setr_epi32(w[0] * 0x10001, w[0] * 0x10001, w[1] * 0x10001,
+                                        w[1] * 0x10001, w[2] * 0x10001, w[2] * 0x10001,
+                                        w[3] * 0x10001, w[3] * 0x10001, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i a = _mm512_loadu_si512(p);
+  const __m512i b = _mm512_loadu_si512(p + kSecond);
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, idx, b)));
+}
+
+// One group of 4 activation blocks, unpacked (see the file comment).
+struct GroupW {
+  __m512i lo, hi;
+  __m512 slo, shi, mlo, mhi;
+};
+
+// Per-format unpacking. A unit is what a row steps over: one super-block (2 groups) for
+// K-quants, 4 blocks (1 group) for the legacy formats. prepare() reads a unit's scales once,
+// group() the codes of group h.
+template <DType T>
+struct KFormat;
+
+template <>
+struct KFormat<DType::Q4_1> {
+  static constexpr size_t kUnitBytes = 80;
+  static constexpr int kGroups = 1, kOffsetShift = -1;
+  static constexpr bool kSplit = false, kMin = true;
+  struct Unit {
+    __m512 d, m;
+  };
+  static void prepare(const uint8_t* p, Unit& u) {
+    u.d = legacy_scales<20>(p, 0);
+    u.m = legacy_scales<20>(p, 2);
+  }
+  static void group(const uint8_t* p, const Unit& u, int, GroupW& g) {
+    legacy_nibbles<20, 4>(p, g.lo, g.hi);
+    g.slo = g.shi = u.d;
+    g.mlo = g.mhi = u.m;
+  }
+};
+
+template <>
+struct KFormat<DType::Q5_0> {
+  static constexpr size_t kUnitBytes = 88;
+  static constexpr int kGroups = 1, kOffsetShift = 4;  // K = 16
+  static constexpr bool kSplit = false, kMin = false;
+  struct Unit {
+    __m512 d;
+  };
+  static void prepare(const uint8_t* p, Unit& u) { u.d = legacy_scales<22>(p, 0); }
+  static void group(const uint8_t* p, const Unit& u, int, GroupW& g) {
+    legacy_nibbles<22, 6>(p, g.lo, g.hi);
+    legacy_high_bits<22, 2>(p, g.lo, g.hi);
+    g.slo = g.shi = u.d;
+  }
+};
+
+template <>
+struct KFormat<DType::Q5_1> {
+  static constexpr size_t kUnitBytes = 96;
+  static constexpr int kGroups = 1, kOffsetShift = -1;
+  static constexpr bool kSplit = false, kMin = true;
+  struct Unit {
+    __m512 d, m;
+  };
+  static void prepare(const uint8_t* p, Unit& u) {
+    u.d = legacy_scales<24>(p, 0);
+    u.m = legacy_scales<24>(p, 2);
+  }
+  static void group(const uint8_t* p, const Unit& u, int, GroupW& g) {
+    legacy_nibbles<24, 8>(p, g.lo, g.hi);
+    legacy_high_bits<24, 4>(p, g.lo, g.hi);
+    g.slo = g.shi = u.d;
+    g.mlo = g.mhi = u.m;
+  }
+};
+
+// 16 sub-block scales (lane k = scale of weights 16 k .. 16 k + 15) routed to group h: lo lane
+// j holds sub-block 8 h + 2 j, hi lane j sub-block 8 h + 2 j + 1.
+inline void route16(__m512 v, int h, __m512& lo, __m512& hi) {
+  const int b = 8 * h;
+  lo = _mm512_permutexvar_ps(lane_index(b, b + 2, b + 4, b + 6), v);
+  hi = _mm512_permutexvar_ps(lane_index(b + 1, b + 3, b + 5, b + 7), v);
+}
+
+template <>
+struct KFormat<DType::Q2_K> {
+  static constexpr size_t kUnitBytes = 84;
+  static constexpr int kGroups = 2, kOffsetShift = -1;
+  static constexpr bool kSplit = true, kMin = true;
+  struct Unit {
+    __m512 s, m;  // lane k: d · scale_k, -dmin · min_k
+  };
+  static void prepare(const uint8_t* p, Unit& u) {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i nib = _mm_set1_epi8(0x0f);
+    u.s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(sc, nib))),
+                        _mm512_set1_ps(fp16_at(p + 80)));
+    u.m = _mm512_mul_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(sc, 4), nib))),
+        _mm512_set1_ps(-fp16_at(p + 82)));
+  }
+  static void group(const uint8_t* p, const Unit& u, int h, GroupW& g) {
+    g.lo = crumbs(p + 16 + 32 * h);
+    g.hi = crumbs(p + 32 + 32 * h);
+    route16(u.s, h, g.slo, g.shi);
+    route16(u.m, h, g.mlo, g.mhi);
+  }
+};
+
+template <>
+struct KFormat<DType::Q3_K> {
+  static constexpr size_t kUnitBytes = 110;
+  static constexpr int kGroups = 2, kOffsetShift = 2;  // K = 4
+  static constexpr bool kSplit = true, kMin = false;
+  struct Unit {
+    __m512 s;
+  };
+  static void prepare(const uint8_t* p, Unit& u) {
+    uint32_t w[4];
+    kq_bits::q3k_scales(p + 96, w);
+    // From registers: a 16-byte load of the four 4-byte stores would stall store forwarding.
+    const __m128i v = _mm_sub_epi8(_mm_setr_epi32(static_cast<int>(w[0]), static_cast<int>(w[1]),
+                                                  static_cast<int>(w[2]), static_cast<int>(w[3])),
+                                   _mm_set1_epi8(32));
+    u.s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)),
+                        _mm512_set1_ps(fp16_at(p + 108)));
+  }
+  static void group(const uint8_t* p, const Unit& u, int h, GroupW& g) {
+    g.lo = add_bit_plane(crumbs(p + 32 + 32 * h), p, h, 4);
+    g.hi = add_bit_plane(crumbs(p + 48 + 32 * h), p + 16, h, 4);
+    route16(u.s, h, g.slo, g.shi);
+  }
+};
+
+// Q4_K / Q5_K: 8 six-bit scales and mins as lanes 0..7, times d and -dmin; group h uses
+// sub-blocks 4 h + j in lane j, for lo and hi alike.
+struct Scales8 {
+  __m512 s, m;
+};
+inline void prepare_k4(const uint8_t* p, Scales8& u) {
+  uint64_t sc, mn;
+  kq_bits::k4_scales(p + 4, &sc, &mn);
+  const auto widen = [](uint64_t v) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(v))));
+  };
+  u.s = _mm512_mul_ps(widen(sc), _mm512_set1_ps(fp16_at(p)));
+  u.m = _mm512_mul_ps(widen(mn), _mm512_set1_ps(-fp16_at(p + 2)));
+}
+inline void k4_group(const uint8_t* qs, const Scales8& u, int h, GroupW& g) {
+  // Act block j of half h: j = 0, 1: low / high nibbles of qs[64 h .. 64 h + 31]; j = 2, 3:
+  // of qs[64 h + 32 .. 64 h + 63]. lo takes the first 16 bytes of each, hi the last 16.
+  const __m512i q = _mm512_loadu_si512(qs + 64 * h);
+  const __m512i counts = lane_counts(0, 4, 0, 4);
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  g.lo = _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(q, q, 0xa0), counts), nib);
+  g.hi = _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(q, q, 0xf5), counts), nib);
+  const int b = 4 * h;
+  const __m512i idx = lane_index(b, b + 1, b + 2, b + 3);
+  g.slo = g.shi = _mm512_permutexvar_ps(idx, u.s);
+  g.mlo = g.mhi = _mm512_permutexvar_ps(idx, u.m);
+}
+
+template <>
+struct KFormat<DType::Q4_K> {
+  static constexpr size_t kUnitBytes = 144;
+  static constexpr int kGroups = 2, kOffsetShift = -1;
+  static constexpr bool kSplit = false, kMin = true;
+  using Unit = Scales8;
+  static void prepare(const uint8_t* p, Unit& u) { prepare_k4(p, u); }
+  static void group(const uint8_t* p, const Unit& u, int h, GroupW& g) { k4_group(p + 16, u, h, g); }
+};
+
+template <>
+struct KFormat<DType::Q5_K> {
+  static constexpr size_t kUnitBytes = 176;
+  static constexpr int kGroups = 2, kOffsetShift = -1;
+  static constexpr bool kSplit = false, kMin = true;
+  using Unit = Scales8;
+  static void prepare(const uint8_t* p, Unit& u) { prepare_k4(p, u); }
+  static void group(const uint8_t* p, const Unit& u, int h, GroupW& g) {
+    k4_group(p + 48, u, h, g);
+    // Fifth bit of sub-block 4 h + j, weight l: bit 4 h + j of qh[l] (qh at byte 16).
+    g.lo = add_bit_plane(g.lo, p + 16, h, 16);
+    g.hi = add_bit_plane(g.hi, p + 32, h, 16);
+  }
+};
+
+template <>
+struct KFormat<DType::Q6_K> {
+  static constexpr size_t kUnitBytes = 210;
+  static constexpr int kGroups = 2, kOffsetShift = 5;  // K = 32
+  static constexpr bool kSplit = true, kMin = false;
+  struct Unit {
+    __m512 s;
+  };
+  static void prepare(const uint8_t* p, Unit& u) {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192));
+    u.s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)),
+                        _mm512_set1_ps(fp16_at(p + 208)));
+  }
+  static void group(const uint8_t* p, const Unit& u, int h, GroupW& g) {
+    // Low 4 bits of act block j: ql[64 h + 32 (j % 2) + l], low nibble for j < 2, high for
+    // j >= 2; lo takes l < 16, hi l >= 16. Top 2 bits: (qh[32 h + l] >> 2 j) & 3.
+    const __m512i q = _mm512_loadu_si512(p + 64 * h);
+    const __m512i counts = lane_counts(0, 0, 4, 4);
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    const __m512i lo4 = _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(q, q, 0x88), counts), nib);
+    const __m512i hi4 = _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(q, q, 0xdd), counts), nib);
+    const uint8_t* qh = p + 128 + 32 * h;
+    g.lo = _mm512_or_si512(lo4, _mm512_slli_epi16(crumbs(qh), 4));
+    g.hi = _mm512_or_si512(hi4, _mm512_slli_epi16(crumbs(qh + 16), 4));
+    route16(u.s, h, g.slo, g.shi);
+  }
+};
+
+using TileArgs = QTileArgs;
+using TileFn = QTileFn;
+
+// One unit of R rows (wp[r] points at it) against T tokens; `blk` is its first act block.
+template <DType Ty, int R, int T>
+[[gnu::always_inline]] inline void unit_step(const uint8_t* const (&wp)[R], const TileArgs& a,
+                                             int64_t blk, __m512 (&acc)[R][T]) {
+  using F = KFormat<Ty>;
+  constexpr bool kNeedSums = F::kMin || F::kOffsetShift >= 0;
+  typename F::Unit u[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    if (a.prefetch != 0) {
+      const char* next = reinterpret_cast<const char*>(wp[r]) + a.prefetch;
+#pragma GCC unroll 4
+      for (size_t off = 0; off < F::kUnitBytes + 63; off += 64) _mm_prefetch(next + off, _MM_HINT_T0);
+    }
+    F::prepare(wp[r], u[r]);
+  }
+#pragma GCC unroll 2
+  for (int h = 0; h < F::kGroups; ++h) {
+    const int64_t gb = blk + 4 * h;
+    // Per token: the lane sums' uses (offset bias, min weights) and the block scales.
+    __m512i bias_lo[T], bias_hi[T];
+    __m512 xm_lo[T], xm_hi[T], dx4[T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* xrow = a.x + t * a.x_stride;
+      const auto* xq = reinterpret_cast<const __m512i*>(xrow + gb * 32);
+      dx4[t] = _mm512_load_ps(reinterpret_cast<const float*>(xrow + a.dx4_off) + gb * 4);
+      bias_lo[t] = bias_hi[t] = _mm512_setzero_si512();
+      if constexpr (kNeedSums) {
+        const __m512i ones = _mm512_set1_epi8(1);
+        __m512i xs_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_load_si512(xq));
+        __m512i xs_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_load_si512(xq + 1));
+        if constexpr (!F::kSplit) {
+          xs_lo = _mm512_add_epi32(xs_lo, xs_hi);  // one scale per act block: sum both halves
+        }
+        if constexpr (F::kOffsetShift >= 0) {
+          constexpr int s = F::kOffsetShift >= 0 ? F::kOffsetShift : 0;
+          bias_lo[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(xs_lo, s));
+          bias_hi[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(xs_hi, s));
+        }
+        if constexpr (F::kMin) {
+          xm_lo[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(xs_lo), dx4[t]);
+          xm_hi[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(xs_hi), dx4[t]);
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      GroupW g;
+      F::group(wp[r], u[r], h, g);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        const auto* xq = reinterpret_cast<const __m512i*>(a.x + t * a.x_stride + gb * 32);
+        __m512 f;
+        if constexpr (F::kSplit) {
+          const __m512i s_lo = _mm512_dpbusd_epi32(bias_lo[t], g.lo, _mm512_load_si512(xq));
+          const __m512i s_hi = _mm512_dpbusd_epi32(bias_hi[t], g.hi, _mm512_load_si512(xq + 1));
+          f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s_hi), g.shi,
+                              _mm512_mul_ps(_mm512_cvtepi32_ps(s_lo), g.slo));
+        } else {
+          __m512i s = _mm512_dpbusd_epi32(bias_lo[t], g.lo, _mm512_load_si512(xq));
+          s = _mm512_dpbusd_epi32(s, g.hi, _mm512_load_si512(xq + 1));
+          f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), g.slo);
+        }
+        acc[r][t] = _mm512_fmadd_ps(f, dx4[t], acc[r][t]);
+        if constexpr (F::kMin) {
+          acc[r][t] = _mm512_fmadd_ps(g.mlo, xm_lo[t], acc[r][t]);
+          if constexpr (F::kSplit) acc[r][t] = _mm512_fmadd_ps(g.mhi, xm_hi[t], acc[r][t]);
+        }
+      }
+    }
+  }
+}
+
+template <DType Ty, int R, int T>
+void tile(const TileArgs& a) {
+  using F = KFormat<Ty>;
+  constexpr int64_t kUnitBlocks = 4 * F::kGroups;
+  constexpr size_t kUB = F::kUnitBytes;
+  __m512 acc[R][T];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  // K-quant rows are whole super-blocks; legacy rows may end in a partial group of 4.
+  const int64_t full_end = a.b_end == a.nb ? a.nb / kUnitBlocks * kUnitBlocks : a.b_end;
+  for (int64_t blk = a.b_begin; blk < full_end; blk += kUnitBlocks) {
+    const uint8_t* wp[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) wp[r] = a.w + r * a.w_stride + blk / kUnitBlocks * kUB;
+    unit_step<Ty, R, T>(wp, a, blk, acc);
+  }
+  if (full_end < a.b_end) {
+    // Zero-padded copies (zero scales: the padding adds nothing; the act row is zero there).
+    const int64_t blk = full_end;
+    const size_t have = static_cast<size_t>(a.nb - blk) * (kUB / kUnitBlocks);
+    alignas(64) uint8_t pad[R][kUB];
+    const uint8_t* wp[R];
+    for (int r = 0; r < R; ++r) {
+      std::memset(pad[r], 0, kUB);
+      std::memcpy(pad[r], a.w + r * a.w_stride + blk / kUnitBlocks * kUB, have);
+      wp[r] = pad[r];
+    }
+    unit_step<Ty, R, T>(wp, a, blk, acc);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const float sum = _mm512_reduce_add_ps(acc[r][t]);
+      float& out = a.y[t * a.ldy + r];
+      out = a.accumulate ? out + sum : sum;
+    }
+  }
+}
+
+template <DType Ty, int R>
+constexpr TileFn kRowTiles[kTokTile] = {tile<Ty, R, 1>, tile<Ty, R, 2>, tile<Ty, R, 3>,
+                                        tile<Ty, R, 4>};
+
+template <DType Ty>
+void gemm(const GemmArgs& g) {
+  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<Ty, 1>, kRowTiles<Ty, 2>,
+                                                     kRowTiles<Ty, 3>, kRowTiles<Ty, 4>};
+  // As dot_q_avx512.cpp: decode reads each row in one pass; prefill splits wide rows into
+  // column chunks (whole super-blocks) so a token block's activations stay in L2.
+  run_qtiles(g,
+             TileWalk{.blocks = g.cols / 32,
+                      .chunk_blocks = kColChunkBlocks,
+                      .row_tile = kRowTile,
+                      .tok_tile = kTokTile,
+                      .tok_block = kTokBlock},
+             kTiles);
+}
+
+}  // namespace
+
+// One entry for the family; ops/ validated the type (wformat_of maps exactly these to kKQ).
+void gemm_kq(const GemmArgs& a) {
+  quant::with_kquant_type(a.type, [&]<DType T>() { gemm<T>(a); });
+}
+
+}  // namespace mcmoe::kernels::avx512

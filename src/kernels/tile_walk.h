@@ -1,0 +1,111 @@
+#pragma once
+// The loop nest the quantized GEMM kernels share (dot_q_*.cpp, mq_*.cpp): column chunks
+// (prefill only), token blocks, row tiles, token tiles; and the arguments of one tile.
+// Header-only, so each ISA's file inlines it with its own flags around its own tiles.
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace mcmoe::kernels {
+
+struct TileWalk {
+  int64_t blocks;        // column blocks per row, in the kernel's unit
+  int64_t chunk_blocks;  // with more than tok_tile tokens, rows are walked in column chunks
+                         // of this many blocks so a token block's activations stay in L2;
+                         // 0: always one pass
+  int64_t row_tile, tok_tile, tok_block;
+};
+
+// Rows [r, r + rows) × tokens [t, t + tokens) × column blocks [b_begin, b_end).
+struct Tile {
+  int64_t r, rows, t, tokens;
+  int64_t b_begin, b_end;
+  bool accumulate;  // a later column chunk: add to y instead of storing
+  // The first token tile of a row tile, with another row tile after it: the one to prefetch
+  // the next rows (later token tiles find the rows in cache).
+  bool prefetch;
+};
+
+// Calls on_token_block(t0, t_end) before the tiles of each token block, then on_tile(tile)
+// for every tile of g's rows.
+template <typename TokenBlockFn, typename TileFn>
+inline void walk_tiles(const GemmArgs& g, const TileWalk& w, TokenBlockFn&& on_token_block,
+                       TileFn&& on_tile) {
+  const int64_t chunk = w.chunk_blocks > 0 && g.n_tokens > w.tok_tile ? w.chunk_blocks : w.blocks;
+  for (int64_t b0 = 0; b0 < w.blocks; b0 += chunk) {
+    const int64_t b_end = b0 + chunk < w.blocks ? b0 + chunk : w.blocks;
+    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += w.tok_block) {
+      const int64_t t_end = t0 + w.tok_block < g.n_tokens ? t0 + w.tok_block : g.n_tokens;
+      on_token_block(t0, t_end);
+      for (int64_t r = g.row_begin; r < g.row_end; r += w.row_tile) {
+        const int64_t rows = r + w.row_tile < g.row_end ? w.row_tile : g.row_end - r;
+        for (int64_t t = t0; t < t_end; t += w.tok_tile) {
+          const int64_t tokens = t + w.tok_tile < t_end ? w.tok_tile : t_end - t;
+          on_tile(Tile{.r = r,
+                       .rows = rows,
+                       .t = t,
+                       .tokens = tokens,
+                       .b_begin = b0,
+                       .b_end = b_end,
+                       .accumulate = b0 > 0,
+                       .prefetch = t == t0 && r + w.row_tile < g.row_end});
+        }
+      }
+    }
+  }
+}
+
+// One tile of a quantized kernel: its rows × tokens over the column blocks [b_begin, b_end).
+struct QTileArgs {
+  const uint8_t* w;  // first row of the tile
+  size_t w_stride;
+  int64_t nb;              // blocks per row, in the kernel's unit
+  int64_t b_begin, b_end;  // the column chunk
+  bool accumulate;         // add to y (a later column chunk) instead of storing
+  const uint8_t* x;        // first token's act row
+  size_t x_stride;
+  size_t d_off, sd_off, dx4_off, nq4_off;  // parts of an act row (kernels.h)
+  float* y;                                // y of (first token, first row)
+  int64_t ldy;
+  // Bytes from a row of this tile to the same column of the next tile's row (0: no
+  // prefetch). Rows of a few KB are too short for the hardware prefetcher to ramp up on each
+  // of the tile's 4 interleaved streams, so the kernel prefetches the next tile itself, one
+  // tile (4 rows: 9 KB of Q4_0 at 4096 columns) ahead of use.
+  size_t prefetch;
+};
+using QTileFn = void (*)(const QTileArgs&);
+
+// All of g: tiles[rows - 1][tokens - 1] for every tile of the walk.
+inline void run_qtiles(const GemmArgs& g, const TileWalk& walk, const QTileFn* const* tiles) {
+  const ActRowLayout l = act_row_layout(g.cols);
+  QTileArgs a{.w = nullptr,
+              .w_stride = g.w_stride,
+              .nb = walk.blocks,
+              .b_begin = 0,
+              .b_end = 0,
+              .accumulate = false,
+              .x = nullptr,
+              .x_stride = g.x_stride,
+              .d_off = l.d_off,
+              .sd_off = l.sd_off,
+              .dx4_off = l.dx4_off,
+              .nq4_off = l.nq4_off,
+              .y = nullptr,
+              .ldy = g.ldy,
+              .prefetch = 0};
+  const auto* x = static_cast<const uint8_t*>(g.x);
+  walk_tiles(
+      g, walk, [](int64_t, int64_t) {},
+      [&](const Tile& tl) {
+        a.w = g.w + tl.r * g.w_stride;
+        a.b_begin = tl.b_begin;
+        a.b_end = tl.b_end;
+        a.accumulate = tl.accumulate;
+        a.x = x + tl.t * g.x_stride;
+        a.y = g.y + tl.t * g.ldy + tl.r;
+        a.prefetch = tl.prefetch ? walk.row_tile * g.w_stride : 0;
+        tiles[tl.rows - 1][tl.tokens - 1](a);
+      });
+}
+
+}  // namespace mcmoe::kernels
