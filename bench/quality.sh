@@ -12,7 +12,14 @@ out=${1:-/tmp/mcmoe-quality}
 mkdir -p "$out"
 mc=${MCMOE:-./build/mcmoe}
 model=../shared/models/mixtral-tiny
-calib=${CALIB_TEXT:-../shared/corpus/grimm-tales.txt}
+# Calibration: ~120 KB from each non-evaluation corpus (fairy tales, Shakespeare, children's
+# stories, Russian prose), cut at line ends, so routing statistics are not one domain's.
+calib=${CALIB_TEXT:-$out/calib-mix.txt}
+if [ ! -f "$calib" ]; then
+  for f in grimm-tales tinyshakespeare tinystories-sample war-and-peace-ru; do
+    head -c 120000 "../shared/corpus/$f.txt" | sed '$d'
+  done > "$calib"
+fi
 evaltext=../shared/corpus/wikitext2-valid.txt
 stats="$out/stats.json"
 [ -f "$stats" ] || $mc calibrate -m "$model" -f "$calib" --samples 64 --seq 512 -o "$stats" | tee "$out/calibrate.log"
@@ -35,6 +42,11 @@ q frequency-2.5 --alloc frequency --bits 2.5
 q random-2.5 --alloc random --bits 2.5
 q rtn-pmq-2.5 --bits 2.5 --rtn
 q pmq-2.5-q8embd --bits 2.5 --embd-type q8_0
+q pmq23-2.5 --bits 2.5 --candidates 2,3
+q pmq23-2.5-q8embd --bits 2.5 --candidates 2,3 --embd-type q8_0
+q gptq-u2-q8embd --alloc uniform --bits 2 --embd-type q8_0
+q gptq-u3-q8embd --alloc uniform --bits 3 --embd-type q8_0
+q gptq-u2-nosearch --alloc uniform --bits 2 --no-search
 
 row() {  # label, file, extra ppl flags...
   local label=$1 file=$2; shift 2
@@ -54,17 +66,20 @@ PY
   echo "|---|---|---|---|---|---|---|---|"
   [ -f "$out/f16.gguf" ] || $mc convert "$model" --type f16 -o "$out/f16.gguf" >/dev/null
   row "F16" "$out/f16.gguf"
-  for n in gptq-u4 gptq-u3 gptq-u2 pmq-3.0 pmq-2.5 pmq-2.5-q8embd pmq-2.0 pmq-1.5 hessian-2.5 hessian-2.0 \
-           frequency-2.5 frequency-2.0 random-2.5 rtn-pmq-2.5; do
+  for n in gptq-u4 gptq-u3 gptq-u3-q8embd gptq-u2 gptq-u2-q8embd gptq-u2-nosearch pmq-3.0 pmq-2.5 pmq-2.5-q8embd \
+           pmq23-2.5 pmq23-2.5-q8embd pmq-2.0 pmq-1.5 hessian-2.5 hessian-2.0 frequency-2.5 frequency-2.0 random-2.5 \
+           rtn-pmq-2.5; do
     row "$n" "$out/$n.gguf"
   done
   row "pmq-2.5 + ODP" "$out/pmq-2.5.gguf" --odp
   row "pmq-2.0 + ODP" "$out/pmq-2.0.gguf" --odp
   row "pmq-2.5 + ODP (no protection)" "$out/pmq-2.5.gguf" --odp --odp-protect 0
+  row "pmq23-2.5 + ODP" "$out/pmq23-2.5.gguf" --odp
   if [ -n "${LLAMA_DIR:-}" ]; then
     for t in Q2_K Q3_K_S Q4_K_M; do
       for v in "" "-imatrix"; do
         f="$LLAMA_DIR/mixtral-tiny-$t$v.gguf"
+        [ -f "$f" ] || f="$LLAMA_DIR/mixtral-tiny-$t${v%rix}.gguf"  # -imat spelling
         [ -f "$f" ] && row "llama.cpp $t$v" "$f"
       done
     done

@@ -15,7 +15,7 @@ int cmd_quantize(const Argv& argv) {
                {"-m", "--stats", "--bits", "--alloc", "--candidates", "-o", "-f", "--samples", "--seq", "--group",
                 "--attn-bits", "--router-bits", "--embd-type", "--alpha", "--beta", "--gamma", "--seed", "--damp",
                 "--threads"},
-               {"--global", "--rtn", "--act-order", "--no-top-two", "--mmap", "--no-mmap"});
+               {"--global", "--rtn", "--act-order", "--no-top-two", "--no-search", "--mmap", "--no-mmap"});
   const std::string path = a.required("-m", "model path");
   const std::string stats_path = a.required("--stats", "calibration statistics (from mcmoe calibrate)");
   const std::string out = a.required("-o", "output GGUF file");
@@ -31,6 +31,7 @@ int cmd_quantize(const Argv& argv) {
   o.alloc.seed = static_cast<uint64_t>(a.integer("--seed", 1, 0, INT64_MAX));
   o.gptq = !a.has("--rtn");
   o.act_order = a.has("--act-order");
+  o.grid_search = !a.has("--no-search");
   o.damp = a.number("--damp", 0.01, 0, 1);
   o.group = a.integer("--group", 128, 32, 128);
   o.attn_bits = static_cast<int>(a.integer("--attn-bits", 4, 1, 8));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "compress/dense.h"
 #include "compress/quantizers.h"
@@ -138,7 +139,10 @@ CalibrationStats calibrate(model::Model& m, const std::string& text, const std::
   }
   CalibrationStats st;
   st.model = fingerprint(m);
-  st.text = text_path;
+  // Absolute, so quantize finds the text from any working directory.
+  std::error_code ec;
+  const std::filesystem::path abs = std::filesystem::absolute(text_path, ec);
+  st.text = ec ? text_path : abs.lexically_normal().string();
   st.samples = o.sampling.samples;
   st.seq = o.sampling.seq;
   st.group = o.group;

@@ -82,7 +82,7 @@ class LayerQuantizer {
   TensorView quantize(const DenseMatrix& w, int bits, const HessianAccumulator* h, GroupedQuant* out = nullptr) {
     // 8 bits is ggml's Q8_0 (symmetric, groups of 32): a fast format both engines read.
     const QuantSpec spec = bits == 8 ? QuantSpec{.bits = 8, .group = 32, .symmetric = true}
-                                     : QuantSpec{.bits = bits, .group = o_.group};
+                                     : QuantSpec{.bits = bits, .group = o_.group, .search = o_.grid_search};
     GroupedQuant q;
     if (o_.gptq && h && h->count() > 0) {
       if (factor_of_ != h) {

@@ -21,6 +21,7 @@ struct QuantizeModelOptions {
   bool gptq = true;            // false: round-to-nearest everywhere
   int64_t group = 128;
   bool act_order = false;
+  bool grid_search = true;     // least-squares clip search for each group's grid (QuantSpec::search)
   double damp = 0.01;
   int attn_bits = 4;           // q, k, v, o and the shared expert (Qwen2-MoE)
   int router_bits = 4;         // 0: keep the router as stored

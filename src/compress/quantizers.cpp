@@ -92,6 +92,71 @@ GroupParams group_params(const float* w, int64_t g, const QuantSpec& s) {
   return p;
 }
 
+// Squared error of a group on grid p.
+double grid_error(const float* w, int64_t g, const GroupParams& p, float maxq) {
+  double e = 0;
+  for (int64_t i = 0; i < g; ++i) {
+    const float x = std::clamp((w[i] - p.min) * p.inv, 0.f, maxq);
+    const float d = w[i] - (p.scale * static_cast<float>(static_cast<int>(x + 0.5f)) + p.min);
+    e += std::fabs(double{w[i]}) * d * d;
+  }
+  return e;
+}
+
+// QuantSpec::search for an asymmetric grid: clip ranges shrunk toward the centre, each
+// refitted by least squares (w ≈ scale · q + min over the group's codes q), f16-rounded;
+// the min/max grid is the first candidate, so the result is never worse than it.
+GroupParams searched_params(const float* w, int64_t g, const QuantSpec& s) {
+  GroupParams best = group_params(w, g, s);
+  if (best.scale == 0) return best;
+  const float maxq = static_cast<float>((1 << s.bits) - 1);
+  double best_err = grid_error(w, g, best, maxq);
+  float lo = w[0], hi = w[0];
+  for (int64_t i = 1; i < g; ++i) {
+    lo = std::min(lo, w[i]);
+    hi = std::max(hi, w[i]);
+  }
+  const double centre = 0.5 * (double{lo} + hi), half = 0.5 * (double{hi} - lo);
+  for (int step = 0; step <= 25; ++step) {
+    const double f = 1.0 - 0.02 * step;
+    GroupParams p;
+    p.min = static_cast<float>(centre - f * half);
+    p.scale = static_cast<float>(2 * f * half / maxq);
+    p.inv = 1.f / p.scale;
+    // Least-squares refit of (scale, min) to the codes this range assigns.
+    double s1 = 0, sq = 0, sqq = 0, sw = 0, sqw = 0;
+    for (int64_t i = 0; i < g; ++i) {
+      const float x = std::clamp((w[i] - p.min) * p.inv, 0.f, maxq);
+      const double q = static_cast<int>(x + 0.5f), a = std::fabs(double{w[i]});
+      s1 += a;
+      sq += a * q;
+      sqq += a * q * q;
+      sw += a * w[i];
+      sqw += a * q * w[i];
+    }
+    const double det = s1 * sqq - sq * sq;
+    if (det > 0) {
+      const double scale = (s1 * sqw - sq * sw) / det;
+      if (scale > 0) {
+        p.scale = f16_nearest(scale);
+        p.min = f16_nearest((sw - scale * sq) / s1);
+      }
+    }
+    if (!(p.scale > 0) || !std::isfinite(p.scale) || !std::isfinite(p.min)) continue;
+    p.inv = 1.f / p.scale;
+    const double err = grid_error(w, g, p, maxq);
+    if (err < best_err) {
+      best_err = err;
+      best = p;
+    }
+  }
+  return best;
+}
+
+GroupParams choose_params(const float* w, int64_t g, const QuantSpec& s) {
+  return s.search && !s.symmetric && s.bits >= 2 && s.bits <= 4 ? searched_params(w, g, s) : group_params(w, g, s);
+}
+
 // The code of w on p's grid. Symmetric grids use the same formula: with min = −2^(b−1)·d,
 // (w − min) / d = w / d + 2^(b−1). Clamping first keeps the result ≥ 0, so +0.5 and
 // truncation round to nearest (halves up, as ggml's Q4_0 does).
@@ -195,7 +260,7 @@ void gptq_rows(const float* w, int64_t r0, int64_t r1, int64_t cols, const GptqF
     for (int64_t r = 0; r < n; ++r) {
       for (int64_t c = 0; c < cols; ++c) row[c] = f.dead[c] ? 0.f : w[(r0 + r) * cols + c];
       for (int64_t gi = 0; gi < gpr; ++gi)
-        params[r * gpr + gi] = group_params(row.data() + gi * g, g, s);
+        params[r * gpr + gi] = choose_params(row.data() + gi * g, g, s);
     }
   }
   std::vector<float> inv_diag(static_cast<size_t>(cols));
@@ -212,7 +277,7 @@ void gptq_rows(const float* w, int64_t r0, int64_t r1, int64_t cols, const GptqF
         uint8_t* qr = out.q.data() + (r0 + r) * cols;
         GroupParams* pr = params.data() + r * gpr;
         for (int64_t i = k1; i < k2; ++i) {
-          if (!static_groups && i % g == 0) pr[i / g] = group_params(wr + i, g, s);
+          if (!static_groups && i % g == 0) pr[i / g] = choose_params(wr + i, g, s);
           const int64_t c = f.perm[i];
           const GroupParams& p = pr[c / g];
           const int q = encode(wr[i], p, s.bits, maxq);
@@ -256,7 +321,7 @@ GroupedQuant quantize_rtn(const float* w, int64_t rows, int64_t cols, const Quan
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t gi = 0; gi < gpr; ++gi) {
       const float* wg = w + r * cols + gi * g;
-      const GroupParams p = group_params(wg, g, spec);
+      const GroupParams p = choose_params(wg, g, spec);
       out.scale[r * gpr + gi] = p.scale;
       out.min[r * gpr + gi] = p.min;
       uint8_t* qg = out.q.data() + r * cols + gi * g;

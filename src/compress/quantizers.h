@@ -29,6 +29,12 @@ struct QuantSpec {
   int bits = 0;         // 1, 2, 3, 4 or 8
   int64_t group = 128;  // must divide cols
   bool symmetric = false;
+  // Asymmetric 2-4 bits: instead of the plain min/max grid, try clipping ranges shrunk
+  // toward the group's centre (factors 1.0 down to 0.5), refit scale and min by least
+  // squares to the codes each range gives, and keep the grid with the smallest squared
+  // error (llama.cpp's K-quants and GPTQ's mse mode search the same way). Clipped weights
+  // may then err by more than scale / 2.
+  bool search = false;
 };
 
 GroupedQuant quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec);
