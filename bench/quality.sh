@@ -12,13 +12,22 @@ out=${1:-/tmp/mcmoe-quality}
 mkdir -p "$out"
 mc=${MCMOE:-./build/mcmoe}
 model=../shared/models/mixtral-tiny
-# Calibration: ~120 KB from each non-evaluation corpus (fairy tales, Shakespeare, children's
-# stories, Russian prose), cut at line ends, so routing statistics are not one domain's.
-calib=${CALIB_TEXT:-$out/calib-mix.txt}
-if [ ! -f "$calib" ]; then
-  for f in grimm-tales tinyshakespeare tinystories-sample war-and-peace-ru; do
-    head -c 120000 "../shared/corpus/$f.txt" | sed '$d'
-  done > "$calib"
+# Calibration text (never the evaluated tokens): by default wikitext2-valid from byte 150,000
+# on; the first 20,000 evaluation tokens end near byte 48,000 with this tokenizer. CALIB=mix
+# uses ~120 KB from each other corpus instead (fairy tales, Shakespeare, children's stories,
+# Russian prose), cut at line ends. CALIB_TEXT=FILE overrides both.
+if [ -z "${CALIB_TEXT:-}" ]; then
+  if [ "${CALIB:-wikitail}" = mix ]; then
+    calib=$out/calib-mix.txt
+    [ -f "$calib" ] || for f in grimm-tales tinyshakespeare tinystories-sample war-and-peace-ru; do
+      head -c 120000 "../shared/corpus/$f.txt" | sed '$d'
+    done > "$calib"
+  else
+    calib=$out/calib-wikitail.txt
+    [ -f "$calib" ] || tail -c +150001 ../shared/corpus/wikitext2-valid.txt > "$calib"
+  fi
+else
+  calib=$CALIB_TEXT
 fi
 evaltext=../shared/corpus/wikitext2-valid.txt
 stats="$out/stats.json"
