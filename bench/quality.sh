@@ -62,7 +62,7 @@ row() {  # label, file, extra ppl flags...
   local j bits size
   j=$($mc ppl -m "$file" -f "$evaltext" --max-tokens 20000 --json --kl-base "$model" "$@" 2>"$out/ppl.err")
   bits=$($mc inspect "$file" | sed -n 's/^true bits per weight.*experts \([0-9.]*\), decoder linears \([0-9.]*\)$/\1 | \2/p')
-  size=$(stat -c %s "$file")
+  size=$(stat -L -c %s "$file")
   python3 - "$label" "$size" "$bits" "$j" <<'PY'
 import json, sys
 label, size, bits, j = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
