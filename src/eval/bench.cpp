@@ -19,7 +19,9 @@ class ExpertBytesCounter : public model::ForwardObserver {
   void on_routing(const model::RoutingEvent& e) override {
     if (!enabled) return;
     std::vector<bool> used(static_cast<size_t>(e.n_expert), false);
-    for (int64_t i = 0; i < e.n_tokens * e.k; ++i) used[e.topk_ids[i]] = true;
+    for (int64_t i = 0; i < e.n_tokens * e.k; ++i) {
+      if (e.topk_ids[i] >= 0) used[e.topk_ids[i]] = true;  // -1: dropped by ODP, not read
+    }
     for (int x = 0; x < e.n_expert; ++x) {
       if (used[x]) {
         bytes += static_cast<double>(m_.stored_experts()[e.layer][x].nbytes());

@@ -16,7 +16,7 @@ struct RoutingEvent {
   int64_t pos0 = 0;                 // position of the first token
   const float* router_logits = nullptr;  // [n_tokens, n_expert]
   const float* probs = nullptr;          // [n_tokens, n_expert] softmax of the logits
-  const int* topk_ids = nullptr;         // [n_tokens, k], best first
+  const int* topk_ids = nullptr;         // [n_tokens, k], best first; -1 = dropped by ODP
   const float* topk_weights = nullptr;   // [n_tokens, k] as applied (renormalised if the model does)
 };
 

@@ -99,6 +99,10 @@ TEST_F(CompressCli, KlBaseAndOdpReport) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("top-1 agreement"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("odp: pruned"), std::string::npos) << r.err;
+  // bench's byte counter sees the dropped picks (id -1) too.
+  const auto b = run_cli("bench -m " + quote(out) + " --prompt-tokens 16 --gen-tokens 4 --reps 1 --no-bandwidth --odp");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(b.out.find("of expert activations pruned"), std::string::npos) << b.out;
   // The base model against itself: no divergence, full agreement.
   const auto self = run_cli("ppl -m " + quote(model()) + " -f " + quote(*text_) + " --ctx 128 --max-tokens 500 --json --kl-base " +
                             quote(model()));
