@@ -1,7 +1,6 @@
 // mcmoe calibrate: routing statistics and per-expert reconstruction errors for bit
 // allocation (compress/calibrate.h).
 #include <cstdio>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -9,23 +8,6 @@
 #include "core/error.h"
 
 namespace mcmoe::cli {
-
-std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t pos = 0;
-      out.push_back(std::stoi(item, &pos));
-      if (pos != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      fail("{}: '{}' is not a comma-separated list of integers", flag, s);
-    }
-  }
-  if (out.empty()) fail("{}: empty list", flag);
-  return out;
-}
 
 int cmd_calibrate(const Argv& argv) {
   const Args a(argv, {"-m", "-f", "-o", "--samples", "--seq", "--candidates", "--group", "--threads"},

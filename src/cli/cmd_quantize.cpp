@@ -8,8 +8,6 @@
 
 namespace mcmoe::cli {
 
-std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
-
 int cmd_quantize(const Argv& argv) {
   const Args a(argv,
                {"-m", "--stats", "--bits", "--alloc", "--candidates", "-o", "-f", "--samples", "--seq", "--group",

@@ -86,7 +86,22 @@ void Progress::finish(const std::string& extra) {
 
 namespace mcmoe::cli {
 
-std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
+std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t pos = 0;
+      out.push_back(std::stoi(item, &pos));
+      if (pos != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      fail("{}: '{}' is not a comma-separated list of integers", flag, s);
+    }
+  }
+  if (out.empty()) fail("{}: empty list", flag);
+  return out;
+}
 
 std::set<std::string> with_odp_flags(std::set<std::string> value_flags) {
   for (const char* f : kOdpValueFlags) value_flags.insert(f);

@@ -21,6 +21,9 @@ std::string read_text_file(const std::string& path);
 // Prompt ids: BOS (when the tokenizer asks for it) + encode(text).
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text);
 
+// "1,2,3" → {1, 2, 3}; fails naming the flag on anything else.
+std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
+
 // ODP flags shared by run / ppl / bench (list them in the command's flags):
 //   --odp (switch), --odp-mu X (fixed threshold instead of the file's calibrated μ_l),
 //   --odp-layers 0,5,7 (restrict to these layers), --odp-protect F (fraction of prefill

@@ -28,18 +28,23 @@ DenseExpert to_dense(const moe::ExpertWeights& e) {
   return DenseExpert{to_dense(e.gate), to_dense(e.up), to_dense(e.down)};
 }
 
+void expert_hidden(const DenseExpert& e, const float* x, int64_t n, ThreadPool& pool, std::vector<float>& hidden,
+                   std::vector<float>& up_scratch) {
+  const int64_t ff = e.gate.rows;
+  hidden.resize(static_cast<size_t>(n * ff));
+  up_scratch.resize(static_cast<size_t>(n * ff));
+  const TensorView gate = e.gate.view(), up = e.up.view();
+  const ops::MatmulJob jobs[2] = {{.w = &gate, .x = x, .y = hidden.data(), .n_tokens = n},
+                                  {.w = &up, .x = x, .y = up_scratch.data(), .n_tokens = n}};
+  ops::matmul_batch(jobs, pool);
+  ops::silu_mul(hidden.data(), up_scratch.data(), n * ff);
+}
+
 void expert_forward(const DenseExpert& e, const float* x, int64_t n, float* out, ThreadPool& pool,
                     std::vector<float>& scratch_gate, std::vector<float>& scratch_up) {
   if (n == 0) return;
-  const int64_t ff = e.gate.rows;
-  scratch_gate.resize(static_cast<size_t>(n * ff));
-  scratch_up.resize(static_cast<size_t>(n * ff));
-  const TensorView gate = e.gate.view(), up = e.up.view(), down = e.down.view();
-  const ops::MatmulJob jobs[2] = {{.w = &gate, .x = x, .y = scratch_gate.data(), .n_tokens = n},
-                                  {.w = &up, .x = x, .y = scratch_up.data(), .n_tokens = n}};
-  ops::matmul_batch(jobs, pool);
-  ops::silu_mul(scratch_gate.data(), scratch_up.data(), n * ff);
-  ops::matmul(down, scratch_gate.data(), n, out, pool);
+  expert_hidden(e, x, n, pool, scratch_gate, scratch_up);
+  ops::matmul(e.down.view(), scratch_gate.data(), n, out, pool);
 }
 
 }  // namespace mcmoe::compress

@@ -24,8 +24,12 @@ struct DenseExpert {
 };
 DenseExpert to_dense(const moe::ExpertWeights& e);
 
-// out[n, n_embd] = down(silu(gate x) * up x) for x [n, n_embd]; hidden (optional)
-// receives silu(gate x) * up x [n, n_ff]. Scratch is resized as needed.
+// hidden[n, n_ff] = silu(gate x) * up x for x [n, n_embd] (down's input); up_scratch holds
+// up x on the way. Both are resized as needed; e.down is not read.
+void expert_hidden(const DenseExpert& e, const float* x, int64_t n, ThreadPool& pool, std::vector<float>& hidden,
+                   std::vector<float>& up_scratch);
+
+// out[n, n_embd] = down(silu(gate x) * up x) for x [n, n_embd]. Scratch is resized as needed.
 void expert_forward(const DenseExpert& e, const float* x, int64_t n, float* out, ThreadPool& pool,
                     std::vector<float>& scratch_gate, std::vector<float>& scratch_up);
 

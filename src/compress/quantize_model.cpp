@@ -4,15 +4,12 @@
 #include <deque>
 #include <filesystem>
 
-#include "api/model_writer.h"
+#include "model/model_writer.h"
 #include "compress/dense.h"
 #include "compress/hessian.h"
 #include "compress/quantizers.h"
 #include "core/error.h"
 #include "quant/lowbit.h"
-#include "ops/elementwise.h"
-#include "ops/matmul.h"
-#include "quant/quantize.h"
 
 namespace mcmoe::compress {
 
@@ -33,15 +30,10 @@ class TensorStore {
     v.nbytes = buffers_.back().size();
     return v;
   }
-  // A copy of v converted to `type` row by row (embeddings, output head).
+  // A copy of v converted to `type` (embeddings, output head).
   TensorView convert(const TensorView& v, DType type) {
-    const int64_t rows = v.rows(), cols = v.cols();
-    std::vector<uint8_t> bytes(row_bytes(type, cols) * static_cast<size_t>(rows));
-    std::vector<float> tmp(static_cast<size_t>(cols));
-    for (int64_t r = 0; r < rows; ++r) {
-      quant::dequantize_row(v.type, v.row(r), tmp.data(), cols);
-      quant::quantize_row(type, tmp.data(), bytes.data() + r * row_bytes(type, cols), cols);
-    }
+    std::vector<uint8_t> bytes(row_bytes(type, v.cols()) * static_cast<size_t>(v.rows()));
+    model::convert_rows(v, type, nullptr, bytes.data());
     return add(type, v.shape, std::move(bytes));
   }
 
@@ -206,15 +198,9 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
       if (stream && n_rows > 0) {
         const DenseExpert q_in{dequantized(qg), dequantized(qu), DenseMatrix{}};
         std::vector<float> g, u;
-        const TensorView gate = q_in.gate.view(), up = q_in.up.view();
         for (int64_t r0 = 0; r0 < n_rows; r0 += 512) {
           const int64_t nr = std::min<int64_t>(512, n_rows - r0);
-          g.resize(static_cast<size_t>(nr * c.n_ff));
-          u.resize(g.size());
-          const ops::MatmulJob jobs[2] = {{.w = &gate, .x = rows.data() + r0 * c.n_embd, .y = g.data(), .n_tokens = nr},
-                                          {.w = &up, .x = rows.data() + r0 * c.n_embd, .y = u.data(), .n_tokens = nr}};
-          ops::matmul_batch(jobs, pool);
-          ops::silu_mul(g.data(), u.data(), nr * c.n_ff);
+          expert_hidden(q_in, rows.data() + r0 * c.n_embd, nr, pool, g, u);
           h_ff.add(g.data(), nr);
         }
       }
@@ -233,7 +219,7 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   }
 
   if (o.progress) o.progress(c.n_layer, c.n_layer, "writing");
-  api::ModelTensors t;
+  model::ModelTensors t;
   t.weights = m.weights();
   t.experts = m.stored_experts();
   t.per_expert = true;
@@ -263,7 +249,7 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   kv.emplace_back("mcmoe.calibration.samples", GgufValue::u32(static_cast<uint32_t>(o.sampling.samples)));
   kv.emplace_back("mcmoe.calibration.seq", GgufValue::u32(static_cast<uint32_t>(o.sampling.seq)));
   // No llama_ftype describes per-expert mixed precision; 1024 reads as "unknown" there.
-  api::write_model_gguf(m, t, std::filesystem::path(out_path).stem().string(), 1024, kv, out_path);
+  model::write_model_gguf(m, t, std::filesystem::path(out_path).stem().string(), 1024, kv, out_path);
 
   rep.expert_bits = rep.expert_params ? 8.0 * expert_bytes / rep.expert_params : 0;
   rep.linear_bits = rep.linear_params ? 8.0 * linear_bytes / rep.linear_params : 0;

@@ -1,21 +1,22 @@
-#include "api/model_writer.h"
+#include "model/model_writer.h"
 
 #include <cstring>
 #include <memory>
 
 #include "core/error.h"
 #include "format/tensor_names.h"
+#include "quant/quantize.h"
 #include "tokenizer/tokenizer.h"
 
-namespace mcmoe::api {
+namespace mcmoe::model {
 
 using format::GgufValue;
 using format::GgufWriter;
 namespace tn = format::tensor_names;
 
-void set_model_metadata(GgufWriter& g, const model::Model& m, const std::string& name, uint32_t file_type) {
-  const model::ModelConfig& c = m.config();
-  const std::string arch = model::arch_gguf_name(c.arch);
+void set_model_metadata(GgufWriter& g, const Model& m, const std::string& name, uint32_t file_type) {
+  const ModelConfig& c = m.config();
+  const std::string arch = arch_gguf_name(c.arch);
   const std::string p = arch + ".";
   g.set("general.architecture", GgufValue::str(arch));
   g.set("general.name", GgufValue::str(name));
@@ -39,14 +40,14 @@ void set_model_metadata(GgufWriter& g, const model::Model& m, const std::string&
     g.set(p + "expert_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert)));
     g.set(p + "expert_used_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert_used)));
   }
-  if (c.arch == model::Arch::Llama || c.arch == model::Arch::Olmoe) {
+  if (c.arch == Arch::Llama || c.arch == Arch::Olmoe) {
     g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
   } else {
     g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared ? c.n_ff_shared : c.n_ff)));
     g.set(p + "expert_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
     if (c.n_ff_shared) g.set(p + "expert_shared_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared)));
   }
-  if (c.arch != model::Arch::Llama) g.set(p + "expert_weights_norm", GgufValue::boolean(c.norm_topk_prob));
+  if (c.arch != Arch::Llama) g.set(p + "expert_weights_norm", GgufValue::boolean(c.norm_topk_prob));
   m.tokenizer().write_gguf_metadata(g);
 }
 
@@ -68,34 +69,44 @@ std::vector<int64_t> rope_permutation(int n_heads, int head_dim) {
 
 namespace {
 
-// Copies a view's rows, row i of the output from row map[i] of the input when mapped.
-void copy_rows(const TensorView& v, const std::vector<int64_t>* map, uint8_t* dst) {
-  const size_t stride = v.row_stride();
-  for (int64_t r = 0; r < v.rows(); ++r) std::memcpy(dst + r * stride, v.row(map ? (*map)[r] : r), stride);
-}
-
 }  // namespace
 
-void write_model_gguf(const model::Model& source, const ModelTensors& t, const std::string& name,
+void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>* map, uint8_t* dst) {
+  const int64_t rows = src.rows(), cols = src.cols();
+  const size_t out_row = row_bytes(type, cols);
+  if (type == src.type) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * out_row, src.row(map ? (*map)[r] : r), out_row);
+    return;
+  }
+  std::vector<float> tmp(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    quant::dequantize_row(src.type, src.row(map ? (*map)[r] : r), tmp.data(), cols);
+    quant::quantize_row(type, tmp.data(), dst + r * out_row, cols);
+  }
+}
+
+void write_model_gguf(const Model& source, const ModelTensors& t, const std::string& name,
                       uint32_t file_type, const std::vector<std::pair<std::string, GgufValue>>& extra,
                       const std::string& path, const std::function<void(size_t, size_t)>& progress) {
-  const model::ModelConfig& c = source.config();
+  const ModelConfig& c = source.config();
   GgufWriter g;
   set_model_metadata(g, source, name, file_type);
   for (const auto& [k, v] : extra) g.set(k, v);
+  auto type_of = [&](const std::string& tname, const TensorView& v) { return t.type_for ? t.type_for(tname, v) : v.type; };
   auto add = [&](const std::string& tname, const TensorView& v, std::shared_ptr<std::vector<int64_t>> map = nullptr) {
     if (!v.valid()) fail("write {}: tensor '{}' has no data", path, tname);
-    g.add_tensor(tname, v.type, v.shape, [v, map](uint8_t* dst, size_t) { copy_rows(v, map.get(), dst); });
+    const DType type = type_of(tname, v);
+    g.add_tensor(tname, type, v.shape, [v, type, map](uint8_t* dst, size_t) { convert_rows(v, type, map.get(), dst); });
   };
-  const bool permute = c.arch == model::Arch::Llama && c.rope_style == model::RopeStyle::Neox;
+  const bool permute = c.arch == Arch::Llama && c.rope_style == RopeStyle::Neox;
   auto q_map = permute ? std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head, c.head_dim)) : nullptr;
   auto k_map = permute ? std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head_kv, c.head_dim)) : nullptr;
-  const model::ModelWeights& w = t.weights;
+  const ModelWeights& w = t.weights;
   add(tn::kTokenEmbd, w.tok_embd);
   add(tn::kOutputNorm, w.output_norm);
   if (!c.tie_embeddings) add(tn::kOutput, w.output);
   for (int l = 0; l < c.n_layer; ++l) {
-    const model::LayerWeights& L = w.layers[l];
+    const LayerWeights& L = w.layers[l];
     add(tn::layer(l, tn::kAttnNorm), L.attn_norm);
     add(tn::layer(l, tn::kAttnQ), L.wq, q_map);
     add(tn::layer(l, tn::kAttnK), L.wk, k_map);
@@ -107,7 +118,7 @@ void write_model_gguf(const model::Model& source, const ModelTensors& t, const s
       add(tn::layer(l, tn::kAttnKBias), L.bk);
       add(tn::layer(l, tn::kAttnVBias), L.bv);
     }
-    if (c.qk_norm != model::QkNorm::None) {
+    if (c.qk_norm != QkNorm::None) {
       add(tn::layer(l, tn::kAttnQNorm), L.q_norm);
       add(tn::layer(l, tn::kAttnKNorm), L.k_norm);
     }
@@ -135,12 +146,13 @@ void write_model_gguf(const model::Model& source, const ModelTensors& t, const s
             views.push_back(e.*proj);
           }
           const TensorView& first = views[0];
-          g.add_tensor(tn::layer(l, tname), first.type,
+          const DType type = type_of(tn::layer(l, tname), first);
+          g.add_tensor(tn::layer(l, tname), type,
                        {static_cast<int64_t>(views.size()), first.shape[0], first.shape[1]},
-                       [views](uint8_t* dst, size_t) {
+                       [views, type](uint8_t* dst, size_t) {
                          for (const auto& v : views) {
-                           copy_rows(v, nullptr, dst);
-                           dst += v.row_stride() * static_cast<size_t>(v.rows());
+                           convert_rows(v, type, nullptr, dst);
+                           dst += row_bytes(type, v.cols()) * static_cast<size_t>(v.rows());
                          }
                        });
         };
@@ -161,4 +173,4 @@ void write_model_gguf(const model::Model& source, const ModelTensors& t, const s
   g.write(path, progress);
 }
 
-}  // namespace mcmoe::api
+}  // namespace mcmoe::model
