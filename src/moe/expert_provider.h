@@ -16,7 +16,15 @@ struct ExpertWeights {
   TensorView gate;  // [n_ff, n_embd]
   TensorView up;    // [n_ff, n_embd]
   TensorView down;  // [n_embd, n_ff]
-  size_t nbytes() const { return gate.nbytes + up.nbytes + down.nbytes; }
+  // Every tensor the expert's compute reads: exactly the bytes an offloading provider moves.
+  // A representation that adds tensors (low-rank factors, sparse rows) lists them here.
+  std::vector<const TensorView*> views() const { return {&gate, &up, &down}; }
+  std::vector<TensorView*> views() { return {&gate, &up, &down}; }
+  size_t nbytes() const {
+    size_t n = 0;
+    for (const TensorView* v : views()) n += v->nbytes;
+    return n;
+  }
 };
 
 class ExpertProvider {
