@@ -77,7 +77,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
 
   // Touch every page of the weights first: a mapped file's first pass costs page faults
   // (and disk reads) that are not what decode speed means.
-  {
+  if (o.touch_weights) {
     volatile uint8_t sink = 0;
     for (const auto& t : m.file_tensors()) {
       const auto* p = static_cast<const uint8_t*>(t.view.data);
@@ -100,7 +100,8 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     int32_t next = 3;
     t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < o.gen_tokens; ++i) {
-      next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      next = o.decode_tokens.empty() ? static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())
+                                     : o.decode_tokens[static_cast<size_t>(i) % o.decode_tokens.size()];
       logits = session.eval(std::span<const int32_t>(&next, 1), false);
     }
     const double tps = o.gen_tokens / seconds_since(t0);

@@ -2,6 +2,7 @@
 // Prefill and decode speed of a model, with the bytes each decode token touches, so the
 // figure can be judged against the memory roofline.
 #include <cstdint>
+#include <vector>
 
 #include "model/model.h"
 #include "moe/odp.h"
@@ -15,6 +16,12 @@ struct BenchOptions {
   int repetitions = 2;  // best of
   bool measure_bandwidth = true;
   const moe::OdpParams* odp = nullptr;  // online dynamic pruning during the runs
+  // Page in every weight before timing (right for a resident model; wrong when experts are
+  // offloaded, where it would fill the page cache with the very bytes the cache budgets).
+  bool touch_weights = true;
+  // Decode feeds these tokens one at a time (teacher forcing, as a real text routes) instead
+  // of the model's own greedy picks; gen_tokens of them are used.
+  std::vector<int32_t> decode_tokens;
 };
 
 struct BenchResult {

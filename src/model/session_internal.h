@@ -37,6 +37,7 @@ struct Session::Scratch {
   std::vector<int64_t> row_token;      // [n_batch * k] token of gathered row r
   std::vector<float> row_weight;       // [n_batch * k] routing weight of gathered row r
   std::vector<int> active_experts;     // experts with at least one row, ascending
+  std::vector<float> active_max_weight;  // [active] largest routing weight of its rows
   std::vector<moe::ExpertWeights> expert_weights;  // [active] from the ExpertProvider
   std::vector<ops::MatmulJob> jobs;    // gate/up then down jobs of one layer
   // ODP (prefill with protection only): attention probabilities of the current layer

@@ -33,12 +33,20 @@ class ExpertProvider {
   virtual int n_layers() const = 0;
   virtual int n_experts(int layer) const = 0;
 
-  // The experts layer `layer` is about to run, in the order it will use them. A caching
-  // provider starts reads for all of them here; views returned by get() for these experts
-  // stay valid until end_layer(layer).
-  virtual void begin_layer(int layer, std::span<const int> experts) {}
+  // The experts layer `layer` is about to run, in the order it will use them, with the
+  // largest routing weight any token gives each. Returns how many of them, from the front,
+  // may be fetched with get() before end_layer(layer): all of them for a resident provider;
+  // fewer when a byte-budgeted cache cannot hold them all at once, in which case the caller
+  // runs those, calls end_layer, and begins again with the rest. A caching provider starts
+  // reads for them here; views returned by get() stay valid until end_layer(layer).
+  virtual size_t begin_layer(int layer, std::span<const int> experts, std::span<const float> max_weight) {
+    return experts.size();
+  }
   virtual ExpertWeights get(int layer, int expert) = 0;
   virtual void end_layer(int layer) {}
+  // The residual stream [n, n_embd] after layer `layer` has run: where a provider predicts
+  // and prefetches the next layers' experts.
+  virtual void after_layer(int layer, const float* x, int64_t n) {}
 };
 
 // Every expert is a view into memory that outlives the provider's users (a mapped file or

@@ -1,0 +1,35 @@
+#include "offload/predictor.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+
+namespace mcmoe::offload {
+
+RoutePredictor::RoutePredictor(const model::Model& m)
+    : w_(m.weights()), cfg_(m.config()), h_(static_cast<size_t>(cfg_.n_embd)), logits_(static_cast<size_t>(cfg_.n_expert)) {}
+
+bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, int* out) {
+  const int target = from_layer + ahead;
+  if (ahead < 1 || target >= cfg_.n_layer) return false;
+  const model::LayerWeights& L = w_.layers[target];
+  if (!L.router.valid()) return false;
+  ops::rms_norm(x, static_cast<const float*>(L.ffn_norm.data), h_.data(), cfg_.n_embd, cfg_.rms_eps);
+  const int n_expert = static_cast<int>(L.router.shape[0]);
+  logits_.resize(n_expert);
+  ops::matmul(L.router, h_.data(), 1, logits_.data(), pool_);
+  order_.resize(n_expert);
+  std::iota(order_.begin(), order_.end(), 0);
+  m = std::min(m, n_expert);
+  // Softmax is monotone: the top-m logits are the top-m probabilities. Ties go to the lower
+  // id, as in the router.
+  std::partial_sort(order_.begin(), order_.begin() + m, order_.end(), [&](int a, int b) {
+    return logits_[a] != logits_[b] ? logits_[a] > logits_[b] : a < b;
+  });
+  std::copy_n(order_.begin(), m, out);
+  return true;
+}
+
+}  // namespace mcmoe::offload
