@@ -22,6 +22,7 @@ commands:
   convert   HF_DIR -o FILE.gguf [--type f16|bf16|f32|q8_0|q4_0]
   synth     --arch mixtral --layers L --dim D --ff F --experts E --top-k K --vocab V
             --type q8_0|q4_0|f16 -o FILE.gguf [--heads H --kv-heads H --seed S]
+            [--tokenizer-from MODEL.gguf --routing-from TRACE --routing-noise 0.3]
   bench     -m MODEL [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--text FILE]
   (run, ppl and bench also take --expert-cache SIZE|PCT [--cache-policy lfu|lru --prefetch D --fallback M
    --fallback-threshold W --stats ...]: experts read from the file into a byte-budgeted cache)
