@@ -98,6 +98,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     counter.enabled = true;
     counter.bytes = counter.experts = 0;
     int32_t next = 3;
+    if (o.on_decode_start) o.on_decode_start();
     t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < o.gen_tokens; ++i) {
       next = o.decode_tokens.empty() ? static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())

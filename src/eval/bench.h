@@ -2,6 +2,7 @@
 // Prefill and decode speed of a model, with the bytes each decode token touches, so the
 // figure can be judged against the memory roofline.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/model.h"
@@ -22,6 +23,9 @@ struct BenchOptions {
   // Decode feeds these tokens one at a time (teacher forcing, as a real text routes) instead
   // of the model's own greedy picks; gen_tokens of them are used.
   std::vector<int32_t> decode_tokens;
+  // Called when a timed decode run starts (after prefill and the first token): e.g. to
+  // reset an expert cache's counters so they describe decode only.
+  std::function<void()> on_decode_start;
 };
 
 struct BenchResult {

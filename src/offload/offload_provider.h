@@ -73,6 +73,8 @@ class OffloadingProvider final : public moe::ExpertProvider {
   void after_layer(int layer, const float* x, int64_t n) override;
 
   OffloadStats stats() const;
+  // Zeroes the counters (not the cache): a benchmark's warm-up stays out of its figures.
+  void reset_stats();
   uint64_t cache_bytes() const;  // bytes held now (resident + being read)
 
  private:
