@@ -32,8 +32,8 @@ uint64_t peak_rss() {
 }  // namespace
 
 std::set<std::string> with_offload_flags(std::set<std::string> v) {
-  for (const char* f : {"--expert-cache", "--cache-policy", "--cache-seed", "--prefetch", "--prefetch-m", "--io-threads",
-                        "--fallback", "--fallback-threshold"}) {
+  for (const char* f : {"--expert-cache", "--cache-policy", "--cache-seed", "--prefetch", "--prefetch-m", "--prefetch-min-prob",
+                        "--io-threads", "--fallback", "--fallback-threshold"}) {
     v.insert(f);
   }
   return v;
@@ -52,7 +52,7 @@ model::LoadOptions offload_load_options(const Args& a, model::LoadOptions base) 
 Offload install_offload(const Args& a, model::Model& m) {
   Offload out;
   if (!a.has("--expert-cache")) {
-    for (const char* f : {"--cache-policy", "--cache-seed", "--prefetch", "--prefetch-m", "--io-threads", "--fallback",
+    for (const char* f : {"--cache-policy", "--cache-seed", "--prefetch", "--prefetch-m", "--prefetch-min-prob", "--io-threads", "--fallback",
                           "--fallback-threshold", "--per-layer-cache", "--no-direct-io"}) {
       if (a.has(f)) fail("{} needs --expert-cache (offloading is off without it)", f);
     }
@@ -66,6 +66,7 @@ Offload install_offload(const Args& a, model::Model& m) {
   o.per_layer = a.has("--per-layer-cache");
   o.prefetch_depth = static_cast<int>(a.integer("--prefetch", 1, 0, 16));
   o.prefetch_m = static_cast<int>(a.integer("--prefetch-m", m.config().n_expert_used, 1, m.config().n_expert));
+  o.prefetch_min_prob = static_cast<float>(a.number("--prefetch-min-prob", 0, 0, 1));
   o.io_threads = static_cast<int>(a.integer("--io-threads", 2, 1, 64));
   o.direct_io = !a.has("--no-direct-io");
   if (a.has("--cache-seed")) {

@@ -331,15 +331,17 @@ void OffloadingProvider::after_layer(int layer, const float* x, int64_t n) {
     if (!prefetch_active_ && o_.prefetch_depth > 0) ++stats_.prefetch_paused_tokens;
   }
   std::vector<int> guess(o_.prefetch_m);
+  std::vector<float> prob(o_.prefetch_m);
   for (int a = 1; a <= o_.prefetch_depth; ++a) {
-    if (!predictor_.predict(layer, a, x, o_.prefetch_m, guess.data())) break;
+    if (!predictor_.predict(layer, a, x, o_.prefetch_m, guess.data(), prob.data())) break;
     std::unique_lock<std::mutex> lock(mu_);
     predicted_[a - 1][layer + a] = guess;
     if (!prefetch_active_) continue;
     // Protected until layer + a has run: that is the step number begin_layer will use then.
     const int64_t protect = static_cast<int64_t>(clock_) + a;
-    for (int g : guess) {
-      const int i = id(layer + a, g);
+    for (int j = 0; j < o_.prefetch_m; ++j) {
+      if (prob[j] < o_.prefetch_min_prob) break;  // guesses are in falling probability
+      const int i = id(layer + a, guess[j]);
       Entry& e = entries_[i];
       if (e.state == State::kReady || e.state == State::kLoading) {
         e.protect_step = std::max(e.protect_step, protect);

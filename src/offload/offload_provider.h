@@ -35,6 +35,9 @@ struct OffloadOptions {
   int prefetch_m = 2;             // top-m predicted experts per layer
   uint64_t prefetch_max_bytes = 0;  // cap on prefetch bytes in flight; 0 = budget / 4
   double prefetch_min_recall = 0.5; // below this (last 64 decode tokens) prefetch pauses
+  // A guess is read only when the router gives it at least this probability: on a disk-bound
+  // machine a wrong prefetch costs a whole expert read plus the eviction it causes.
+  float prefetch_min_prob = 0.f;
   // HOBBIT: a resident low-bit copy of every expert (same shapes); a miss whose largest
   // routing weight is below the threshold computes with it instead of waiting for the read.
   model::Model* fallback = nullptr;

@@ -1,6 +1,7 @@
 #include "offload/predictor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "ops/elementwise.h"
@@ -11,7 +12,7 @@ namespace mcmoe::offload {
 RoutePredictor::RoutePredictor(const model::Model& m)
     : w_(m.weights()), cfg_(m.config()), h_(static_cast<size_t>(cfg_.n_embd)), logits_(static_cast<size_t>(cfg_.n_expert)) {}
 
-bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, int* out) {
+bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, int* out, float* prob) {
   const int target = from_layer + ahead;
   if (ahead < 1 || target >= cfg_.n_layer) return false;
   const model::LayerWeights& L = w_.layers[target];
@@ -29,6 +30,12 @@ bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, i
     return logits_[a] != logits_[b] ? logits_[a] > logits_[b] : a < b;
   });
   std::copy_n(order_.begin(), m, out);
+  if (prob) {
+    const float top = logits_[order_[0]];
+    double z = 0;
+    for (int e = 0; e < n_expert; ++e) z += std::exp(static_cast<double>(logits_[e] - top));
+    for (int j = 0; j < m; ++j) prob[j] = static_cast<float>(std::exp(static_cast<double>(logits_[out[j]] - top)) / z);
+  }
   return true;
 }
 

@@ -16,7 +16,8 @@ class RoutePredictor {
   // For token row x [n_embd] (the residual after layer `from_layer`): the top-m experts of
   // layer from_layer + ahead (ahead >= 1), best first, into out[m]; false (out untouched)
   // when that layer does not exist or has no router.
-  bool predict(int from_layer, int ahead, const float* x, int m, int* out);
+  // prob (optional, [m]) receives each guess's routing probability (softmax over the layer).
+  bool predict(int from_layer, int ahead, const float* x, int m, int* out, float* prob = nullptr);
 
  private:
   const model::ModelWeights& w_;
