@@ -7,7 +7,7 @@
 #include "cli/common.h"
 #include "compress/stats.h"
 #include "core/error.h"
-#include "offload/trace.h"
+#include "offload/expert_layout.h"
 
 namespace mcmoe::cli {
 
@@ -58,7 +58,7 @@ Offload install_offload(const Args& a, model::Model& m) {
     }
     return out;
   }
-  const std::vector<uint64_t> sizes = offload::expert_bytes(m);
+  const std::vector<uint64_t> sizes = offload::expert_cache_bytes(m);
   const uint64_t total = std::accumulate(sizes.begin(), sizes.end(), uint64_t{0});
   offload::OffloadOptions o;
   o.budget = parse_bytes_or_percent(a.str("--expert-cache", ""), total, "--expert-cache");

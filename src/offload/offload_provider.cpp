@@ -11,11 +11,6 @@ namespace mcmoe::offload {
 
 namespace {
 
-uint64_t align_down(uint64_t x) { return x / FileReader::kAlign * FileReader::kAlign; }
-uint64_t align_up(uint64_t x) { return (x + FileReader::kAlign - 1) / FileReader::kAlign * FileReader::kAlign; }
-// Tensors of one expert closer than this are read together, gap included: one request is
-// cheaper than two on every disk we target.
-constexpr uint64_t kMergeGap = 64 * 1024;
 constexpr size_t kRecallWindow = 64;
 
 }  // namespace
@@ -27,9 +22,7 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
   if (c.n_expert <= 1) fail("{}: offloading needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
   n_layer_ = c.n_layer;
   n_expert_ = c.n_expert;
-  const format::GgufFile& f = *m.gguf();
   reader_ = std::make_unique<FileReader>(m.path(), o.direct_io);
-  const uint8_t* base = f.base();
   const int n_ids = n_layer_ * n_expert_;
   stored_.resize(n_ids);
   layout_.resize(n_ids);
@@ -38,39 +31,9 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
     for (int e = 0; e < n_expert_; ++e) {
       const int i = id(l, e);
       stored_[i] = m.stored_experts()[l][e];
-      const auto views = stored_[i].views();
-      std::vector<std::pair<uint64_t, uint64_t>> spans;  // (file offset, bytes) per view
-      for (const TensorView* v : views) {
-        const auto* p = static_cast<const uint8_t*>(v->data);
-        if (p < base || p + v->nbytes > base + f.file_size()) {
-          fail("{}: expert {} of layer {} is not stored in the file (was the model transformed after loading?)", m.path(), e, l);
-        }
-        spans.emplace_back(static_cast<uint64_t>(p - base), v->nbytes);
-      }
-      std::vector<size_t> order(spans.size());
-      for (size_t j = 0; j < order.size(); ++j) order[j] = j;
-      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return spans[a].first < spans[b].first; });
-      Layout& lay = layout_[i];
-      lay.view_offset.resize(spans.size());
-      for (size_t j : order) {
-        const uint64_t start = spans[j].first, end = start + spans[j].second;
-        if (lay.ranges.empty() || align_down(start) > lay.ranges.back().file_offset + lay.ranges.back().read_bytes + kMergeGap) {
-          Range r;
-          r.file_offset = align_down(start);
-          r.buffer_offset = lay.buffer_bytes;
-          lay.ranges.push_back(r);
-        }
-        Range& r = lay.ranges.back();
-        const uint64_t new_read = align_up(end) - r.file_offset;
-        if (new_read > r.read_bytes) {
-          lay.buffer_bytes += new_read - r.read_bytes;
-          r.read_bytes = new_read;
-        }
-        r.needed = std::max(r.needed, end - r.file_offset);
-        lay.view_offset[j] = r.buffer_offset + (start - r.file_offset);
-      }
-      sizes[i] = lay.buffer_bytes;
-      stats_.expert_bytes_total += lay.buffer_bytes;
+      layout_[i] = layout_expert(m, stored_[i], l, e);
+      sizes[i] = layout_[i].buffer_bytes;
+      stats_.expert_bytes_total += sizes[i];
     }
   }
   cache_ = std::make_unique<ResidentSet>(ResidentSet::make(sizes, n_expert_, o.budget, o.per_layer));
@@ -207,7 +170,7 @@ void OffloadingProvider::io_worker() {
     lock.unlock();
     std::string error;
     try {
-      for (const Range& r : layout_[i].ranges) {
+      for (const ReadRange& r : layout_[i].ranges) {
         reader_->read(r.file_offset, r.read_bytes, dst + r.buffer_offset, r.needed,
                       fmt::format("expert {} of layer {}", i % n_expert_, i / n_expert_));
       }
@@ -226,6 +189,9 @@ void OffloadingProvider::io_worker() {
 
 size_t OffloadingProvider::begin_layer(int layer, std::span<const int> experts, std::span<const float> max_weight) {
   std::unique_lock<std::mutex> lock(mu_);
+  // A layer that ended in an exception (a failed read) never reached end_layer: release its pins.
+  for (int i : pinned_now_) --entries_[i].pins;
+  pinned_now_.clear();
   ++clock_;
   step_ = static_cast<int64_t>(clock_);
   ++stats_.steps;
@@ -261,7 +227,7 @@ size_t OffloadingProvider::begin_layer(int layer, std::span<const int> experts, 
     Entry& e = entries_[i];
     ++stats_.accesses;
     ++stats_.layer_accesses[layer];
-    if (e.state == State::kFailed) fail("{}", e.error);
+    if (e.state == State::kFailed) forget_failed(i);  // throws the read's error
     if (e.state == State::kReady || e.state == State::kLoading) {
       ++stats_.hits;
       ++stats_.layer_hits[layer];
@@ -308,12 +274,26 @@ moe::ExpertWeights OffloadingProvider::get(int layer, int expert) {
     cv_ready_.wait(lock, [&] { return e.state != State::kLoading; });
     stats_.stall_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  if (e.state == State::kFailed) fail("{}", e.error);
+  if (e.state == State::kFailed) forget_failed(i);
   if (e.state != State::kReady) fail("expert {} of layer {} was fetched without begin_layer", expert, layer);
   moe::ExpertWeights w = stored_[i];
   const auto views = w.views();
   for (size_t j = 0; j < views.size(); ++j) views[j]->data = e.buffer.data + layout_[i].view_offset[j];
   return w;
+}
+
+void OffloadingProvider::forget_failed(int i) {
+  // The entry leaves the cache (its bytes are free again) so a later step may retry the
+  // read; the error goes to the caller, naming the file and the expert.
+  Entry& e = entries_[i];
+  const std::string error = e.error.empty() ? fmt::format("reading expert {} of layer {} failed", i % n_expert_, i / n_expert_) : e.error;
+  cache_->erase(i);
+  e.buffer = PageBuffer();
+  e.state = State::kAbsent;
+  e.error.clear();
+  e.prefetched = false;
+  e.protect_step = -1;
+  fail("{}", error);
 }
 
 void OffloadingProvider::end_layer(int layer) {

@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "moe/expert_provider.h"
 #include "offload/cache_policy.h"
+#include "offload/expert_layout.h"
 #include "offload/file_reader.h"
 #include "offload/predictor.h"
 #include "offload/resident_set.h"
@@ -82,9 +83,6 @@ class OffloadingProvider final : public moe::ExpertProvider {
 
  private:
   enum class State : uint8_t { kAbsent, kLoading, kReady, kFailed };
-  struct Range {
-    uint64_t file_offset = 0, read_bytes = 0, needed = 0, buffer_offset = 0;
-  };
   struct Entry {
     State state = State::kAbsent;
     PageBuffer buffer;
@@ -94,16 +92,13 @@ class OffloadingProvider final : public moe::ExpertProvider {
     bool prefetch_read = false;     // being read for a prefetch (counts against the in-flight cap)
     int64_t protect_step = -1;      // prefetched for this step: not evicted before it
   };
-  struct Layout {
-    std::vector<Range> ranges;      // O_DIRECT-aligned reads covering the expert's tensors
-    std::vector<uint64_t> view_offset;  // each view's data offset in the buffer
-    uint64_t buffer_bytes = 0;
-  };
 
   int id(int layer, int expert) const { return layer * n_expert_ + expert; }
   // With mu_ held: makes room and starts a read for id; false when it cannot fit now.
   bool start_read(std::unique_lock<std::mutex>& lock, int id, bool demand);
   void io_worker();
+  // With mu_ held: drops a failed entry from the cache and throws its error.
+  [[noreturn]] void forget_failed(int id);
   void load_resident_weights(model::Model& m);
 
   model::Model& model_;
@@ -111,7 +106,7 @@ class OffloadingProvider final : public moe::ExpertProvider {
   int n_layer_ = 0, n_expert_ = 0;
   std::unique_ptr<FileReader> reader_;
   std::vector<moe::ExpertWeights> stored_;  // [id] shapes/types; data = file offset
-  std::vector<Layout> layout_;
+  std::vector<ExpertLayout> layout_;
   std::unique_ptr<CachePolicy> policy_;
   std::unique_ptr<ResidentSet> cache_;
   std::vector<Entry> entries_;
@@ -119,7 +114,7 @@ class OffloadingProvider final : public moe::ExpertProvider {
   std::vector<int> pinned_now_;
   RoutePredictor predictor_;
   std::vector<std::vector<std::vector<int>>> predicted_;  // [ahead - 1][layer] latest guess, empty when none
-  std::deque<bool> recall_window_hits_;      // depth-1 outcomes of recent tokens
+  std::deque<int> recall_window_hits_;        // depth-1 outcomes of recent tokens
   std::deque<int> recall_window_used_;
   int64_t window_right_ = 0, window_used_ = 0;
   bool prefetch_active_ = true;

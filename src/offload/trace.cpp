@@ -1,12 +1,16 @@
 #include "offload/trace.h"
 
+#include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "model/session.h"
+#include "offload/expert_layout.h"
 #include "offload/predictor.h"
 
 namespace mcmoe::offload {
@@ -50,14 +54,6 @@ class TraceRecorder final : public model::ForwardObserver {
 
 }  // namespace
 
-std::vector<uint64_t> expert_bytes(model::Model& m) {
-  std::vector<uint64_t> out;
-  for (const auto& layer : m.stored_experts()) {
-    for (const moe::ExpertWeights& e : layer) out.push_back(e.nbytes());
-  }
-  return out;
-}
-
 RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, const TraceOptions& o) {
   const model::ModelConfig& c = m.config();
   if (c.n_expert <= 1) fail("{}: trace needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
@@ -71,7 +67,7 @@ RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, cons
   t.k = c.n_expert_used;
   t.depth = o.depth;
   t.m = o.m;
-  t.expert_bytes = expert_bytes(m);
+  t.expert_bytes = expert_cache_bytes(m);
   const int64_t n = o.max_tokens > 0 ? std::min<int64_t>(o.max_tokens, tokens.size()) : tokens.size();
   if (n == 0) fail("trace: the text has no tokens");
   t.tokens.assign(tokens.begin(), tokens.begin() + n);
@@ -98,6 +94,7 @@ void write_trace(const RoutingTrace& t, const std::string& path) {
                    {"k", t.k},           {"depth", t.depth},     {"m", t.m},
                    {"n_tokens", t.n_tokens()}, {"expert_bytes", t.expert_bytes}};
   std::ostringstream out;
+  out << std::setprecision(std::numeric_limits<float>::max_digits10);  // floats read back exactly
   out << kMagic << "\n" << h.dump() << "\n";
   out << "# token layer | picks(k) | weights(k) | probs(n_expert) | predicted(depth x m)\n";
   for (int64_t i = 0; i < t.n_tokens(); ++i) {
@@ -142,14 +139,22 @@ RoutingTrace read_trace(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     fail("{}: line 2: bad trace header: {}", path, e.what());
   }
-  if (t.n_layer <= 0 || t.n_expert <= 0 || t.k <= 0 || t.k > t.n_expert || t.depth < 0 || t.m <= 0 || n < 0 ||
-      n > (int64_t{1} << 32)) {
+  if (t.n_layer <= 0 || t.n_layer > 4096 || t.n_expert <= 0 || t.n_expert > 4096 || t.k <= 0 || t.k > t.n_expert ||
+      t.depth < 0 || t.depth > 64 || t.m <= 0 || t.m > t.n_expert || n < 0 || n > (int64_t{1} << 32)) {
     fail("{}: line 2: inconsistent header (n_layer {}, n_expert {}, k {}, depth {}, m {}, n_tokens {})", path,
          t.n_layer, t.n_expert, t.k, t.depth, t.m, n);
   }
   if (t.expert_bytes.size() != static_cast<size_t>(t.n_layer) * t.n_expert) {
     fail("{}: line 2: expert_bytes has {} entries, expected n_layer x n_expert = {}", path, t.expert_bytes.size(),
          t.n_layer * t.n_expert);
+  }
+  // Every row takes at least 2 bytes per number: a header claiming more rows than the file
+  // can hold is corrupt, and must not make us allocate for them.
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  const uint64_t numbers_per_row = 2 + 2 * static_cast<uint64_t>(t.k) + t.n_expert + static_cast<uint64_t>(t.depth) * t.m;
+  if (!ec && static_cast<uint64_t>(n) * t.n_layer * numbers_per_row * 2 > file_size) {
+    fail("{}: line 2: header promises {} tokens x {} layers, more than the file's {} bytes can hold", path, n, t.n_layer, file_size);
   }
   t.tokens.resize(n);
   t.picks.resize(n * t.n_layer * t.k);

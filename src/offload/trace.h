@@ -18,7 +18,7 @@ struct RoutingTrace {
   std::string model;  // path of the traced model, for the record
   int n_layer = 0, n_expert = 0, k = 0;
   int depth = 0, m = 0;                // predictions: `depth` layers ahead, top-m each
-  std::vector<uint64_t> expert_bytes;  // [n_layer * n_expert] stored size of each expert
+  std::vector<uint64_t> expert_bytes;  // [n_layer * n_expert] bytes the live cache charges (expert_cache_bytes)
   std::vector<int32_t> tokens;         // [n_tokens]
   std::vector<int16_t> picks;          // [n_tokens][n_layer][k], best first, -1 = none
   std::vector<float> weights;          // [n_tokens][n_layer][k] as applied
@@ -52,8 +52,5 @@ RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, cons
 
 void write_trace(const RoutingTrace& t, const std::string& path);  // atomic
 RoutingTrace read_trace(const std::string& path);  // throws Error naming the path and line
-
-// Stored bytes of every expert of a model, [n_layer * n_expert].
-std::vector<uint64_t> expert_bytes(model::Model& m);
 
 }  // namespace mcmoe::offload

@@ -26,14 +26,7 @@ namespace {
 
 using test::quote;
 using test::run_cli;
-
-void expect_clean_error(const test::CliResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  const size_t at = r.err.find("error: ");
-  ASSERT_NE(at, std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find('\n', at), r.err.size() - 1) << "one final line: " << r.err;
-  for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
-}
+using test::expect_clean_error;
 
 std::vector<int> new_ids(const test::CliResult& r) {
   EXPECT_EQ(r.exit_code, 0) << r.err;

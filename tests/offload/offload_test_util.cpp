@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/test_util.h"
+#include "offload/expert_layout.h"
 #include "offload/trace.h"
 
 namespace mcmoe::test {
@@ -95,14 +96,14 @@ offload::OffloadOptions offload_options(const std::string& policy, uint64_t budg
 }
 
 uint64_t max_expert_bytes(model::Model& m) {
-  const std::vector<uint64_t> b = offload::expert_bytes(m);
+  const std::vector<uint64_t> b = offload::expert_cache_bytes(m);
   return *std::max_element(b.begin(), b.end());
 }
 
 uint64_t one_expert_budget(model::Model& m) { return max_expert_bytes(m) + 6 * 4096; }
 
 uint64_t total_expert_bytes(model::Model& m) {
-  const std::vector<uint64_t> b = offload::expert_bytes(m);
+  const std::vector<uint64_t> b = offload::expert_cache_bytes(m);
   return std::accumulate(b.begin(), b.end(), uint64_t{0});
 }
 

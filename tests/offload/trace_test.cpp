@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "offload/offload_test_util.h"
+#include "offload/expert_layout.h"
 #include "offload/trace.h"
 #include "offload/trace_test_util.h"
 
@@ -108,7 +109,7 @@ TEST(Trace, RecordedRowsAreConsistent) {
   EXPECT_EQ(t.depth, 2);
   EXPECT_EQ(t.m, 3);
   EXPECT_EQ(t.tokens, r.tokens);
-  EXPECT_EQ(t.expert_bytes, expert_bytes(*r.m));
+  EXPECT_EQ(t.expert_bytes, expert_cache_bytes(*r.m));
   for (uint64_t b : t.expert_bytes) EXPECT_EQ(b, t.expert_bytes[0]);  // one type, one shape
   for (int64_t i = 0; i < t.n_tokens(); ++i) {
     for (int l = 0; l < t.n_layer; ++l) {
