@@ -7,6 +7,7 @@
 #include "model/session_internal.h"
 #include "moe/router.h"
 #include "ops/elementwise.h"
+#include "ops/factored.h"
 #include "ops/matmul.h"
 
 namespace mcmoe::model {
@@ -94,18 +95,20 @@ void Session::moe_block(int l, int64_t n) {
   float* shared_gate_out = s.ex_gate.data() + n * k * ff;  // [n, ffs] after the routed rows
   float* shared_up_out = s.ex_up.data() + n * k * ff;
   float* shared_out = s.ex_out.data() + n * k * d;  // [n, d]
-  std::vector<ops::MatmulJob>& jobs = s.jobs;
+  // A projection stored as low-rank plus sparse rows (mcmoe lowrank) runs factored; the
+  // batch keeps every expert of the layer in as few parallel regions as it can.
+  ops::ProductBatch& jobs = s.products;
   jobs.clear();
   for (size_t i = 0; i < active.size(); ++i) {
     const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;
-    jobs.push_back({.w = &ew[i].gate, .x = s.ex_in.data() + off * d, .y = s.ex_gate.data() + off * ff, .n_tokens = cnt});
-    jobs.push_back({.w = &ew[i].up, .x = s.ex_in.data() + off * d, .y = s.ex_up.data() + off * ff, .n_tokens = cnt});
+    jobs.add(ew[i].gate, ew[i].gate_lr, s.ex_in.data() + off * d, s.ex_gate.data() + off * ff, cnt);
+    jobs.add(ew[i].up, ew[i].up_lr, s.ex_in.data() + off * d, s.ex_up.data() + off * ff, cnt);
   }
   if (ffs > 0) {
-    jobs.push_back({.w = &L.shared.gate, .x = s.h.data(), .y = shared_gate_out, .n_tokens = n});
-    jobs.push_back({.w = &L.shared.up, .x = s.h.data(), .y = shared_up_out, .n_tokens = n});
+    jobs.add(L.shared.gate, s.h.data(), shared_gate_out, n);
+    jobs.add(L.shared.up, s.h.data(), shared_up_out, n);
   }
-  ops::matmul_batch(jobs, pool_);
+  jobs.run(pool_);
   ops::silu_mul(s.ex_gate.data(), s.ex_up.data(), n_rows * ff);
   if (ffs > 0) {
     ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
@@ -115,12 +118,10 @@ void Session::moe_block(int l, int64_t n) {
   jobs.clear();
   for (size_t i = 0; i < active.size(); ++i) {
     const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;
-    jobs.push_back({.w = &ew[i].down, .x = s.ex_gate.data() + off * ff, .y = s.ex_out.data() + off * d, .n_tokens = cnt});
+    jobs.add(ew[i].down, ew[i].down_lr, s.ex_gate.data() + off * ff, s.ex_out.data() + off * d, cnt);
   }
-  if (ffs > 0) {
-    jobs.push_back({.w = &L.shared.down, .x = shared_gate_out, .y = shared_out, .n_tokens = n});
-  }
-  ops::matmul_batch(jobs, pool_);
+  if (ffs > 0) jobs.add(L.shared.down, shared_gate_out, shared_out, n);
+  jobs.run(pool_);
   if (observer_) {
     for (size_t i = 0; i < active.size(); ++i) {
       const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;

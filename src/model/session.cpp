@@ -62,7 +62,7 @@ Session::Session(Model& model, const SessionOptions& options)
   s.row_weight.reserve(b * cfg_.n_expert_used);
   s.active_experts.reserve(cfg_.n_expert);
   s.expert_weights.reserve(cfg_.n_expert);
-  s.jobs.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
+  s.products.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
 }
 
 Session::~Session() = default;
