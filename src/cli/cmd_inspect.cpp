@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -22,7 +23,7 @@ std::string human_bytes(double b) {
 // Experts factored by mcmoe lowrank: rank and sparse rows per projection (one line when
 // every expert agrees), and what the factors cost against the dense matrices.
 void print_low_rank_summary(const model::Model& m) {
-  std::map<std::string, int> forms;  // "gate r32+s16 f16" → count
+  std::vector<std::pair<std::string, int>> forms;  // ("gate rank 32 + 16 sparse rows (f16)", count), first seen first
   int64_t stored = 0, dense = 0;
   size_t bytes = 0;
   const char* names[3] = {"gate", "up", "down"};
@@ -31,14 +32,13 @@ void print_low_rank_summary(const model::Model& m) {
       const TensorView* d[3] = {&e.gate, &e.up, &e.down};
       const ops::LowRankWeights* lr[3] = {&e.gate_lr, &e.up_lr, &e.down_lr};
       for (int p = 0; p < 3; ++p) {
-        if (lr[p]->valid()) {
-          ++forms[fmt::format("{} rank {} + {} sparse rows ({})", names[p], lr[p]->rank(), lr[p]->n_sparse(),
-                              dtype_name(lr[p]->left.type))];
-          dense += lr[p]->n_out() * lr[p]->n_in();
-        } else {
-          ++forms[fmt::format("{} dense ({})", names[p], dtype_name(d[p]->type))];
-          dense += d[p]->numel();
-        }
+        const std::string form = lr[p]->valid() ? fmt::format("{} rank {} + {} sparse rows ({})", names[p], lr[p]->rank(),
+                                                              lr[p]->n_sparse(), dtype_name(lr[p]->left.type))
+                                                : fmt::format("{} dense ({})", names[p], dtype_name(d[p]->type));
+        auto it = std::find_if(forms.begin(), forms.end(), [&](const auto& f) { return f.first == form; });
+        if (it == forms.end()) forms.emplace_back(form, 1);
+        else ++it->second;
+        dense += lr[p]->valid() ? lr[p]->n_out() * lr[p]->n_in() : d[p]->numel();
       }
       stored += e.n_params();
       bytes += e.nbytes();
