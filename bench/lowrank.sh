@@ -4,6 +4,7 @@
 # score each file on the first 20,000 tokens of wikitext2-valid (PPL, KL to the original,
 # top-1 agreement), with parameter count, file size and decode speed.
 #   bash bench/lowrank.sh [OUT_DIR]                  (default /tmp/mcmoe-lowrank)
+# RANKS="32 128", SPARSE_ROWS=16, TYPE=f16|q8_0, SVD=plain|whitened choose the variants.
 # MERGED=FILE.gguf also factors that model (e.g. `mcmoe reduce --method merge --keep 0.75`)
 # and scores it against the same original.
 set -euo pipefail
@@ -22,6 +23,7 @@ done > "$calib"
 ranks=${RANKS:-"32 128"}
 rows=${SPARSE_ROWS:-16}
 type=${TYPE:-f16}
+svd=${SVD:-plain}   # plain | whitened (see mcmoe lowrank --svd)
 
 [ -f "$out/original-f16.gguf" ] || $mc convert "$model" --type f16 -o "$out/original-f16.gguf" > /dev/null
 inputs=("original:$model")
@@ -31,8 +33,8 @@ files=("$out/original-f16.gguf")
 for entry in "${inputs[@]}"; do
   name=${entry%%:*}; src=${entry#*:}
   for r in $ranks; do
-    f="$out/$name-r$r-s$rows-$type.gguf"
-    [ -f "$f" ] || $mc lowrank -m "$src" -f "$calib" --rank "$r" --sparse-rows "$rows" --type "$type" \
+    f="$out/$name-r$r-s$rows-$type-$svd.gguf"
+    [ -f "$f" ] || $mc lowrank -m "$src" -f "$calib" --rank "$r" --sparse-rows "$rows" --type "$type" --svd "$svd" \
       --samples 64 --ctx 512 -o "$f" > "$f.lowrank.log"
     files+=("$f")
   done

@@ -11,7 +11,7 @@
 namespace mcmoe::cli {
 
 int cmd_lowrank(const Argv& argv) {
-  const Args a(argv, {"-m", "-f", "-o", "--rank", "--sparse-rows", "--samples", "--ctx", "--seq", "--type", "--threads"},
+  const Args a(argv, {"-m", "-f", "-o", "--rank", "--sparse-rows", "--samples", "--ctx", "--seq", "--type", "--threads", "--svd"},
                {"--mmap", "--no-mmap"});
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "calibration text file");
@@ -25,6 +25,9 @@ int cmd_lowrank(const Argv& argv) {
   const auto t = dtype_from_name(type);
   if (!t) fail("--type: unknown type '{}' (expected f16, q8_0 or f32)", type);
   o.factor.type = *t;
+  const std::string svd = a.str("--svd", "plain");
+  if (svd != "plain" && svd != "whitened") fail("--svd: unknown '{}' (expected plain or whitened)", svd);
+  o.factor.whitened = svd == "whitened";
   o.sampling.samples = static_cast<int>(a.integer("--samples", 64, 1, 1 << 20));
   o.sampling.seq = static_cast<int>(a.integer(a.has("--ctx") ? "--ctx" : "--seq", 512, 2, 1 << 20));
   o.threads = threads_flag(a);
@@ -38,8 +41,8 @@ int cmd_lowrank(const Argv& argv) {
   const compress::LowRankReport r = compress::lowrank_model(*m, text, text_path, o, out);
   progress.finish();
   const char* names[3] = {"gate", "up", "down"};
-  std::printf("rank %lld, %lld sparse rows, factors in %s\n", static_cast<long long>(o.factor.rank),
-              static_cast<long long>(o.factor.sparse_rows), type.c_str());
+  std::printf("rank %lld, %lld sparse rows, factors in %s, %s SVD\n", static_cast<long long>(o.factor.rank),
+              static_cast<long long>(o.factor.sparse_rows), type.c_str(), svd.c_str());
   std::printf("relative error ||W - (LR + S)|| / ||W||, mean over experts (input-norm weighted in brackets):\n");
   for (int p = 0; p < 3; ++p) std::printf("  %-5s %.4f (%.4f)\n", names[p], r.rel_error[p], r.weighted_error[p]);
   std::printf("expert parameters %lld of %lld dense (%.1f%%); model parameters %lld\n",

@@ -28,7 +28,8 @@ commands:
   quantize  -m MODEL --stats STATS.json --bits 2.5 -o OUT.gguf [--alloc pmq|uniform|hessian|frequency|random]
             [--candidates 1,2,3 --global --rtn --act-order --group 128 --attn-bits 4 --router-bits 4
              --embd-type f16|q8_0 --alpha 1 --beta 1.5 --gamma 1 -f TEXT --samples N --seq L]
-  lowrank   -m MODEL -f TEXT --rank R --sparse-rows S -o OUT.gguf [--type f16|q8_0|f32 --samples 64 --ctx 512]
+  lowrank   -m MODEL -f TEXT --rank R --sparse-rows S -o OUT.gguf [--type f16|q8_0|f32 --svd plain|whitened
+             --samples 64 --ctx 512]
 
 MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
 )";

@@ -16,6 +16,7 @@ extern "C" {
 void dgesdd_(const char* jobz, const int* m, const int* n, double* a, const int* lda, double* s, double* u,
              const int* ldu, double* vt, const int* ldvt, double* work, const int* lwork, int* iwork, int* info,
              size_t jobz_len);
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, size_t uplo_len);
 }
 
 namespace mcmoe::compress {
@@ -81,6 +82,43 @@ std::vector<int32_t> top_rows(std::span<const double> importance, int64_t n) {
   return idx;
 }
 
+SvdFactors whitened_svd(const DenseMatrix& w, std::span<const double> gram, int64_t rank) {
+  const int64_t n = w.cols;
+  if (static_cast<int64_t>(gram.size()) != n * n) {
+    fail("whitened_svd: the Gram matrix has {} values; expected {}² = {}", gram.size(), n, n * n);
+  }
+  // H + λI = C Cᵀ. LAPACK reads the row-major buffer as column-major, which for a symmetric
+  // matrix is the same matrix; dpotrf's lower factor C then sits, read row-major, as Cᵀ in
+  // the upper triangle (C(i, j) = h[j * n + i] for i ≥ j).
+  std::vector<double> h(gram.begin(), gram.end());
+  double mean_diag = 0;
+  for (int64_t j = 0; j < n; ++j) mean_diag += h[j * n + j];
+  mean_diag /= static_cast<double>(n);
+  if (!(mean_diag > 0) || !std::isfinite(mean_diag)) fail("whitened_svd: the Gram matrix has mean diagonal {}", mean_diag);
+  const double lambda = 0.01 * mean_diag;
+  for (int64_t j = 0; j < n; ++j) h[j * n + j] += lambda;
+  const int nn = static_cast<int>(n);
+  int info = 0;
+  dpotrf_("L", &nn, h.data(), &nn, &info, 1);
+  if (info != 0) fail("whitened_svd: Cholesky of the damped Gram matrix failed (LAPACK info {})", info);
+  std::vector<double> ct(static_cast<size_t>(n * n), 0.0);  // Cᵀ row-major, upper triangular
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t i = j; i < n; ++i) ct[j * n + i] = h[j * n + i];
+  }
+  // W·C = W·(Cᵀ)ᵀ.
+  std::vector<double> wd(w.data.begin(), w.data.end()), wc(w.data.size());
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(w.rows), nn, nn, 1.0, wd.data(), nn,
+              ct.data(), nn, 0.0, wc.data(), nn);
+  DenseMatrix scaled{w.rows, n, std::vector<float>(wc.begin(), wc.end())};
+  SvdFactors f = truncated_svd(scaled, rank);
+  // right ← right · C⁻¹: solve X·C = right, C = (Cᵀ)ᵀ.
+  std::vector<double> r(f.right.data.begin(), f.right.data.end());
+  cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, static_cast<int>(rank), nn, 1.0,
+              ct.data(), nn, r.data(), nn);
+  std::copy(r.begin(), r.end(), f.right.data.begin());
+  return f;
+}
+
 namespace {
 
 // m stored in `type`: the view of the stored bytes, and m overwritten with what they decode
@@ -96,14 +134,15 @@ TensorView store_rows(DenseMatrix& m, DType type, TensorStore& store) {
 }  // namespace
 
 FactoredMatrix factor_matrix(const DenseMatrix& w, std::span<const double> col_norm, const FactorOptions& o,
-                             TensorStore& store) {
+                             TensorStore& store, std::span<const double> gram) {
   if (static_cast<int64_t>(col_norm.size()) != w.cols) {
     fail("factor_matrix: {} column norms for a [{}, {}] matrix", col_norm.size(), w.rows, w.cols);
   }
   if (o.sparse_rows < 0 || o.sparse_rows > w.rows) {
     fail("factor_matrix: {} sparse rows for a [{}, {}] matrix", o.sparse_rows, w.rows, w.cols);
   }
-  SvdFactors f = truncated_svd(w, o.rank);
+  const bool whiten = o.whitened && !gram.empty() && std::any_of(gram.begin(), gram.end(), [](double x) { return x != 0; });
+  SvdFactors f = whiten ? whitened_svd(w, gram, o.rank) : truncated_svd(w, o.rank);
   FactoredMatrix r;
   r.lr.left = store_rows(f.left, o.type, store);
   r.lr.right = store_rows(f.right, o.type, store);

@@ -10,7 +10,8 @@
 //
 // Memory: the residual streams of all samples (samples · seq · n_embd · 4 bytes), one
 // expert's f32 copy and its SVD workspace (a few times n_ff · n_embd · 8 bytes), and the
-// factors of every expert until the file is written.
+// factors of every expert until the file is written; whitened, also one layer's Gram
+// matrices (n_expert · (n_embd² + n_ff²) · 8 bytes).
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -46,6 +47,11 @@ struct FactorOptions {
   int64_t rank = 32;
   int64_t sparse_rows = 0;
   DType type = DType::F16;  // of left, right and the sparse rows
+  // false: the SVD of W itself (MC-SMoE), best in ‖W − Ŵ‖. true: the SVD of W·C with
+  // CCᵀ = H + λI the Cholesky factor of the calibration inputs' Gram matrix H = Σ x xᵀ
+  // (λ = 1% of its mean diagonal), then R·C⁻¹ (SVD-LLM's whitening): the best rank-r fit in
+  // ‖(W − Ŵ)X‖, the error of the layer's output on those inputs, rather than in the weights.
+  bool whitened = false;
 };
 
 struct FactoredMatrix {
@@ -56,8 +62,14 @@ struct FactoredMatrix {
   double rel_error = 0, weighted_error = 0;
 };
 // S is taken from the residual of the factors as stored, so it also repairs their rounding.
+// `gram` ([cols, cols] row-major, Σ x xᵀ over the inputs) is read when o.whitened; a Gram
+// matrix with no rows in it (an expert no calibration token reached) falls back to plain.
 FactoredMatrix factor_matrix(const DenseMatrix& w, std::span<const double> col_norm, const FactorOptions& o,
-                             TensorStore& store);
+                             TensorStore& store, std::span<const double> gram = {});
+
+// The whitened truncated SVD alone (see FactorOptions::whitened): left [rows, rank], right
+// [rank, cols] with left·right the rank-`rank` fit of w minimising ‖(W − left·right)C‖.
+SvdFactors whitened_svd(const DenseMatrix& w, std::span<const double> gram, int64_t rank);
 
 // ---- a model -----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "compress/hessian.h"
 #include "compress/lowrank.h"
 #include "core/error.h"
 #include "format/gguf.h"
@@ -15,14 +16,21 @@ namespace {
 using format::GgufValue;
 
 // Σ over calibration rows of x_j² for each input column of an expert's gate/up (its routed
-// tokens) and of its down (its hidden activations).
+// tokens) and of its down (its hidden activations); with `gram`, the whole Gram matrices.
 class ColumnSquares final : public model::ForwardObserver {
  public:
-  ColumnSquares(size_t n_expert, int64_t d, int64_t ff)
+  ColumnSquares(size_t n_expert, int64_t d, int64_t ff, bool gram)
       : in(n_expert, std::vector<double>(static_cast<size_t>(d))),
-        hidden(n_expert, std::vector<double>(static_cast<size_t>(ff))), rows(n_expert, 0) {}
+        hidden(n_expert, std::vector<double>(static_cast<size_t>(ff))), rows(n_expert, 0) {
+    if (!gram) return;
+    for (size_t e = 0; e < n_expert; ++e) {
+      gram_in.emplace_back(d);
+      gram_hidden.emplace_back(ff);
+    }
+  }
   std::vector<std::vector<double>> in, hidden;  // [n_expert][n_embd], [n_expert][n_ff]
   std::vector<int64_t> rows;                    // [n_expert] calibration rows seen
+  std::vector<HessianAccumulator> gram_in, gram_hidden;  // [n_expert] when asked for
 
   void on_expert(const model::ExpertEvent& e) override {
     if (e.expert < 0 || e.expert >= static_cast<int>(in.size())) return;
@@ -30,6 +38,10 @@ class ColumnSquares final : public model::ForwardObserver {
     add(in[e.expert], e.input, n, e.n_embd);
     add(hidden[e.expert], e.hidden, n, e.n_ff);
     rows[e.expert] += n;
+    if (!gram_in.empty()) {
+      gram_in[e.expert].add(e.input, n);
+      gram_hidden[e.expert].add(e.hidden, n);
+    }
   }
 
  private:
@@ -93,15 +105,21 @@ LowRankReport lowrank_model(model::Model& m, const std::string& text, const std:
   for (int l = 0; l < c.n_layer; ++l) {
     if (o.progress) o.progress(l, c.n_layer, "inputs");
     std::vector<moe::ExpertWeights> experts = m.stored_experts()[l];
-    ColumnSquares sq(std::max<size_t>(experts.size(), static_cast<size_t>(c.n_expert)), c.n_embd, c.n_ff);
+    ColumnSquares sq(std::max<size_t>(experts.size(), static_cast<size_t>(c.n_expert)), c.n_embd, c.n_ff,
+                     o.factor.whitened);
     stream.observe_layer(l, &sq);
     if (o.progress) o.progress(l, c.n_layer, "factoring");
     for (size_t e = 0; e < experts.size(); ++e) {
       const DenseExpert dense = to_dense(experts[e]);
       const std::vector<double> in = norms(sq.in[e], sq.rows[e]), hid = norms(sq.hidden[e], sq.rows[e]);
-      const FactoredMatrix parts[3] = {factor_matrix(dense.gate, in, o.factor, store),
-                                       factor_matrix(dense.up, in, o.factor, store),
-                                       factor_matrix(dense.down, hid, o.factor, store)};
+      std::span<const double> g_in, g_hid;
+      if (o.factor.whitened) {
+        g_in = sq.gram_in[e].h();
+        g_hid = sq.gram_hidden[e].h();
+      }
+      const FactoredMatrix parts[3] = {factor_matrix(dense.gate, in, o.factor, store, g_in),
+                                       factor_matrix(dense.up, in, o.factor, store, g_in),
+                                       factor_matrix(dense.down, hid, o.factor, store, g_hid)};
       moe::ExpertWeights f;
       f.gate_lr = parts[0].lr;
       f.up_lr = parts[1].lr;
@@ -136,6 +154,7 @@ LowRankReport lowrank_model(model::Model& m, const std::string& text, const std:
   kv.emplace_back(kLowRankRankKey, GgufValue::u32(static_cast<uint32_t>(o.factor.rank)));
   kv.emplace_back(kLowRankSparseKey, GgufValue::u32(static_cast<uint32_t>(o.factor.sparse_rows)));
   kv.emplace_back("mcmoe.lowrank.type", GgufValue::str(std::string(dtype_name(o.factor.type))));
+  kv.emplace_back("mcmoe.lowrank.svd", GgufValue::str(o.factor.whitened ? "whitened" : "plain"));
   kv.emplace_back("mcmoe.lowrank.importance", GgufValue::str("sum_j |residual_ij| * ||x_j||"));
   kv.emplace_back("mcmoe.calibration.text", GgufValue::str(text_path));
   kv.emplace_back("mcmoe.calibration.samples", GgufValue::u32(static_cast<uint32_t>(o.sampling.samples)));

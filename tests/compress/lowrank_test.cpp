@@ -156,6 +156,45 @@ TEST(LowRank, FullRankInF32ReproducesTheMatrix) {
   EXPECT_LT(frobenius_diff(to_dense(f.lr), w) / frobenius(w), 1e-6);
 }
 
+TEST(LowRank, WhitenedSvdMinimisesTheOutputError) {
+  // Inputs X [200, 32] with correlated, unequal columns; the whitened fit must beat the plain
+  // one on ‖(W − Ŵ)Xᵀ‖ and lose to it on ‖W − Ŵ‖ (each is optimal in its own norm).
+  const DenseMatrix w = random_matrix(48, 32, 21), z = random_matrix(200, 32, 22);
+  DenseMatrix x = z;
+  for (int64_t t = 0; t < x.rows; ++t) {
+    for (int64_t j = 0; j < 32; ++j) x.data[t * 32 + j] = z.data[t * 32 + j] * (j < 6 ? 8.f : 0.5f) + 2.f * z.data[t * 32];
+  }
+  std::vector<double> gram(32 * 32, 0.0), norms(32, 0.0);
+  for (int64_t t = 0; t < x.rows; ++t) {
+    for (int64_t i = 0; i < 32; ++i) {
+      for (int64_t j = 0; j < 32; ++j) gram[i * 32 + j] += double{x.data[t * 32 + i]} * x.data[t * 32 + j];
+    }
+  }
+  for (int64_t j = 0; j < 32; ++j) norms[j] = std::sqrt(gram[j * 32 + j]);
+  auto output_error = [&](const DenseMatrix& fit) {
+    DenseMatrix e = w;
+    for (size_t i = 0; i < e.data.size(); ++i) e.data[i] -= fit.data[i];
+    DenseMatrix xt{32, x.rows, std::vector<float>(static_cast<size_t>(32 * x.rows))};
+    for (int64_t t = 0; t < x.rows; ++t) {
+      for (int64_t j = 0; j < 32; ++j) xt.data[j * x.rows + t] = x.data[t * 32 + j];
+    }
+    return frobenius(product(e, xt));
+  };
+  const SvdFactors plain = truncated_svd(w, 6), white = whitened_svd(w, gram, 6);
+  const DenseMatrix fp = product(plain.left, plain.right), fw = product(white.left, white.right);
+  EXPECT_LT(output_error(fw), 0.9 * output_error(fp));
+  EXPECT_GT(frobenius_diff(fw, w), frobenius_diff(fp, w));
+  // Full rank is exact either way (up to the conditioning of the damped C).
+  const SvdFactors full = whitened_svd(w, gram, 32);
+  EXPECT_LT(frobenius_diff(product(full.left, full.right), w) / frobenius(w), 1e-4);
+  // factor_matrix takes the whitened path only with a Gram matrix that saw inputs.
+  TensorStore store;
+  FactorOptions o{.rank = 6, .sparse_rows = 0, .type = DType::F32, .whitened = true};
+  EXPECT_NEAR(factor_matrix(w, norms, o, store, gram).rel_error, frobenius_diff(fw, w) / frobenius(w), 1e-4);
+  EXPECT_NEAR(factor_matrix(w, norms, o, store, std::vector<double>(32 * 32, 0.0)).rel_error,
+              frobenius_diff(fp, w) / frobenius(w), 1e-4);
+}
+
 TEST(LowRank, BadArgumentsAreErrors) {
   const DenseMatrix w = random_matrix(8, 4, 1);
   TensorStore store;
