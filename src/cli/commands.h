@@ -15,5 +15,6 @@ int cmd_tokenize(const Argv& args);
 int cmd_dump(const Argv& args);
 int cmd_calibrate(const Argv& args);
 int cmd_quantize(const Argv& args);
+int cmd_reduce(const Argv& args);
 
 }  // namespace mcmoe::cli

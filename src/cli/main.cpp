@@ -28,6 +28,8 @@ commands:
   quantize  -m MODEL --stats STATS.json --bits 2.5 -o OUT.gguf [--alloc pmq|uniform|hessian|frequency|random]
             [--candidates 1,2,3 --global --rtn --act-order --group 128 --attn-bits 4 --router-bits 4
              --embd-type f16|q8_0 --alpha 1 --beta 1.5 --gamma 1 -f TEXT --samples N --seq L]
+  reduce    -m MODEL -f TEXT --method merge|prune|frequency|cluster --keep 0.75 -o OUT.gguf
+            [--per-layer adaptive|uniform --samples 32 --ctx 512]
 
 MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
 )";
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
     if (cmd == "dump") return mcmoe::cli::cmd_dump(args);
     if (cmd == "calibrate") return mcmoe::cli::cmd_calibrate(args);
     if (cmd == "quantize") return mcmoe::cli::cmd_quantize(args);
+    if (cmd == "reduce") return mcmoe::cli::cmd_reduce(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 1;
   } catch (const mcmoe::Error& e) {

@@ -1,13 +1,13 @@
 #include "compress/quantize_model.h"
 
 #include <chrono>
-#include <deque>
 #include <filesystem>
 
 #include "model/model_writer.h"
 #include "compress/dense.h"
 #include "compress/hessian.h"
 #include "compress/quantizers.h"
+#include "compress/tensor_store.h"
 #include "core/error.h"
 #include "quant/lowbit.h"
 
@@ -17,29 +17,6 @@ namespace {
 
 using format::GgufType;
 using format::GgufValue;
-
-// Owns the bytes of every quantized tensor until the file is written.
-class TensorStore {
- public:
-  TensorView add(DType type, std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
-    buffers_.push_back(std::move(bytes));
-    TensorView v;
-    v.type = type;
-    v.shape = std::move(shape);
-    v.data = buffers_.back().data();
-    v.nbytes = buffers_.back().size();
-    return v;
-  }
-  // A copy of v converted to `type` (embeddings, output head).
-  TensorView convert(const TensorView& v, DType type) {
-    std::vector<uint8_t> bytes(row_bytes(type, v.cols()) * static_cast<size_t>(v.rows()));
-    model::convert_rows(v, type, nullptr, bytes.data());
-    return add(type, v.shape, std::move(bytes));
-  }
-
- private:
-  std::deque<std::vector<uint8_t>> buffers_;
-};
 
 // Gram matrices of one layer's non-expert linear inputs, and every routed row per expert.
 class LayerInputs final : public model::ForwardObserver {
