@@ -16,5 +16,6 @@ int cmd_dump(const Argv& args);
 int cmd_calibrate(const Argv& args);
 int cmd_quantize(const Argv& args);
 int cmd_lowrank(const Argv& args);
+int cmd_reduce(const Argv& args);
 
 }  // namespace mcmoe::cli

@@ -30,6 +30,8 @@ commands:
              --embd-type f16|q8_0 --alpha 1 --beta 1.5 --gamma 1 -f TEXT --samples N --seq L]
   lowrank   -m MODEL -f TEXT --rank R --sparse-rows S -o OUT.gguf [--type f16|q8_0|f32 --svd plain|whitened
              --samples 64 --ctx 512]
+  reduce    -m MODEL -f TEXT --method merge|prune|frequency|cluster --keep 0.75 -o OUT.gguf
+            [--per-layer adaptive|uniform --samples 32 --ctx 512]
 
 MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
 )";
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
     if (cmd == "calibrate") return mcmoe::cli::cmd_calibrate(args);
     if (cmd == "quantize") return mcmoe::cli::cmd_quantize(args);
     if (cmd == "lowrank") return mcmoe::cli::cmd_lowrank(args);
+    if (cmd == "reduce") return mcmoe::cli::cmd_reduce(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 1;
   } catch (const mcmoe::Error& e) {

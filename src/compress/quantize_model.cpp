@@ -120,7 +120,8 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   check_options(m, o);
   check_stats_match(stats, m, "--stats");
   QuantizeReport rep;
-  std::vector<std::vector<int64_t>> params(c.n_layer, std::vector<int64_t>(c.n_expert, 3 * c.n_ff * int64_t{c.n_embd}));
+  std::vector<std::vector<int64_t>> params(c.n_layer);
+  for (int l = 0; l < c.n_layer; ++l) params[l].assign(c.experts(l), 3 * c.n_ff * int64_t{c.n_embd});
   rep.plan = allocate(stats, o.alloc, params);
 
   TensorStore store;
@@ -165,7 +166,7 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
     }
     if (o.progress) o.progress(l, c.n_layer, "experts");
     std::vector<moe::ExpertWeights> experts = m.stored_experts()[l];
-    for (int e = 0; e < c.n_expert; ++e) {
+    for (int e = 0; e < c.experts(l); ++e) {
       const int bits = rep.plan.bits[l][e];
       const DenseExpert dense = to_dense(experts[e]);
       const std::vector<float>& rows = in.expert_rows[e];

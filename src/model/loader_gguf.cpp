@@ -75,17 +75,18 @@ void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
       L.k_norm = m.to_f32(get(tn::layer(l, tn::kAttnKNorm), {kv_dim}));
     }
     auto& experts = m.stored_experts_[l];
+    const int n_exp = c.experts(l), n_rows = c.router_rows(l);
     if (find(tn::layer(l, tn::kFfnGateExps))) {
       // llama.cpp layout: one 3-D tensor per projection, expert e is slice e.
-      L.router = get(tn::layer(l, tn::kFfnGateInp), {c.n_expert, d});
-      const TensorView g = get(tn::layer(l, tn::kFfnGateExps), {c.n_expert, c.n_ff, d});
-      const TensorView u = get(tn::layer(l, tn::kFfnUpExps), {c.n_expert, c.n_ff, d});
-      const TensorView dn = get(tn::layer(l, tn::kFfnDownExps), {c.n_expert, d, c.n_ff});
-      for (int e = 0; e < c.n_expert; ++e) experts.push_back({g.slice0(e), u.slice0(e), dn.slice0(e)});
+      L.router = get(tn::layer(l, tn::kFfnGateInp), {n_rows, d});
+      const TensorView g = get(tn::layer(l, tn::kFfnGateExps), {n_exp, c.n_ff, d});
+      const TensorView u = get(tn::layer(l, tn::kFfnUpExps), {n_exp, c.n_ff, d});
+      const TensorView dn = get(tn::layer(l, tn::kFfnDownExps), {n_exp, d, c.n_ff});
+      for (int e = 0; e < n_exp; ++e) experts.push_back({g.slice0(e), u.slice0(e), dn.slice0(e)});
     } else if (c.n_expert > 1 || find(tn::expert(l, tn::kFfnGate, 0))) {
       // One tensor per expert and projection (older Mixtral GGUFs, mcmoe mixed precision).
-      L.router = get(tn::layer(l, tn::kFfnGateInp), {c.n_expert, d});
-      for (int e = 0; e < c.n_expert; ++e) {
+      L.router = get(tn::layer(l, tn::kFfnGateInp), {n_rows, d});
+      for (int e = 0; e < n_exp; ++e) {
         moe::ExpertWeights& ew = experts.emplace_back();
         expert_proj(l, e, tn::kFfnGate, {c.n_ff, d}, ew.gate, ew.gate_lr);
         expert_proj(l, e, tn::kFfnUp, {c.n_ff, d}, ew.up, ew.up_lr);

@@ -14,8 +14,8 @@ using format::GgufValue;
 using format::GgufWriter;
 namespace tn = format::tensor_names;
 
-void set_model_metadata(GgufWriter& g, const Model& m, const std::string& name, uint32_t file_type) {
-  const ModelConfig& c = m.config();
+void set_model_metadata(GgufWriter& g, const Model& m, const ModelConfig& c, const std::string& name,
+                        uint32_t file_type) {
   const std::string arch = arch_gguf_name(c.arch);
   const std::string p = arch + ".";
   g.set("general.architecture", GgufValue::str(arch));
@@ -48,6 +48,16 @@ void set_model_metadata(GgufWriter& g, const Model& m, const std::string& name, 
     if (c.n_ff_shared) g.set(p + "expert_shared_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared)));
   }
   if (c.arch != Arch::Llama) g.set(p + "expert_weights_norm", GgufValue::boolean(c.norm_topk_prob));
+  if (!c.layer_experts.empty()) {
+    std::vector<GgufValue> counts;
+    for (int n : c.layer_experts) counts.push_back(GgufValue::u32(static_cast<uint32_t>(n)));
+    g.set(kLayerExpertsKey, GgufValue::array(format::GgufType::U32, counts));
+  }
+  for (size_t l = 0; l < c.expert_map.size(); ++l) {
+    std::vector<GgufValue> map;
+    for (int e : c.expert_map[l]) map.push_back(GgufValue::i32(e));
+    g.set(kExpertMapKeyPrefix + std::to_string(l), GgufValue::array(format::GgufType::I32, map));
+  }
   m.tokenizer().write_gguf_metadata(g);
 }
 
@@ -66,11 +76,6 @@ std::vector<int64_t> rope_permutation(int n_heads, int head_dim) {
   return map;
 }
 
-
-namespace {
-
-}  // namespace
-
 void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>* map, uint8_t* dst) {
   const int64_t rows = src.rows(), cols = src.cols();
   const size_t out_row = row_bytes(type, cols);
@@ -88,9 +93,9 @@ void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>*
 void write_model_gguf(const Model& source, const ModelTensors& t, const std::string& name,
                       uint32_t file_type, const std::vector<std::pair<std::string, GgufValue>>& extra,
                       const std::string& path, const std::function<void(size_t, size_t)>& progress) {
-  const ModelConfig& c = source.config();
+  const ModelConfig& c = t.config ? *t.config : source.config();
   GgufWriter g;
-  set_model_metadata(g, source, name, file_type);
+  set_model_metadata(g, source, c, name, file_type);
   for (const auto& [k, v] : extra) g.set(k, v);
   // Integer tensors (sparse row indices) are never converted.
   auto type_of = [&](const std::string& tname, const TensorView& v) {

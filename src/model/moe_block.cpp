@@ -16,7 +16,8 @@ void Session::moe_block(int l, int64_t n) {
   const LayerWeights& L = model_.weights().layers[l];
   Scratch& s = *s_;
   const int64_t d = cfg_.n_embd, ff = cfg_.n_ff, ffs = cfg_.n_ff_shared;
-  const int k = cfg_.n_expert_used, n_expert = cfg_.n_expert;
+  // Router rows and stored experts differ in merged models (ModelConfig::expert_map).
+  const int k = cfg_.n_expert_used, n_expert = cfg_.experts(l), n_router = cfg_.router_rows(l);
   for (int64_t t = 0; t < n; ++t) {
     ops::rms_norm(s.x.data() + t * d, static_cast<const float*>(L.ffn_norm.data),
                   s.h.data() + t * d, d, cfg_.rms_eps);
@@ -26,8 +27,8 @@ void Session::moe_block(int l, int64_t n) {
   // Routing.
   if (L.router.valid()) {
     ops::matmul(L.router, s.h.data(), n, s.router_logits.data(), pool_);
-    if (observer_) observer_->on_tensor("router_logits", l, s.router_logits.data(), n, n_expert);
-    const moe::RouterParams rp{.n_expert = n_expert, .k = k, .normalize_topk = cfg_.norm_topk_prob};
+    if (observer_) observer_->on_tensor("router_logits", l, s.router_logits.data(), n, n_router);
+    const moe::RouterParams rp{.n_expert = n_router, .k = k, .normalize_topk = cfg_.norm_topk_prob};
     moe::route(rp, s.router_logits.data(), n, s.probs.data(), s.topk_ids.data(), s.topk_w.data());
   } else {
     for (int64_t t = 0; t < n; ++t) {
@@ -37,6 +38,13 @@ void Session::moe_block(int l, int64_t n) {
       s.topk_w[t] = 1.f;
     }
   }
+  // From here on picks, probabilities and ids are by stored expert.
+  const float* probs = s.probs.data();
+  if (!cfg_.expert_map.empty() && L.router.valid()) {
+    moe::fold_merged_picks(cfg_.expert_map[l].data(), n_router, n_expert, n, k, s.probs.data(), s.merged_probs.data(),
+                           s.topk_ids.data(), s.topk_w.data());
+    probs = s.merged_probs.data();
+  }
   if (odp_ && odp_->enabled(l) && k > 1 && L.router.valid()) {
     const uint8_t* protect = nullptr;
     if (!s.att_probs.empty() && n > 1 && odp_->protect_fraction > 0) {
@@ -45,11 +53,11 @@ void Session::moe_block(int l, int64_t n) {
       moe::protect_top(s.importance.data(), n, odp_->protect_fraction, s.odp_protect);
       protect = s.odp_protect.data();
     }
-    moe::apply_odp(*odp_, l, n, n_expert, s.probs.data(), s.topk_ids.data(), s.topk_w.data(), protect, odp_counters_);
+    moe::apply_odp(*odp_, l, n, n_expert, probs, s.topk_ids.data(), s.topk_w.data(), protect, odp_counters_);
   }
   if (observer_) {
-    observer_->on_routing({.layer = l, .n_tokens = n, .n_expert = n_expert, .k = k, .pos0 = n_past_,
-                           .router_logits = s.router_logits.data(), .probs = s.probs.data(),
+    observer_->on_routing({.layer = l, .n_tokens = n, .n_expert = n_expert, .n_router = n_router, .k = k, .pos0 = n_past_,
+                           .router_logits = s.router_logits.data(), .probs = probs,
                            .topk_ids = s.topk_ids.data(), .topk_weights = s.topk_w.data()});
   }
 

@@ -46,6 +46,7 @@ Session::Session(Model& model, const SessionOptions& options)
   s.proj.resize(b * d);
   s.router_logits.resize(b * cfg_.n_expert);
   s.probs.resize(b * cfg_.n_expert);
+  if (!cfg_.expert_map.empty()) s.merged_probs.resize(b * cfg_.n_expert);
   s.topk_ids.resize(b * cfg_.n_expert_used);
   s.topk_w.resize(b * cfg_.n_expert_used);
   s.moe_out.resize(b * d);

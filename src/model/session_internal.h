@@ -18,7 +18,8 @@ struct Session::Scratch {
   std::vector<float> att;      // [n_batch, q_dim]
   std::vector<float> proj;     // [n_batch, n_embd]
   std::vector<float> router_logits;  // [n_batch, n_expert]
-  std::vector<float> probs;          // [n_batch, n_expert]
+  std::vector<float> probs;          // [n_batch, n_expert] by router row
+  std::vector<float> merged_probs;   // [n_batch, n_expert] by stored expert (merged models)
   std::vector<int> topk_ids;         // [n_batch, k]
   std::vector<float> topk_w;         // [n_batch, k]
   std::vector<float> moe_out;        // [n_batch, n_embd]
