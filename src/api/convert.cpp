@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "format/gguf.h"
 #include "format/tensor_names.h"
 #include "model/model.h"
 #include "model/model_writer.h"
@@ -22,6 +23,16 @@ uint32_t gguf_file_type(DType type) {
 
 void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
                         const ConvertOptions& options) {
+  if (std::filesystem::is_regular_file(hf_dir)) {
+    // Factored experts have no llama.cpp layout: say so rather than "not a directory".
+    const format::GgufFile f(hf_dir);
+    for (const auto& t : f.tensors()) {
+      if (t.name.ends_with(std::string(".") + format::tensor_names::kLrRight)) {
+        fail("{}: tensor '{}': experts are stored low-rank plus sparse (mcmoe lowrank), which llama.cpp cannot run; "
+             "export the model before factoring it", hf_dir, t.name);
+      }
+    }
+  }
   if (!std::filesystem::is_directory(hf_dir)) fail("{}: not a Hugging Face model directory", hf_dir);
   const auto m = model::Model::load(hf_dir);
   const DType mat = options.type;

@@ -17,5 +17,7 @@ int cmd_calibrate(const Argv& args);
 int cmd_quantize(const Argv& args);
 int cmd_trace(const Argv& args);
 int cmd_cachesim(const Argv& args);
+int cmd_lowrank(const Argv& args);
+int cmd_reduce(const Argv& args);
 
 }  // namespace mcmoe::cli

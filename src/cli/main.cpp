@@ -34,6 +34,10 @@ commands:
   trace     -m MODEL -f TEXT -o TRACE [--ctx 512 --max-tokens N --depth 2 --top-m 4]
   cachesim  TRACE [--budget 50%|512MiB] [--policy lru|lfu|lfu-seeded|belady[+prefetch]]
             [--prefetch-depth 1 --prefetch-m 2 --per-layer --layers]
+  lowrank   -m MODEL -f TEXT --rank R --sparse-rows S -o OUT.gguf [--type f16|q8_0|f32 --svd plain|whitened
+             --samples 64 --ctx 512]
+  reduce    -m MODEL -f TEXT --method merge|prune|frequency|cluster --keep 0.75 -o OUT.gguf
+            [--per-layer adaptive|uniform --samples 32 --ctx 512]
 
 MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
 )";
@@ -60,6 +64,8 @@ int main(int argc, char** argv) {
     if (cmd == "quantize") return mcmoe::cli::cmd_quantize(args);
     if (cmd == "trace") return mcmoe::cli::cmd_trace(args);
     if (cmd == "cachesim") return mcmoe::cli::cmd_cachesim(args);
+    if (cmd == "lowrank") return mcmoe::cli::cmd_lowrank(args);
+    if (cmd == "reduce") return mcmoe::cli::cmd_reduce(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 1;
   } catch (const mcmoe::Error& e) {

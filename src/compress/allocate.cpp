@@ -46,14 +46,36 @@ std::vector<int> solve_allocation(const std::vector<std::vector<double>>& cost, 
                                   int64_t budget, bool top_two, int group_size,
                                   const std::vector<int64_t>& weights) {
   const int n = static_cast<int>(cost.size());
+  if (group_size <= 0) group_size = n;
+  if (n == 0 || n % group_size != 0) {
+    fail("allocation: {} items do not split into groups of {}", n, group_size);
+  }
+  return solve_allocation_groups(cost, widths, budget, top_two, std::vector<int>(n / group_size, group_size), weights);
+}
+
+std::vector<int> solve_allocation_groups(const std::vector<std::vector<double>>& cost, const std::vector<int>& widths,
+                                         int64_t budget, bool top_two, const std::vector<int>& group_sizes,
+                                         const std::vector<int64_t>& weights) {
+  const int n = static_cast<int>(cost.size());
   const int m = static_cast<int>(widths.size());
   if (n == 0 || m == 0) fail("allocation: no items or no widths");
   if (!weights.empty() && static_cast<int>(weights.size()) != n) fail("allocation: {} weights for {} items", weights.size(), n);
   for (const auto& row : cost) {
     if (static_cast<int>(row.size()) != m) fail("allocation: a cost row has {} entries, expected {}", row.size(), m);
   }
-  if (group_size <= 0) group_size = n;
-  if (n % group_size != 0) fail("allocation: {} items do not split into groups of {}", n, group_size);
+  // group_end[i]: item i closes its group; a group of one item cannot hold two widths, so
+  // the top-two constraint skips it.
+  std::vector<uint8_t> group_end(static_cast<size_t>(n), 0), group_single(static_cast<size_t>(n), 0);
+  {
+    int at = 0;
+    for (int g : group_sizes) {
+      if (g <= 0 || at + g > n) fail("allocation: group sizes do not cover the {} items", n);
+      at += g;
+      group_end[at - 1] = 1;
+      group_single[at - 1] = g == 1;
+    }
+    if (at != n) fail("allocation: group sizes cover {} of {} items", at, n);
+  }
   // Indices of the widest and second-widest widths (the flags track them per group).
   std::vector<int> order(m);
   std::iota(order.begin(), order.end(), 0);
@@ -72,7 +94,8 @@ std::vector<int> solve_allocation(const std::vector<std::vector<double>>& cost, 
   dp[0] = 0;  // budget 0, flags 0
   for (int i = 0; i < n; ++i) {
     std::fill(next.begin(), next.end(), kInf);
-    const bool group_end = (i + 1) % group_size == 0;
+    const bool closes = group_end[i] != 0;
+    const bool needs_top_two = top_two && !group_single[i];
     for (int64_t bsum = 0; bsum <= budget; ++bsum) {
       for (int f = 0; f < 4; ++f) {
         const double base = dp[bsum * 4 + f];
@@ -81,8 +104,8 @@ std::vector<int> solve_allocation(const std::vector<std::vector<double>>& cost, 
           const int64_t nb = bsum + widths[j] * w_of(i);
           if (nb > budget || !std::isfinite(cost[i][j])) continue;
           int nf = f | (j == widest ? 1 : 0) | (j == second ? 2 : 0);
-          if (group_end) {
-            if (top_two && nf != 3) continue;
+          if (closes) {
+            if (needs_top_two && nf != 3) continue;
             nf = 0;  // the next group starts with no flags
           }
           const double c = base + cost[i][j];
@@ -146,9 +169,11 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
     if ((b < 1 || b > 4) && b != 8) fail("--candidates: {} is not a supported width (1, 2, 3, 4 or 8)", b);
   }
   const int n_layer = static_cast<int>(s.layers.size());
-  const int n_expert = s.model.n_expert;
+  // Experts per layer differ after adaptive pruning or merging (mcmoe reduce).
+  auto n_expert_of = [&](int l) { return static_cast<int>(s.layers[l].experts.size()); };
   BitPlan plan;
-  plan.bits.assign(n_layer, std::vector<int>(n_expert, 0));
+  plan.bits.resize(n_layer);
+  for (int l = 0; l < n_layer; ++l) plan.bits[l].assign(n_expert_of(l), 0);
   if (o.method == AllocMethod::kUniform) {
     const int b = static_cast<int>(std::lround(o.avg_bits));
     if (std::fabs(o.avg_bits - b) > 1e-9 || ((b < 1 || b > 4) && b != 8)) {
@@ -163,13 +188,13 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
   }
   std::mt19937_64 rng(o.seed);
   auto layer_costs = [&](int l) {
-    std::vector<std::vector<double>> c(n_expert, std::vector<double>(widths.size()));
-    for (int e = 0; e < n_expert; ++e) {
+    std::vector<std::vector<double>> c(n_expert_of(l), std::vector<double>(widths.size()));
+    for (int e = 0; e < n_expert_of(l); ++e) {
       for (size_t j = 0; j < widths.size(); ++j) c[e][j] = cost_of(s, o, l, e, widths[j], rng);
     }
     return c;
   };
-  auto solve = [&](const std::vector<std::vector<double>>& cost, int64_t budget, int group,
+  auto solve = [&](const std::vector<std::vector<double>>& cost, int64_t budget, const std::vector<int>& groups,
                    const std::vector<int64_t>& weights, double max_budget) {
     // The top-two constraint cannot hold at the widest average (every expert at the top);
     // there it is dropped, and said so.
@@ -177,16 +202,19 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
     if (o.require_top_two && !top_two && widths.size() >= 2) {
       plan.notes.push_back("budget equals the widest width: the at-least-one-at-each-of-the-two-widest constraint was dropped");
     }
-    return solve_allocation(cost, widths, budget, top_two, group, weights);
+    return solve_allocation_groups(cost, widths, budget, top_two, groups, weights);
   };
   if (!o.global) {
-    const int64_t budget = std::llround(o.avg_bits * n_expert);
-    if (std::fabs(o.avg_bits * n_expert - budget) > 1e-6) {
-      plan.notes.push_back(fmt::format("{} experts x {} bits is not whole: budget rounded to {} bits per layer ({:.4f} average)",
-                                       n_expert, o.avg_bits, budget, double(budget) / n_expert));
-    }
+    std::vector<int> noted;  // expert counts whose rounding was already reported
     for (int l = 0; l < n_layer; ++l) {
-      const auto choice = solve(layer_costs(l), budget, 0, {}, double(widths.back()) * n_expert);
+      const int n_expert = n_expert_of(l);
+      const int64_t budget = std::llround(o.avg_bits * n_expert);
+      if (std::fabs(o.avg_bits * n_expert - budget) > 1e-6 && std::find(noted.begin(), noted.end(), n_expert) == noted.end()) {
+        noted.push_back(n_expert);
+        plan.notes.push_back(fmt::format("{} experts x {} bits is not whole: budget rounded to {} bits per layer ({:.4f} average)",
+                                         n_expert, o.avg_bits, budget, double(budget) / n_expert));
+      }
+      const auto choice = solve(layer_costs(l), budget, {n_expert}, {}, double(widths.back()) * n_expert);
       for (int e = 0; e < n_expert; ++e) plan.bits[l][e] = widths[choice[e]];
     }
     return plan;
@@ -195,19 +223,22 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
   // weights' gcd so the solver's table stays small; all experts of a model are usually equal).
   std::vector<std::vector<double>> cost;
   std::vector<int64_t> weights;
+  std::vector<int> groups;
   for (int l = 0; l < n_layer; ++l) {
     auto c = layer_costs(l);
     cost.insert(cost.end(), c.begin(), c.end());
-    for (int e = 0; e < n_expert; ++e) weights.push_back(params.empty() ? 1 : params[l][e]);
+    for (int e = 0; e < n_expert_of(l); ++e) weights.push_back(params.empty() ? 1 : params[l][e]);
+    groups.push_back(n_expert_of(l));
   }
   int64_t g = 0;
   for (int64_t w : weights) g = std::gcd(g, w);
   int64_t total = 0;
   for (int64_t& w : weights) total += (w /= g);
   const int64_t budget = std::llround(o.avg_bits * total);
-  const auto choice = solve(cost, budget, n_expert, weights, double(widths.back()) * total);
+  const auto choice = solve(cost, budget, groups, weights, double(widths.back()) * total);
+  size_t item = 0;
   for (int l = 0; l < n_layer; ++l) {
-    for (int e = 0; e < n_expert; ++e) plan.bits[l][e] = widths[choice[l * n_expert + e]];
+    for (int e = 0; e < n_expert_of(l); ++e) plan.bits[l][e] = widths[choice[item++]];
   }
   return plan;
 }

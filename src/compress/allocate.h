@@ -51,5 +51,10 @@ BitPlan allocate(const CalibrationStats& stats, const AllocOptions& o,
 std::vector<int> solve_allocation(const std::vector<std::vector<double>>& cost, const std::vector<int>& widths,
                                   int64_t budget, bool top_two, int group_size = 0,
                                   const std::vector<int64_t>& weights = {});
+// The same with consecutive groups of the given sizes (layers with different expert counts
+// after mcmoe reduce); a group of one item is exempt from the top-two constraint.
+std::vector<int> solve_allocation_groups(const std::vector<std::vector<double>>& cost, const std::vector<int>& widths,
+                                         int64_t budget, bool top_two, const std::vector<int>& group_sizes,
+                                         const std::vector<int64_t>& weights = {});
 
 }  // namespace mcmoe::compress

@@ -15,9 +15,9 @@ namespace {
 // Collects one layer's routing statistics and routed rows over all samples.
 class LayerCollector final : public model::ForwardObserver {
  public:
-  LayerCollector(const model::ModelConfig& c, LayerStats& out)
-      : cfg_(c), out_(out), rows_(c.n_expert), ratios_(std::max(0, c.n_expert_used - 1)) {
-    out_.experts.assign(c.n_expert, ExpertStats{});
+  LayerCollector(const model::ModelConfig& c, int layer, LayerStats& out)
+      : cfg_(c), out_(out), rows_(c.experts(layer)), ratios_(std::max(0, c.n_expert_used - 1)) {
+    out_.experts.assign(c.experts(layer), ExpertStats{});
   }
   int sample = 0;
 
@@ -35,6 +35,7 @@ class LayerCollector final : public model::ForwardObserver {
       const int* ids = e.topk_ids + t * e.k;
       const float* p = e.probs + t * e.n_expert;
       for (int j = 0; j < e.k; ++j) {
+        if (ids[j] < 0) continue;  // folded into an earlier pick of the same merged expert
         ExpertStats& s = out_.experts[ids[j]];
         ++s.picks;
         s.mass += p[ids[j]];
@@ -154,12 +155,12 @@ CalibrationStats calibrate(model::Model& m, const std::string& text, const std::
   st.layers.resize(c.n_layer);
   for (int l = 0; l < c.n_layer; ++l) {
     if (o.progress) o.progress(l, c.n_layer, "routing");
-    LayerCollector col(c, st.layers[l]);
+    LayerCollector col(c, l, st.layers[l]);
     stream.run_layer(l, &col, [&](int s) { col.sample = s; });
     for (auto& r : col.ratios()) st.layers[l].ratio_quantiles.push_back(percentiles(r));
     if (o.progress) o.progress(l, c.n_layer, "errors");
     const auto& experts = m.stored_experts()[l];
-    for (int e = 0; e < c.n_expert; ++e) {
+    for (int e = 0; e < c.experts(l); ++e) {
       expert_errors(experts[e], col.rows()[e], stream.n_samples(), st.candidates, st.group,
                     stream.session().pool(), st.layers[l].experts[e]);
       col.rows()[e] = {};  // release this expert's rows

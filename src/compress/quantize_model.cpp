@@ -1,13 +1,13 @@
 #include "compress/quantize_model.h"
 
 #include <chrono>
-#include <deque>
 #include <filesystem>
 
 #include "model/model_writer.h"
 #include "compress/dense.h"
 #include "compress/hessian.h"
 #include "compress/quantizers.h"
+#include "compress/tensor_store.h"
 #include "core/error.h"
 #include "quant/lowbit.h"
 
@@ -17,29 +17,6 @@ namespace {
 
 using format::GgufType;
 using format::GgufValue;
-
-// Owns the bytes of every quantized tensor until the file is written.
-class TensorStore {
- public:
-  TensorView add(DType type, std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
-    buffers_.push_back(std::move(bytes));
-    TensorView v;
-    v.type = type;
-    v.shape = std::move(shape);
-    v.data = buffers_.back().data();
-    v.nbytes = buffers_.back().size();
-    return v;
-  }
-  // A copy of v converted to `type` (embeddings, output head).
-  TensorView convert(const TensorView& v, DType type) {
-    std::vector<uint8_t> bytes(row_bytes(type, v.cols()) * static_cast<size_t>(v.rows()));
-    model::convert_rows(v, type, nullptr, bytes.data());
-    return add(type, v.shape, std::move(bytes));
-  }
-
- private:
-  std::deque<std::vector<uint8_t>> buffers_;
-};
 
 // Gram matrices of one layer's non-expert linear inputs, and every routed row per expert.
 class LayerInputs final : public model::ForwardObserver {
@@ -111,6 +88,14 @@ DenseMatrix dequantized(const GroupedQuant& q) {
 void check_options(const model::Model& m, const QuantizeModelOptions& o) {
   const model::ModelConfig& c = m.config();
   if (o.group != 32 && o.group != 64 && o.group != 128) fail("--group {}: expected 32, 64 or 128", o.group);
+  for (const auto& layer : m.stored_experts()) {
+    for (const auto& e : layer) {
+      if (e.factored()) {
+        fail("{}: experts are stored low-rank plus sparse (mcmoe lowrank); quantize the model before factoring it "
+             "(lowrank --type q8_0 stores the factors at 8 bits)", m.path());
+      }
+    }
+  }
   for (int64_t cols : {int64_t{c.n_embd}, int64_t{c.n_ff}, int64_t{c.n_head} * c.head_dim}) {
     if (cols % 128 != 0) fail("{}: a linear input width {} is not a multiple of 128, which the low-bit formats need", m.path(), cols);
   }
@@ -135,7 +120,8 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   check_options(m, o);
   check_stats_match(stats, m, "--stats");
   QuantizeReport rep;
-  std::vector<std::vector<int64_t>> params(c.n_layer, std::vector<int64_t>(c.n_expert, 3 * c.n_ff * int64_t{c.n_embd}));
+  std::vector<std::vector<int64_t>> params(c.n_layer);
+  for (int l = 0; l < c.n_layer; ++l) params[l].assign(c.experts(l), 3 * c.n_ff * int64_t{c.n_embd});
   rep.plan = allocate(stats, o.alloc, params);
 
   TensorStore store;
@@ -180,7 +166,7 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
     }
     if (o.progress) o.progress(l, c.n_layer, "experts");
     std::vector<moe::ExpertWeights> experts = m.stored_experts()[l];
-    for (int e = 0; e < c.n_expert; ++e) {
+    for (int e = 0; e < c.experts(l); ++e) {
       const int bits = rep.plan.bits[l][e];
       const DenseExpert dense = to_dense(experts[e]);
       const std::vector<float>& rows = in.expert_rows[e];

@@ -48,7 +48,7 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
                               const std::string& out_path);
 
 // Metadata keys of a quantized file.
-inline constexpr const char* kPlanKey = "mcmoe.quant.expert_bits";  // u8 [n_layer * n_expert]
+inline constexpr const char* kPlanKey = "mcmoe.quant.expert_bits";  // u8, each layer's experts in turn
 inline constexpr const char* kOdpMuKey = "mcmoe.odp.mu";            // f32 [n_layer * (k - 1)]
 
 }  // namespace mcmoe::compress

@@ -1,6 +1,7 @@
 #include "compress/stats.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -32,13 +33,19 @@ ModelFingerprint fingerprint(const model::Model& m) {
       for (size_t i = 0; i < row.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
     }
   }
+  for (const auto& map : c.expert_map) {
+    for (int e : map) h = (h ^ static_cast<uint64_t>(e)) * 1099511628211ull;
+  }
   f.router_hash = fmt::format("{:016x}", h);
+  f.layer_experts = c.layer_experts;
   return f;
 }
 
 std::string describe(const ModelFingerprint& f) {
-  return fmt::format("{} with {} layers x {} experts (top-{}), n_embd {}, n_ff {}, router hash {}", f.arch,
-                     f.n_layer, f.n_expert, f.n_expert_used, f.n_embd, f.n_ff, f.router_hash);
+  return fmt::format("{} with {} layers x {} experts{} (top-{}), n_embd {}, n_ff {}, router hash {}", f.arch,
+                     f.n_layer, f.n_expert,
+                     f.layer_experts.empty() ? "" : fmt::format(" (per layer {})", fmt::join(f.layer_experts, ",")),
+                     f.n_expert_used, f.n_embd, f.n_ff, f.router_hash);
 }
 
 double LayerStats::phi(int e) const {
@@ -85,6 +92,7 @@ void save_stats(const CalibrationStats& s, const std::string& path) {
                 {"n_expert", s.model.n_expert}, {"n_expert_used", s.model.n_expert_used},
                 {"n_embd", s.model.n_embd},     {"n_ff", s.model.n_ff},
                 {"router_hash", s.model.router_hash}};
+  if (!s.model.layer_experts.empty()) j["model"]["layer_experts"] = s.model.layer_experts;
   j["text"] = s.text;
   j["samples"] = s.samples;
   j["seq"] = s.seq;
@@ -127,7 +135,8 @@ CalibrationStats load_stats(const std::string& path) {
     const json& m = j.at("model");
     s.model = {m.at("arch").get<std::string>(), m.at("n_layer").get<int>(), m.at("n_expert").get<int>(),
                m.at("n_expert_used").get<int>(), m.at("n_embd").get<int64_t>(), m.at("n_ff").get<int64_t>(),
-               m.at("router_hash").get<std::string>()};
+               m.at("router_hash").get<std::string>(), {}};
+    if (m.contains("layer_experts")) s.model.layer_experts = m.at("layer_experts").get<std::vector<int>>();
     s.text = j.at("text").get<std::string>();
     s.samples = j.at("samples").get<int>();
     s.seq = j.at("seq").get<int>();
@@ -155,9 +164,13 @@ CalibrationStats load_stats(const std::string& path) {
   if (static_cast<int>(s.layers.size()) != s.model.n_layer) {
     fail("{}: {} layers of statistics, but the model entry says {}", path, s.layers.size(), s.model.n_layer);
   }
+  if (!s.model.layer_experts.empty() && static_cast<int>(s.model.layer_experts.size()) != s.model.n_layer) {
+    fail("{}: {} per-layer expert counts for {} layers", path, s.model.layer_experts.size(), s.model.n_layer);
+  }
   for (size_t l = 0; l < s.layers.size(); ++l) {
-    if (static_cast<int>(s.layers[l].experts.size()) != s.model.n_expert) {
-      fail("{}: layer {} has {} experts, expected {}", path, l, s.layers[l].experts.size(), s.model.n_expert);
+    const int expected = s.model.layer_experts.empty() ? s.model.n_expert : s.model.layer_experts[l];
+    if (static_cast<int>(s.layers[l].experts.size()) != expected) {
+      fail("{}: layer {} has {} experts, expected {}", path, l, s.layers[l].experts.size(), expected);
     }
   }
   return s;

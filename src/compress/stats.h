@@ -20,7 +20,8 @@ struct ModelFingerprint {
   std::string arch;
   int n_layer = 0, n_expert = 0, n_expert_used = 0;
   int64_t n_embd = 0, n_ff = 0;
-  std::string router_hash;  // FNV-1a over every router's weights as f32
+  std::string router_hash;  // FNV-1a over every router's weights as f32 and merged models' expert maps
+  std::vector<int> layer_experts;  // experts per layer of a reduced model; empty: n_expert everywhere
   bool operator==(const ModelFingerprint&) const = default;
 };
 ModelFingerprint fingerprint(const model::Model& m);

@@ -73,7 +73,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     }
   }
   const auto& e0 = m.stored_experts()[0][0];
-  active_params += static_cast<double>(c.n_layer) * c.n_expert_used * (e0.gate.numel() + e0.up.numel() + e0.down.numel());
+  active_params += static_cast<double>(c.n_layer) * c.n_expert_used * static_cast<double>(e0.n_params());
 
   // Touch every page of the weights first: a mapped file's first pass costs page faults
   // (and disk reads) that are not what decode speed means.

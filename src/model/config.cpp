@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <variant>
 
 #include "core/error.h"
 #include "format/gguf.h"
@@ -34,6 +35,30 @@ void ModelConfig::validate(const std::string& source) const {
   positive("expert width", n_ff);
   if (n_head % n_head_kv != 0) fail("{}: attention heads {} not a multiple of key/value heads {}", source, n_head, n_head_kv);
   if (n_expert_used > n_expert) fail("{}: experts per token {} exceeds expert count {}", source, n_expert_used, n_expert);
+  if (!layer_experts.empty()) {
+    if (static_cast<int>(layer_experts.size()) != n_layer) {
+      fail("{}: {} per-layer expert counts for {} layers", source, layer_experts.size(), n_layer);
+    }
+    for (int l = 0; l < n_layer; ++l) {
+      if (layer_experts[l] < 1 || layer_experts[l] > n_expert) {
+        fail("{}: layer {} has {} experts; expected 1..{}", source, l, layer_experts[l], n_expert);
+      }
+    }
+  }
+  if (!expert_map.empty()) {
+    if (static_cast<int>(expert_map.size()) != n_layer) fail("{}: expert maps for {} layers, the model has {}", source, expert_map.size(), n_layer);
+    for (int l = 0; l < n_layer; ++l) {
+      for (int e : expert_map[l]) {
+        if (e < 0 || e >= experts(l)) fail("{}: layer {} maps a router row to expert {}; the layer has {}", source, l, e, experts(l));
+      }
+    }
+  }
+  for (int l = 0; l < n_layer && (!layer_experts.empty() || !expert_map.empty()); ++l) {
+    if (n_expert_used > router_rows(l)) {
+      fail("{}: experts per token {} exceeds layer {}'s {} router rows", source, n_expert_used, l, router_rows(l));
+    }
+    if (router_rows(l) > n_expert) fail("{}: layer {} has {} router rows, more than the expert count {}", source, l, router_rows(l), n_expert);
+  }
   if (head_dim % 2 != 0) fail("{}: head dimension {} must be even for RoPE", source, head_dim);
   if (!(rms_eps > 0.f)) fail("{}: rms_norm_eps must be positive, found {}", source, rms_eps);
   if (!(rope_theta > 0.f)) fail("{}: rope_theta must be positive, found {}", source, rope_theta);
@@ -45,7 +70,16 @@ std::string ModelConfig::summary() const {
       "width {}{} | norm_topk {} | rope θ {} ({}) | eps {}",
       arch_gguf_name(arch), n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_expert,
       n_expert_used, n_ff, n_ff_shared ? fmt::format(" + shared {}", n_ff_shared) : "",
-      norm_topk_prob, rope_theta, rope_style == RopeStyle::Neox ? "neox" : "interleaved", rms_eps);
+      norm_topk_prob, rope_theta, rope_style == RopeStyle::Neox ? "neox" : "interleaved", rms_eps) +
+         reduction_summary();
+}
+
+std::string ModelConfig::reduction_summary() const {
+  if (layer_experts.empty() && expert_map.empty()) return "";
+  std::string s = " | experts per layer";
+  for (int l = 0; l < n_layer; ++l) s += fmt::format("{}{}", l ? "," : " ", experts(l));
+  if (!expert_map.empty()) s += " (merged; the router keeps its rows)";
+  return s;
 }
 
 namespace {
@@ -64,6 +98,31 @@ template <typename T>
 T json_get(const nlohmann::json& j, const std::string& key, const std::string& path, T def) {
   if (!j.contains(key) || j[key].is_null()) return def;
   return json_get<T>(j, key, path);
+}
+
+int array_int(const format::GgufFile& f, const std::string& key, const format::GgufValue& item) {
+  if (const auto* u = std::get_if<uint64_t>(&item.v)) return static_cast<int>(*u);
+  if (const auto* i = std::get_if<int64_t>(&item.v)) return static_cast<int>(*i);
+  fail("{}: {} holds a non-integer value", f.path(), key);
+}
+
+// Per-layer expert counts and router maps of a reduced model (mcmoe reduce).
+void read_reduction(const format::GgufFile& f, ModelConfig& c) {
+  if (f.has(kLayerExpertsKey)) {
+    const format::GgufArray& a = f.get_array(kLayerExpertsKey);
+    if (static_cast<int>(a.items.size()) != c.n_layer) {
+      fail("{}: {} has {} entries, expected one per layer ({})", f.path(), kLayerExpertsKey, a.items.size(), c.n_layer);
+    }
+    for (const auto& item : a.items) c.layer_experts.push_back(array_int(f, kLayerExpertsKey, item));
+  }
+  if (f.has(kExpertMapKeyPrefix + std::string("0"))) {
+    for (int l = 0; l < c.n_layer; ++l) {
+      const std::string key = kExpertMapKeyPrefix + std::to_string(l);
+      if (!f.has(key)) fail("{}: missing key '{}' (a merged model maps the router rows of every layer)", f.path(), key);
+      std::vector<int>& map = c.expert_map.emplace_back();
+      for (const auto& item : f.get_array(key).items) map.push_back(array_int(f, key, item));
+    }
+  }
 }
 
 }  // namespace
@@ -196,6 +255,7 @@ ModelConfig config_from_gguf(const format::GgufFile& f) {
     c.n_vocab = static_cast<int>(t->shape[0]);
   }
   c.tie_embeddings = f.find_tensor("output.weight") == nullptr;
+  read_reduction(f, c);
   c.validate(f.path());
   return c;
 }

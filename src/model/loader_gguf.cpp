@@ -5,6 +5,7 @@
 #include "format/gguf.h"
 #include "format/tensor_names.h"
 #include "model/loaders.h"
+#include "ops/factored.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::model {
@@ -25,6 +26,26 @@ void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
     return v;
   };
   namespace tn = format::tensor_names;
+  // A per-expert projection: blk.N.P.E.weight, or the low-rank parts `mcmoe lowrank` wrote
+  // in its place (format/tensor_names.h), checked here once so the forward pass trusts them.
+  auto expert_proj = [&](int l, int e, const char* proj, const std::vector<int64_t>& shape, TensorView& dense,
+                         ops::LowRankWeights& lr) {
+    const std::string name = tn::expert(l, proj, e);
+    if (find(name) || !find(tn::expert_part(l, proj, e, tn::kLrRight))) {
+      dense = get(name, shape);
+      return;
+    }
+    auto part = [&](const char* p) {
+      const format::GgufTensorInfo* t = find(tn::expert_part(l, proj, e, p));
+      return t ? f.view(*t) : TensorView{};
+    };
+    lr = {part(tn::kLrLeft), part(tn::kLrRight), part(tn::kSparseRows), part(tn::kSparseIndex)};
+    const std::string what = fmt::format("{}: {}", path, tn::expert_part(l, proj, e, "*"));
+    ops::check_low_rank(lr, what);
+    if (lr.shape() != shape) {
+      fail("{}: the low-rank parts stand for a {} matrix, expected {}", what, shape_string(lr.shape()), shape_string(shape));
+    }
+  };
   const int64_t d = c.n_embd, q_dim = int64_t{c.n_head} * c.head_dim,
                 kv_dim = int64_t{c.n_head_kv} * c.head_dim;
   ModelWeights& w = m.weights_;
@@ -54,20 +75,22 @@ void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
       L.k_norm = m.to_f32(get(tn::layer(l, tn::kAttnKNorm), {kv_dim}));
     }
     auto& experts = m.stored_experts_[l];
+    const int n_exp = c.experts(l), n_rows = c.router_rows(l);
     if (find(tn::layer(l, tn::kFfnGateExps))) {
       // llama.cpp layout: one 3-D tensor per projection, expert e is slice e.
-      L.router = get(tn::layer(l, tn::kFfnGateInp), {c.n_expert, d});
-      const TensorView g = get(tn::layer(l, tn::kFfnGateExps), {c.n_expert, c.n_ff, d});
-      const TensorView u = get(tn::layer(l, tn::kFfnUpExps), {c.n_expert, c.n_ff, d});
-      const TensorView dn = get(tn::layer(l, tn::kFfnDownExps), {c.n_expert, d, c.n_ff});
-      for (int e = 0; e < c.n_expert; ++e) experts.push_back({g.slice0(e), u.slice0(e), dn.slice0(e)});
+      L.router = get(tn::layer(l, tn::kFfnGateInp), {n_rows, d});
+      const TensorView g = get(tn::layer(l, tn::kFfnGateExps), {n_exp, c.n_ff, d});
+      const TensorView u = get(tn::layer(l, tn::kFfnUpExps), {n_exp, c.n_ff, d});
+      const TensorView dn = get(tn::layer(l, tn::kFfnDownExps), {n_exp, d, c.n_ff});
+      for (int e = 0; e < n_exp; ++e) experts.push_back({g.slice0(e), u.slice0(e), dn.slice0(e)});
     } else if (c.n_expert > 1 || find(tn::expert(l, tn::kFfnGate, 0))) {
       // One tensor per expert and projection (older Mixtral GGUFs, mcmoe mixed precision).
-      L.router = get(tn::layer(l, tn::kFfnGateInp), {c.n_expert, d});
-      for (int e = 0; e < c.n_expert; ++e) {
-        experts.push_back({get(tn::expert(l, tn::kFfnGate, e), {c.n_ff, d}),
-                           get(tn::expert(l, tn::kFfnUp, e), {c.n_ff, d}),
-                           get(tn::expert(l, tn::kFfnDown, e), {d, c.n_ff})});
+      L.router = get(tn::layer(l, tn::kFfnGateInp), {n_rows, d});
+      for (int e = 0; e < n_exp; ++e) {
+        moe::ExpertWeights& ew = experts.emplace_back();
+        expert_proj(l, e, tn::kFfnGate, {c.n_ff, d}, ew.gate, ew.gate_lr);
+        expert_proj(l, e, tn::kFfnUp, {c.n_ff, d}, ew.up, ew.up_lr);
+        expert_proj(l, e, tn::kFfnDown, {d, c.n_ff}, ew.down, ew.down_lr);
       }
     } else {
       // Dense FFN: one expert, no router.

@@ -14,8 +14,8 @@ using format::GgufValue;
 using format::GgufWriter;
 namespace tn = format::tensor_names;
 
-void set_model_metadata(GgufWriter& g, const Model& m, const std::string& name, uint32_t file_type) {
-  const ModelConfig& c = m.config();
+void set_model_metadata(GgufWriter& g, const Model& m, const ModelConfig& c, const std::string& name,
+                        uint32_t file_type) {
   const std::string arch = arch_gguf_name(c.arch);
   const std::string p = arch + ".";
   g.set("general.architecture", GgufValue::str(arch));
@@ -48,6 +48,16 @@ void set_model_metadata(GgufWriter& g, const Model& m, const std::string& name, 
     if (c.n_ff_shared) g.set(p + "expert_shared_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared)));
   }
   if (c.arch != Arch::Llama) g.set(p + "expert_weights_norm", GgufValue::boolean(c.norm_topk_prob));
+  if (!c.layer_experts.empty()) {
+    std::vector<GgufValue> counts;
+    for (int n : c.layer_experts) counts.push_back(GgufValue::u32(static_cast<uint32_t>(n)));
+    g.set(kLayerExpertsKey, GgufValue::array(format::GgufType::U32, counts));
+  }
+  for (size_t l = 0; l < c.expert_map.size(); ++l) {
+    std::vector<GgufValue> map;
+    for (int e : c.expert_map[l]) map.push_back(GgufValue::i32(e));
+    g.set(kExpertMapKeyPrefix + std::to_string(l), GgufValue::array(format::GgufType::I32, map));
+  }
   m.tokenizer().write_gguf_metadata(g);
 }
 
@@ -66,11 +76,6 @@ std::vector<int64_t> rope_permutation(int n_heads, int head_dim) {
   return map;
 }
 
-
-namespace {
-
-}  // namespace
-
 void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>* map, uint8_t* dst) {
   const int64_t rows = src.rows(), cols = src.cols();
   const size_t out_row = row_bytes(type, cols);
@@ -88,11 +93,14 @@ void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>*
 void write_model_gguf(const Model& source, const ModelTensors& t, const std::string& name,
                       uint32_t file_type, const std::vector<std::pair<std::string, GgufValue>>& extra,
                       const std::string& path, const std::function<void(size_t, size_t)>& progress) {
-  const ModelConfig& c = source.config();
+  const ModelConfig& c = t.config ? *t.config : source.config();
   GgufWriter g;
-  set_model_metadata(g, source, name, file_type);
+  set_model_metadata(g, source, c, name, file_type);
   for (const auto& [k, v] : extra) g.set(k, v);
-  auto type_of = [&](const std::string& tname, const TensorView& v) { return t.type_for ? t.type_for(tname, v) : v.type; };
+  // Integer tensors (sparse row indices) are never converted.
+  auto type_of = [&](const std::string& tname, const TensorView& v) {
+    return t.type_for && v.type != DType::I32 ? t.type_for(tname, v) : v.type;
+  };
   auto add = [&](const std::string& tname, const TensorView& v, std::shared_ptr<std::vector<int64_t>> map = nullptr) {
     if (!v.valid()) fail("write {}: tensor '{}' has no data", path, tname);
     const DType type = type_of(tname, v);
@@ -131,12 +139,27 @@ void write_model_gguf(const Model& source, const ModelTensors& t, const std::str
     } else {
       add(tn::layer(l, tn::kFfnGateInp), L.router);
       if (t.per_expert) {
+        // A factored projection (mcmoe lowrank) is written as its parts in place of .weight.
+        auto add_proj = [&](int e, const char* proj, const TensorView& dense, const ops::LowRankWeights& lr) {
+          if (!lr.valid()) return add(tn::expert(l, proj, e), dense);
+          add(tn::expert_part(l, proj, e, tn::kLrLeft), lr.left);
+          add(tn::expert_part(l, proj, e, tn::kLrRight), lr.right);
+          if (lr.n_sparse() > 0) {
+            add(tn::expert_part(l, proj, e, tn::kSparseRows), lr.sparse);
+            add(tn::expert_part(l, proj, e, tn::kSparseIndex), lr.index);
+          }
+        };
         for (int e = 0; e < static_cast<int>(experts.size()); ++e) {
-          add(tn::expert(l, tn::kFfnGate, e), experts[e].gate);
-          add(tn::expert(l, tn::kFfnUp, e), experts[e].up);
-          add(tn::expert(l, tn::kFfnDown, e), experts[e].down);
+          add_proj(e, tn::kFfnGate, experts[e].gate, experts[e].gate_lr);
+          add_proj(e, tn::kFfnUp, experts[e].up, experts[e].up_lr);
+          add_proj(e, tn::kFfnDown, experts[e].down, experts[e].down_lr);
         }
       } else {
+        for (const auto& e : experts) {
+          if (e.factored()) {
+            fail("write {}: layer {} has low-rank experts (mcmoe lowrank), which llama.cpp's stacked layout cannot hold", path, l);
+          }
+        }
         auto add_stacked = [&](const char* tname, TensorView moe::ExpertWeights::*proj) {
           std::vector<TensorView> views;
           for (const auto& e : experts) {

@@ -12,8 +12,9 @@
 
 namespace mcmoe::model {
 
-// general.*, the architecture's hyperparameters and the tokenizer.
-void set_model_metadata(format::GgufWriter& g, const Model& m, const std::string& name,
+// general.*, the architecture's hyperparameters (from `c`, which may differ from m's after
+// expert reduction), per-layer expert counts and router maps when present, and the tokenizer.
+void set_model_metadata(format::GgufWriter& g, const Model& m, const ModelConfig& c, const std::string& name,
                         uint32_t file_type);
 
 // Row map that turns Hugging Face (NeoX) q/k rows into llama.cpp's interleaved order.
@@ -26,6 +27,9 @@ void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>*
 // The tensors to write, from views of any DType; q/k rows are permuted when the model came
 // from a Hugging Face "llama"-arch checkpoint.
 struct ModelTensors {
+  // The configuration the tensors follow; null: the source model's. Expert reduction
+  // changes expert counts and router shapes.
+  const ModelConfig* config = nullptr;
   ModelWeights weights;
   std::vector<std::vector<moe::ExpertWeights>> experts;  // [n_layer][n_expert]
   // One tensor per expert and projection (blk.N.ffn_gate.E.weight, each expert's three

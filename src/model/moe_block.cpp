@@ -10,6 +10,7 @@
 #include "model/session_internal.h"
 #include "moe/router.h"
 #include "ops/elementwise.h"
+#include "ops/factored.h"
 #include "ops/matmul.h"
 
 namespace mcmoe::model {
@@ -18,7 +19,8 @@ void Session::moe_block(int l, int64_t n) {
   const LayerWeights& L = model_.weights().layers[l];
   Scratch& s = *s_;
   const int64_t d = cfg_.n_embd, ffs = cfg_.n_ff_shared;
-  const int k = cfg_.n_expert_used, n_expert = cfg_.n_expert;
+  // Router rows and stored experts differ in merged models (ModelConfig::expert_map).
+  const int k = cfg_.n_expert_used, n_expert = cfg_.experts(l), n_router = cfg_.router_rows(l);
   for (int64_t t = 0; t < n; ++t) {
     ops::rms_norm(s.x.data() + t * d, static_cast<const float*>(L.ffn_norm.data),
                   s.h.data() + t * d, d, cfg_.rms_eps);
@@ -28,8 +30,8 @@ void Session::moe_block(int l, int64_t n) {
   // Routing.
   if (L.router.valid()) {
     ops::matmul(L.router, s.h.data(), n, s.router_logits.data(), pool_);
-    if (observer_) observer_->on_tensor("router_logits", l, s.router_logits.data(), n, n_expert);
-    const moe::RouterParams rp{.n_expert = n_expert, .k = k, .normalize_topk = cfg_.norm_topk_prob};
+    if (observer_) observer_->on_tensor("router_logits", l, s.router_logits.data(), n, n_router);
+    const moe::RouterParams rp{.n_expert = n_router, .k = k, .normalize_topk = cfg_.norm_topk_prob};
     moe::route(rp, s.router_logits.data(), n, s.probs.data(), s.topk_ids.data(), s.topk_w.data());
   } else {
     for (int64_t t = 0; t < n; ++t) {
@@ -39,6 +41,13 @@ void Session::moe_block(int l, int64_t n) {
       s.topk_w[t] = 1.f;
     }
   }
+  // From here on picks, probabilities and ids are by stored expert.
+  const float* probs = s.probs.data();
+  if (!cfg_.expert_map.empty() && L.router.valid()) {
+    moe::fold_merged_picks(cfg_.expert_map[l].data(), n_router, n_expert, n, k, s.probs.data(), s.merged_probs.data(),
+                           s.topk_ids.data(), s.topk_w.data());
+    probs = s.merged_probs.data();
+  }
   if (odp_ && odp_->enabled(l) && k > 1 && L.router.valid()) {
     const uint8_t* protect = nullptr;
     if (!s.att_probs.empty() && n > 1 && odp_->protect_fraction > 0) {
@@ -47,11 +56,11 @@ void Session::moe_block(int l, int64_t n) {
       moe::protect_top(s.importance.data(), n, odp_->protect_fraction, s.odp_protect);
       protect = s.odp_protect.data();
     }
-    moe::apply_odp(*odp_, l, n, n_expert, s.probs.data(), s.topk_ids.data(), s.topk_w.data(), protect, odp_counters_);
+    moe::apply_odp(*odp_, l, n, n_expert, probs, s.topk_ids.data(), s.topk_w.data(), protect, odp_counters_);
   }
   if (observer_) {
-    observer_->on_routing({.layer = l, .n_tokens = n, .n_expert = n_expert, .k = k, .pos0 = n_past_,
-                           .router_logits = s.router_logits.data(), .probs = s.probs.data(),
+    observer_->on_routing({.layer = l, .n_tokens = n, .n_expert = n_expert, .n_router = n_router, .k = k, .pos0 = n_past_,
+                           .router_logits = s.router_logits.data(), .probs = probs,
                            .topk_ids = s.topk_ids.data(), .topk_weights = s.topk_w.data()});
   }
 
@@ -141,19 +150,21 @@ void Session::experts_chunk(int l, int64_t n, std::span<const int> chunk, bool w
   float* shared_gate_out = s.ex_gate.data() + n * k * ff;  // [n, ffs] after the routed rows
   float* shared_up_out = s.ex_up.data() + n * k * ff;
   float* shared_out = s.ex_out.data() + n * k * d;  // [n, d]
-  std::vector<ops::MatmulJob>& jobs = s.jobs;
+  // A projection stored as low-rank plus sparse rows (mcmoe lowrank) runs factored; the
+  // batch keeps every expert of the chunk in as few parallel regions as it can.
+  ops::ProductBatch& jobs = s.products;
   jobs.clear();
-  int64_t rows_begin = chunk.empty() ? 0 : offset[chunk.front()], rows_end = chunk.empty() ? 0 : offset[chunk.back() + 1];
+  const int64_t rows_begin = chunk.empty() ? 0 : offset[chunk.front()], rows_end = chunk.empty() ? 0 : offset[chunk.back() + 1];
   for (size_t i = 0; i < chunk.size(); ++i) {
     const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;
-    jobs.push_back({.w = &ew[i].gate, .x = s.ex_in.data() + off * d, .y = s.ex_gate.data() + off * ff, .n_tokens = cnt});
-    jobs.push_back({.w = &ew[i].up, .x = s.ex_in.data() + off * d, .y = s.ex_up.data() + off * ff, .n_tokens = cnt});
+    jobs.add(ew[i].gate, ew[i].gate_lr, s.ex_in.data() + off * d, s.ex_gate.data() + off * ff, cnt);
+    jobs.add(ew[i].up, ew[i].up_lr, s.ex_in.data() + off * d, s.ex_up.data() + off * ff, cnt);
   }
   if (ffs > 0) {
-    jobs.push_back({.w = &L.shared.gate, .x = s.h.data(), .y = shared_gate_out, .n_tokens = n});
-    jobs.push_back({.w = &L.shared.up, .x = s.h.data(), .y = shared_up_out, .n_tokens = n});
+    jobs.add(L.shared.gate, s.h.data(), shared_gate_out, n);
+    jobs.add(L.shared.up, s.h.data(), shared_up_out, n);
   }
-  ops::matmul_batch(jobs, pool_);
+  jobs.run(pool_);
   // Active experts are ascending and each owns a contiguous row range, so a chunk's rows are
   // one contiguous range too.
   ops::silu_mul(s.ex_gate.data() + rows_begin * ff, s.ex_up.data() + rows_begin * ff, (rows_end - rows_begin) * ff);
@@ -165,12 +176,10 @@ void Session::experts_chunk(int l, int64_t n, std::span<const int> chunk, bool w
   jobs.clear();
   for (size_t i = 0; i < chunk.size(); ++i) {
     const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;
-    jobs.push_back({.w = &ew[i].down, .x = s.ex_gate.data() + off * ff, .y = s.ex_out.data() + off * d, .n_tokens = cnt});
+    jobs.add(ew[i].down, ew[i].down_lr, s.ex_gate.data() + off * ff, s.ex_out.data() + off * d, cnt);
   }
-  if (ffs > 0) {
-    jobs.push_back({.w = &L.shared.down, .x = shared_gate_out, .y = shared_out, .n_tokens = n});
-  }
-  ops::matmul_batch(jobs, pool_);
+  if (ffs > 0) jobs.add(L.shared.down, shared_gate_out, shared_out, n);
+  jobs.run(pool_);
   if (observer_) {
     for (size_t i = 0; i < chunk.size(); ++i) {
       const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;

@@ -11,12 +11,14 @@ namespace mcmoe::model {
 struct RoutingEvent {
   int layer = 0;
   int64_t n_tokens = 0;
-  int n_expert = 0;
+  int n_expert = 0;  // stored experts of the layer
+  int n_router = 0;  // router rows (more than n_expert in a merged model)
   int k = 0;
   int64_t pos0 = 0;                 // position of the first token
-  const float* router_logits = nullptr;  // [n_tokens, n_expert]
-  const float* probs = nullptr;          // [n_tokens, n_expert] softmax of the logits
-  const int* topk_ids = nullptr;         // [n_tokens, k], best first; -1 = dropped by ODP
+  const float* router_logits = nullptr;  // [n_tokens, n_router]
+  const float* probs = nullptr;          // [n_tokens, n_expert] softmax of the logits, summed over merged rows
+  const int* topk_ids = nullptr;         // [n_tokens, k] stored experts, best first; -1 = dropped by ODP
+                                         // or folded into an earlier pick of the same merged expert
   const float* topk_weights = nullptr;   // [n_tokens, k] as applied (renormalised if the model does)
 };
 

@@ -46,6 +46,7 @@ Session::Session(Model& model, const SessionOptions& options)
   s.proj.resize(b * d);
   s.router_logits.resize(b * cfg_.n_expert);
   s.probs.resize(b * cfg_.n_expert);
+  if (!cfg_.expert_map.empty()) s.merged_probs.resize(b * cfg_.n_expert);
   s.topk_ids.resize(b * cfg_.n_expert_used);
   s.topk_w.resize(b * cfg_.n_expert_used);
   s.moe_out.resize(b * d);
@@ -63,7 +64,7 @@ Session::Session(Model& model, const SessionOptions& options)
   s.active_experts.reserve(cfg_.n_expert);
   s.active_max_weight.reserve(cfg_.n_expert);
   s.expert_weights.reserve(cfg_.n_expert);
-  s.jobs.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
+  s.products.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
 }
 
 Session::~Session() = default;

@@ -4,6 +4,7 @@
 
 #include "model/session.h"
 #include "moe/expert_provider.h"
+#include "ops/factored.h"
 #include "ops/matmul.h"
 
 namespace mcmoe::model {
@@ -17,7 +18,8 @@ struct Session::Scratch {
   std::vector<float> att;      // [n_batch, q_dim]
   std::vector<float> proj;     // [n_batch, n_embd]
   std::vector<float> router_logits;  // [n_batch, n_expert]
-  std::vector<float> probs;          // [n_batch, n_expert]
+  std::vector<float> probs;          // [n_batch, n_expert] by router row
+  std::vector<float> merged_probs;   // [n_batch, n_expert] by stored expert (merged models)
   std::vector<int> topk_ids;         // [n_batch, k]
   std::vector<float> topk_w;         // [n_batch, k]
   std::vector<float> moe_out;        // [n_batch, n_embd]
@@ -39,7 +41,7 @@ struct Session::Scratch {
   std::vector<int> active_experts;     // experts with at least one row, ascending
   std::vector<float> active_max_weight;  // [active] largest routing weight of its rows
   std::vector<moe::ExpertWeights> expert_weights;  // [active] from the ExpertProvider
-  std::vector<ops::MatmulJob> jobs;    // gate/up then down jobs of one layer
+  ops::ProductBatch products;          // gate/up then down products of one layer
   // ODP (prefill with protection only): attention probabilities of the current layer
   // [n_head, n, n_past + n], token importance [n] and the protected-token flags [n].
   std::vector<float> att_probs;

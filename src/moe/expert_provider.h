@@ -5,24 +5,48 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/factored.h"
 
 namespace mcmoe::moe {
 
-// One SwiGLU expert: out = down(silu(gate(x)) * up(x)).
+// One SwiGLU expert: out = down(silu(gate(x)) * up(x)). A projection is stored either dense
+// or, after `mcmoe lowrank`, factored as L·R + sparse rows (ops/factored.h); the dense view
+// of a factored projection is empty.
 struct ExpertWeights {
   TensorView gate;  // [n_ff, n_embd]
   TensorView up;    // [n_ff, n_embd]
   TensorView down;  // [n_embd, n_ff]
+  ops::LowRankWeights gate_lr{}, up_lr{}, down_lr{};  // valid() only for factored projections
+
+  bool factored() const { return gate_lr.valid() || up_lr.valid() || down_lr.valid(); }
   // Every tensor the expert's compute reads: exactly the bytes an offloading provider moves.
-  // A representation that adds tensors (low-rank factors, sparse rows) lists them here.
-  std::vector<const TensorView*> views() const { return {&gate, &up, &down}; }
-  std::vector<TensorView*> views() { return {&gate, &up, &down}; }
+  std::vector<const TensorView*> views() const {
+    std::vector<const TensorView*> v;
+    for (const TensorView* t : {&gate, &up, &down, &gate_lr.left, &gate_lr.right, &gate_lr.sparse, &gate_lr.index,
+                                &up_lr.left, &up_lr.right, &up_lr.sparse, &up_lr.index, &down_lr.left,
+                                &down_lr.right, &down_lr.sparse, &down_lr.index}) {
+      if (t->valid()) v.push_back(t);
+    }
+    return v;
+  }
+  std::vector<TensorView*> views() {
+    std::vector<TensorView*> v;
+    for (const TensorView* t : std::as_const(*this).views()) v.push_back(const_cast<TensorView*>(t));
+    return v;
+  }
   size_t nbytes() const {
     size_t n = 0;
     for (const TensorView* v : views()) n += v->nbytes;
+    return n;
+  }
+  // Stored parameters (sparse row indices included).
+  int64_t n_params() const {
+    int64_t n = 0;
+    for (const TensorView* v : views()) n += v->numel();
     return n;
   }
 };

@@ -53,6 +53,7 @@ void apply_odp(const OdpParams& p, int layer, int64_t n, int n_expert, const flo
     float total = 0, kept = 0;
     for (int j = 0; j < k; ++j) total += w[j];
     for (int j = 1; j < k; ++j) {
+      if (ids[j] < 0) continue;  // folded into an earlier pick of the same merged expert
       if (probs[t * n_expert + ids[j]] < mu[j - 1] * p1) {
         ids[j] = -1;
         w[j] = 0.f;

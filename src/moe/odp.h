@@ -35,8 +35,8 @@ void token_importance(const float* probs, int n_head, int64_t n, int64_t pos0, c
 // marks none.
 void protect_top(const float* importance, int64_t n, double fraction, std::vector<uint8_t>& out);
 
-// Applies the ratio rule in place. topk_ids / topk_w: [n, k] best first; probs: [n, n_expert]
-// softmax. A dropped slot gets id -1 and weight 0; the kept weights are scaled so they sum
+// Applies the ratio rule in place. topk_ids / topk_w: [n, k] best first (ids of -1 are
+// skipped); probs: [n, n_expert] softmax. A dropped slot gets id -1 and weight 0; the kept weights are scaled so they sum
 // to what all k summed (for renormalised top-2 the first weight becomes 1).
 void apply_odp(const OdpParams& p, int layer, int64_t n, int n_expert, const float* probs, int* topk_ids,
                float* topk_w, const uint8_t* protect, OdpCounters& counters);

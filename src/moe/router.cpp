@@ -36,4 +36,27 @@ void route(const RouterParams& p, const float* logits, int64_t n_tokens, float* 
   }
 }
 
+void fold_merged_picks(const int* map, int n_router, int n_expert, int64_t n_tokens, int k, const float* probs,
+                       float* merged_probs, int* topk_ids, float* topk_weights) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* mp = merged_probs + t * n_expert;
+    std::fill(mp, mp + n_expert, 0.f);
+    for (int r = 0; r < n_router; ++r) mp[map[r]] += probs[t * n_router + r];
+    int* ids = topk_ids + t * k;
+    float* w = topk_weights + t * k;
+    for (int j = 0; j < k; ++j) {
+      if (ids[j] < 0) continue;
+      ids[j] = map[ids[j]];
+      for (int i = 0; i < j; ++i) {
+        if (ids[i] == ids[j]) {
+          w[i] += w[j];
+          ids[j] = -1;
+          w[j] = 0.f;
+          break;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace mcmoe::moe

@@ -62,12 +62,19 @@ ExpertLayout layout_expert(const model::Model& m, const moe::ExpertWeights& e, i
   return lay;
 }
 
+int expert_stride(const model::Model& m) {
+  size_t most = 0;
+  for (const auto& layer : m.stored_experts()) most = std::max(most, layer.size());
+  return static_cast<int>(most);
+}
+
 std::vector<uint64_t> expert_cache_bytes(const model::Model& m) {
-  std::vector<uint64_t> out;
+  const size_t stride = static_cast<size_t>(expert_stride(m));
+  std::vector<uint64_t> out(m.stored_experts().size() * stride, 0);
   for (size_t l = 0; l < m.stored_experts().size(); ++l) {
     for (size_t e = 0; e < m.stored_experts()[l].size(); ++e) {
       const moe::ExpertWeights& w = m.stored_experts()[l][e];
-      out.push_back(m.is_gguf() ? layout_expert(m, w, static_cast<int>(l), static_cast<int>(e)).buffer_bytes : w.nbytes());
+      out[l * stride + e] = m.is_gguf() ? layout_expert(m, w, static_cast<int>(l), static_cast<int>(e)).buffer_bytes : w.nbytes();
     }
   }
   return out;

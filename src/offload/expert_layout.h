@@ -32,6 +32,9 @@ ExpertLayout layout_expert(const model::Model& m, const moe::ExpertWeights& e, i
 // Bytes the cache charges for every expert, [n_layer * n_expert]: layout_expert's
 // buffer_bytes for GGUF files, the tensors' sizes otherwise. Percent budgets and cachesim
 // use these, so "50%" means half of what caching every expert would take.
+// Layers may store different numbers of experts (mcmoe reduce): ids are
+// layer * expert_stride(m) + expert, and absent experts cost 0 bytes.
 std::vector<uint64_t> expert_cache_bytes(const model::Model& m);
+int expert_stride(const model::Model& m);  // most experts any layer stores
 
 }  // namespace mcmoe::offload

@@ -21,14 +21,14 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
   if (!m.is_gguf()) fail("{}: offloading reads experts from a GGUF file; convert the model first (mcmoe convert)", m.path());
   if (c.n_expert <= 1) fail("{}: offloading needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
   n_layer_ = c.n_layer;
-  n_expert_ = c.n_expert;
+  n_expert_ = expert_stride(m);  // id stride; a reduced model's layers may store fewer
   reader_ = std::make_unique<FileReader>(m.path(), o.direct_io);
   const int n_ids = n_layer_ * n_expert_;
   stored_.resize(n_ids);
   layout_.resize(n_ids);
   std::vector<uint64_t> sizes(n_ids);
   for (int l = 0; l < n_layer_; ++l) {
-    for (int e = 0; e < n_expert_; ++e) {
+    for (int e = 0; e < static_cast<int>(m.stored_experts()[l].size()); ++e) {
       const int i = id(l, e);
       stored_[i] = m.stored_experts()[l][e];
       layout_[i] = layout_expert(m, stored_[i], l, e);
@@ -48,7 +48,9 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
   use_fallback_.assign(n_ids, 0);
   if (o.fallback) {
     const model::ModelConfig& fc = o.fallback->config();
-    if (fc.n_layer != c.n_layer || fc.n_expert != c.n_expert || fc.n_embd != c.n_embd || fc.n_ff != c.n_ff) {
+    bool same = fc.n_layer == c.n_layer && fc.n_embd == c.n_embd && fc.n_ff == c.n_ff;
+    for (int l = 0; same && l < c.n_layer; ++l) same = o.fallback->stored_experts()[l].size() == m.stored_experts()[l].size();
+    if (!same) {
       fail("fallback model {} has {} layers x {} experts (d {}, ff {}); {} has {} x {} (d {}, ff {})", o.fallback->path(),
            fc.n_layer, fc.n_expert, fc.n_embd, fc.n_ff, m.path(), c.n_layer, c.n_expert, c.n_embd, c.n_ff);
     }
@@ -200,9 +202,14 @@ size_t OffloadingProvider::begin_layer(int layer, std::span<const int> experts, 
     std::vector<int>& guess = predicted_[a - 1][layer];
     if (guess.empty()) continue;
     int right = 0;
-    for (int g : guess) right += std::find(experts.begin(), experts.end(), g) != experts.end();
+    int64_t guessed = 0;
+    for (int g : guess) {
+      if (g < 0) continue;
+      ++guessed;
+      right += std::find(experts.begin(), experts.end(), g) != experts.end();
+    }
     stats_.pred_used[a - 1] += static_cast<int64_t>(experts.size());
-    stats_.pred_guessed[a - 1] += static_cast<int64_t>(guess.size());
+    stats_.pred_guessed[a - 1] += guessed;
     stats_.pred_right[a - 1] += right;
     if (a == 1) {
       recall_window_hits_.push_back(right);
@@ -320,7 +327,7 @@ void OffloadingProvider::after_layer(int layer, const float* x, int64_t n) {
     // Protected until layer + a has run: that is the step number begin_layer will use then.
     const int64_t protect = static_cast<int64_t>(clock_) + a;
     for (int j = 0; j < o_.prefetch_m; ++j) {
-      if (prob[j] < o_.prefetch_min_prob) break;  // guesses are in falling probability
+      if (guess[j] < 0 || prob[j] < o_.prefetch_min_prob) break;  // guesses are in falling probability
       const int i = id(layer + a, guess[j]);
       Entry& e = entries_[i];
       if (e.state == State::kReady || e.state == State::kLoading) {

@@ -70,7 +70,7 @@ class OffloadingProvider final : public moe::ExpertProvider {
   ~OffloadingProvider() override;
 
   int n_layers() const override { return n_layer_; }
-  int n_experts(int layer) const override { return n_expert_; }
+  int n_experts(int layer) const override { return static_cast<int>(model_.stored_experts()[layer].size()); }
   size_t begin_layer(int layer, std::span<const int> experts, std::span<const float> max_weight) override;
   moe::ExpertWeights get(int layer, int expert) override;
   void end_layer(int layer) override;

@@ -15,14 +15,15 @@ class RoutePredictor {
   explicit RoutePredictor(const model::Model& m);
   // For token row x [n_embd] (the residual after layer `from_layer`): the top-m experts of
   // layer from_layer + ahead (ahead >= 1), best first, into out[m]; false (out untouched)
-  // when that layer does not exist or has no router.
+  // when that layer does not exist or has no router. Slots beyond the layer's expert count
+  // get -1.
   // prob (optional, [m]) receives each guess's routing probability (softmax over the layer).
   bool predict(int from_layer, int ahead, const float* x, int m, int* out, float* prob = nullptr);
 
  private:
   const model::ModelWeights& w_;
   const model::ModelConfig& cfg_;
-  std::vector<float> h_, logits_;
+  std::vector<float> h_, row_logits_, logits_;  // logits_: per stored expert
   std::vector<int> order_;
   ThreadPool pool_{1};  // a router is n_expert dot products: not worth waking workers
 };

@@ -30,7 +30,7 @@ class TraceRecorder final : public model::ForwardObserver {
         t_.picks[base * t_.k + j] = static_cast<int16_t>(e.topk_ids[i * e.k + j]);
         t_.weights[base * t_.k + j] = e.topk_weights[i * e.k + j];
       }
-      std::copy_n(e.probs + i * e.n_expert, t_.n_expert, t_.probs.begin() + base * t_.n_expert);
+      std::copy_n(e.probs + i * e.n_expert, e.n_expert, t_.probs.begin() + base * t_.n_expert);
     }
   }
   void on_tensor(std::string_view name, int layer, const float* data, int64_t rows, int64_t cols) override {
@@ -63,7 +63,7 @@ RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, cons
   RoutingTrace t;
   t.model = m.path();
   t.n_layer = c.n_layer;
-  t.n_expert = c.n_expert;
+  t.n_expert = expert_stride(m);  // reduced models: layers may store fewer
   t.k = c.n_expert_used;
   t.depth = o.depth;
   t.m = o.m;
