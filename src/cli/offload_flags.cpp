@@ -81,7 +81,8 @@ Offload install_offload(const Args& a, model::Model& m) {
   }
   if (a.has("--fallback") != a.has("--fallback-threshold")) fail("--fallback and --fallback-threshold go together");
   if (a.has("--fallback")) {
-    out.fallback = load_model_verbose(a.str("--fallback", ""), {});
+    // Mapped: only the experts the fallback actually serves are ever paged in.
+    out.fallback = load_model_verbose(a.str("--fallback", ""), {.memory = model::LoadOptions::Memory::kMap});
     o.fallback = out.fallback.get();
     o.fallback_threshold = static_cast<float>(a.number("--fallback-threshold", 0, 0, 1));
   }

@@ -235,16 +235,21 @@ size_t OffloadingProvider::begin_layer(int layer, std::span<const int> experts, 
     ++stats_.accesses;
     ++stats_.layer_accesses[layer];
     if (e.state == State::kFailed) forget_failed(i);  // throws the read's error
+    // HOBBIT: an unimportant expert that is not ready (absent, or still being read by a
+    // prefetch) runs from the low-bit copy rather than making the layer wait; a read in
+    // flight carries on, so the cache has it next time.
+    const bool unimportant = o_.fallback && max_weight[j] < o_.fallback_threshold;
+    if (unimportant && e.state != State::kReady) {
+      use_fallback_[i] = 1;
+      ++stats_.fallbacks;
+      ++count;
+      continue;
+    }
     if (e.state == State::kReady || e.state == State::kLoading) {
       ++stats_.hits;
       ++stats_.layer_hits[layer];
       if (e.state == State::kLoading) ++stats_.inflight_hits;
       if (e.prefetched) ++stats_.prefetches_used;
-    } else if (o_.fallback && max_weight[j] < o_.fallback_threshold) {
-      use_fallback_[i] = 1;
-      ++stats_.fallbacks;
-      ++count;
-      continue;
     } else {
       bool started = start_read(lock, i, true);
       while (!started) {
