@@ -28,6 +28,9 @@ struct CliResult {
 // Runs the built mcmoe binary with the given argument string (shell-quoted by the caller).
 CliResult run_cli(const std::string& args);
 
+// Word salad from a fixed vocabulary (deterministic), enough tokens for calibration; returns path.
+std::string write_word_salad(const std::string& path, int words);
+
 std::vector<uint8_t> read_bytes(const std::string& path);
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 std::string shared_dir();  // MCMOE_SOURCE_DIR/../shared, or "" when absent
