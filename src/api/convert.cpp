@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "format/gguf.h"
 #include "format/tensor_names.h"
 #include "model/model.h"
 #include "model/model_writer.h"
@@ -54,6 +55,16 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
 }
 
 void export_llama_gguf(const std::string& gguf_path, const std::string& out_path, const ConvertOptions& options) {
+  {
+    // Factored experts have no llama.cpp layout: say so before loading.
+    const format::GgufFile f(gguf_path);
+    for (const auto& t : f.tensors()) {
+      if (t.name.ends_with(std::string(".") + format::tensor_names::kLrRight)) {
+        fail("{}: tensor '{}': experts are stored low-rank plus sparse (mcmoe lowrank), which llama.cpp cannot run; "
+             "export the model before factoring it", gguf_path, t.name);
+      }
+    }
+  }
   const auto m = model::Model::load(gguf_path);
   if (!m->is_gguf()) fail("{}: expected a GGUF file", gguf_path);
   const model::ModelConfig& c = m->config();

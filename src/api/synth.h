@@ -24,6 +24,13 @@ struct SynthOptions {
   DType type = DType::Q8_0;
   uint64_t seed = 1;
   std::function<void(size_t, size_t)> progress;
+  // The vocabulary (tokenizer.* metadata) of this GGUF instead of the filler one; --vocab is
+  // then its size. Lets llama.cpp and mcmoe read real text with the synthetic model.
+  std::string tokenizer_from;
+  // Route like the model of this trace (api/synth_routing.h); needs tokenizer_from (the
+  // trace's token ids) and experts equal to the trace's.
+  std::string routing_from;
+  float routing_noise = 0.3f;
 };
 
 void synth_model(const SynthOptions& o, const std::string& out_path);

@@ -89,4 +89,16 @@ unsigned long long parse_bytes(const std::string& s, const std::string& flag) {
   return static_cast<unsigned long long>(v * mult);
 }
 
+unsigned long long parse_bytes_or_percent(const std::string& s, unsigned long long whole, const std::string& flag) {
+  if (!s.empty() && s.back() == '%') {
+    char* end = nullptr;
+    const double pct = std::strtod(s.c_str(), &end);
+    if (end != s.c_str() + s.size() - 1 || !(pct > 0) || pct > 100) {
+      fail("{}: expected a percentage in (0, 100], found '{}'", flag, s);
+    }
+    return static_cast<unsigned long long>(static_cast<long double>(whole) * pct / 100.0);
+  }
+  return parse_bytes(s, flag);
+}
+
 }  // namespace mcmoe::cli

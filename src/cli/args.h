@@ -30,5 +30,7 @@ class Args {
 
 // Parses sizes like "512MiB", "2GB", "1048576".
 unsigned long long parse_bytes(const std::string& s, const std::string& flag);
+// A size, or a percentage of `whole` ("50%"): --expert-cache and cachesim --budget.
+unsigned long long parse_bytes_or_percent(const std::string& s, unsigned long long whole, const std::string& flag);
 
 }  // namespace mcmoe::cli

@@ -2,20 +2,32 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/offload_flags.h"
+#include "core/error.h"
+#include "tokenizer/tokenizer.h"
 #include "eval/bench.h"
 
 namespace mcmoe::cli {
 
 int cmd_bench(const Argv& argv) {
-  const Args a(argv, with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--reps"}),
-               {"--no-bandwidth", "--mmap", "--no-mmap", "--odp"});
-  auto m = load_model_verbose(a.required("-m", "model path"), load_options_flags(a));
+  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--reps", "--text"})),
+               with_offload_switches({"--no-bandwidth", "--mmap", "--no-mmap", "--odp"}));
+  auto m = load_model_verbose(a.required("-m", "model path"), offload_load_options(a, load_options_flags(a)));
+  const Offload offload = install_offload(a, *m);
   eval::BenchOptions o;
   o.threads = threads_flag(a);
   o.prompt_tokens = static_cast<int>(a.integer("--prompt-tokens", 512, 1, 1 << 20));
   o.gen_tokens = static_cast<int>(a.integer("--gen-tokens", 128, 1, 1 << 20));
   o.repetitions = static_cast<int>(a.integer("--reps", 2, 1, 100));
   o.measure_bandwidth = !a.has("--no-bandwidth");
+  o.touch_weights = offload.provider == nullptr;
+  if (offload.provider) o.on_decode_start = [p = offload.provider] { p->reset_stats(); };
+  if (a.has("--text")) {
+    o.decode_tokens = m->tokenizer().encode(read_text_file(a.str("--text", "")));
+    if (static_cast<int>(o.decode_tokens.size()) < o.gen_tokens) {
+      fail("--text {}: {} tokens, fewer than --gen-tokens {}", a.str("--text", ""), o.decode_tokens.size(), o.gen_tokens);
+    }
+  }
   const auto odp = odp_flags(a, *m);
   o.odp = odp.get();
   const eval::BenchResult r = eval::bench(*m, o);
@@ -28,6 +40,9 @@ int cmd_bench(const Argv& argv) {
                 r.bandwidth_gb_s, r.roofline_tok_s, 100.0 * r.decode_tok_s / r.roofline_tok_s);
   }
   if (odp) std::printf("odp: %.2f%% of expert activations pruned\n", 100.0 * r.odp_pruned_fraction);
+  std::fflush(stdout);
+  // With --reps > 1 the counters describe the last run; its speed is printed above.
+  print_offload_stats(a, offload, 0, 0);
   return 0;
 }
 

@@ -45,7 +45,7 @@ int cmd_convert(const Argv& argv) {
 }
 
 int cmd_synth(const Argv& argv) {
-  const Args a(argv, {"--arch", "--layers", "--dim", "--ff", "--experts", "--top-k", "--vocab", "--type", "-o", "--heads", "--kv-heads", "--seed", "--shared-ff"}, {});
+  const Args a(argv, {"--arch", "--layers", "--dim", "--ff", "--experts", "--top-k", "--vocab", "--type", "-o", "--heads", "--kv-heads", "--seed", "--shared-ff", "--tokenizer-from", "--routing-from", "--routing-noise"}, {});
   api::SynthOptions o;
   o.arch = a.str("--arch", "mixtral");
   o.layers = static_cast<int>(a.integer("--layers", 2, 1, 4096));
@@ -58,6 +58,9 @@ int cmd_synth(const Argv& argv) {
   o.kv_heads = static_cast<int>(a.integer("--kv-heads", 0, 0, 4096));
   o.shared_ff = static_cast<int>(a.integer("--shared-ff", 0, 0, 1 << 22));
   o.seed = static_cast<uint64_t>(a.integer("--seed", 1, 0, INT64_MAX));
+  o.tokenizer_from = a.str("--tokenizer-from", "");
+  o.routing_from = a.str("--routing-from", "");
+  o.routing_noise = static_cast<float>(a.number("--routing-noise", 0.3, 0, 10));
   o.type = parse_type(a.str("--type", "q8_0"), {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0});
   const std::string out = a.required("-o", "output file");
   Progress progress("synth");

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -18,6 +19,36 @@ std::string human_bytes(double b) {
     ++u;
   }
   return fmt::format("{:.2f} {}", b, units[u]);
+}
+// Experts factored by mcmoe lowrank: rank and sparse rows per projection (one line when
+// every expert agrees), and what the factors cost against the dense matrices.
+void print_low_rank_summary(const model::Model& m) {
+  std::vector<std::pair<std::string, int>> forms;  // ("gate rank 32 + 16 sparse rows (f16)", count), first seen first
+  int64_t stored = 0, dense = 0;
+  size_t bytes = 0;
+  const char* names[3] = {"gate", "up", "down"};
+  for (const auto& layer : m.stored_experts()) {
+    for (const auto& e : layer) {
+      const TensorView* d[3] = {&e.gate, &e.up, &e.down};
+      const ops::LowRankWeights* lr[3] = {&e.gate_lr, &e.up_lr, &e.down_lr};
+      for (int p = 0; p < 3; ++p) {
+        const std::string form = lr[p]->valid() ? fmt::format("{} rank {} + {} sparse rows ({})", names[p], lr[p]->rank(),
+                                                              lr[p]->n_sparse(), dtype_name(lr[p]->left.type))
+                                                : fmt::format("{} dense ({})", names[p], dtype_name(d[p]->type));
+        auto it = std::find_if(forms.begin(), forms.end(), [&](const auto& f) { return f.first == form; });
+        if (it == forms.end()) forms.emplace_back(form, 1);
+        else ++it->second;
+        dense += lr[p]->valid() ? lr[p]->n_out() * lr[p]->n_in() : d[p]->numel();
+      }
+      stored += e.n_params();
+      bytes += e.nbytes();
+    }
+  }
+  std::printf("low-rank experts (W = L R + S, mcmoe lowrank):\n");
+  for (const auto& [form, n] : forms) std::printf("  %-56s x %d\n", form.c_str(), n);
+  std::printf("  stored expert parameters %lld of %lld as dense matrices (%.1f%%), %.3f bits per dense weight\n",
+              static_cast<long long>(stored), static_cast<long long>(dense), 100.0 * stored / std::max<int64_t>(1, dense),
+              8.0 * bytes / std::max<int64_t>(1, dense));
 }
 }  // namespace
 
@@ -59,9 +90,16 @@ int cmd_inspect(const Argv& argv) {
   }
   // The expert precision plan: one column per expert, the width of its weights (MQ types:
   // the code bits; other types: the type's name), and true bits per weight by part.
-  bool mixed = false;
+  bool mixed = false, factored = false;
   for (const auto& layer : m->stored_experts()) {
-    for (const auto& e : layer) mixed |= e.gate.type != m->stored_experts()[0][0].gate.type;
+    for (const auto& e : layer) {
+      mixed |= e.gate.type != m->stored_experts()[0][0].gate.type;
+      factored |= e.factored();
+    }
+  }
+  if (factored) {
+    print_low_rank_summary(*m);
+    mixed = false;  // the table below describes dense experts
   }
   if (mixed || (m->gguf() && m->gguf()->has("mcmoe.quant.expert_bits"))) {
     std::printf("expert bit-widths (layers x experts):\n");
@@ -83,7 +121,7 @@ int cmd_inspect(const Argv& argv) {
     int64_t ep = 0, lp = 0;
     for (const auto& layer : m->stored_experts()) {
       for (const auto& e : layer) {
-        for (const TensorView* v : {&e.gate, &e.up, &e.down}) {
+        for (const TensorView* v : e.views()) {
           eb += v->nbytes;
           ep += v->numel();
         }

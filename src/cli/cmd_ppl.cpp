@@ -1,9 +1,11 @@
+#include <chrono>
 #include <cstdio>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/offload_flags.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "eval/perplexity.h"
@@ -12,13 +14,14 @@
 namespace mcmoe::cli {
 
 int cmd_ppl(const Argv& argv) {
-  const Args a(argv, with_odp_flags({"-m", "-f", "--ctx", "--max-tokens", "--threads", "--kl-base"}),
-               {"--json", "--mmap", "--no-mmap", "--odp"});
+  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "-f", "--ctx", "--max-tokens", "--threads", "--kl-base"})),
+               with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"}));
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "text file");
   const int ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));
   const int64_t max_tokens = a.integer("--max-tokens", 0, 0, INT64_MAX);
-  auto m = load_model_verbose(path, load_options_flags(a));
+  auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
+  const Offload offload = install_offload(a, *m);
   const std::string text = read_text_file(text_path);
   std::vector<int32_t> ids = m->tokenizer().encode(text);
   std::fprintf(stderr, "%s: %zu bytes, %zu tokens\n", text_path.c_str(), text.size(), ids.size());
@@ -42,11 +45,14 @@ int cmd_ppl(const Argv& argv) {
     base_session = std::make_unique<model::Session>(*base_model, base_so);
   }
   Progress progress("ppl");
+  const auto t0 = std::chrono::steady_clock::now();
   const auto r = eval::perplexity(session, ids, ctx, m->tokenizer().bos_id(), [&](int64_t done, int64_t total, double ppl) {
     progress.update(done, total, fmt::format("ppl {:.4f}", ppl));
   }, base_session.get());
   progress.finish();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (odp) print_odp_summary(session.odp_counters());
+  print_offload_stats(a, offload, r.tokens_scored, seconds);
   if (a.has("--json")) {
     nlohmann::json j{{"ppl", r.ppl}, {"tokens_scored", r.tokens_scored}, {"ctx", ctx}};
     if (r.has_base) {

@@ -4,13 +4,14 @@
 #include "api/generate.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/offload_flags.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::cli {
 
 int cmd_run(const Argv& argv) {
-  const Args a(argv, with_odp_flags({"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--threads", "--ctx"}),
-               {"--json", "--mmap", "--no-mmap", "--odp"});
+  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--threads", "--ctx"})),
+               with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"}));
   const std::string path = a.required("-m", "model path");
   std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.required("-p", "prompt");
   const int n_predict = static_cast<int>(a.integer("-n", 64, 0, 1 << 20));
@@ -21,7 +22,8 @@ int cmd_run(const Argv& argv) {
   sp.seed = static_cast<uint64_t>(a.integer("--seed", 0, 0, INT64_MAX));
   const bool json = a.has("--json");
 
-  auto m = load_model_verbose(path, load_options_flags(a));
+  auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
+  const Offload offload = install_offload(a, *m);
   model::SessionOptions so;
   so.n_threads = threads_flag(a);
   so.n_ctx = static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20));
@@ -64,6 +66,7 @@ int cmd_run(const Argv& argv) {
                st.generated_tokens > 1 ? (st.generated_tokens - 1) / std::max(1e-9, st.decode_seconds) : 0.0,
                so.n_threads);
   if (odp) print_odp_summary(session.odp_counters());
+  print_offload_stats(a, offload, std::max<int64_t>(0, st.generated_tokens - 1), st.decode_seconds);
   return 0;
 }
 

@@ -15,6 +15,9 @@ int cmd_tokenize(const Argv& args);
 int cmd_dump(const Argv& args);
 int cmd_calibrate(const Argv& args);
 int cmd_quantize(const Argv& args);
+int cmd_trace(const Argv& args);
+int cmd_cachesim(const Argv& args);
+int cmd_lowrank(const Argv& args);
 int cmd_reduce(const Argv& args);
 
 }  // namespace mcmoe::cli

@@ -23,12 +23,20 @@ commands:
   convert   MODEL.gguf -o FILE.gguf [--type ...]   (llama.cpp's layout; merged experts expanded)
   synth     --arch mixtral --layers L --dim D --ff F --experts E --top-k K --vocab V
             --type q8_0|q4_0|f16 -o FILE.gguf [--heads H --kv-heads H --seed S]
-  bench     -m MODEL [--threads N] [--prompt-tokens 512] [--gen-tokens 128]
+            [--tokenizer-from MODEL.gguf --routing-from TRACE --routing-noise 0.3]
+  bench     -m MODEL [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--text FILE]
+  (run, ppl and bench also take --expert-cache SIZE|PCT [--cache-policy lfu|lru --prefetch D --fallback M
+   --fallback-threshold W --stats ...]: experts read from the file into a byte-budgeted cache)
   dump      -m MODEL (-p TEXT | --ids 1,2,3) --name NAME[.LAYER] [-o FILE.json]
   calibrate -m MODEL -f TEXT -o STATS.json [--samples 64 --seq 512 --candidates 1,2,3,4 --group 128]
   quantize  -m MODEL --stats STATS.json --bits 2.5 -o OUT.gguf [--alloc pmq|uniform|hessian|frequency|random]
             [--candidates 1,2,3 --global --rtn --act-order --group 128 --attn-bits 4 --router-bits 4
              --embd-type f16|q8_0 --alpha 1 --beta 1.5 --gamma 1 -f TEXT --samples N --seq L]
+  trace     -m MODEL -f TEXT -o TRACE [--ctx 512 --max-tokens N --depth 2 --top-m 4]
+  cachesim  TRACE [--budget 50%|512MiB] [--policy lru|lfu|lfu-seeded|belady[+prefetch]]
+            [--prefetch-depth 1 --prefetch-m 2 --per-layer --layers]
+  lowrank   -m MODEL -f TEXT --rank R --sparse-rows S -o OUT.gguf [--type f16|q8_0|f32 --svd plain|whitened
+             --samples 64 --ctx 512]
   reduce    -m MODEL -f TEXT --method merge|prune|frequency|cluster --keep 0.75 -o OUT.gguf
             [--per-layer adaptive|uniform --samples 32 --ctx 512]
 
@@ -55,6 +63,9 @@ int main(int argc, char** argv) {
     if (cmd == "dump") return mcmoe::cli::cmd_dump(args);
     if (cmd == "calibrate") return mcmoe::cli::cmd_calibrate(args);
     if (cmd == "quantize") return mcmoe::cli::cmd_quantize(args);
+    if (cmd == "trace") return mcmoe::cli::cmd_trace(args);
+    if (cmd == "cachesim") return mcmoe::cli::cmd_cachesim(args);
+    if (cmd == "lowrank") return mcmoe::cli::cmd_lowrank(args);
     if (cmd == "reduce") return mcmoe::cli::cmd_reduce(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 1;

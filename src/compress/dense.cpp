@@ -1,5 +1,7 @@
 #include "compress/dense.h"
 
+#include <cblas.h>
+
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "quant/quantize.h"
@@ -24,8 +26,25 @@ DenseMatrix to_dense(const TensorView& v) {
   return m;
 }
 
+DenseMatrix to_dense(const ops::LowRankWeights& lr) {
+  const DenseMatrix left = to_dense(lr.left), right = to_dense(lr.right);
+  DenseMatrix w{lr.n_out(), lr.n_in(), std::vector<float>(static_cast<size_t>(lr.n_out() * lr.n_in()))};
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(w.rows), static_cast<int>(w.cols),
+              static_cast<int>(lr.rank()), 1.f, left.data.data(), static_cast<int>(lr.rank()), right.data.data(),
+              static_cast<int>(w.cols), 0.f, w.data.data(), static_cast<int>(w.cols));
+  if (lr.n_sparse() > 0) {
+    const DenseMatrix sparse = to_dense(lr.sparse);
+    const auto* idx = static_cast<const int32_t*>(lr.index.data);
+    for (int64_t i = 0; i < sparse.rows; ++i) {
+      for (int64_t j = 0; j < w.cols; ++j) w.data[idx[i] * w.cols + j] += sparse.data[i * w.cols + j];
+    }
+  }
+  return w;
+}
+
 DenseExpert to_dense(const moe::ExpertWeights& e) {
-  return DenseExpert{to_dense(e.gate), to_dense(e.up), to_dense(e.down)};
+  auto proj = [](const TensorView& dense, const ops::LowRankWeights& lr) { return lr.valid() ? to_dense(lr) : to_dense(dense); };
+  return DenseExpert{proj(e.gate, e.gate_lr), proj(e.up, e.up_lr), proj(e.down, e.down_lr)};
 }
 
 void expert_hidden(const DenseExpert& e, const float* x, int64_t n, ThreadPool& pool, std::vector<float>& hidden,

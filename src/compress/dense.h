@@ -19,9 +19,14 @@ struct DenseMatrix {
 // Dequantizes any stored matrix to f32.
 DenseMatrix to_dense(const TensorView& v);
 
+// W = L·R + S of a factored projection (mcmoe lowrank), rebuilt: what the factored forward
+// computes, for the offline pipelines and the tests.
+DenseMatrix to_dense(const ops::LowRankWeights& lr);
+
 struct DenseExpert {
   DenseMatrix gate, up, down;  // [n_ff, n_embd], [n_ff, n_embd], [n_embd, n_ff]
 };
+// Factored projections are rebuilt.
 DenseExpert to_dense(const moe::ExpertWeights& e);
 
 // hidden[n, n_ff] = silu(gate x) * up x for x [n, n_embd] (down's input); up_scratch holds

@@ -88,6 +88,14 @@ DenseMatrix dequantized(const GroupedQuant& q) {
 void check_options(const model::Model& m, const QuantizeModelOptions& o) {
   const model::ModelConfig& c = m.config();
   if (o.group != 32 && o.group != 64 && o.group != 128) fail("--group {}: expected 32, 64 or 128", o.group);
+  for (const auto& layer : m.stored_experts()) {
+    for (const auto& e : layer) {
+      if (e.factored()) {
+        fail("{}: experts are stored low-rank plus sparse (mcmoe lowrank); quantize the model before factoring it "
+             "(lowrank --type q8_0 stores the factors at 8 bits)", m.path());
+      }
+    }
+  }
   for (int64_t cols : {int64_t{c.n_embd}, int64_t{c.n_ff}, int64_t{c.n_head} * c.head_dim}) {
     if (cols % 128 != 0) fail("{}: a linear input width {} is not a multiple of 128, which the low-bit formats need", m.path(), cols);
   }

@@ -134,14 +134,14 @@ GroupParams searched_params(const float* w, int64_t g, const QuantSpec& s) {
       sw += a * w[i];
       sqw += a * q * w[i];
     }
+    // No refit (a group with one distinct non-zero value, say): skip the candidate rather
+    // than keep its unrounded clip range, which f16 cannot store.
     const double det = s1 * sqq - sq * sq;
-    if (det > 0) {
-      const double scale = (s1 * sqw - sq * sw) / det;
-      if (scale > 0) {
-        p.scale = f16_nearest(scale);
-        p.min = f16_nearest((sw - scale * sq) / s1);
-      }
-    }
+    if (!(det > 0)) continue;
+    const double scale = (s1 * sqw - sq * sw) / det;
+    if (!(scale > 0)) continue;
+    p.scale = f16_nearest(scale);
+    p.min = f16_nearest((sw - scale * sq) / s1);
     if (!(p.scale > 0) || !std::isfinite(p.scale) || !std::isfinite(p.min)) continue;
     p.inv = 1.f / p.scale;
     const double err = grid_error(w, g, p, maxq);

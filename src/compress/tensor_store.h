@@ -1,6 +1,7 @@
 #pragma once
-// Owns the bytes of tensors an offline pipeline creates (quantized or merged weights)
-// until the model file is written; views into it stay valid for the store's lifetime.
+// Owns the bytes of tensors an offline pipeline creates (quantized or merged weights,
+// low-rank factors) until the model file is written; views into it stay valid for the
+// store's lifetime.
 #include <cstdint>
 #include <deque>
 #include <vector>

@@ -21,6 +21,7 @@ enum class DType : uint32_t {
   Q4_K = 12,
   Q5_K = 13,
   Q6_K = 14,
+  I32 = 26,  // integer tensors (row indices of low-rank experts' sparse rows), not weights
   BF16 = 30,
   // mcmoe's grouped low-bit formats (quant/lowbit.h): b-bit unsigned codes with an f16 scale
   // and f16 min per group of g weights, blocks of 128 weights. Id = 1000 + 10 * b + k with
@@ -43,7 +44,7 @@ enum class DType : uint32_t {
 inline constexpr DType kAllDTypes[] = {
     DType::F32,     DType::F16,      DType::Q4_0,    DType::Q4_1,    DType::Q5_0,
     DType::Q5_1,    DType::Q8_0,     DType::Q2_K,    DType::Q3_K,    DType::Q4_K,
-    DType::Q5_K,    DType::Q6_K,     DType::BF16,    DType::MQ1_G32, DType::MQ1_G64,
+    DType::Q5_K,    DType::Q6_K,     DType::BF16,    DType::I32,    DType::MQ1_G32, DType::MQ1_G64,
     DType::MQ1_G128, DType::MQ2_G32, DType::MQ2_G64, DType::MQ2_G128, DType::MQ3_G32,
     DType::MQ3_G64, DType::MQ3_G128, DType::MQ4_G32, DType::MQ4_G64, DType::MQ4_G128,
 };

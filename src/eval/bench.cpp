@@ -73,11 +73,11 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     }
   }
   const auto& e0 = m.stored_experts()[0][0];
-  active_params += static_cast<double>(c.n_layer) * c.n_expert_used * (e0.gate.numel() + e0.up.numel() + e0.down.numel());
+  active_params += static_cast<double>(c.n_layer) * c.n_expert_used * static_cast<double>(e0.n_params());
 
   // Touch every page of the weights first: a mapped file's first pass costs page faults
   // (and disk reads) that are not what decode speed means.
-  {
+  if (o.touch_weights) {
     volatile uint8_t sink = 0;
     for (const auto& t : m.file_tensors()) {
       const auto* p = static_cast<const uint8_t*>(t.view.data);
@@ -98,9 +98,11 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     counter.enabled = true;
     counter.bytes = counter.experts = 0;
     int32_t next = 3;
+    if (o.on_decode_start) o.on_decode_start();
     t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < o.gen_tokens; ++i) {
-      next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      next = o.decode_tokens.empty() ? static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())
+                                     : o.decode_tokens[static_cast<size_t>(i) % o.decode_tokens.size()];
       logits = session.eval(std::span<const int32_t>(&next, 1), false);
     }
     const double tps = o.gen_tokens / seconds_since(t0);

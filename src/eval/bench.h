@@ -2,6 +2,8 @@
 // Prefill and decode speed of a model, with the bytes each decode token touches, so the
 // figure can be judged against the memory roofline.
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "model/model.h"
 #include "moe/odp.h"
@@ -15,6 +17,15 @@ struct BenchOptions {
   int repetitions = 2;  // best of
   bool measure_bandwidth = true;
   const moe::OdpParams* odp = nullptr;  // online dynamic pruning during the runs
+  // Page in every weight before timing (right for a resident model; wrong when experts are
+  // offloaded, where it would fill the page cache with the very bytes the cache budgets).
+  bool touch_weights = true;
+  // Decode feeds these tokens one at a time (teacher forcing, as a real text routes) instead
+  // of the model's own greedy picks; gen_tokens of them are used.
+  std::vector<int32_t> decode_tokens;
+  // Called when a timed decode run starts (after prefill and the first token): e.g. to
+  // reset an expert cache's counters so they describe decode only.
+  std::function<void()> on_decode_start;
 };
 
 struct BenchResult {

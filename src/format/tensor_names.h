@@ -1,7 +1,13 @@
 #pragma once
 // GGUF tensor names are API: llama.cpp's canonical names, fixed here once. mcmoe's only
-// addition is the per-expert form blk.N.ffn_gate.E.weight (one tensor per expert and
-// projection, so experts can carry their own type and be read alone).
+// additions are the per-expert form blk.N.ffn_gate.E.weight (one tensor per expert and
+// projection, so experts can carry their own type and be read alone) and, for a projection
+// that `mcmoe lowrank` factored as W ≈ L·R + S, four tensors in its place:
+//   blk.N.ffn_gate.E.lr_left       [n_out, rank]
+//   blk.N.ffn_gate.E.lr_right      [rank, n_in]
+//   blk.N.ffn_gate.E.sparse_rows   [n_sparse, n_in]  rows of the residual W − L·R kept whole
+//   blk.N.ffn_gate.E.sparse_index  [n_sparse] i32    which row of W each one adds to
+// (the last two only when n_sparse > 0). llama.cpp has no such layout.
 #include <fmt/format.h>
 #include <string>
 
@@ -35,6 +41,11 @@ inline constexpr const char* kFfnGateShexp = "ffn_gate_shexp.weight";
 inline constexpr const char* kFfnUpShexp = "ffn_up_shexp.weight";
 inline constexpr const char* kFfnDownShexp = "ffn_down_shexp.weight";
 
+inline constexpr const char* kLrLeft = "lr_left";
+inline constexpr const char* kLrRight = "lr_right";
+inline constexpr const char* kSparseRows = "sparse_rows";
+inline constexpr const char* kSparseIndex = "sparse_index";
+
 inline std::string layer(int l, const char* suffix) {
   const std::string s = suffix;
   // Dense FFN names are given without ".weight" to share them with the per-expert form.
@@ -43,6 +54,10 @@ inline std::string layer(int l, const char* suffix) {
 }
 inline std::string expert(int l, const char* proj, int e) {
   return fmt::format("blk.{}.{}.{}.weight", l, proj, e);
+}
+// One part of a factored expert projection: blk.N.ffn_gate.E.lr_left, ...
+inline std::string expert_part(int l, const char* proj, int e, const char* part) {
+  return fmt::format("blk.{}.{}.{}.{}", l, proj, e, part);
 }
 
 }  // namespace mcmoe::format::tensor_names

@@ -5,6 +5,7 @@
 #include "format/gguf.h"
 #include "format/tensor_names.h"
 #include "model/loaders.h"
+#include "ops/factored.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::model {
@@ -25,6 +26,26 @@ void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
     return v;
   };
   namespace tn = format::tensor_names;
+  // A per-expert projection: blk.N.P.E.weight, or the low-rank parts `mcmoe lowrank` wrote
+  // in its place (format/tensor_names.h), checked here once so the forward pass trusts them.
+  auto expert_proj = [&](int l, int e, const char* proj, const std::vector<int64_t>& shape, TensorView& dense,
+                         ops::LowRankWeights& lr) {
+    const std::string name = tn::expert(l, proj, e);
+    if (find(name) || !find(tn::expert_part(l, proj, e, tn::kLrRight))) {
+      dense = get(name, shape);
+      return;
+    }
+    auto part = [&](const char* p) {
+      const format::GgufTensorInfo* t = find(tn::expert_part(l, proj, e, p));
+      return t ? f.view(*t) : TensorView{};
+    };
+    lr = {part(tn::kLrLeft), part(tn::kLrRight), part(tn::kSparseRows), part(tn::kSparseIndex)};
+    const std::string what = fmt::format("{}: {}", path, tn::expert_part(l, proj, e, "*"));
+    ops::check_low_rank(lr, what);
+    if (lr.shape() != shape) {
+      fail("{}: the low-rank parts stand for a {} matrix, expected {}", what, shape_string(lr.shape()), shape_string(shape));
+    }
+  };
   const int64_t d = c.n_embd, q_dim = int64_t{c.n_head} * c.head_dim,
                 kv_dim = int64_t{c.n_head_kv} * c.head_dim;
   ModelWeights& w = m.weights_;
@@ -66,9 +87,10 @@ void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
       // One tensor per expert and projection (older Mixtral GGUFs, mcmoe mixed precision).
       L.router = get(tn::layer(l, tn::kFfnGateInp), {n_rows, d});
       for (int e = 0; e < n_exp; ++e) {
-        experts.push_back({get(tn::expert(l, tn::kFfnGate, e), {c.n_ff, d}),
-                           get(tn::expert(l, tn::kFfnUp, e), {c.n_ff, d}),
-                           get(tn::expert(l, tn::kFfnDown, e), {d, c.n_ff})});
+        moe::ExpertWeights& ew = experts.emplace_back();
+        expert_proj(l, e, tn::kFfnGate, {c.n_ff, d}, ew.gate, ew.gate_lr);
+        expert_proj(l, e, tn::kFfnUp, {c.n_ff, d}, ew.up, ew.up_lr);
+        expert_proj(l, e, tn::kFfnDown, {d, c.n_ff}, ew.down, ew.down_lr);
       }
     } else {
       // Dense FFN: one expert, no router.

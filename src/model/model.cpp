@@ -50,10 +50,18 @@ void Model::replace_layer(int l, const LayerWeights& weights, std::vector<moe::E
   same(weights.wv, old.wv, "attn_v");
   same(weights.wo, old.wo, "attn_output");
   same(weights.router, old.router, "router");
+  // An expert projection may change between dense and factored (mcmoe lowrank); the matrix
+  // it stands for keeps its shape.
+  auto same_proj = [&](const TensorView& a, const ops::LowRankWeights& a_lr, const TensorView& b,
+                       const ops::LowRankWeights& b_lr, const char* what) {
+    const std::vector<int64_t> sa = a_lr.valid() ? a_lr.shape() : a.shape, sb = b_lr.valid() ? b_lr.shape() : b.shape;
+    if (sa != sb) fail("replace_layer: layer {} {} has shape {}, expected {}", l, what, shape_string(sa), shape_string(sb));
+  };
   for (size_t e = 0; e < experts.size(); ++e) {
-    same(experts[e].gate, stored_experts_[l][e].gate, "expert gate");
-    same(experts[e].up, stored_experts_[l][e].up, "expert up");
-    same(experts[e].down, stored_experts_[l][e].down, "expert down");
+    const moe::ExpertWeights &n = experts[e], &o = stored_experts_[l][e];
+    same_proj(n.gate, n.gate_lr, o.gate, o.gate_lr, "expert gate");
+    same_proj(n.up, n.up_lr, o.up, o.up_lr, "expert up");
+    same_proj(n.down, n.down_lr, o.down, o.down_lr, "expert down");
   }
   weights_.layers[l] = weights;
   stored_experts_[l] = std::move(experts);

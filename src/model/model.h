@@ -50,6 +50,11 @@ class Model {
   // layers see the already-compressed ones. Shapes must match the configuration.
   void replace_layer(int l, const LayerWeights& weights, std::vector<moe::ExpertWeights> experts);
 
+  // Offloading re-points non-expert views at copies it owns (read with pread, so no page of
+  // the file stays mapped); `owner` keeps those copies alive as long as the model.
+  ModelWeights& mutable_weights() { return weights_; }
+  void keep_alive(std::shared_ptr<void> owner) { kept_alive_.push_back(std::move(owner)); }
+
   const std::string& path() const { return path_; }
   bool is_gguf() const { return gguf_ != nullptr; }
   const format::GgufFile* gguf() const { return gguf_.get(); }
@@ -73,6 +78,7 @@ class Model {
   std::unique_ptr<format::SafetensorsSet> safetensors_;
   std::vector<std::unique_ptr<float[]>> owned_;
   std::vector<NamedTensor> file_tensors_;
+  std::vector<std::shared_ptr<void>> kept_alive_;
 };
 
 // Throws an Error naming `source` and `name` when the view's shape differs from `expected`.

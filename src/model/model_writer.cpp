@@ -97,7 +97,10 @@ void write_model_gguf(const Model& source, const ModelTensors& t, const std::str
   GgufWriter g;
   set_model_metadata(g, source, c, name, file_type);
   for (const auto& [k, v] : extra) g.set(k, v);
-  auto type_of = [&](const std::string& tname, const TensorView& v) { return t.type_for ? t.type_for(tname, v) : v.type; };
+  // Integer tensors (sparse row indices) are never converted.
+  auto type_of = [&](const std::string& tname, const TensorView& v) {
+    return t.type_for && v.type != DType::I32 ? t.type_for(tname, v) : v.type;
+  };
   auto add = [&](const std::string& tname, const TensorView& v, std::shared_ptr<std::vector<int64_t>> map = nullptr) {
     if (!v.valid()) fail("write {}: tensor '{}' has no data", path, tname);
     const DType type = type_of(tname, v);
@@ -136,12 +139,27 @@ void write_model_gguf(const Model& source, const ModelTensors& t, const std::str
     } else {
       add(tn::layer(l, tn::kFfnGateInp), L.router);
       if (t.per_expert) {
+        // A factored projection (mcmoe lowrank) is written as its parts in place of .weight.
+        auto add_proj = [&](int e, const char* proj, const TensorView& dense, const ops::LowRankWeights& lr) {
+          if (!lr.valid()) return add(tn::expert(l, proj, e), dense);
+          add(tn::expert_part(l, proj, e, tn::kLrLeft), lr.left);
+          add(tn::expert_part(l, proj, e, tn::kLrRight), lr.right);
+          if (lr.n_sparse() > 0) {
+            add(tn::expert_part(l, proj, e, tn::kSparseRows), lr.sparse);
+            add(tn::expert_part(l, proj, e, tn::kSparseIndex), lr.index);
+          }
+        };
         for (int e = 0; e < static_cast<int>(experts.size()); ++e) {
-          add(tn::expert(l, tn::kFfnGate, e), experts[e].gate);
-          add(tn::expert(l, tn::kFfnUp, e), experts[e].up);
-          add(tn::expert(l, tn::kFfnDown, e), experts[e].down);
+          add_proj(e, tn::kFfnGate, experts[e].gate, experts[e].gate_lr);
+          add_proj(e, tn::kFfnUp, experts[e].up, experts[e].up_lr);
+          add_proj(e, tn::kFfnDown, experts[e].down, experts[e].down_lr);
         }
       } else {
+        for (const auto& e : experts) {
+          if (e.factored()) {
+            fail("write {}: layer {} has low-rank experts (mcmoe lowrank), which llama.cpp's stacked layout cannot hold", path, l);
+          }
+        }
         auto add_stacked = [&](const char* tname, TensorView moe::ExpertWeights::*proj) {
           std::vector<TensorView> views;
           for (const auto& e : experts) {

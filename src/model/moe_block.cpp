@@ -1,12 +1,16 @@
 // The MoE half of a decoder layer: norm → router → top-k → experts (through the
 // ExpertProvider) → weighted sum (+ shared expert). Tokens are grouped by expert so each
 // expert runs once per batch as a matmul over its tokens.
+#include <algorithm>
 #include <cmath>
+
+#include "core/error.h"
 
 #include "model/session.h"
 #include "model/session_internal.h"
 #include "moe/router.h"
 #include "ops/elementwise.h"
+#include "ops/factored.h"
 #include "ops/matmul.h"
 
 namespace mcmoe::model {
@@ -14,7 +18,7 @@ namespace mcmoe::model {
 void Session::moe_block(int l, int64_t n) {
   const LayerWeights& L = model_.weights().layers[l];
   Scratch& s = *s_;
-  const int64_t d = cfg_.n_embd, ff = cfg_.n_ff, ffs = cfg_.n_ff_shared;
+  const int64_t d = cfg_.n_embd, ffs = cfg_.n_ff_shared;
   // Router rows and stored experts differ in merged models (ModelConfig::expert_map).
   const int k = cfg_.n_expert_used, n_expert = cfg_.experts(l), n_router = cfg_.router_rows(l);
   for (int64_t t = 0; t < n; ++t) {
@@ -93,53 +97,26 @@ void Session::moe_block(int l, int64_t n) {
     if (offset[e + 1] > offset[e]) active.push_back(e);
   }
 
+  std::vector<float>& max_weight = s.active_max_weight;
+  max_weight.assign(active.size(), 0.f);
+  for (size_t i = 0; i < active.size(); ++i) {
+    for (int64_t r = offset[active[i]]; r < offset[active[i] + 1]; ++r) max_weight[i] = std::max(max_weight[i], s.row_weight[r]);
+  }
+  // The provider may hand out fewer experts than asked (a byte-budgeted cache); run them in
+  // as many chunks as it takes. The shared expert runs with the first chunk.
   moe::ExpertProvider& provider = model_.experts();
-  provider.begin_layer(l, active);
-  std::vector<moe::ExpertWeights>& ew = s.expert_weights;
-  ew.resize(active.size());
-  for (size_t i = 0; i < active.size(); ++i) ew[i] = provider.get(l, active[i]);
-
-  float* shared_gate_out = s.ex_gate.data() + n * k * ff;  // [n, ffs] after the routed rows
-  float* shared_up_out = s.ex_up.data() + n * k * ff;
-  float* shared_out = s.ex_out.data() + n * k * d;  // [n, d]
-  std::vector<ops::MatmulJob>& jobs = s.jobs;
-  jobs.clear();
-  for (size_t i = 0; i < active.size(); ++i) {
-    const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;
-    jobs.push_back({.w = &ew[i].gate, .x = s.ex_in.data() + off * d, .y = s.ex_gate.data() + off * ff, .n_tokens = cnt});
-    jobs.push_back({.w = &ew[i].up, .x = s.ex_in.data() + off * d, .y = s.ex_up.data() + off * ff, .n_tokens = cnt});
-  }
-  if (ffs > 0) {
-    jobs.push_back({.w = &L.shared.gate, .x = s.h.data(), .y = shared_gate_out, .n_tokens = n});
-    jobs.push_back({.w = &L.shared.up, .x = s.h.data(), .y = shared_up_out, .n_tokens = n});
-  }
-  ops::matmul_batch(jobs, pool_);
-  ops::silu_mul(s.ex_gate.data(), s.ex_up.data(), n_rows * ff);
-  if (ffs > 0) {
-    ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
-    if (observer_) observer_->on_tensor("shared_hidden", l, shared_gate_out, n, ffs);
-  }
-
-  jobs.clear();
-  for (size_t i = 0; i < active.size(); ++i) {
-    const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;
-    jobs.push_back({.w = &ew[i].down, .x = s.ex_gate.data() + off * ff, .y = s.ex_out.data() + off * d, .n_tokens = cnt});
-  }
-  if (ffs > 0) {
-    jobs.push_back({.w = &L.shared.down, .x = shared_gate_out, .y = shared_out, .n_tokens = n});
-  }
-  ops::matmul_batch(jobs, pool_);
-  if (observer_) {
-    for (size_t i = 0; i < active.size(); ++i) {
-      const int64_t off = offset[active[i]], cnt = offset[active[i] + 1] - off;
-      observer_->on_expert({.layer = l, .expert = active[i],
-                            .token_rows = std::span<const int64_t>(s.row_token.data() + off, cnt),
-                            .input = s.ex_in.data() + off * d, .output = s.ex_out.data() + off * d,
-                            .hidden = s.ex_gate.data() + off * ff, .weights = s.row_weight.data() + off,
-                            .n_embd = d, .n_ff = ff});
-    }
-  }
-  provider.end_layer(l);
+  const float* shared_out = s.ex_out.data() + n * k * d;  // [n, d], written by experts_chunk
+  bool shared_pending = ffs > 0;
+  size_t first = 0;
+  do {
+    const std::span<const int> rest(active.data() + first, active.size() - first);
+    const size_t count = rest.empty() ? 0 : provider.begin_layer(l, rest, std::span<const float>(max_weight.data() + first, rest.size()));
+    if (!rest.empty() && count == 0) fail("layer {}: the expert provider could not make room for any expert", l);
+    experts_chunk(l, n, rest.first(count), shared_pending);
+    shared_pending = false;
+    if (!rest.empty()) provider.end_layer(l);
+    first += count;
+  } while (first < active.size());
 
   // Weighted sum over each token's picks, best pick first.
   std::fill_n(s.moe_out.data(), n * d, 0.f);
@@ -157,6 +134,62 @@ void Session::moe_block(int l, int64_t n) {
   }
   if (observer_) observer_->on_tensor("moe_out", l, s.moe_out.data(), n, d);
   for (int64_t i = 0; i < n * d; ++i) s.x[i] += s.moe_out[i];
+}
+
+void Session::experts_chunk(int l, int64_t n, std::span<const int> chunk, bool with_shared) {
+  const LayerWeights& L = model_.weights().layers[l];
+  Scratch& s = *s_;
+  const int64_t d = cfg_.n_embd, ff = cfg_.n_ff, ffs = with_shared ? cfg_.n_ff_shared : 0;
+  const int k = cfg_.n_expert_used;
+  const std::vector<int64_t>& offset = s.expert_offset;
+  moe::ExpertProvider& provider = model_.experts();
+  std::vector<moe::ExpertWeights>& ew = s.expert_weights;
+  ew.resize(chunk.size());
+  for (size_t i = 0; i < chunk.size(); ++i) ew[i] = provider.get(l, chunk[i]);
+
+  float* shared_gate_out = s.ex_gate.data() + n * k * ff;  // [n, ffs] after the routed rows
+  float* shared_up_out = s.ex_up.data() + n * k * ff;
+  float* shared_out = s.ex_out.data() + n * k * d;  // [n, d]
+  // A projection stored as low-rank plus sparse rows (mcmoe lowrank) runs factored; the
+  // batch keeps every expert of the chunk in as few parallel regions as it can.
+  ops::ProductBatch& jobs = s.products;
+  jobs.clear();
+  const int64_t rows_begin = chunk.empty() ? 0 : offset[chunk.front()], rows_end = chunk.empty() ? 0 : offset[chunk.back() + 1];
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;
+    jobs.add(ew[i].gate, ew[i].gate_lr, s.ex_in.data() + off * d, s.ex_gate.data() + off * ff, cnt);
+    jobs.add(ew[i].up, ew[i].up_lr, s.ex_in.data() + off * d, s.ex_up.data() + off * ff, cnt);
+  }
+  if (ffs > 0) {
+    jobs.add(L.shared.gate, s.h.data(), shared_gate_out, n);
+    jobs.add(L.shared.up, s.h.data(), shared_up_out, n);
+  }
+  jobs.run(pool_);
+  // Active experts are ascending and each owns a contiguous row range, so a chunk's rows are
+  // one contiguous range too.
+  ops::silu_mul(s.ex_gate.data() + rows_begin * ff, s.ex_up.data() + rows_begin * ff, (rows_end - rows_begin) * ff);
+  if (ffs > 0) {
+    ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
+    if (observer_) observer_->on_tensor("shared_hidden", l, shared_gate_out, n, ffs);
+  }
+
+  jobs.clear();
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;
+    jobs.add(ew[i].down, ew[i].down_lr, s.ex_gate.data() + off * ff, s.ex_out.data() + off * d, cnt);
+  }
+  if (ffs > 0) jobs.add(L.shared.down, shared_gate_out, shared_out, n);
+  jobs.run(pool_);
+  if (observer_) {
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;
+      observer_->on_expert({.layer = l, .expert = chunk[i],
+                            .token_rows = std::span<const int64_t>(s.row_token.data() + off, cnt),
+                            .input = s.ex_in.data() + off * d, .output = s.ex_out.data() + off * d,
+                            .hidden = s.ex_gate.data() + off * ff, .weights = s.row_weight.data() + off,
+                            .n_embd = d, .n_ff = ff});
+    }
+  }
 }
 
 }  // namespace mcmoe::model

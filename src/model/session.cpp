@@ -62,8 +62,9 @@ Session::Session(Model& model, const SessionOptions& options)
   s.row_token.reserve(b * cfg_.n_expert_used);
   s.row_weight.reserve(b * cfg_.n_expert_used);
   s.active_experts.reserve(cfg_.n_expert);
+  s.active_max_weight.reserve(cfg_.n_expert);
   s.expert_weights.reserve(cfg_.n_expert);
-  s.jobs.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
+  s.products.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
 }
 
 Session::~Session() = default;
@@ -131,6 +132,7 @@ void Session::forward_chunk(std::span<const int32_t> tokens, bool all_logits, fl
     attention_block(l, n);
     moe_block(l, n);
     if (observer_) observer_->on_tensor("layer_out", l, s.x.data(), n, d);
+    model_.experts().after_layer(l, s.x.data(), n);
   }
   n_past_ += n;
   if (!logits_out) return;

@@ -50,6 +50,9 @@ class Session {
   void forward_chunk(std::span<const int32_t> tokens, bool all_logits, float* logits_out);
   void attention_block(int layer, int64_t n);
   void moe_block(int layer, int64_t n);
+  // Gate/up/down of the active experts `chunk` (ascending, a contiguous run of rows), plus
+  // the shared expert when with_shared.
+  void experts_chunk(int layer, int64_t n, std::span<const int> chunk, bool with_shared);
 
   Model& model_;
   const ModelConfig& cfg_;

@@ -4,6 +4,7 @@
 
 #include "model/session.h"
 #include "moe/expert_provider.h"
+#include "ops/factored.h"
 #include "ops/matmul.h"
 
 namespace mcmoe::model {
@@ -38,8 +39,9 @@ struct Session::Scratch {
   std::vector<int64_t> row_token;      // [n_batch * k] token of gathered row r
   std::vector<float> row_weight;       // [n_batch * k] routing weight of gathered row r
   std::vector<int> active_experts;     // experts with at least one row, ascending
+  std::vector<float> active_max_weight;  // [active] largest routing weight of its rows
   std::vector<moe::ExpertWeights> expert_weights;  // [active] from the ExpertProvider
-  std::vector<ops::MatmulJob> jobs;    // gate/up then down jobs of one layer
+  ops::ProductBatch products;          // gate/up then down products of one layer
   // ODP (prefill with protection only): attention probabilities of the current layer
   // [n_head, n, n_past + n], token importance [n] and the protected-token flags [n].
   std::vector<float> att_probs;

@@ -5,24 +5,48 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/factored.h"
 
 namespace mcmoe::moe {
 
-// One SwiGLU expert: out = down(silu(gate(x)) * up(x)).
+// One SwiGLU expert: out = down(silu(gate(x)) * up(x)). A projection is stored either dense
+// or, after `mcmoe lowrank`, factored as L·R + sparse rows (ops/factored.h); the dense view
+// of a factored projection is empty.
 struct ExpertWeights {
   TensorView gate;  // [n_ff, n_embd]
   TensorView up;    // [n_ff, n_embd]
   TensorView down;  // [n_embd, n_ff]
+  ops::LowRankWeights gate_lr{}, up_lr{}, down_lr{};  // valid() only for factored projections
+
+  bool factored() const { return gate_lr.valid() || up_lr.valid() || down_lr.valid(); }
   // Every tensor the expert's compute reads: exactly the bytes an offloading provider moves.
-  // A representation that adds tensors (low-rank factors, sparse rows) lists them here.
-  std::vector<const TensorView*> views() const { return {&gate, &up, &down}; }
-  std::vector<TensorView*> views() { return {&gate, &up, &down}; }
+  std::vector<const TensorView*> views() const {
+    std::vector<const TensorView*> v;
+    for (const TensorView* t : {&gate, &up, &down, &gate_lr.left, &gate_lr.right, &gate_lr.sparse, &gate_lr.index,
+                                &up_lr.left, &up_lr.right, &up_lr.sparse, &up_lr.index, &down_lr.left,
+                                &down_lr.right, &down_lr.sparse, &down_lr.index}) {
+      if (t->valid()) v.push_back(t);
+    }
+    return v;
+  }
+  std::vector<TensorView*> views() {
+    std::vector<TensorView*> v;
+    for (const TensorView* t : std::as_const(*this).views()) v.push_back(const_cast<TensorView*>(t));
+    return v;
+  }
   size_t nbytes() const {
     size_t n = 0;
     for (const TensorView* v : views()) n += v->nbytes;
+    return n;
+  }
+  // Stored parameters (sparse row indices included).
+  int64_t n_params() const {
+    int64_t n = 0;
+    for (const TensorView* v : views()) n += v->numel();
     return n;
   }
 };
@@ -33,12 +57,20 @@ class ExpertProvider {
   virtual int n_layers() const = 0;
   virtual int n_experts(int layer) const = 0;
 
-  // The experts layer `layer` is about to run, in the order it will use them. A caching
-  // provider starts reads for all of them here; views returned by get() for these experts
-  // stay valid until end_layer(layer).
-  virtual void begin_layer(int layer, std::span<const int> experts) {}
+  // The experts layer `layer` is about to run, in the order it will use them, with the
+  // largest routing weight any token gives each. Returns how many of them, from the front,
+  // may be fetched with get() before end_layer(layer): all of them for a resident provider;
+  // fewer when a byte-budgeted cache cannot hold them all at once, in which case the caller
+  // runs those, calls end_layer, and begins again with the rest. A caching provider starts
+  // reads for them here; views returned by get() stay valid until end_layer(layer).
+  virtual size_t begin_layer(int layer, std::span<const int> experts, std::span<const float> max_weight) {
+    return experts.size();
+  }
   virtual ExpertWeights get(int layer, int expert) = 0;
   virtual void end_layer(int layer) {}
+  // The residual stream [n, n_embd] after layer `layer` has run: where a provider predicts
+  // and prefetches the next layers' experts.
+  virtual void after_layer(int layer, const float* x, int64_t n) {}
 };
 
 // Every expert is a view into memory that outlives the provider's users (a mapped file or

@@ -14,16 +14,7 @@ namespace {
 
 using test::quote;
 using test::run_cli;
-
-void expect_clean_error(const test::CliResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  // Status lines (e.g. "loaded ...") may come first; the error is one final line.
-  const size_t at = r.err.find("error: ");
-  ASSERT_NE(at, std::string::npos) << r.err;
-  EXPECT_TRUE(at == 0 || r.err[at - 1] == '\n') << r.err;
-  EXPECT_EQ(r.err.find('\n', at), r.err.size() - 1) << "one final line: " << r.err;
-  for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
-}
+using test::expect_clean_error;
 
 std::string synth_small(const test::TempDir& dir, const std::string& type = "q8_0") {
   const std::string path = dir.path("synth-" + type + ".gguf");

@@ -1,5 +1,7 @@
 #include "common/test_util.h"
 
+#include <gtest/gtest.h>
+
 #include <unistd.h>
 
 #include <array>
@@ -43,6 +45,15 @@ std::string quote(const std::string& s) {
     else out += c;
   }
   return out + "'";
+}
+
+void expect_clean_error(const CliResult& r, const std::vector<std::string>& fragments) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const size_t at = r.err.find("error: ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  EXPECT_TRUE(at == 0 || r.err[at - 1] == '\n') << r.err;
+  EXPECT_EQ(r.err.find('\n', at), r.err.size() - 1) << "one final line: " << r.err;
+  for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
 }
 
 CliResult run_cli(const std::string& args) {

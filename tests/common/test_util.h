@@ -27,6 +27,9 @@ struct CliResult {
 };
 // Runs the built mcmoe binary with the given argument string (shell-quoted by the caller).
 CliResult run_cli(const std::string& args);
+// Expects exit code 1 and one final "error: ..." line on stderr (status lines may come
+// first) containing every fragment.
+void expect_clean_error(const CliResult& r, const std::vector<std::string>& fragments);
 
 // Word salad from a fixed vocabulary (deterministic), enough tokens for calibration; returns path.
 std::string write_word_salad(const std::string& path, int words);

@@ -49,6 +49,23 @@ TEST(GridSearch, NeverWorseThanMinMaxAndF16Exact) {
   }
 }
 
+// A group whose only non-zero weight is one value (a one-hot router row) leaves the least-
+// squares refit singular; the search must still hand back an f16-exact grid (it used to keep
+// the unrounded clip range, which pack_grouped rejected).
+TEST(GridSearch, DegenerateGroupStaysF16Exact) {
+  const int64_t rows = 2, cols = 128;
+  std::vector<float> w(rows * cols, 0.f);
+  w[5] = 0.25f;
+  w[cols + 7] = -1.f / 3.f;
+  for (int bits : {2, 3, 4}) {
+    const GroupedQuant q = quantize_rtn(w.data(), rows, cols, QuantSpec{.bits = bits, .group = 128, .search = true});
+    for (size_t i = 0; i < q.scale.size(); ++i) {
+      EXPECT_EQ(fp16_to_f32(f32_to_fp16(q.scale[i])), q.scale[i]) << bits << " bits";
+      EXPECT_EQ(fp16_to_f32(f32_to_fp16(q.min[i])), q.min[i]) << bits << " bits";
+    }
+  }
+}
+
 TEST(GridSearch, GptqWithIdentityHessianEqualsSearchedRtn) {
   const int64_t rows = 16, cols = 256;
   const std::vector<float> w = heavy_tailed(rows * cols, 9);

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Offloaded inference (issue 4): cache policies on a real trace, and decode speed with the
+# experts on disk under a memory limit, against llama.cpp (mmap) under the same limit.
+#   bash bench/offload.sh [OUT_DIR]            (default /tmp/mcmoe-offload; ~2 GB of disk)
+#   LLAMA_DIR=/path/to/llama.cpp/build/bin    adds the llama.cpp rows (llama-perplexity)
+# Needs root for dropping the page cache and for the cgroup-v1 memory limit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-/tmp/mcmoe-offload}
+mkdir -p "$out"
+mcmoe=./build/mcmoe
+tiny=../shared/models/mixtral-tiny
+wiki=../shared/corpus/wikitext2-valid.txt
+
+# 1. Policies on mixtral-tiny's routing over the first 20,000 tokens of WikiText-2.
+[ -f "$out/tiny.trace" ] || $mcmoe trace -m "$tiny" -f "$wiki" --max-tokens 20000 --depth 2 --top-m 4 -o "$out/tiny.trace"
+for b in 25% 50% 75%; do
+  echo "== cachesim budget $b"
+  $mcmoe cachesim "$out/tiny.trace" --budget "$b" --prefetch-depth 1
+  $mcmoe cachesim "$out/tiny.trace" --budget "$b" --per-layer | grep -E "^(lfu|belady)"
+done
+$mcmoe cachesim "$out/tiny.trace" --budget 50% --prefetch-depth 2 --prefetch-m 3 | grep prediction
+
+# 2. A 1.9 GB synthetic Mixtral (16 layers, d 2048, 8 x 4096 experts, Q4_0) that routes like
+#    mixtral-tiny (synth --routing-from), decoding real text one token at a time.
+q4=models/mixtral-tiny-q4_0.gguf
+[ -f "$out/tiny-q4.trace" ] || $mcmoe trace -m "$q4" -f "$wiki" --max-tokens 20000 -o "$out/tiny-q4.trace"
+big="$out/syn-offload.gguf"
+[ -f "$big" ] || $mcmoe synth --layers 16 --dim 2048 --ff 4096 --experts 8 --top-k 2 --type q4_0 \
+  --tokenizer-from "$q4" --routing-from "$out/tiny-q4.trace" -o "$big"
+head -c 260000 "$wiki" | tail -c 60000 > "$out/decode.txt"
+limit=${LIMIT:-1100M}   # cache budget 864 MiB (50% of the experts) + resident weights + overhead
+cg=/sys/fs/cgroup/memory/mcmoe-offload
+mkdir -p "$cg"
+echo "$limit" > "$cg/memory.limit_in_bytes"
+limited() { sync; echo 3 > /proc/sys/vm/drop_caches; bash -c 'echo $$ > '"$cg"'/cgroup.procs; exec "$@"' _ "$@"; }
+run() {
+  echo "== $1 (memory limit $limit, page cache dropped)"
+  shift
+  limited $mcmoe bench -m "$big" --text "$out/decode.txt" --prompt-tokens 16 --gen-tokens 64 --reps 1 --no-bandwidth --stats "$@" 2>&1 |
+    grep -E "^decode|hit rate|stall|prediction|prefetch reads|fallback|peak"
+}
+run "(a) every expert read on demand" --expert-cache 28MiB --prefetch 0 --cache-policy lru
+run "(b) LRU, 50% cache" --expert-cache 50% --prefetch 0 --cache-policy lru
+run "(c) LRU + prefetch" --expert-cache 50% --prefetch 1 --cache-policy lru
+run "(c') LFU + prefetch" --expert-cache 50% --prefetch 1 --cache-policy lfu
+fb="$out/syn-offload-fallback.gguf"
+if [ ! -f "$fb" ]; then
+  $mcmoe calibrate -m "$big" -f "$out/decode.txt" --samples 2 --seq 64 --candidates 2 -o "$out/syn.stats.json"
+  $mcmoe quantize -m "$big" --stats "$out/syn.stats.json" --alloc uniform --bits 2 --candidates 2 --rtn --embd-type q8_0 -o "$fb"
+fi
+run "(d) LRU + prefetch + low-bit fallback (weight < 0.3)" --expert-cache 25% --prefetch 1 --cache-policy lru --fallback "$fb" --fallback-threshold 0.3
+if [ -n "${LLAMA_DIR:-}" ]; then
+  echo "== llama.cpp llama-perplexity -b 1 (mmap; memory limit $limit, page cache dropped)"
+  limited "$LLAMA_DIR/llama-perplexity" -m "$big" -f "$out/decode.txt" -c 64 -b 1 -ub 1 --chunks 1 -t 2 2>&1 |
+    grep -E "prompt eval time|eval time|total time" || true
+  echo "== llama.cpp, no memory limit (warm page cache), for reference"
+  "$LLAMA_DIR/llama-perplexity" -m "$big" -f "$out/decode.txt" -c 64 -b 1 -ub 1 --chunks 1 -t 2 2>&1 | grep -E "prompt eval time" || true
+fi

@@ -1,0 +1,110 @@
+// mcmoe trace: record a model's routing over a text; mcmoe cachesim: replay it against
+// expert-cache policies and budgets.
+#include <cstdio>
+#include <numeric>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "offload/cache_sim.h"
+#include "offload/trace.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mcmoe::cli {
+
+int cmd_trace(const Argv& argv) {
+  const Args a(argv, {"-m", "-f", "-o", "--ctx", "--max-tokens", "--threads", "--depth", "--top-m"}, {"--mmap", "--no-mmap"});
+  auto m = load_model_verbose(a.required("-m", "model path"), load_options_flags(a));
+  const std::string text_path = a.required("-f", "text file");
+  const std::string out = a.required("-o", "output trace path");
+  const std::string text = read_text_file(text_path);
+  const std::vector<int32_t> ids = m->tokenizer().encode(text);
+  offload::TraceOptions o;
+  o.ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));
+  o.max_tokens = a.integer("--max-tokens", 0, 0, INT64_MAX);
+  o.threads = threads_flag(a);
+  o.depth = static_cast<int>(a.integer("--depth", 2, 1, 64));
+  o.m = static_cast<int>(a.integer("--top-m", std::min(4, m->config().n_expert), 1, 1 << 16));
+  Progress progress("trace");
+  o.progress = [&](size_t done, size_t total) { progress.update(static_cast<int64_t>(done), static_cast<int64_t>(total)); };
+  const offload::RoutingTrace t = offload::record_trace(*m, ids, o);
+  progress.finish();
+  offload::write_trace(t, out);
+  std::fprintf(stderr, "%s: %lld tokens x %d layers, predictions %d layers ahead (top-%d)\n", out.c_str(),
+               static_cast<long long>(t.n_tokens()), t.n_layer, t.depth, t.m);
+  return 0;
+}
+
+int cmd_cachesim(const Argv& argv) {
+  const Args a(argv, {"--budget", "--policy", "--prefetch-depth", "--prefetch-m", "--seed-tokens"}, {"--per-layer", "--layers"});
+  if (a.positional().size() != 1) fail("cachesim: expected one TRACE argument, found {}", a.positional().size());
+  const offload::RoutingTrace t = offload::read_trace(a.positional()[0]);
+  const uint64_t total = std::accumulate(t.expert_bytes.begin(), t.expert_bytes.end(), uint64_t{0});
+  const uint64_t budget = parse_bytes_or_percent(a.str("--budget", "50%"), total, "--budget");
+  offload::SimOptions base;
+  base.budget = budget;
+  base.per_layer = a.has("--per-layer");
+  base.prefetch_m = static_cast<int>(a.integer("--prefetch-m", std::min(t.k, t.m), 1, t.m));
+  const int depth = static_cast<int>(a.integer("--prefetch-depth", std::min(1, t.depth), 0, t.depth));
+  // lfu-seeded learns its prior from the first tokens (a stand-in for calibration text);
+  // every policy then replays the same remaining tokens so the lines compare.
+  base.seed_tokens = a.integer("--seed-tokens", t.n_tokens() / 5, 0, t.n_tokens() - 1);
+  std::vector<offload::SimOptions> runs;
+  auto add = [&](const std::string& p, int d) {
+    offload::SimOptions o = base;
+    o.policy = p;
+    o.prefetch_depth = d;
+    runs.push_back(o);
+  };
+  if (a.has("--policy")) {
+    const std::string p = a.str("--policy", "");
+    const bool pf = p.size() > 9 && p.ends_with("+prefetch");
+    const std::string name = pf ? p.substr(0, p.size() - 9) : p;
+    if (name != "lru" && name != "lfu" && name != "lfu-seeded" && name != "belady" && !name.starts_with("lfu:")) {
+      fail("--policy: unknown policy '{}' (expected lru, lfu, lfu-seeded or belady, optionally with +prefetch)", p);
+    }
+    add(name, pf ? std::max(1, depth) : 0);
+    if (name != "belady") add("belady", 0);
+  } else {
+    for (const char* p : {"lru", "lfu", "lfu-seeded"}) add(p, 0);
+    if (depth > 0) {
+      for (const char* p : {"lru", "lfu", "lfu-seeded"}) add(p, depth);
+    }
+    add("belady", 0);
+  }
+  std::printf("# %s: %lld tokens (replayed from token %lld), %d layers x %d experts, budget %.1f MiB = %.1f%% of %.1f MiB of experts%s\n",
+              a.positional()[0].c_str(), static_cast<long long>(t.n_tokens()), static_cast<long long>(base.seed_tokens),
+              t.n_layer, t.n_expert, budget / 1048576.0, 100.0 * budget / std::max<uint64_t>(total, 1), total / 1048576.0,
+              base.per_layer ? ", per-layer budgets" : "");
+  for (offload::SimOptions o : runs) {
+    // All lines replay the same tokens: skip the seeding prefix everywhere.
+    const int64_t skip = base.seed_tokens;
+    offload::RoutingTrace view = t;
+    if (o.policy != "lfu-seeded" && skip > 0) {
+      view.tokens.erase(view.tokens.begin(), view.tokens.begin() + skip);
+      auto drop = [&](auto& v, size_t per_token) { v.erase(v.begin(), v.begin() + skip * per_token); };
+      drop(view.picks, static_cast<size_t>(t.n_layer) * t.k);
+      drop(view.weights, static_cast<size_t>(t.n_layer) * t.k);
+      drop(view.probs, static_cast<size_t>(t.n_layer) * t.n_expert);
+      drop(view.predicted, static_cast<size_t>(t.n_layer) * t.depth * t.m);
+    }
+    const offload::SimResult r = offload::simulate(view, o);
+    std::printf("%s hit-rate %.4f bytes/token %.2f MiB", r.label.c_str(), r.hit_rate(), r.bytes_read_per_token / 1048576.0);
+    if (o.prefetch_depth > 0) {
+      std::printf(" prefetches/token %.2f useful %.1f%%", static_cast<double>(r.prefetches) / std::max<int64_t>(1, view.n_tokens()),
+                  r.prefetches ? 100.0 * r.useful_prefetches / r.prefetches : 0.0);
+    }
+    if (a.has("--layers")) {
+      std::printf(" layers");
+      for (double h : r.layer_hit_rate) std::printf(" %.3f", h);
+    }
+    std::printf("\n");
+  }
+  for (int ahead = 1; ahead <= t.depth; ++ahead) {
+    const offload::PredictionQuality q = offload::prediction_quality(t, ahead, base.prefetch_m);
+    std::printf("# prediction %d layer(s) ahead, top-%d: recall %.4f precision %.4f\n", ahead, base.prefetch_m, q.recall, q.precision);
+  }
+  return 0;
+}
+
+}  // namespace mcmoe::cli

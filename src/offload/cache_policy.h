@@ -1,0 +1,46 @@
+#pragma once
+// Which resident expert to evict next. One interface for the live expert cache and the
+// offline simulator, so a policy measured by `mcmoe cachesim` is the policy `run` uses.
+//
+// Experts are named by a dense id (layer * n_expert + expert). The clock is a step counter
+// the caller advances once per (token, layer); all experts a layer uses in one step share it.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace mcmoe::offload {
+
+class CachePolicy {
+ public:
+  virtual ~CachePolicy() = default;
+  virtual std::string name() const = 0;
+  // The expert was used at `clock` (a hit, or the read that a miss caused).
+  virtual void on_use(int id, uint64_t clock) = 0;
+  // The expert entered the cache without being used (a prefetch).
+  virtual void on_prefetch(int id, uint64_t clock) = 0;
+  // The one of `candidates` (resident, not pinned, never empty) to evict at `clock`.
+  virtual int victim(std::span<const int> candidates, uint64_t clock) const = 0;
+};
+
+// Least recently used: the paper's policy.
+std::unique_ptr<CachePolicy> make_lru(int n_ids);
+
+// Least frequently used, ties broken by recency. Counts survive eviction (an expert's
+// popularity is a property of the expert, not of its stay in the cache). `seed` gives each
+// id a prior count, e.g. calibration frequency × n_tokens, so a cold cache starts with the
+// experts that calibration says are hot; empty: no prior.
+// half_life > 0 (in clock steps) makes it LRFU: each use's weight halves every half_life
+// steps, between LFU (infinite) and LRU (tiny).
+std::unique_ptr<CachePolicy> make_lfu(int n_ids, std::span<const double> seed = {}, double half_life = 0);
+
+// Belady's optimal rule for offline evaluation: evict the expert whose next use is furthest
+// in the future. `uses[id]` lists the clocks at which id is used, ascending. Optimal for
+// equal-sized experts; with mixed sizes it is the classic furthest-next-use bound.
+std::unique_ptr<CachePolicy> make_belady(std::vector<std::vector<uint64_t>> uses);
+
+// "lru", "lfu" or "lfu:HALF_LIFE" (the live policies); Belady needs the future and is made by the simulator.
+std::unique_ptr<CachePolicy> make_policy(const std::string& name, int n_ids, std::span<const double> seed = {});
+
+}  // namespace mcmoe::offload

@@ -1,0 +1,40 @@
+#pragma once
+// Where an expert's bytes are in the model file and where they go in its cache buffer.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "moe/expert_provider.h"
+
+namespace mcmoe::offload {
+
+struct ReadRange {
+  uint64_t file_offset = 0;    // O_DIRECT-aligned start
+  uint64_t read_bytes = 0;     // aligned length
+  uint64_t needed = 0;         // bytes from file_offset that must exist (the rest is padding)
+  uint64_t buffer_offset = 0;  // where the range lands in the expert's buffer
+};
+
+struct ExpertLayout {
+  std::vector<ReadRange> ranges;      // tensors closer than 64 KiB share one read
+  std::vector<uint64_t> view_offset;  // data offset of each of ExpertWeights::views()
+  // Bytes the cache charges and allocates. Each range gets its length rounded up plus one
+  // spare page, so the size does not depend on how the tensors sit against page boundaries:
+  // experts of one shape all get the same size, and an evicted buffer always fits its
+  // replacement.
+  uint64_t buffer_bytes = 0;
+};
+
+// Throws naming the file when a tensor of the expert does not lie inside the mapped file.
+ExpertLayout layout_expert(const model::Model& m, const moe::ExpertWeights& e, int layer, int expert);
+
+// Bytes the cache charges for every expert, [n_layer * n_expert]: layout_expert's
+// buffer_bytes for GGUF files, the tensors' sizes otherwise. Percent budgets and cachesim
+// use these, so "50%" means half of what caching every expert would take.
+// Layers may store different numbers of experts (mcmoe reduce): ids are
+// layer * expert_stride(m) + expert, and absent experts cost 0 bytes.
+std::vector<uint64_t> expert_cache_bytes(const model::Model& m);
+int expert_stride(const model::Model& m);  // most experts any layer stores
+
+}  // namespace mcmoe::offload

@@ -1,0 +1,378 @@
+#include "offload/offload_provider.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "core/error.h"
+#include "format/gguf.h"
+
+namespace mcmoe::offload {
+
+namespace {
+
+constexpr size_t kRecallWindow = 64;
+
+}  // namespace
+
+OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
+    : model_(m), o_(o), predictor_(m) {
+  const model::ModelConfig& c = m.config();
+  if (!m.is_gguf()) fail("{}: offloading reads experts from a GGUF file; convert the model first (mcmoe convert)", m.path());
+  if (c.n_expert <= 1) fail("{}: offloading needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
+  n_layer_ = c.n_layer;
+  n_expert_ = expert_stride(m);  // id stride; a reduced model's layers may store fewer
+  reader_ = std::make_unique<FileReader>(m.path(), o.direct_io);
+  const int n_ids = n_layer_ * n_expert_;
+  stored_.resize(n_ids);
+  layout_.resize(n_ids);
+  std::vector<uint64_t> sizes(n_ids);
+  for (int l = 0; l < n_layer_; ++l) {
+    for (int e = 0; e < static_cast<int>(m.stored_experts()[l].size()); ++e) {
+      const int i = id(l, e);
+      stored_[i] = m.stored_experts()[l][e];
+      layout_[i] = layout_expert(m, stored_[i], l, e);
+      sizes[i] = layout_[i].buffer_bytes;
+      stats_.expert_bytes_total += sizes[i];
+    }
+  }
+  cache_ = std::make_unique<ResidentSet>(ResidentSet::make(sizes, n_expert_, o.budget, o.per_layer));
+  for (int i = 0; i < n_ids; ++i) {
+    if (sizes[i] > cache_->pool_budget(i)) {
+      fail("expert cache of {:.1f} MiB{} cannot hold one expert of layer {} ({:.1f} MiB); raise --expert-cache",
+           o.budget / 1048576.0, o.per_layer ? " (split per layer)" : "", i / n_expert_, sizes[i] / 1048576.0);
+    }
+  }
+  policy_ = make_policy(o.policy, n_ids, o.lfu_seed);
+  entries_.resize(n_ids);
+  use_fallback_.assign(n_ids, 0);
+  if (o.fallback) {
+    const model::ModelConfig& fc = o.fallback->config();
+    bool same = fc.n_layer == c.n_layer && fc.n_embd == c.n_embd && fc.n_ff == c.n_ff;
+    for (int l = 0; same && l < c.n_layer; ++l) same = o.fallback->stored_experts()[l].size() == m.stored_experts()[l].size();
+    if (!same) {
+      fail("fallback model {} has {} layers x {} experts (d {}, ff {}); {} has {} x {} (d {}, ff {})", o.fallback->path(),
+           fc.n_layer, fc.n_expert, fc.n_embd, fc.n_ff, m.path(), c.n_layer, c.n_expert, c.n_embd, c.n_ff);
+    }
+    for (const auto& layer : o.fallback->stored_experts()) {
+      for (const auto& e : layer) stats_.fallback_bytes += e.nbytes();
+    }
+  }
+  if (o.prefetch_depth < 0 || o.prefetch_m < 1 || o.prefetch_m > n_expert_) {
+    fail("prefetch depth {} must be >= 0 and top-m {} in [1, {}]", o.prefetch_depth, o.prefetch_m, n_expert_);
+  }
+  if (o_.prefetch_max_bytes == 0) o_.prefetch_max_bytes = o.budget / 4;
+  predicted_.assign(std::max(1, o.prefetch_depth), std::vector<std::vector<int>>(n_layer_));
+  stats_.layer_accesses.assign(n_layer_, 0);
+  stats_.layer_hits.assign(n_layer_, 0);
+  stats_.pred_used.assign(o.prefetch_depth, 0);
+  stats_.pred_guessed.assign(o.prefetch_depth, 0);
+  stats_.pred_right.assign(o.prefetch_depth, 0);
+  stats_.budget = o.budget;
+  stats_.direct_io = reader_->direct();
+  load_resident_weights(m);
+  for (int t = 0; t < std::max(1, o.io_threads); ++t) workers_.emplace_back([this] { io_worker(); });
+}
+
+OffloadingProvider::~OffloadingProvider() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_work_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void OffloadingProvider::load_resident_weights(model::Model& m) {
+  const format::GgufFile& f = *m.gguf();
+  const uint8_t* base = f.base();
+  model::ModelWeights& w = m.mutable_weights();
+  std::vector<TensorView*> views = {&w.tok_embd, &w.output};
+  for (auto& L : w.layers) {
+    for (TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.router, &L.shared_gate}) views.push_back(v);
+    for (TensorView* v : L.shared.views()) views.push_back(v);
+  }
+  // One buffer for all of them (64-byte aligned each); a tensor used twice (tied output)
+  // is copied once.
+  std::map<const void*, uint64_t> offset_of;
+  uint64_t total = 0;
+  for (TensorView* v : views) {
+    const auto* p = static_cast<const uint8_t*>(v->data);
+    if (!v->valid() || p < base || p >= base + f.file_size() || offset_of.count(v->data)) continue;
+    offset_of[v->data] = total;
+    total += (v->nbytes + 63) / 64 * 64;
+  }
+  auto buffer = std::make_shared<PageBuffer>(total);
+  for (const auto& [data, off] : offset_of) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    uint64_t n = 0;
+    for (TensorView* v : views) {
+      if (v->data == data) n = std::max<uint64_t>(n, v->nbytes);
+    }
+    reader_->read_buffered(static_cast<uint64_t>(p - base), n, buffer->data + off, "a resident tensor");
+  }
+  for (TensorView* v : views) {
+    auto it = offset_of.find(v->data);
+    if (it != offset_of.end()) v->data = buffer->data + it->second;
+  }
+  m.keep_alive(buffer);
+}
+
+bool OffloadingProvider::start_read(std::unique_lock<std::mutex>&, int i, bool demand) {
+  const int64_t step = step_;
+  std::vector<int> evicted;
+  auto evictable = [&](int r, bool honour_protection) {
+    const Entry& e = entries_[r];
+    return e.state == State::kReady && e.pins == 0 && !(honour_protection && e.protect_step >= step);
+  };
+  bool ok = cache_->make_room(i, *policy_, clock_, [&](int r) { return evictable(r, true); }, evicted);
+  if (!ok && demand) ok = cache_->make_room(i, *policy_, clock_, [&](int r) { return evictable(r, false); }, evicted);
+  // An evicted expert's buffer is reused by the expert that replaces it when the sizes
+  // match (they do unless experts differ in precision): no munmap, no fresh mapping whose
+  // pages the kernel must fault in and zero before the read (~2 ms of CPU per 14 MB
+  // expert, on a machine whose cores are busy computing). Unused ones are freed at once,
+  // so the bytes held never exceed the budget.
+  PageBuffer reuse;
+  for (int v : evicted) {
+    if (!reuse.data && entries_[v].buffer.size == layout_[i].buffer_bytes) {
+      reuse = std::move(entries_[v].buffer);
+    } else {
+      entries_[v].buffer = PageBuffer();
+    }
+    entries_[v].state = State::kAbsent;
+    entries_[v].prefetched = false;
+    entries_[v].protect_step = -1;
+  }
+  if (!ok) return false;
+  cache_->insert(i);
+  Entry& e = entries_[i];
+  e.buffer = reuse.data ? std::move(reuse) : PageBuffer(layout_[i].buffer_bytes);
+  e.state = State::kLoading;
+  e.error.clear();
+  if (demand) {
+    queue_.push_front(i);
+  } else {
+    queue_.push_back(i);
+  }
+  ++stats_.reads;
+  stats_.bytes_read += layout_[i].buffer_bytes;
+  stats_.peak_cache_bytes = std::max(stats_.peak_cache_bytes, cache_->used());
+  cv_work_.notify_one();
+  return true;
+}
+
+void OffloadingProvider::io_worker() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    const int i = queue_.front();
+    queue_.pop_front();
+    uint8_t* dst = entries_[i].buffer.data;
+    lock.unlock();
+    std::string error;
+    try {
+      for (const ReadRange& r : layout_[i].ranges) {
+        reader_->read(r.file_offset, r.read_bytes, dst + r.buffer_offset, r.needed,
+                      fmt::format("expert {} of layer {}", i % n_expert_, i / n_expert_));
+      }
+    } catch (const std::exception& ex) {
+      error = ex.what();
+    }
+    lock.lock();
+    Entry& e = entries_[i];
+    e.state = error.empty() ? State::kReady : State::kFailed;
+    e.error = std::move(error);
+    if (e.prefetch_read) inflight_prefetch_bytes_ -= layout_[i].buffer_bytes;
+    e.prefetch_read = false;
+    cv_ready_.notify_all();
+  }
+}
+
+size_t OffloadingProvider::begin_layer(int layer, std::span<const int> experts, std::span<const float> max_weight) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // A layer that ended in an exception (a failed read) never reached end_layer: release its pins.
+  for (int i : pinned_now_) --entries_[i].pins;
+  pinned_now_.clear();
+  ++clock_;
+  step_ = static_cast<int64_t>(clock_);
+  ++stats_.steps;
+  // How well the earlier layers guessed this one.
+  for (int a = 1; a <= o_.prefetch_depth; ++a) {
+    std::vector<int>& guess = predicted_[a - 1][layer];
+    if (guess.empty()) continue;
+    int right = 0;
+    int64_t guessed = 0;
+    for (int g : guess) {
+      if (g < 0) continue;
+      ++guessed;
+      right += std::find(experts.begin(), experts.end(), g) != experts.end();
+    }
+    stats_.pred_used[a - 1] += static_cast<int64_t>(experts.size());
+    stats_.pred_guessed[a - 1] += guessed;
+    stats_.pred_right[a - 1] += right;
+    if (a == 1) {
+      recall_window_hits_.push_back(right);
+      recall_window_used_.push_back(static_cast<int>(experts.size()));
+      window_right_ += right;
+      window_used_ += static_cast<int64_t>(experts.size());
+      if (recall_window_hits_.size() > kRecallWindow) {
+        window_right_ -= recall_window_hits_.front();
+        window_used_ -= recall_window_used_.front();
+        recall_window_hits_.pop_front();
+        recall_window_used_.pop_front();
+      }
+      if (recall_window_hits_.size() >= kRecallWindow / 2 && window_used_ > 0) {
+        prefetch_active_ = static_cast<double>(window_right_) / window_used_ >= o_.prefetch_min_recall;
+      }
+    }
+    guess.clear();
+  }
+  size_t count = 0;
+  for (size_t j = 0; j < experts.size(); ++j) {
+    const int i = id(layer, experts[j]);
+    Entry& e = entries_[i];
+    ++stats_.accesses;
+    ++stats_.layer_accesses[layer];
+    if (e.state == State::kFailed) forget_failed(i);  // throws the read's error
+    if (e.state == State::kReady || e.state == State::kLoading) {
+      ++stats_.hits;
+      ++stats_.layer_hits[layer];
+      if (e.state == State::kLoading) ++stats_.inflight_hits;
+      if (e.prefetched) ++stats_.prefetches_used;
+    } else if (o_.fallback && max_weight[j] < o_.fallback_threshold) {
+      use_fallback_[i] = 1;
+      ++stats_.fallbacks;
+      ++count;
+      continue;
+    } else {
+      bool started = start_read(lock, i, true);
+      while (!started) {
+        // Everything evictable is pinned by this layer or still being read: run what we have
+        // first, or wait for in-flight reads to land and become evictable.
+        if (count > 0) {
+          --stats_.accesses;
+          --stats_.layer_accesses[layer];
+          return count;
+        }
+        const bool any_loading = std::any_of(entries_.begin(), entries_.end(), [](const Entry& x) { return x.state == State::kLoading; });
+        if (!any_loading) fail("expert cache of {} bytes cannot make room for expert {} of layer {}", o_.budget, experts[j], layer);
+        cv_ready_.wait(lock);
+        started = start_read(lock, i, true);
+      }
+    }
+    e.prefetched = false;
+    e.protect_step = -1;
+    ++e.pins;
+    pinned_now_.push_back(i);
+    policy_->on_use(i, clock_);
+    ++count;
+  }
+  return count;
+}
+
+moe::ExpertWeights OffloadingProvider::get(int layer, int expert) {
+  const int i = id(layer, expert);
+  if (use_fallback_[i]) return o_.fallback->stored_experts()[layer][expert];
+  std::unique_lock<std::mutex> lock(mu_);
+  Entry& e = entries_[i];
+  if (e.state == State::kLoading) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cv_ready_.wait(lock, [&] { return e.state != State::kLoading; });
+    stats_.stall_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (e.state == State::kFailed) forget_failed(i);
+  if (e.state != State::kReady) fail("expert {} of layer {} was fetched without begin_layer", expert, layer);
+  moe::ExpertWeights w = stored_[i];
+  const auto views = w.views();
+  for (size_t j = 0; j < views.size(); ++j) views[j]->data = e.buffer.data + layout_[i].view_offset[j];
+  return w;
+}
+
+void OffloadingProvider::forget_failed(int i) {
+  // The entry leaves the cache (its bytes are free again) so a later step may retry the
+  // read; the error goes to the caller, naming the file and the expert.
+  Entry& e = entries_[i];
+  const std::string error = e.error.empty() ? fmt::format("reading expert {} of layer {} failed", i % n_expert_, i / n_expert_) : e.error;
+  cache_->erase(i);
+  e.buffer = PageBuffer();
+  e.state = State::kAbsent;
+  e.error.clear();
+  e.prefetched = false;
+  e.protect_step = -1;
+  fail("{}", error);
+}
+
+void OffloadingProvider::end_layer(int layer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int i : pinned_now_) --entries_[i].pins;
+  pinned_now_.clear();
+  std::fill_n(use_fallback_.begin() + id(layer, 0), n_expert_, uint8_t{0});
+}
+
+void OffloadingProvider::after_layer(int layer, const float* x, int64_t n) {
+  if (n != 1) return;  // prefill runs nearly every expert anyway; guessing pays off in decode
+  if (layer == n_layer_ - 1) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.decode_tokens;
+    if (!prefetch_active_ && o_.prefetch_depth > 0) ++stats_.prefetch_paused_tokens;
+  }
+  std::vector<int> guess(o_.prefetch_m);
+  std::vector<float> prob(o_.prefetch_m);
+  for (int a = 1; a <= o_.prefetch_depth; ++a) {
+    if (!predictor_.predict(layer, a, x, o_.prefetch_m, guess.data(), prob.data())) break;
+    std::unique_lock<std::mutex> lock(mu_);
+    predicted_[a - 1][layer + a] = guess;
+    if (!prefetch_active_) continue;
+    // Protected until layer + a has run: that is the step number begin_layer will use then.
+    const int64_t protect = static_cast<int64_t>(clock_) + a;
+    for (int j = 0; j < o_.prefetch_m; ++j) {
+      if (guess[j] < 0 || prob[j] < o_.prefetch_min_prob) break;  // guesses are in falling probability
+      const int i = id(layer + a, guess[j]);
+      Entry& e = entries_[i];
+      if (e.state == State::kReady || e.state == State::kLoading) {
+        e.protect_step = std::max(e.protect_step, protect);
+        continue;
+      }
+      if (inflight_prefetch_bytes_ + layout_[i].buffer_bytes > o_.prefetch_max_bytes) break;
+      e.prefetched = true;
+      if (!start_read(lock, i, false)) {
+        e.prefetched = false;
+        break;
+      }
+      e.protect_step = protect;
+      e.prefetch_read = true;
+      inflight_prefetch_bytes_ += layout_[i].buffer_bytes;
+      policy_->on_prefetch(i, clock_);
+      ++stats_.prefetches;
+    }
+  }
+}
+
+void OffloadingProvider::reset_stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  OffloadStats fresh;
+  fresh.layer_accesses.assign(n_layer_, 0);
+  fresh.layer_hits.assign(n_layer_, 0);
+  fresh.pred_used.assign(o_.prefetch_depth, 0);
+  fresh.pred_guessed.assign(o_.prefetch_depth, 0);
+  fresh.pred_right.assign(o_.prefetch_depth, 0);
+  fresh.budget = stats_.budget;
+  fresh.expert_bytes_total = stats_.expert_bytes_total;
+  fresh.fallback_bytes = stats_.fallback_bytes;
+  fresh.direct_io = stats_.direct_io;
+  fresh.peak_cache_bytes = cache_->used();
+  stats_ = fresh;
+}
+
+OffloadStats OffloadingProvider::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+uint64_t OffloadingProvider::cache_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cache_->used();
+}
+
+}  // namespace mcmoe::offload

@@ -1,0 +1,133 @@
+#pragma once
+// The offloading ExpertProvider (Eliseev & Mazur, HOBBIT): non-expert weights resident,
+// experts read from the model file on demand into a byte-budgeted cache, with speculative
+// prefetch from the next layers' routers and an optional resident low-bit fallback copy.
+//
+// Tiers: the slow tier is a FileReader (disk, pread/O_DIRECT), the fast tier PageBuffers
+// in RAM. A host-RAM → GPU pair would replace exactly these two; model code sees only the
+// ExpertProvider interface.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/model.h"
+#include "moe/expert_provider.h"
+#include "offload/cache_policy.h"
+#include "offload/expert_layout.h"
+#include "offload/file_reader.h"
+#include "offload/predictor.h"
+#include "offload/resident_set.h"
+
+namespace mcmoe::offload {
+
+struct OffloadOptions {
+  uint64_t budget = 0;            // bytes of expert cache (in-flight reads included)
+  std::string policy = "lfu";     // lru, lfu, lfu:HALF_LIFE
+  std::vector<double> lfu_seed;   // prior counts per expert (layer * n_expert + e), optional
+  bool per_layer = false;         // one budget per layer instead of one global budget
+  int io_threads = 2;
+  bool direct_io = true;          // O_DIRECT where the filesystem allows
+  int prefetch_depth = 1;         // layers ahead to prefetch; 0 = off
+  int prefetch_m = 2;             // top-m predicted experts per layer
+  uint64_t prefetch_max_bytes = 0;  // cap on prefetch bytes in flight; 0 = budget / 4
+  double prefetch_min_recall = 0.5; // below this (last 64 decode tokens) prefetch pauses
+  // A guess is read only when the router gives it at least this probability: on a disk-bound
+  // machine a wrong prefetch costs a whole expert read plus the eviction it causes.
+  float prefetch_min_prob = 0.f;
+  // HOBBIT: a resident low-bit copy of every expert (same shapes); a miss whose largest
+  // routing weight is below the threshold computes with it instead of waiting for the read.
+  model::Model* fallback = nullptr;
+  float fallback_threshold = 0.f;
+};
+
+struct OffloadStats {
+  int64_t steps = 0;              // begin_layer calls (token-layers)
+  int64_t accesses = 0, hits = 0; // hits: resident or already being read (by a prefetch)
+  int64_t inflight_hits = 0;      // of the hits, still being read when needed
+  int64_t fallbacks = 0;          // misses served by the low-bit copy
+  std::vector<int64_t> layer_accesses, layer_hits;
+  int64_t reads = 0;              // expert reads issued (demand + prefetch)
+  uint64_t bytes_read = 0;
+  int64_t prefetches = 0, prefetches_used = 0;  // prefetch reads issued / used at their layer
+  int64_t prefetch_paused_tokens = 0;           // decode tokens with prefetch paused (low recall)
+  std::vector<int64_t> pred_used, pred_guessed, pred_right;  // per depth (index 0 = 1 ahead)
+  double stall_s = 0;             // time get() waited for reads
+  uint64_t peak_cache_bytes = 0;  // most bytes held (resident + being read)
+  uint64_t budget = 0, expert_bytes_total = 0, fallback_bytes = 0;
+  bool direct_io = false;
+  int64_t decode_tokens = 0;      // single-token forward passes seen (after_layer of the last layer)
+};
+
+class OffloadingProvider final : public moe::ExpertProvider {
+ public:
+  // The model must be a GGUF file; its non-expert weights are copied into memory here.
+  OffloadingProvider(model::Model& m, const OffloadOptions& o);
+  ~OffloadingProvider() override;
+
+  int n_layers() const override { return n_layer_; }
+  int n_experts(int layer) const override { return static_cast<int>(model_.stored_experts()[layer].size()); }
+  size_t begin_layer(int layer, std::span<const int> experts, std::span<const float> max_weight) override;
+  moe::ExpertWeights get(int layer, int expert) override;
+  void end_layer(int layer) override;
+  void after_layer(int layer, const float* x, int64_t n) override;
+
+  OffloadStats stats() const;
+  // Zeroes the counters (not the cache): a benchmark's warm-up stays out of its figures.
+  void reset_stats();
+  uint64_t cache_bytes() const;  // bytes held now (resident + being read)
+
+ private:
+  enum class State : uint8_t { kAbsent, kLoading, kReady, kFailed };
+  struct Entry {
+    State state = State::kAbsent;
+    PageBuffer buffer;
+    std::string error;
+    int pins = 0;
+    bool prefetched = false;        // entered by prefetch and not used yet
+    bool prefetch_read = false;     // being read for a prefetch (counts against the in-flight cap)
+    int64_t protect_step = -1;      // prefetched for this step: not evicted before it
+  };
+
+  int id(int layer, int expert) const { return layer * n_expert_ + expert; }
+  // With mu_ held: makes room and starts a read for id; false when it cannot fit now.
+  bool start_read(std::unique_lock<std::mutex>& lock, int id, bool demand);
+  void io_worker();
+  // With mu_ held: drops a failed entry from the cache and throws its error.
+  [[noreturn]] void forget_failed(int id);
+  void load_resident_weights(model::Model& m);
+
+  model::Model& model_;
+  OffloadOptions o_;
+  int n_layer_ = 0, n_expert_ = 0;
+  std::unique_ptr<FileReader> reader_;
+  std::vector<moe::ExpertWeights> stored_;  // [id] shapes/types; data = file offset
+  std::vector<ExpertLayout> layout_;
+  std::unique_ptr<CachePolicy> policy_;
+  std::unique_ptr<ResidentSet> cache_;
+  std::vector<Entry> entries_;
+  std::vector<uint8_t> use_fallback_;   // [id] this step computes with the low-bit copy
+  std::vector<int> pinned_now_;
+  RoutePredictor predictor_;
+  std::vector<std::vector<std::vector<int>>> predicted_;  // [ahead - 1][layer] latest guess, empty when none
+  std::deque<int> recall_window_hits_;        // depth-1 outcomes of recent tokens
+  std::deque<int> recall_window_used_;
+  int64_t window_right_ = 0, window_used_ = 0;
+  bool prefetch_active_ = true;
+  uint64_t inflight_prefetch_bytes_ = 0;
+  uint64_t clock_ = 0;
+  int64_t step_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_ready_, cv_work_;
+  std::deque<int> queue_;  // ids to read; demand reads at the front
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+  OffloadStats stats_;
+};
+
+}  // namespace mcmoe::offload

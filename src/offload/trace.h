@@ -1,0 +1,56 @@
+#pragma once
+// A routing trace: for every token and layer, the experts the router picked, their
+// weights, the full routing distribution and the predictions the next layers' routers made
+// from the residual after that layer. `mcmoe trace` records one; `mcmoe cachesim` replays it
+// against cache policies and budgets; `mcmoe synth --routing-from` builds a large synthetic
+// model that routes like the traced one.
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace mcmoe::offload {
+
+struct RoutingTrace {
+  std::string model;  // path of the traced model, for the record
+  int n_layer = 0, n_expert = 0, k = 0;
+  int depth = 0, m = 0;                // predictions: `depth` layers ahead, top-m each
+  std::vector<uint64_t> expert_bytes;  // [n_layer * n_expert] bytes the live cache charges (expert_cache_bytes)
+  std::vector<int32_t> tokens;         // [n_tokens]
+  std::vector<int16_t> picks;          // [n_tokens][n_layer][k], best first, -1 = none
+  std::vector<float> weights;          // [n_tokens][n_layer][k] as applied
+  std::vector<float> probs;            // [n_tokens][n_layer][n_expert]
+  std::vector<int16_t> predicted;      // [n_tokens][n_layer][depth][m] for layer l+1+j, -1 past the end
+
+  int64_t n_tokens() const { return static_cast<int64_t>(tokens.size()); }
+  std::span<const int16_t> pick(int64_t t, int l) const {
+    return {picks.data() + (t * n_layer + l) * k, static_cast<size_t>(k)};
+  }
+  std::span<const float> prob(int64_t t, int l) const {
+    return {probs.data() + (t * n_layer + l) * n_expert, static_cast<size_t>(n_expert)};
+  }
+  // Layer l + ahead's top-m as predicted after layer l (ahead in 1..depth).
+  std::span<const int16_t> prediction(int64_t t, int l, int ahead) const {
+    return {predicted.data() + ((t * n_layer + l) * depth + (ahead - 1)) * m, static_cast<size_t>(m)};
+  }
+};
+
+struct TraceOptions {
+  int ctx = 512;      // tokens per window; the cache of a session is reset between windows
+  int depth = 2;      // predictions this many layers ahead
+  int m = 4;          // top-m predicted per layer
+  int threads = 2;
+  int64_t max_tokens = 0;  // 0: all
+  std::function<void(size_t, size_t)> progress;
+};
+
+// Runs the model over `tokens` (windows of ctx) and records routing and predictions.
+RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, const TraceOptions& o);
+
+void write_trace(const RoutingTrace& t, const std::string& path);  // atomic
+RoutingTrace read_trace(const std::string& path);  // throws Error naming the path and line
+
+}  // namespace mcmoe::offload
