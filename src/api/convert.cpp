@@ -1,6 +1,7 @@
 #include "api/convert.h"
 
 #include <filesystem>
+#include <functional>
 
 #include "core/error.h"
 #include "format/gguf.h"
@@ -21,26 +22,11 @@ uint32_t gguf_file_type(DType type) {
   }
 }
 
-void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
-                        const ConvertOptions& options) {
-  if (std::filesystem::is_regular_file(hf_dir)) {
-    // Factored experts have no llama.cpp layout: say so rather than "not a directory".
-    const format::GgufFile f(hf_dir);
-    for (const auto& t : f.tensors()) {
-      if (t.name.ends_with(std::string(".") + format::tensor_names::kLrRight)) {
-        fail("{}: tensor '{}': experts are stored low-rank plus sparse (mcmoe lowrank), which llama.cpp cannot run; "
-             "export the model before factoring it", hf_dir, t.name);
-      }
-    }
-  }
-  if (!std::filesystem::is_directory(hf_dir)) fail("{}: not a Hugging Face model directory", hf_dir);
-  const auto m = model::Model::load(hf_dir);
-  const DType mat = options.type;
-  model::ModelTensors t;
-  t.weights = m->weights();
-  t.experts = m->stored_experts();
-  t.per_expert = false;
-  t.type_for = [mat](const std::string& name, const TensorView& v) {
+namespace {
+
+// The stored type of each tensor when converting to matrix type `mat`.
+std::function<DType(const std::string&, const TensorView&)> type_rule(DType mat) {
+  return [mat](const std::string& name, const TensorView& v) {
     const bool vector_like = name.ends_with("norm.weight") || name.ends_with(".bias");
     // The router stays F32: routing decisions flip on small logit differences.
     if (vector_like || name.find("ffn_gate_inp") != std::string::npos) return DType::F32;
@@ -50,8 +36,69 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
     // Matrices take the requested type when their rows fit its blocks, else stay F16.
     return v.cols() % dtype_traits(wanted).block_size == 0 ? wanted : DType::F16;
   };
+}
+
+}  // namespace
+
+void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
+                        const ConvertOptions& options) {
+  if (!std::filesystem::is_directory(hf_dir)) fail("{}: not a Hugging Face model directory", hf_dir);
+  const auto m = model::Model::load(hf_dir);
+  const DType mat = options.type;
+  model::ModelTensors t;
+  t.weights = m->weights();
+  t.experts = m->stored_experts();
+  t.per_expert = false;
+  t.type_for = type_rule(mat);
   model::write_model_gguf(*m, t, std::filesystem::path(hf_dir).filename().string(), gguf_file_type(mat), {}, out_path,
                    options.progress);
+}
+
+void export_llama_gguf(const std::string& gguf_path, const std::string& out_path, const ConvertOptions& options) {
+  {
+    // Factored experts have no llama.cpp layout: say so before loading.
+    const format::GgufFile f(gguf_path);
+    for (const auto& t : f.tensors()) {
+      if (t.name.ends_with(std::string(".") + format::tensor_names::kLrRight)) {
+        fail("{}: tensor '{}': experts are stored low-rank plus sparse (mcmoe lowrank), which llama.cpp cannot run; "
+             "export the model before factoring it", gguf_path, t.name);
+      }
+    }
+  }
+  const auto m = model::Model::load(gguf_path);
+  if (!m->is_gguf()) fail("{}: expected a GGUF file", gguf_path);
+  const model::ModelConfig& c = m->config();
+  model::ModelConfig out = c;
+  out.layer_experts.clear();
+  out.expert_map.clear();
+  model::ModelTensors t;
+  t.config = &out;
+  t.weights = m->weights();
+  t.experts.resize(c.n_layer);
+  for (int l = 0; l < c.n_layer; ++l) {
+    if (c.router_rows(l) != c.router_rows(0)) {
+      fail("{}: layer {} has {} experts and layer 0 has {}; llama.cpp's format needs one expert count for all layers "
+           "(reduce with --per-layer uniform)", gguf_path, l, c.router_rows(l), c.router_rows(0));
+    }
+    const auto& stored = m->stored_experts()[l];
+    for (int r = 0; r < c.router_rows(l); ++r) {
+      t.experts[l].push_back(stored[c.expert_map.empty() ? r : c.expert_map[l][r]]);
+      const moe::ExpertWeights& e = t.experts[l].back();
+      if (options.keep_types && (e.gate.type != stored[0].gate.type || e.up.type != stored[0].up.type ||
+                                 e.down.type != stored[0].down.type)) {
+        fail("{}: layer {}'s experts differ in type (mixed precision); llama.cpp stacks a layer's experts in one "
+             "tensor of one type: give --type to convert them", gguf_path, l);
+      }
+    }
+  }
+  out.n_expert = c.router_rows(0);
+  out.validate(out_path);
+  t.per_expert = false;
+  if (!options.keep_types) t.type_for = type_rule(options.type);
+  const uint32_t file_type = options.keep_types ? static_cast<uint32_t>(m->gguf()->get_uint("general.file_type", 1))
+                                                : gguf_file_type(options.type);
+  model::write_model_gguf(*m, t, std::filesystem::path(gguf_path).stem().string(), file_type, {}, out_path,
+                          options.progress);
 }
 
 }  // namespace mcmoe::api

@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <filesystem>
 #include <fmt/format.h>
 
 #include "api/convert.h"
@@ -21,17 +22,25 @@ DType parse_type(const std::string& s, std::initializer_list<DType> allowed) {
 
 int cmd_convert(const Argv& argv) {
   const Args a(argv, {"-o", "--type"}, {});
-  if (a.positional().size() != 1) fail("convert: expected one HF_DIR argument, found {}", a.positional().size());
+  if (a.positional().size() != 1) fail("convert: expected one HF_DIR or GGUF argument, found {}", a.positional().size());
   const std::string out = a.required("-o", "output file");
   api::ConvertOptions o;
   o.type = parse_type(a.str("--type", "f16"), {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0});
+  // A GGUF input is re-exported in llama.cpp's layout (merged experts expanded), keeping
+  // its types unless --type asks for one.
+  const bool from_gguf = !std::filesystem::is_directory(a.positional()[0]);
+  o.keep_types = from_gguf && !a.has("--type");
   Progress progress("convert");
   o.progress = [&](size_t done, size_t total) {
     progress.update(static_cast<int64_t>(done), static_cast<int64_t>(total));
   };
-  api::convert_hf_to_gguf(a.positional()[0], out, o);
+  if (from_gguf) {
+    api::export_llama_gguf(a.positional()[0], out, o);
+  } else {
+    api::convert_hf_to_gguf(a.positional()[0], out, o);
+  }
   progress.finish();
-  std::printf("wrote %s (%s)\n", out.c_str(), std::string(dtype_name(o.type)).c_str());
+  std::printf("wrote %s (%s)\n", out.c_str(), o.keep_types ? "types kept" : std::string(dtype_name(o.type)).c_str());
   return 0;
 }
 

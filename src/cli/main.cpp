@@ -20,6 +20,7 @@ commands:
   tokenize  -m MODEL (-p TEXT | -f FILE)
   inspect   MODEL
   convert   HF_DIR -o FILE.gguf [--type f16|bf16|f32|q8_0|q4_0]
+  convert   MODEL.gguf -o FILE.gguf [--type ...]   (llama.cpp's layout; merged experts expanded)
   synth     --arch mixtral --layers L --dim D --ff F --experts E --top-k K --vocab V
             --type q8_0|q4_0|f16 -o FILE.gguf [--heads H --kv-heads H --seed S]
             [--tokenizer-from MODEL.gguf --routing-from TRACE --routing-noise 0.3]

@@ -15,20 +15,7 @@ namespace {
 using test::quote;
 using test::run_cli;
 
-// Word salad from a fixed vocabulary: enough tokens for calibration, deterministic.
-std::string write_text(const test::TempDir& dir, int words) {
-  static const char* kWords[] = {"the", "king", "said", "to", "his", "daughter", "and", "a", "wolf", "came",
-                                 "into", "forest", "where", "old", "woman", "lived", "once", "upon", "time", "gold"};
-  std::mt19937 rng(3);
-  std::string text;
-  for (int i = 0; i < words; ++i) {
-    text += kWords[rng() % 20];
-    text += (i % 13 == 12) ? ".\n" : " ";
-  }
-  const std::string path = dir.path("text.txt");
-  std::ofstream(path) << text;
-  return path;
-}
+std::string write_text(const test::TempDir& dir, int words) { return test::write_word_salad(dir.path("text.txt"), words); }
 
 double ppl_of(const std::string& out) {
   const size_t at = out.find("ppl ");

@@ -13,6 +13,19 @@
 
 namespace mcmoe::test {
 
+std::string write_word_salad(const std::string& path, int words) {
+  static const char* kWords[] = {"the", "king", "said", "to", "his", "daughter", "and", "a", "wolf", "came",
+                                 "into", "forest", "where", "old", "woman", "lived", "once", "upon", "time", "gold"};
+  std::mt19937 rng(3);
+  std::string text;
+  for (int i = 0; i < words; ++i) {
+    text += kWords[rng() % 20];
+    text += (i % 13 == 12) ? ".\n" : " ";
+  }
+  std::ofstream(path) << text;
+  return path;
+}
+
 TempDir::TempDir() {
   std::random_device rd;
   dir_ = std::filesystem::temp_directory_path() /

@@ -31,6 +31,9 @@ CliResult run_cli(const std::string& args);
 // first) containing every fragment.
 void expect_clean_error(const CliResult& r, const std::vector<std::string>& fragments);
 
+// Word salad from a fixed vocabulary (deterministic), enough tokens for calibration; returns path.
+std::string write_word_salad(const std::string& path, int words);
+
 std::vector<uint8_t> read_bytes(const std::string& path);
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 std::string shared_dir();  // MCMOE_SOURCE_DIR/../shared, or "" when absent
