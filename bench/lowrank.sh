@@ -17,9 +17,8 @@ evaltext=../shared/corpus/wikitext2-valid.txt
 # Calibration: ~120 KB from each of the other corpora (fairy tales, Shakespeare, children's
 # stories, Russian prose), cut at line ends: the same "mix" as bench/quality.sh CALIB=mix.
 calib=$out/calib-mix.txt
-[ -f "$calib" ] || for f in grimm-tales tinyshakespeare tinystories-sample war-and-peace-ru; do
-  head -c 120000 "../shared/corpus/$f.txt" | sed '$d'
-done > "$calib"
+source bench/calib_mix.sh
+make_calib_mix "$calib"
 ranks=${RANKS:-"32 128"}
 rows=${SPARSE_ROWS:-16}
 type=${TYPE:-f16}

@@ -19,9 +19,8 @@ model=../shared/models/mixtral-tiny
 if [ -z "${CALIB_TEXT:-}" ]; then
   if [ "${CALIB:-wikitail}" = mix ]; then
     calib=$out/calib-mix.txt
-    [ -f "$calib" ] || for f in grimm-tales tinyshakespeare tinystories-sample war-and-peace-ru; do
-      head -c 120000 "../shared/corpus/$f.txt" | sed '$d'
-    done > "$calib"
+    source bench/calib_mix.sh
+    make_calib_mix "$calib"
   else
     calib=$out/calib-wikitail.txt
     [ -f "$calib" ] || tail -c +150001 ../shared/corpus/wikitext2-valid.txt > "$calib"

@@ -23,9 +23,8 @@ evaltext=../shared/corpus/wikitext2-valid.txt
 # 30 KB sample) and War and Peace in Russian; 389,646 bytes. The same mix as
 # `CALIB=mix bash bench/quality.sh`.
 calib=$out/calib-mix.txt
-[ -f "$calib" ] || for f in grimm-tales tinyshakespeare tinystories-sample war-and-peace-ru; do
-  head -c 120000 "../shared/corpus/$f.txt" | sed '$d'
-done > "$calib"
+source bench/calib_mix.sh
+make_calib_mix "$calib"
 f16=$out/f16.gguf
 [ -f "$f16" ] || $mc convert "$model" --type f16 -o "$f16" > /dev/null
 
