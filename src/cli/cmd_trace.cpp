@@ -47,7 +47,7 @@ int cmd_cachesim(const Argv& argv) {
   base.prefetch_m = static_cast<int>(a.integer("--prefetch-m", std::min(t.k, t.m), 1, t.m));
   const int depth = static_cast<int>(a.integer("--prefetch-depth", std::min(1, t.depth), 0, t.depth));
   // lfu-seeded learns its prior from the first tokens (a stand-in for calibration text);
-  // every policy then replays the same remaining tokens so the lines compare.
+  // every policy then replays the same remaining tokens (SimOptions::seed_tokens).
   base.seed_tokens = a.integer("--seed-tokens", t.n_tokens() / 5, 0, t.n_tokens() - 1);
   std::vector<offload::SimOptions> runs;
   auto add = [&](const std::string& p, int d) {
@@ -76,22 +76,11 @@ int cmd_cachesim(const Argv& argv) {
               a.positional()[0].c_str(), static_cast<long long>(t.n_tokens()), static_cast<long long>(base.seed_tokens),
               t.n_layer, t.n_expert, budget / 1048576.0, 100.0 * budget / std::max<uint64_t>(total, 1), total / 1048576.0,
               base.per_layer ? ", per-layer budgets" : "");
-  for (offload::SimOptions o : runs) {
-    // All lines replay the same tokens: skip the seeding prefix everywhere.
-    const int64_t skip = base.seed_tokens;
-    offload::RoutingTrace view = t;
-    if (o.policy != "lfu-seeded" && skip > 0) {
-      view.tokens.erase(view.tokens.begin(), view.tokens.begin() + skip);
-      auto drop = [&](auto& v, size_t per_token) { v.erase(v.begin(), v.begin() + skip * per_token); };
-      drop(view.picks, static_cast<size_t>(t.n_layer) * t.k);
-      drop(view.weights, static_cast<size_t>(t.n_layer) * t.k);
-      drop(view.probs, static_cast<size_t>(t.n_layer) * t.n_expert);
-      drop(view.predicted, static_cast<size_t>(t.n_layer) * t.depth * t.m);
-    }
-    const offload::SimResult r = offload::simulate(view, o);
+  for (const offload::SimOptions& o : runs) {
+    const offload::SimResult r = offload::simulate(t, o);
     std::printf("%s hit-rate %.4f bytes/token %.2f MiB", r.label.c_str(), r.hit_rate(), r.bytes_read_per_token / 1048576.0);
     if (o.prefetch_depth > 0) {
-      std::printf(" prefetches/token %.2f useful %.1f%%", static_cast<double>(r.prefetches) / std::max<int64_t>(1, view.n_tokens()),
+      std::printf(" prefetches/token %.2f useful %.1f%%", static_cast<double>(r.prefetches) / std::max<int64_t>(1, r.tokens),
                   r.prefetches ? 100.0 * r.useful_prefetches / r.prefetches : 0.0);
     }
     if (a.has("--layers")) {

@@ -47,7 +47,7 @@ SimResult simulate(const RoutingTrace& t, const SimOptions& o) {
   if (o.prefetch_depth > 0 && (o.prefetch_m < 1 || o.prefetch_m > t.m)) {
     fail("cachesim: prefetch top-{} but the trace has top-{} predictions", o.prefetch_m, t.m);
   }
-  const int64_t first = o.policy == "lfu-seeded" ? std::min(o.seed_tokens, t.n_tokens()) : 0;
+  const int64_t first = std::clamp<int64_t>(o.seed_tokens, 0, t.n_tokens());
   std::vector<int> used;
   auto step_of = [&](int64_t tok, int l) { return static_cast<uint64_t>(tok) * t.n_layer + l; };
   std::unique_ptr<CachePolicy> policy;
@@ -124,8 +124,8 @@ SimResult simulate(const RoutingTrace& t, const SimOptions& o) {
       }
     }
   }
-  const int64_t n_tok = t.n_tokens() - first;
-  r.bytes_read_per_token = n_tok ? static_cast<double>(bytes_read) / n_tok : 0;
+  r.tokens = t.n_tokens() - first;
+  r.bytes_read_per_token = r.tokens ? static_cast<double>(bytes_read) / r.tokens : 0;
   for (int l = 0; l < t.n_layer; ++l) {
     r.layer_hit_rate.push_back(layer_access[l] ? static_cast<double>(layer_hits[l]) / layer_access[l] : 0);
   }

@@ -10,17 +10,20 @@
 namespace mcmoe::offload {
 
 struct SimOptions {
-  std::string policy = "lru";  // lru, lfu, lfu-seeded (counts seeded from the trace's first
-                               // `seed_tokens` tokens, standing in for calibration), belady
+  std::string policy = "lru";  // lru, lfu, lfu:H, lfu-seeded (counts seeded from the skipped
+                               // prefix, standing in for calibration), belady
   uint64_t budget = 0;         // bytes
   bool per_layer = false;      // one pool per layer instead of one global pool
   int prefetch_depth = 0;      // 0: no prefetch; else prefetch predictions 1..depth layers ahead
   int prefetch_m = 2;          // top-m predicted experts prefetched per layer
-  int64_t seed_tokens = 0;     // tokens used to seed lfu-seeded (excluded from the replay)
+  // Replay starts at this token for every policy, so lines with and without a seed compare;
+  // lfu-seeded counts the uses in the tokens before it.
+  int64_t seed_tokens = 0;
 };
 
 struct SimResult {
   std::string label;        // e.g. "lru+prefetch"
+  int64_t tokens = 0;       // tokens replayed
   int64_t accesses = 0;     // expert uses (distinct experts per token and layer)
   int64_t hits = 0;         // of which resident when needed (prefetched ones included)
   std::vector<double> layer_hit_rate;
