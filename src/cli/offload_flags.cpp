@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <numeric>
+#include <span>
 
 #include "cli/common.h"
 #include "compress/stats.h"
@@ -31,16 +33,20 @@ uint64_t peak_rss() {
 
 }  // namespace
 
+// The flags besides --expert-cache (and --stats) only mean something when offloading is on.
+constexpr const char* kOffloadValueFlags[] = {"--cache-policy", "--cache-seed", "--prefetch", "--prefetch-m", "--prefetch-min-prob",
+                                              "--io-threads", "--fallback", "--fallback-threshold"};
+constexpr const char* kOffloadSwitches[] = {"--per-layer-cache", "--no-direct-io"};
+
 std::set<std::string> with_offload_flags(std::set<std::string> v) {
-  for (const char* f : {"--expert-cache", "--cache-policy", "--cache-seed", "--prefetch", "--prefetch-m", "--prefetch-min-prob",
-                        "--io-threads", "--fallback", "--fallback-threshold"}) {
-    v.insert(f);
-  }
+  v.insert("--expert-cache");
+  v.insert(std::begin(kOffloadValueFlags), std::end(kOffloadValueFlags));
   return v;
 }
 
 std::set<std::string> with_offload_switches(std::set<std::string> s) {
-  for (const char* f : {"--per-layer-cache", "--no-direct-io", "--stats"}) s.insert(f);
+  s.insert("--stats");
+  s.insert(std::begin(kOffloadSwitches), std::end(kOffloadSwitches));
   return s;
 }
 
@@ -52,9 +58,10 @@ model::LoadOptions offload_load_options(const Args& a, model::LoadOptions base) 
 Offload install_offload(const Args& a, model::Model& m) {
   Offload out;
   if (!a.has("--expert-cache")) {
-    for (const char* f : {"--cache-policy", "--cache-seed", "--prefetch", "--prefetch-m", "--prefetch-min-prob", "--io-threads", "--fallback",
-                          "--fallback-threshold", "--per-layer-cache", "--no-direct-io"}) {
-      if (a.has(f)) fail("{} needs --expert-cache (offloading is off without it)", f);
+    for (const auto& flags : {std::span<const char* const>(kOffloadValueFlags), std::span<const char* const>(kOffloadSwitches)}) {
+      for (const char* f : flags) {
+        if (a.has(f)) fail("{} needs --expert-cache (offloading is off without it)", f);
+      }
     }
     return out;
   }

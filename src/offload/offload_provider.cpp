@@ -63,13 +63,11 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
   }
   if (o_.prefetch_max_bytes == 0) o_.prefetch_max_bytes = o.budget / 4;
   predicted_.assign(std::max(1, o.prefetch_depth), std::vector<std::vector<int>>(n_layer_));
-  stats_.layer_accesses.assign(n_layer_, 0);
-  stats_.layer_hits.assign(n_layer_, 0);
-  stats_.pred_used.assign(o.prefetch_depth, 0);
-  stats_.pred_guessed.assign(o.prefetch_depth, 0);
-  stats_.pred_right.assign(o.prefetch_depth, 0);
+  clear_counters();
   stats_.budget = o.budget;
   stats_.direct_io = reader_->direct();
+  guess_.resize(o.prefetch_m);
+  guess_prob_.resize(o.prefetch_m);
   load_resident_weights(m);
   for (int t = 0; t < std::max(1, o.io_threads); ++t) workers_.emplace_back([this] { io_worker(); });
 }
@@ -94,26 +92,25 @@ void OffloadingProvider::load_resident_weights(model::Model& m) {
   }
   // One buffer for all of them (64-byte aligned each); a tensor used twice (tied output)
   // is copied once.
-  std::map<const void*, uint64_t> offset_of;
+  struct Copy {
+    uint64_t offset, bytes;  // in the buffer; bytes as the first view naming the data says
+  };
+  std::map<const void*, Copy> copy_of;
   uint64_t total = 0;
   for (TensorView* v : views) {
     const auto* p = static_cast<const uint8_t*>(v->data);
-    if (!v->valid() || p < base || p >= base + f.file_size() || offset_of.count(v->data)) continue;
-    offset_of[v->data] = total;
+    if (!v->valid() || p < base || p >= base + f.file_size() || copy_of.count(v->data)) continue;
+    copy_of[v->data] = {total, v->nbytes};
     total += (v->nbytes + 63) / 64 * 64;
   }
   auto buffer = std::make_shared<PageBuffer>(total);
-  for (const auto& [data, off] : offset_of) {
+  for (const auto& [data, c] : copy_of) {
     const auto* p = static_cast<const uint8_t*>(data);
-    uint64_t n = 0;
-    for (TensorView* v : views) {
-      if (v->data == data) n = std::max<uint64_t>(n, v->nbytes);
-    }
-    reader_->read_buffered(static_cast<uint64_t>(p - base), n, buffer->data + off, "a resident tensor");
+    reader_->read_buffered(static_cast<uint64_t>(p - base), c.bytes, buffer->data + c.offset, "a resident tensor");
   }
   for (TensorView* v : views) {
-    auto it = offset_of.find(v->data);
-    if (it != offset_of.end()) v->data = buffer->data + it->second;
+    auto it = copy_of.find(v->data);
+    if (it != copy_of.end()) v->data = buffer->data + it->second.offset;
   }
   m.keep_alive(buffer);
 }
@@ -322,8 +319,8 @@ void OffloadingProvider::after_layer(int layer, const float* x, int64_t n) {
     ++stats_.decode_tokens;
     if (!prefetch_active_ && o_.prefetch_depth > 0) ++stats_.prefetch_paused_tokens;
   }
-  std::vector<int> guess(o_.prefetch_m);
-  std::vector<float> prob(o_.prefetch_m);
+  std::vector<int>& guess = guess_;
+  std::vector<float>& prob = guess_prob_;
   for (int a = 1; a <= o_.prefetch_depth; ++a) {
     if (!predictor_.predict(layer, a, x, o_.prefetch_m, guess.data(), prob.data())) break;
     std::unique_lock<std::mutex> lock(mu_);
@@ -356,18 +353,23 @@ void OffloadingProvider::after_layer(int layer, const float* x, int64_t n) {
 
 void OffloadingProvider::reset_stats() {
   std::lock_guard<std::mutex> lock(mu_);
+  clear_counters();
+  stats_.peak_cache_bytes = cache_->used();
+}
+
+void OffloadingProvider::clear_counters() {
   OffloadStats fresh;
   fresh.layer_accesses.assign(n_layer_, 0);
   fresh.layer_hits.assign(n_layer_, 0);
   fresh.pred_used.assign(o_.prefetch_depth, 0);
   fresh.pred_guessed.assign(o_.prefetch_depth, 0);
   fresh.pred_right.assign(o_.prefetch_depth, 0);
+  // What describes the cache rather than counts its traffic stays.
   fresh.budget = stats_.budget;
   fresh.expert_bytes_total = stats_.expert_bytes_total;
   fresh.fallback_bytes = stats_.fallback_bytes;
   fresh.direct_io = stats_.direct_io;
-  fresh.peak_cache_bytes = cache_->used();
-  stats_ = fresh;
+  stats_ = std::move(fresh);
 }
 
 OffloadStats OffloadingProvider::stats() const {

@@ -100,6 +100,8 @@ class OffloadingProvider final : public moe::ExpertProvider {
   // With mu_ held: drops a failed entry from the cache and throws its error.
   [[noreturn]] void forget_failed(int id);
   void load_resident_weights(model::Model& m);
+  // Zeroes the traffic counters of stats_ (with mu_ held, or before the workers start).
+  void clear_counters();
 
   model::Model& model_;
   OffloadOptions o_;
@@ -113,6 +115,8 @@ class OffloadingProvider final : public moe::ExpertProvider {
   std::vector<uint8_t> use_fallback_;   // [id] this step computes with the low-bit copy
   std::vector<int> pinned_now_;
   RoutePredictor predictor_;
+  std::vector<int> guess_;          // after_layer's scratch: top-m guesses and their
+  std::vector<float> guess_prob_;   // probabilities, sized once
   std::vector<std::vector<std::vector<int>>> predicted_;  // [ahead - 1][layer] latest guess, empty when none
   std::deque<int> recall_window_hits_;        // depth-1 outcomes of recent tokens
   std::deque<int> recall_window_used_;
