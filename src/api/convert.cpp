@@ -27,7 +27,7 @@ namespace {
 // The stored type of each tensor when converting to matrix type `mat`.
 std::function<DType(const std::string&, const TensorView&)> type_rule(DType mat) {
   return [mat](const std::string& name, const TensorView& v) {
-    const bool vector_like = name.ends_with("norm.weight") || name.ends_with(".bias");
+    const bool vector_like = v.shape.size() == 1 || name.ends_with("norm.weight") || name.ends_with(".bias");
     // The router stays F32: routing decisions flip on small logit differences.
     if (vector_like || name.find("ffn_gate_inp") != std::string::npos) return DType::F32;
     // The output projection decides every logit: at 4 bits it is kept at 8 (as llama.cpp
@@ -75,10 +75,12 @@ void export_llama_gguf(const std::string& gguf_path, const std::string& out_path
   t.config = &out;
   t.weights = m->weights();
   t.experts.resize(c.n_layer);
+  const int first_moe = c.n_dense_lead;
   for (int l = 0; l < c.n_layer; ++l) {
-    if (c.router_rows(l) != c.router_rows(0)) {
-      fail("{}: layer {} has {} experts and layer 0 has {}; llama.cpp's format needs one expert count for all layers "
-           "(reduce with --per-layer uniform)", gguf_path, l, c.router_rows(l), c.router_rows(0));
+    if (!c.is_moe(l)) continue;
+    if (c.router_rows(l) != c.router_rows(first_moe)) {
+      fail("{}: layer {} has {} experts and layer {} has {}; llama.cpp's format needs one expert count for all layers "
+           "(reduce with --per-layer uniform)", gguf_path, l, c.router_rows(l), first_moe, c.router_rows(first_moe));
     }
     const auto& stored = m->stored_experts()[l];
     for (int r = 0; r < c.router_rows(l); ++r) {
@@ -91,7 +93,7 @@ void export_llama_gguf(const std::string& gguf_path, const std::string& out_path
       }
     }
   }
-  out.n_expert = c.router_rows(0);
+  if (c.n_expert > 0) out.n_expert = c.router_rows(first_moe);
   out.validate(out_path);
   t.per_expert = false;
   if (!options.keep_types) t.type_for = type_rule(options.type);

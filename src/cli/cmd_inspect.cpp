@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "cli/common.h"
 #include "format/gguf.h"
+#include "model/inventory.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::cli {
@@ -59,14 +60,49 @@ int cmd_inspect(const Argv& argv) {
   const model::ModelConfig& c = m->config();
   std::printf("model: %s (%s)\n", m->path().c_str(), m->is_gguf() ? "GGUF" : "Hugging Face safetensors");
   std::printf("architecture: %s\n", model::arch_gguf_name(c.arch));
-  std::printf("  vocab %d, hidden %d, layers %d, heads %d, kv heads %d, head dim %d\n", c.n_vocab, c.n_embd,
-              c.n_layer, c.n_head, c.n_head_kv, c.head_dim);
-  std::printf("  experts %d, used per token %d, expert width %d, shared expert width %d, renormalise top-k %s\n",
-              c.n_expert, c.n_expert_used, c.n_ff, c.n_ff_shared, c.norm_topk_prob ? "yes" : "no");
-  std::printf("  rope theta %g (%s), rms eps %g, context %d, attention bias %s, q/k norm %s\n", c.rope_theta,
-              c.rope_style == model::RopeStyle::Neox ? "neox" : "interleaved", c.rms_eps, c.n_ctx_train,
-              c.attn_bias ? "yes" : "no",
+  std::printf("  vocab %d, hidden %d, layers %d, heads %d, kv heads %d, head dim %d (v %d)\n", c.n_vocab, c.n_embd,
+              c.n_layer, c.n_head, c.n_head_kv, c.head_dim, c.head_dim_v);
+  if (c.attention == model::AttentionKind::Mla) {
+    std::printf("  multi-head latent attention: q lora %d, kv lora %d, nope %d, rope %d, v %d (%s kv_b), cache %d values per token and layer\n",
+                c.mla.q_lora_rank, c.mla.kv_lora_rank, c.mla.qk_nope, c.mla.qk_rope, c.mla.v_dim,
+                c.mla.split_kv_b ? "split" : "whole", c.mla.latent());
+  }
+  if (c.n_expert > 0) {
+    const char* score = c.router.softmax_over_topk ? "top-k logits, softmax over k"
+                        : c.router.score == model::ScoreFunc::Sigmoid ? "sigmoid" : "softmax";
+    std::printf("  experts %d, used per token %d, expert width %d, shared expert width %d%s, routing %s%s%s, renormalise top-k %s, scale %g\n",
+                c.n_expert, c.n_expert_used, c.n_ff, c.n_ff_shared, c.shared_gate ? " (gated)" : "", score,
+                c.router.choice_bias ? " + selection bias" : "",
+                c.router.group == model::GroupSelect::None ? ""
+                : fmt::format(", groups {} keep {} by {}", c.router.n_group, c.router.topk_group,
+                              c.router.group == model::GroupSelect::Max ? "max" : "top-2 sum").c_str(),
+                c.router.norm_topk ? "yes" : "no", c.router.scale);
+  }
+  if (c.has_dense_layers()) {
+    std::printf("  dense layers:");
+    for (int l = 0; l < c.n_layer; ++l) {
+      if (!c.is_moe(l)) std::printf(" %d", l);
+    }
+    std::printf(" (MLP width %d)\n", c.n_ff_dense);
+  }
+  std::printf("  rope theta %g (%s, %d of %d dims)%s, rms eps %g, context %d, attention bias %s%s, q/k norm %s\n", c.rope.theta,
+              c.rope.style == model::RopeStyle::Neox ? "neox" : "interleaved", c.rope.n_rot, c.head_dim,
+              c.rope.yarn ? fmt::format(", yarn factor {} from {}", c.rope.factor, c.rope.orig_ctx).c_str() : "", c.rms_eps,
+              c.n_ctx_train, c.attn_bias ? "yes" : "no", c.attn_out_bias ? " (+ output)" : "",
               c.qk_norm == model::QkNorm::None ? "none" : c.qk_norm == model::QkNorm::PerHead ? "per head" : "all heads");
+  if (c.attn_sinks || c.sliding_window > 0) {
+    int swa = 0;
+    for (int l = 0; l < c.n_layer; ++l) swa += c.is_swa(l);
+    std::printf("  attention sinks %s, sliding window %d on %d of %d layers\n", c.attn_sinks ? "yes" : "no", c.sliding_window, swa,
+                c.n_layer);
+  }
+  if (c.embd_scale != 1.f || c.residual_scale != 1.f || c.logit_scale != 1.f || c.attn_scale != 0.f) {
+    std::printf("  multipliers: embedding %g, residual %g, attention scale %g, logits ÷ %g\n", c.embd_scale, c.residual_scale,
+                c.attn_scale, c.logit_scale);
+  }
+  if (c.activation == model::Activation::SwigluOai) {
+    std::printf("  experts: clamped SwiGLU (alpha %g, limit %g)%s\n", c.swiglu_alpha, c.swiglu_limit, c.expert_bias ? " with biases" : "");
+  }
   std::printf("tokenizer: %d tokens, bos %d, eos %d, add bos %s\n", m->tokenizer().n_vocab(), m->tokenizer().bos_id(),
               m->tokenizer().eos_id(), m->tokenizer().add_bos() ? "yes" : "no");
   if (m->gguf() && a.has("--metadata")) {
@@ -117,24 +153,31 @@ int cmd_inspect(const Argv& argv) {
     }
   }
   {
+    // Bytes and parameters by role, from the tensor inventory; "decoder linears" are every
+    // layer matrix (attention, router, experts, shared experts, dense MLPs).
+    std::map<std::string, std::pair<size_t, int64_t>> by_role;
     size_t eb = 0, lb = 0;
     int64_t ep = 0, lp = 0;
-    for (const auto& layer : m->stored_experts()) {
-      for (const auto& e : layer) {
-        for (const TensorView* v : e.views()) {
+    model::for_each_tensor(c, m->weights(), m->stored_experts(), [&](const model::TensorSlot& s) {
+      std::vector<const TensorView*> views{s.view};
+      if (s.low_rank && s.low_rank->valid()) views = {&s.low_rank->left, &s.low_rank->right, &s.low_rank->sparse, &s.low_rank->index};
+      for (const TensorView* v : views) {
+        if (!v->valid()) continue;
+        auto& r = by_role[model::role_name(s.role)];
+        r.first += v->nbytes;
+        r.second += v->numel();
+        if (!s.matrix || s.layer < 0) continue;
+        lb += v->nbytes;
+        lp += v->numel();
+        if (s.role == model::TensorRole::RoutedExpert) {
           eb += v->nbytes;
           ep += v->numel();
         }
       }
-    }
-    lb = eb;
-    lp = ep;
-    for (const auto& L : m->weights().layers) {
-      for (const TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.router, &L.shared.gate, &L.shared.up, &L.shared.down}) {
-        if (!v->valid()) continue;
-        lb += v->nbytes;
-        lp += v->numel();
-      }
+    });
+    for (const auto& [role, bp] : by_role) {
+      std::printf("  %-14s %14zu bytes, %12lld params, %.3f bits per weight\n", role.c_str(), bp.first,
+                  static_cast<long long>(bp.second), 8.0 * bp.first / std::max<int64_t>(1, bp.second));
     }
     std::printf("true bits per weight (scales and mins included): experts %.4f, decoder linears %.4f\n",
                 8.0 * eb / std::max<int64_t>(1, ep), 8.0 * lb / std::max<int64_t>(1, lp));

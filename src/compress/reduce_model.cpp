@@ -206,8 +206,9 @@ ReduceReport reduce_model(model::Model& m, const std::string& text, const std::s
     }
     rep.groups.push_back(group);
   }
-  nc.n_expert = 0;
-  for (int l = 0; l < c.n_layer; ++l) nc.n_expert = std::max(nc.n_expert, nc.router_rows(l));
+  int widest = 0;
+  for (int l = 0; l < c.n_layer; ++l) widest = std::max(widest, nc.router_rows(l));
+  nc.n_expert = widest;
   // Equal counts without merging need no per-layer metadata: llama.cpp's layout as is.
   if (!merging && std::all_of(counts.begin(), counts.end(), [&](int x) { return x == counts[0]; })) {
     nc.layer_experts.clear();

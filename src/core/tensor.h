@@ -29,6 +29,8 @@ struct TensorView {
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_stride(); }
   // Sub-tensor i along the outermost dimension (expert e of a [n_expert, n_ff, n_embd] tensor).
   TensorView slice0(int64_t i) const;
+  // Rows [begin, begin + n) of a 2-D tensor (a view; rows are contiguous).
+  TensorView row_range(int64_t begin, int64_t n) const;
   bool valid() const { return data != nullptr; }
 };
 

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -7,17 +8,23 @@
 
 #include "core/error.h"
 #include "format/gguf.h"
+#include "model/arch/arch.h"
 
 namespace mcmoe::model {
 
-const char* arch_gguf_name(Arch a) {
-  switch (a) {
-    case Arch::Llama: return "llama";
-    case Arch::Qwen2Moe: return "qwen2moe";
-    case Arch::Qwen3Moe: return "qwen3moe";
-    case Arch::Olmoe: return "olmoe";
+const char* arch_gguf_name(Arch a) { return arch::info(a).gguf_name; }
+
+bool ModelConfig::has_dense_layers() const {
+  for (int l = 0; l < n_layer; ++l) {
+    if (!is_moe(l)) return true;
   }
-  return "?";
+  return false;
+}
+
+int ModelConfig::max_ff() const {
+  int ff = std::max(n_ff_shared, n_ff_dense);
+  if (n_expert > 0) ff = std::max(ff, n_ff);
+  return ff;
 }
 
 void ModelConfig::validate(const std::string& source) const {
@@ -30,18 +37,42 @@ void ModelConfig::validate(const std::string& source) const {
   positive("attention head count", n_head);
   positive("key/value head count", n_head_kv);
   positive("head dimension", head_dim);
-  positive("expert count", n_expert);
-  positive("experts per token", n_expert_used);
-  positive("expert width", n_ff);
+  positive("value head dimension", head_dim_v);
   if (n_head % n_head_kv != 0) fail("{}: attention heads {} not a multiple of key/value heads {}", source, n_head, n_head_kv);
-  if (n_expert_used > n_expert) fail("{}: experts per token {} exceeds expert count {}", source, n_expert_used, n_expert);
+  if (n_expert < 0) fail("{}: expert count must not be negative, found {}", source, n_expert);
+  if (n_expert > 0) {
+    positive("experts per token", n_expert_used);
+    positive("expert width", n_ff);
+    if (n_expert_used > n_expert) fail("{}: experts per token {} exceeds expert count {}", source, n_expert_used, n_expert);
+  }
+  if (n_dense_lead < 0 || n_dense_lead > n_layer) fail("{}: {} leading dense layers of {}", source, n_dense_lead, n_layer);
+  if (moe_every < 1) fail("{}: MoE layer frequency must be positive, found {}", source, moe_every);
+  if (has_dense_layers()) positive("dense layer width", n_ff_dense);
+  if (n_ff_shared < 0) fail("{}: shared expert width must not be negative, found {}", source, n_ff_shared);
+  if (n_expert > 0) {
+    const RouterConfig& r = router;
+    if (r.group != GroupSelect::None) {
+      if (r.n_group < 2 || n_expert % r.n_group != 0) {
+        fail("{}: {} experts cannot be split into {} routing groups", source, n_expert, r.n_group);
+      }
+      if (r.topk_group < 1 || r.topk_group > r.n_group) fail("{}: {} routing groups kept of {}", source, r.topk_group, r.n_group);
+      if (r.group == GroupSelect::Top2Sum && n_expert / r.n_group < 2) {
+        fail("{}: groups of {} expert(s) cannot be ranked by their two best scores", source, n_expert / r.n_group);
+      }
+      if (n_expert_used > r.topk_group * (n_expert / r.n_group)) {
+        fail("{}: top-{} does not fit in {} groups of {} experts", source, n_expert_used, r.topk_group, n_expert / r.n_group);
+      }
+    }
+    if (!(r.scale > 0.f)) fail("{}: routed scaling factor must be positive, found {}", source, r.scale);
+  }
   if (!layer_experts.empty()) {
     if (static_cast<int>(layer_experts.size()) != n_layer) {
       fail("{}: {} per-layer expert counts for {} layers", source, layer_experts.size(), n_layer);
     }
     for (int l = 0; l < n_layer; ++l) {
-      if (layer_experts[l] < 1 || layer_experts[l] > n_expert) {
-        fail("{}: layer {} has {} experts; expected 1..{}", source, l, layer_experts[l], n_expert);
+      const int lo = is_moe(l) ? 1 : 0, hi = is_moe(l) ? n_expert : 0;
+      if (layer_experts[l] < lo || layer_experts[l] > hi) {
+        fail("{}: layer {} has {} experts; expected {}..{}", source, l, layer_experts[l], lo, hi);
       }
     }
   }
@@ -54,23 +85,57 @@ void ModelConfig::validate(const std::string& source) const {
     }
   }
   for (int l = 0; l < n_layer && (!layer_experts.empty() || !expert_map.empty()); ++l) {
+    if (!is_moe(l)) continue;
     if (n_expert_used > router_rows(l)) {
       fail("{}: experts per token {} exceeds layer {}'s {} router rows", source, n_expert_used, l, router_rows(l));
     }
     if (router_rows(l) > n_expert) fail("{}: layer {} has {} router rows, more than the expert count {}", source, l, router_rows(l), n_expert);
   }
-  if (head_dim % 2 != 0) fail("{}: head dimension {} must be even for RoPE", source, head_dim);
+  if (attention == AttentionKind::Mla) {
+    positive("kv_lora_rank", mla.kv_lora_rank);
+    positive("qk_nope_head_dim", mla.qk_nope);
+    positive("qk_rope_head_dim", mla.qk_rope);
+    positive("v_head_dim", mla.v_dim);
+    if (mla.q_lora_rank < 0) fail("{}: q_lora_rank must not be negative, found {}", source, mla.q_lora_rank);
+    if (head_dim != mla.qk_dim() || head_dim_v != mla.v_dim || n_head_kv != n_head) {
+      fail("{}: MLA head sizes disagree (q/k {} vs nope {} + rope {}, v {} vs {}, kv heads {} vs {})", source, head_dim,
+           mla.qk_nope, mla.qk_rope, head_dim_v, mla.v_dim, n_head_kv, n_head);
+    }
+  }
+  if (rope.n_rot <= 0 || rope.n_rot % 2 != 0 || rope.n_rot > head_dim) {
+    fail("{}: rotary dimensions {} must be even and within the head dimension {}", source, rope.n_rot, head_dim);
+  }
   if (!(rms_eps > 0.f)) fail("{}: rms_norm_eps must be positive, found {}", source, rms_eps);
-  if (!(rope_theta > 0.f)) fail("{}: rope_theta must be positive, found {}", source, rope_theta);
+  if (!(rope.theta > 0.f)) fail("{}: rope_theta must be positive, found {}", source, rope.theta);
+  if (rope.yarn && !(rope.factor >= 1.f && rope.orig_ctx > 0)) {
+    fail("{}: YaRN needs factor >= 1 and an original context, found {} and {}", source, rope.factor, rope.orig_ctx);
+  }
+  if (!swa_layers.empty() && static_cast<int>(swa_layers.size()) != n_layer) {
+    fail("{}: {} sliding-window flags for {} layers", source, swa_layers.size(), n_layer);
+  }
+  if (sliding_window < 0) fail("{}: sliding window must not be negative, found {}", source, sliding_window);
+  for (float s : {embd_scale, residual_scale, logit_scale}) {
+    if (!std::isfinite(s) || s == 0.f) fail("{}: a Granite multiplier is {}", source, s);
+  }
 }
 
 std::string ModelConfig::summary() const {
-  return fmt::format(
-      "arch {} | vocab {} | hidden {} | layers {} | heads {} (kv {}, dim {}) | experts {} top-{} "
-      "width {}{} | norm_topk {} | rope θ {} ({}) | eps {}",
-      arch_gguf_name(arch), n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_expert,
-      n_expert_used, n_ff, n_ff_shared ? fmt::format(" + shared {}", n_ff_shared) : "",
-      norm_topk_prob, rope_theta, rope_style == RopeStyle::Neox ? "neox" : "interleaved", rms_eps) +
+  std::string ffn;
+  if (n_expert > 0) {
+    ffn = fmt::format("experts {} top-{} width {}", n_expert, n_expert_used, n_ff);
+    if (n_ff_shared) ffn += fmt::format(" + shared {}", n_ff_shared);
+    if (has_dense_layers()) ffn += fmt::format(" | dense layers width {}", n_ff_dense);
+  } else {
+    ffn = fmt::format("dense width {}", n_ff_dense);
+  }
+  std::string attn = attention == AttentionKind::Mla
+                         ? fmt::format("MLA heads {} (q lora {}, kv lora {}, nope {}, rope {}, v {})", n_head, mla.q_lora_rank,
+                                       mla.kv_lora_rank, mla.qk_nope, mla.qk_rope, mla.v_dim)
+                         : fmt::format("heads {} (kv {}, dim {})", n_head, n_head_kv, head_dim);
+  return fmt::format("arch {} | vocab {} | hidden {} | layers {} | {} | {} | rope θ {} ({}{}{}) | eps {}", arch_gguf_name(arch),
+                     n_vocab, n_embd, n_layer, attn, ffn, rope.theta, rope.style == RopeStyle::Neox ? "neox" : "interleaved",
+                     rope.n_rot != head_dim ? fmt::format(", {} dims", rope.n_rot) : "",
+                     rope.yarn ? fmt::format(", yarn ×{}", rope.factor) : "", rms_eps) +
          reduction_summary();
 }
 
@@ -83,22 +148,6 @@ std::string ModelConfig::reduction_summary() const {
 }
 
 namespace {
-
-template <typename T>
-T json_get(const nlohmann::json& j, const std::string& key, const std::string& path) {
-  if (!j.contains(key) || j[key].is_null()) fail("{}: missing key '{}'", path, key);
-  try {
-    return j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("{}: key '{}' has the wrong type (found {})", path, key, j[key].type_name());
-  }
-}
-
-template <typename T>
-T json_get(const nlohmann::json& j, const std::string& key, const std::string& path, T def) {
-  if (!j.contains(key) || j[key].is_null()) return def;
-  return json_get<T>(j, key, path);
-}
 
 int array_int(const format::GgufFile& f, const std::string& key, const format::GgufValue& item) {
   if (const auto* u = std::get_if<uint64_t>(&item.v)) return static_cast<int>(*u);
@@ -115,11 +164,12 @@ void read_reduction(const format::GgufFile& f, ModelConfig& c) {
     }
     for (const auto& item : a.items) c.layer_experts.push_back(array_int(f, kLayerExpertsKey, item));
   }
-  if (f.has(kExpertMapKeyPrefix + std::string("0"))) {
+  if (f.has(kExpertMapKeyPrefix + std::string("0")) || f.has(kExpertMapKeyPrefix + std::to_string(c.n_dense_lead))) {
     for (int l = 0; l < c.n_layer; ++l) {
       const std::string key = kExpertMapKeyPrefix + std::to_string(l);
-      if (!f.has(key)) fail("{}: missing key '{}' (a merged model maps the router rows of every layer)", f.path(), key);
       std::vector<int>& map = c.expert_map.emplace_back();
+      if (!c.is_moe(l)) continue;  // dense layers route nothing
+      if (!f.has(key)) fail("{}: missing key '{}' (a merged model maps the router rows of every MoE layer)", f.path(), key);
       for (const auto& item : f.get_array(key).items) map.push_back(array_int(f, key, item));
     }
   }
@@ -138,119 +188,73 @@ ModelConfig config_from_hf(const std::string& dir) {
     fail("{}: malformed JSON: {}", path, e.what());
   }
   if (!j.is_object()) fail("{}: expected a JSON object", path);
+  const arch::HfConfig h(std::move(j), path);
+  const std::string type = h.get<std::string>("model_type");
+  const arch::ArchInfo* family = arch::find_by_hf_type(type);
+  if (!family) fail("{}: model_type '{}' not supported (expected one of {})", path, type, arch::known_hf_types());
   ModelConfig c;
-  const std::string type = json_get<std::string>(j, "model_type", path);
-  c.n_vocab = json_get<int>(j, "vocab_size", path);
-  c.n_embd = json_get<int>(j, "hidden_size", path);
-  c.n_layer = json_get<int>(j, "num_hidden_layers", path);
-  c.n_head = json_get<int>(j, "num_attention_heads", path);
-  c.n_head_kv = json_get<int>(j, "num_key_value_heads", path, c.n_head);
-  c.head_dim = json_get<int>(j, "head_dim", path, c.n_head > 0 ? c.n_embd / c.n_head : 0);
-  c.rms_eps = json_get<float>(j, "rms_norm_eps", path, 1e-6f);
-  c.rope_theta = json_get<float>(j, "rope_theta", path, 10000.f);
-  c.n_ctx_train = json_get<int>(j, "max_position_embeddings", path, 4096);
-  c.tie_embeddings = json_get<bool>(j, "tie_word_embeddings", path, false);
-  c.rope_style = RopeStyle::Neox;
-  if (type == "mixtral") {
-    c.arch = Arch::Llama;
-    c.n_expert = json_get<int>(j, "num_local_experts", path);
-    c.n_expert_used = json_get<int>(j, "num_experts_per_tok", path);
-    c.n_ff = json_get<int>(j, "intermediate_size", path);
-    c.norm_topk_prob = true;
-  } else if (type == "llama" || type == "mistral") {
-    c.arch = Arch::Llama;
-    c.n_expert = c.n_expert_used = 1;
-    c.n_ff = json_get<int>(j, "intermediate_size", path);
-  } else if (type == "qwen2_moe") {
-    c.arch = Arch::Qwen2Moe;
-    c.n_expert = json_get<int>(j, "num_experts", path);
-    c.n_expert_used = json_get<int>(j, "num_experts_per_tok", path);
-    c.n_ff = json_get<int>(j, "moe_intermediate_size", path);
-    c.n_ff_shared = json_get<int>(j, "shared_expert_intermediate_size", path, 0);
-    c.norm_topk_prob = json_get<bool>(j, "norm_topk_prob", path, false);
-    c.attn_bias = true;
-    if (json_get<int>(j, "decoder_sparse_step", path, 1) != 1) fail("{}: decoder_sparse_step != 1 is not supported", path);
-    if (j.contains("mlp_only_layers") && j["mlp_only_layers"].is_array() && !j["mlp_only_layers"].empty()) {
-      fail("{}: mlp_only_layers is not supported (found {} entries)", path, j["mlp_only_layers"].size());
-    }
-  } else if (type == "qwen3_moe") {
-    c.arch = Arch::Qwen3Moe;
-    c.n_expert = json_get<int>(j, "num_experts", path);
-    c.n_expert_used = json_get<int>(j, "num_experts_per_tok", path);
-    c.n_ff = json_get<int>(j, "moe_intermediate_size", path);
-    c.norm_topk_prob = json_get<bool>(j, "norm_topk_prob", path, true);
-    c.attn_bias = json_get<bool>(j, "attention_bias", path, false);
-    c.qk_norm = QkNorm::PerHead;
-  } else if (type == "olmoe") {
-    c.arch = Arch::Olmoe;
-    c.n_expert = json_get<int>(j, "num_experts", path);
-    c.n_expert_used = json_get<int>(j, "num_experts_per_tok", path);
-    c.n_ff = json_get<int>(j, "intermediate_size", path);
-    c.norm_topk_prob = json_get<bool>(j, "norm_topk_prob", path, false);
-    c.qk_norm = QkNorm::AllHeads;
-  } else {
-    fail("{}: model_type '{}' not supported (expected mixtral, llama, mistral, qwen2_moe, qwen3_moe or olmoe)", path, type);
-  }
+  c.arch = family->arch;
+  c.n_vocab = h.get<int>("vocab_size");
+  c.n_embd = h.get<int>("hidden_size");
+  c.n_layer = h.get<int>("num_hidden_layers");
+  c.n_head = h.get<int>("num_attention_heads");
+  c.n_head_kv = h.get<int>("num_key_value_heads", c.n_head);
+  c.head_dim = h.get<int>("head_dim", c.n_head > 0 ? c.n_embd / c.n_head : 0);
+  c.head_dim_v = c.head_dim;
+  c.rms_eps = h.get<float>("rms_norm_eps", 1e-6f);
+  c.rope.theta = h.get<float>("rope_theta", 10000.f);
+  c.rope.n_rot = c.head_dim;
+  c.rope.style = RopeStyle::Neox;
+  c.n_ctx_train = h.get<int>("max_position_embeddings", 4096);
+  c.tie_embeddings = h.get<bool>("tie_word_embeddings", false);
+  arch::read_hf_rope_scaling(h, c);
+  family->from_hf(h, type, c);
   c.validate(path);
   return c;
 }
 
 ModelConfig config_from_gguf(const format::GgufFile& f) {
+  const std::string name = f.get_string("general.architecture");
+  const arch::ArchInfo* family = arch::find_by_gguf_name(name);
+  if (!family) fail("{}: general.architecture '{}' not supported (expected one of {})", f.path(), name, arch::known_gguf_names());
+  const arch::GgufKeys k(f, name);
   ModelConfig c;
-  const std::string arch = f.get_string("general.architecture");
-  if (arch == "llama") {
-    c.arch = Arch::Llama;
-  } else if (arch == "qwen2moe") {
-    c.arch = Arch::Qwen2Moe;
-  } else if (arch == "qwen3moe") {
-    c.arch = Arch::Qwen3Moe;
-  } else if (arch == "olmoe") {
-    c.arch = Arch::Olmoe;
-  } else {
-    fail("{}: general.architecture '{}' not supported (expected llama, qwen2moe, qwen3moe or olmoe)", f.path(), arch);
+  c.arch = family->arch;
+  c.n_embd = k.u32("embedding_length");
+  c.n_layer = k.u32("block_count");
+  c.n_head = k.u32("attention.head_count");
+  c.n_head_kv = k.u32("attention.head_count_kv", c.n_head);
+  c.head_dim = k.u32("attention.key_length", c.n_head ? c.n_embd / c.n_head : 0);
+  c.head_dim_v = k.u32("attention.value_length", c.head_dim);
+  c.rms_eps = k.f32("attention.layer_norm_rms_epsilon", 1e-5f);
+  c.rope.theta = k.f32("rope.freq_base", 10000.f);
+  c.rope.n_rot = k.u32("rope.dimension_count", c.head_dim);
+  c.rope.style = RopeStyle::Neox;
+  c.n_ctx_train = k.u32("context_length", 4096);
+  c.n_expert = k.u32("expert_count", 0);
+  c.n_expert_used = k.u32("expert_used_count", 0);
+  const std::string scaling = k.str("rope.scaling.type", "none");
+  if (scaling == "yarn") {
+    RopeConfig& r = c.rope;
+    r.yarn = true;
+    r.factor = k.f32("rope.scaling.factor");
+    r.orig_ctx = k.u32("rope.scaling.original_context_length", c.n_ctx_train);
+    r.beta_fast = k.f32("rope.scaling.yarn_beta_fast", 32.f);
+    r.beta_slow = k.f32("rope.scaling.yarn_beta_slow", 1.f);
+    r.truncate = f.get_bool(arch::kRopeTruncateKey, true);
+    // llama.cpp's rope magnitude for YaRN without mscale keys: 0.1 ln(factor) + 1, as
+    // transformers' default attention_factor.
+    r.attn_factor = static_cast<float>(f.get_float(arch::kRopeAttnFactorKey, r.factor > 1.f ? 0.1 * std::log(r.factor) + 1.0 : 1.0));
+  } else if (scaling != "none" && scaling != "linear") {
+    fail("{}: {}.rope.scaling.type '{}' is not supported (expected yarn or none)", f.path(), name, scaling);
+  } else if (scaling == "linear" && k.f32("rope.scaling.factor", 1.f) != 1.f) {
+    fail("{}: linear RoPE scaling (factor {}) is not supported", f.path(), k.f32("rope.scaling.factor", 1.f));
   }
-  const std::string p = arch + ".";
-  c.n_embd = static_cast<int>(f.get_uint(p + "embedding_length"));
-  c.n_layer = static_cast<int>(f.get_uint(p + "block_count"));
-  c.n_head = static_cast<int>(f.get_uint(p + "attention.head_count"));
-  c.n_head_kv = static_cast<int>(f.get_uint(p + "attention.head_count_kv", c.n_head));
-  c.head_dim = static_cast<int>(f.get_uint(p + "attention.key_length", c.n_head ? c.n_embd / c.n_head : 0));
-  c.rms_eps = static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon", 1e-5));
-  c.rope_theta = static_cast<float>(f.get_float(p + "rope.freq_base", 10000.0));
-  c.n_ctx_train = static_cast<int>(f.get_uint(p + "context_length", 4096));
-  c.n_expert = static_cast<int>(f.get_uint(p + "expert_count", 0));
-  c.n_expert_used = static_cast<int>(f.get_uint(p + "expert_used_count", 0));
-  if (c.n_expert == 0) c.n_expert = c.n_expert_used = 1;
-  switch (c.arch) {
-    case Arch::Llama:
-      c.n_ff = static_cast<int>(f.get_uint(p + "feed_forward_length"));
-      c.rope_style = RopeStyle::Interleaved;
-      c.norm_topk_prob = true;
-      break;
-    case Arch::Qwen2Moe:
-      c.n_ff = static_cast<int>(f.get_uint(p + "expert_feed_forward_length"));
-      c.n_ff_shared = static_cast<int>(f.get_uint(p + "expert_shared_feed_forward_length", 0));
-      c.rope_style = RopeStyle::Neox;
-      c.norm_topk_prob = f.get_bool(p + "expert_weights_norm", false);
-      c.attn_bias = true;
-      break;
-    case Arch::Qwen3Moe:
-      c.n_ff = static_cast<int>(f.get_uint(p + "expert_feed_forward_length"));
-      c.rope_style = RopeStyle::Neox;
-      c.norm_topk_prob = f.get_bool(p + "expert_weights_norm", true);
-      c.qk_norm = QkNorm::PerHead;
-      break;
-    case Arch::Olmoe:
-      c.n_ff = static_cast<int>(f.get_uint(p + "feed_forward_length"));
-      c.rope_style = RopeStyle::Neox;
-      c.norm_topk_prob = f.get_bool(p + "expert_weights_norm", false);
-      c.qk_norm = QkNorm::AllHeads;
-      break;
-  }
+  family->from_gguf(k, c);
   // Vocabulary size: the metadata key is optional in llama.cpp's files; the token list and
   // the embedding agree with it when present (checked by the loader).
-  if (f.has(p + "vocab_size")) {
-    c.n_vocab = static_cast<int>(f.get_uint(p + "vocab_size"));
+  if (k.has("vocab_size")) {
+    c.n_vocab = k.u32("vocab_size");
   } else if (const auto* t = f.find_tensor("token_embd.weight")) {
     c.n_vocab = static_cast<int>(t->shape[0]);
   }

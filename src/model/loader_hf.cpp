@@ -1,8 +1,16 @@
-// Hugging Face checkpoints: config.json + safetensors, tensor names per model family.
+// Hugging Face checkpoints: config.json + safetensors, walked through the tensor inventory;
+// each family's arch file says where its checkpoint keeps each tensor (model/arch/arch.h).
+// Tensors used as they are stay views into the mapped file; fused or transposed ones
+// (Granite's input_linear halves are views; gpt-oss's gate_up_proj and down_proj are copied
+// transposed) are taken apart here.
 #include <fmt/format.h>
+
+#include <cstring>
 
 #include "core/error.h"
 #include "format/safetensors.h"
+#include "model/arch/arch.h"
+#include "model/inventory.h"
 #include "model/loaders.h"
 #include "tokenizer/tokenizer.h"
 
@@ -10,21 +18,13 @@ namespace mcmoe::model {
 
 namespace {
 
-struct HfNames {
-  std::string router;                     // "" for dense models
-  std::string expert_gate, expert_up, expert_down;  // with {e} for the expert index
-};
-
-HfNames hf_names(const ModelConfig& c, bool mixtral_names) {
-  if (c.n_expert == 1 && c.n_ff_shared == 0 && !mixtral_names) {
-    return {"", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+size_t element_size(const std::string& dir, const std::string& name, DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F16:
+    case DType::BF16: return 2;
+    default: fail("{}: tensor '{}' has type {}; checkpoints are read in f32, f16 or bf16", dir, name, dtype_name(t));
   }
-  if (mixtral_names) {
-    return {"block_sparse_moe.gate", "block_sparse_moe.experts.{}.w1",
-            "block_sparse_moe.experts.{}.w3", "block_sparse_moe.experts.{}.w2"};
-  }
-  return {"mlp.gate", "mlp.experts.{}.gate_proj", "mlp.experts.{}.up_proj",
-          "mlp.experts.{}.down_proj"};
 }
 
 }  // namespace
@@ -35,65 +35,94 @@ void HfLoader::load(Model& m, const std::string& dir) {
   m.safetensors_ = std::make_unique<format::SafetensorsSet>(dir);
   const format::SafetensorsSet& st = *m.safetensors_;
   for (const auto& name : st.names()) m.file_tensors_.push_back({name, st.get(name)});
+  const arch::ArchInfo& family = arch::info(c.arch);
+  if (family.arch == Arch::GptOss && st.find("model.layers.0.mlp.experts.gate_up_proj_blocks")) {
+    fail("{}: the experts are stored as MXFP4 (model.layers.0.mlp.experts.gate_up_proj_blocks); only the float form of "
+         "gpt-oss is read so far",
+         dir);
+  }
 
-  auto get = [&](const std::string& name, const std::vector<int64_t>& shape) -> const TensorView& {
-    const TensorView& v = st.get(name);
-    expect_shape(dir, name, v, shape);
-    return v;
+  // The sub-tensor `index` of a stacked tensor, checked to exist.
+  auto sub = [&](const arch::HfSource& src, const TensorView& t) {
+    if (t.shape.size() < 2 || src.index < 0 || src.index >= t.shape[0]) {
+      fail("{}: tensor '{}' has shape {}; expected a stack holding entry {}", dir, src.name, shape_string(t.shape), src.index);
+    }
+    return t.slice0(src.index);
   };
-  const int64_t d = c.n_embd, q_dim = int64_t{c.n_head} * c.head_dim,
-                kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+  auto take = [&](const arch::HfSource& src, const TensorSlot& s) -> TensorView {
+    const TensorView& t = st.get(src.name);
+    using T = arch::HfSource::Take;
+    switch (src.take) {
+      case T::Whole: return t;
+      case T::Slice: return sub(src, t);
+      case T::Rows: {
+        const TensorView e = sub(src, t);
+        if (e.shape.size() != 2 || src.end > e.shape[0]) {
+          fail("{}: tensor '{}' has shape {}; expected at least {} rows per entry", dir, src.name, shape_string(t.shape), src.end);
+        }
+        return e.row_range(src.begin, src.end - src.begin);
+      }
+      case T::Transposed: {
+        const TensorView e = sub(src, t);
+        if (e.shape.size() != 2) fail("{}: tensor '{}' has shape {}; expected a stack of matrices", dir, src.name, shape_string(t.shape));
+        const size_t es = element_size(dir, src.name, e.type);
+        const int64_t a = e.shape[0], b = e.shape[1];
+        TensorView out = m.own(e.type, {b, a});
+        auto* dst = static_cast<uint8_t*>(const_cast<void*>(out.data));
+        const auto* in = static_cast<const uint8_t*>(e.data);
+        for (int64_t i = 0; i < a; ++i) {
+          for (int64_t j = 0; j < b; ++j) std::memcpy(dst + (j * a + i) * es, in + (i * b + j) * es, es);
+        }
+        return out;
+      }
+      case T::EveryOther: {
+        const TensorView e = sub(src, t);
+        const size_t es = element_size(dir, src.name, e.type);
+        const auto* in = static_cast<const uint8_t*>(e.data);
+        if (e.shape.size() == 1) {  // a bias [2 n_ff]: entries begin, begin + 2, ...
+          const int64_t n = e.shape[0] / 2;
+          TensorView out = m.own(e.type, {n});
+          auto* dst = static_cast<uint8_t*>(const_cast<void*>(out.data));
+          for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * es, in + (2 * i + src.begin) * es, es);
+          return out;
+        }
+        if (e.shape.size() != 2 || e.shape[1] % 2 != 0) {
+          fail("{}: tensor '{}' has shape {}; expected [experts, n_embd, 2 n_ff]", dir, src.name, shape_string(t.shape));
+        }
+        // [n_embd, 2 n_ff] used as x @ W → columns begin, begin + 2, ... transposed: [n_ff, n_embd].
+        const int64_t rows = e.shape[0], n = e.shape[1] / 2;
+        TensorView out = m.own(e.type, {n, rows});
+        auto* dst = static_cast<uint8_t*>(const_cast<void*>(out.data));
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t i = 0; i < n; ++i) std::memcpy(dst + (i * rows + r) * es, in + (r * 2 * n + 2 * i + src.begin) * es, es);
+        }
+        return out;
+      }
+    }
+    fail("internal: unknown take for '{}'", s.name);
+  };
+
   ModelWeights& w = m.weights_;
-  w.tok_embd = get("model.embed_tokens.weight", {c.n_vocab, d});
-  w.output_norm = m.to_f32(get("model.norm.weight", {d}));
-  if (st.find("lm_head.weight")) {
-    w.output = get("lm_head.weight", {c.n_vocab, d});
-  } else if (c.tie_embeddings) {
-    w.output = w.tok_embd;
-  } else {
-    fail("{}: missing tensor 'lm_head.weight' (tie_word_embeddings is false)", dir);
-  }
-  const bool mixtral_names = st.find("model.layers.0.block_sparse_moe.gate.weight") != nullptr;
-  const HfNames names = hf_names(c, mixtral_names);
-  w.layers.resize(c.n_layer);
+  w.layers.assign(c.n_layer, {});
   m.stored_experts_.assign(c.n_layer, {});
-  for (int l = 0; l < c.n_layer; ++l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
-    LayerWeights& L = w.layers[l];
-    L.attn_norm = m.to_f32(get(p + "input_layernorm.weight", {d}));
-    L.ffn_norm = m.to_f32(get(p + "post_attention_layernorm.weight", {d}));
-    L.wq = get(p + "self_attn.q_proj.weight", {q_dim, d});
-    L.wk = get(p + "self_attn.k_proj.weight", {kv_dim, d});
-    L.wv = get(p + "self_attn.v_proj.weight", {kv_dim, d});
-    L.wo = get(p + "self_attn.o_proj.weight", {d, q_dim});
-    if (c.attn_bias) {
-      L.bq = m.to_f32(get(p + "self_attn.q_proj.bias", {q_dim}));
-      L.bk = m.to_f32(get(p + "self_attn.k_proj.bias", {kv_dim}));
-      L.bv = m.to_f32(get(p + "self_attn.v_proj.bias", {kv_dim}));
+  for (int l = 0; l < c.n_layer; ++l) m.stored_experts_[l].resize(c.experts(l));
+  for_each_tensor(c, w, m.stored_experts_, [&](const TensorSlot& s) {
+    const arch::HfSource src = family.hf_source(c, s);
+    if (src.name.empty()) fail("internal: {} names no Hugging Face tensor for '{}'", family.gguf_name, s.name);
+    if (!st.find(src.name)) {
+      if (s.kind == TensorKind::Output) fail("{}: missing tensor '{}' (tie_word_embeddings is false)", dir, src.name);
+      fail("{}: missing tensor '{}'", dir, src.name);
     }
-    if (c.qk_norm == QkNorm::PerHead) {
-      L.q_norm = m.to_f32(get(p + "self_attn.q_norm.weight", {c.head_dim}));
-      L.k_norm = m.to_f32(get(p + "self_attn.k_norm.weight", {c.head_dim}));
-    } else if (c.qk_norm == QkNorm::AllHeads) {
-      L.q_norm = m.to_f32(get(p + "self_attn.q_norm.weight", {q_dim}));
-      L.k_norm = m.to_f32(get(p + "self_attn.k_norm.weight", {kv_dim}));
+    TensorView v = take(src, s);
+    if (v.shape != s.shape) {
+      fail("{}: tensor '{}'{} has shape {}, but the configuration implies {}", dir, src.name,
+           src.take == arch::HfSource::Take::Whole ? "" : fmt::format(" (entry {})", src.index), shape_string(v.shape),
+           shape_string(s.shape));
     }
-    if (!names.router.empty()) L.router = get(p + names.router + ".weight", {c.n_expert, d});
-    auto& experts = m.stored_experts_[l];
-    for (int e = 0; e < c.n_expert; ++e) {
-      moe::ExpertWeights ew;
-      ew.gate = get(p + fmt::format(fmt::runtime(names.expert_gate), e) + ".weight", {c.n_ff, d});
-      ew.up = get(p + fmt::format(fmt::runtime(names.expert_up), e) + ".weight", {c.n_ff, d});
-      ew.down = get(p + fmt::format(fmt::runtime(names.expert_down), e) + ".weight", {d, c.n_ff});
-      experts.push_back(ew);
-    }
-    if (c.n_ff_shared > 0) {
-      L.shared.gate = get(p + "mlp.shared_expert.gate_proj.weight", {c.n_ff_shared, d});
-      L.shared.up = get(p + "mlp.shared_expert.up_proj.weight", {c.n_ff_shared, d});
-      L.shared.down = get(p + "mlp.shared_expert.down_proj.weight", {d, c.n_ff_shared});
-      L.shared_gate = get(p + "mlp.shared_expert_gate.weight", {1, d});
-    }
-  }
+    *s.view = s.matrix ? v : m.to_f32(v);
+  });
+  if (c.tie_embeddings) w.output = w.tok_embd;
+  for (int l = 0; l < c.n_layer; ++l) m.derive_layer(l);
   m.tokenizer_ = tokenizer::Tokenizer::from_hf_dir(dir);
 }
 

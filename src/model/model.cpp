@@ -1,12 +1,16 @@
 #include "model/model.h"
 #include "model/loaders.h"
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
+#include "model/inventory.h"
+#include "model/mla.h"
 #include "quant/quantize.h"
 #include "tokenizer/tokenizer.h"
 
@@ -34,36 +38,51 @@ TensorView Model::to_f32(const TensorView& v) {
   return out;
 }
 
+TensorView Model::own(DType type, std::vector<int64_t> shape) {
+  TensorView out;
+  out.type = type;
+  out.shape = std::move(shape);
+  out.nbytes = row_bytes(type, out.cols()) * static_cast<size_t>(out.rows());
+  const size_t alloc = (std::max<size_t>(out.nbytes, 1) + 63) / 64 * 64;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, alloc));
+  if (!p) fail("out of memory allocating {} bytes for a derived tensor", alloc);
+  std::memset(p, 0, alloc);
+  owned_bytes_.emplace_back(p);
+  out.data = p;
+  return out;
+}
+
+void Model::derive_layer(int l) {
+  LayerWeights& L = weights_.layers[l];
+  if (config_.attention == AttentionKind::Mla && !config_.mla.split_kv_b) {
+    L.wk_b = mla_derive_wk_b(config_, L.wkv_b, [this](DType t, std::vector<int64_t> shape) { return own(t, std::move(shape)); });
+  }
+}
+
 void Model::replace_layer(int l, const LayerWeights& weights, std::vector<moe::ExpertWeights> experts) {
   if (l < 0 || l >= config_.n_layer) fail("replace_layer: layer {} out of range [0, {})", l, config_.n_layer);
   if (experts.size() != stored_experts_[l].size()) {
     fail("replace_layer: {} experts given for layer {}, the model has {}", experts.size(), l, stored_experts_[l].size());
   }
-  auto same = [&](const TensorView& a, const TensorView& b, const char* what) {
-    if (a.valid() != b.valid() || (a.valid() && a.shape != b.shape)) {
-      fail("replace_layer: layer {} {} has shape {}, expected {}", l, what, shape_string(a.shape), shape_string(b.shape));
+  // Every tensor keeps its shape; an expert projection may change between dense and
+  // factored (mcmoe lowrank), the matrix it stands for keeping its shape.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> before, after;
+  auto shapes = [&](std::vector<std::pair<std::string, std::vector<int64_t>>>& out) {
+    return [&out](const TensorSlot& s) {
+      const bool factored = s.low_rank && s.low_rank->valid();
+      out.emplace_back(s.name, factored ? s.low_rank->shape() : s.view->valid() ? s.view->shape : std::vector<int64_t>{});
+    };
+  };
+  for_each_layer_tensor(config_, l, weights_.layers[l], stored_experts_[l], shapes(before));
+  for_each_layer_tensor(config_, l, weights, experts, shapes(after));
+  for (size_t i = 0; i < before.size(); ++i) {
+    if (before[i].second != after[i].second) {
+      fail("replace_layer: layer {} tensor '{}' has shape {}, expected {}", l, before[i].first, shape_string(after[i].second),
+           shape_string(before[i].second));
     }
-  };
-  const LayerWeights& old = weights_.layers[l];
-  same(weights.wq, old.wq, "attn_q");
-  same(weights.wk, old.wk, "attn_k");
-  same(weights.wv, old.wv, "attn_v");
-  same(weights.wo, old.wo, "attn_output");
-  same(weights.router, old.router, "router");
-  // An expert projection may change between dense and factored (mcmoe lowrank); the matrix
-  // it stands for keeps its shape.
-  auto same_proj = [&](const TensorView& a, const ops::LowRankWeights& a_lr, const TensorView& b,
-                       const ops::LowRankWeights& b_lr, const char* what) {
-    const std::vector<int64_t> sa = a_lr.valid() ? a_lr.shape() : a.shape, sb = b_lr.valid() ? b_lr.shape() : b.shape;
-    if (sa != sb) fail("replace_layer: layer {} {} has shape {}, expected {}", l, what, shape_string(sa), shape_string(sb));
-  };
-  for (size_t e = 0; e < experts.size(); ++e) {
-    const moe::ExpertWeights &n = experts[e], &o = stored_experts_[l][e];
-    same_proj(n.gate, n.gate_lr, o.gate, o.gate_lr, "expert gate");
-    same_proj(n.up, n.up_lr, o.up, o.up_lr, "expert up");
-    same_proj(n.down, n.down_lr, o.down, o.down_lr, "expert down");
   }
   weights_.layers[l] = weights;
+  derive_layer(l);
   stored_experts_[l] = std::move(experts);
   experts_ = std::make_unique<moe::ResidentExpertProvider>(stored_experts_);
 }

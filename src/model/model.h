@@ -2,6 +2,7 @@
 // A loaded model: configuration, non-expert weights, the expert provider and the tokenizer.
 // Loading maps the file(s) and checks every tensor's presence, type and shape against the
 // configuration before anything runs.
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,11 @@ class Model {
   friend class GgufLoader;
   // f32 copy of a small vector (norm weights, biases): ops read them as plain floats.
   TensorView to_f32(const TensorView& v);
+  // Zeroed memory the model owns for a tensor derived at load (transposed or split Hugging
+  // Face tensors, MLA's W_UK transposed), 64-byte aligned.
+  TensorView own(DType type, std::vector<int64_t> shape);
+  // Derived tensors of layer l that follow from its file tensors (MLA's wk_b from wkv_b).
+  void derive_layer(int l);
 
   std::string path_;
   ModelConfig config_;
@@ -77,6 +83,10 @@ class Model {
   std::unique_ptr<format::GgufFile> gguf_;
   std::unique_ptr<format::SafetensorsSet> safetensors_;
   std::vector<std::unique_ptr<float[]>> owned_;
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t[], FreeDeleter>> owned_bytes_;
   std::vector<NamedTensor> file_tensors_;
   std::vector<std::shared_ptr<void>> kept_alive_;
 };

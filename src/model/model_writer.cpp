@@ -5,6 +5,8 @@
 
 #include "core/error.h"
 #include "format/tensor_names.h"
+#include "model/arch/arch.h"
+#include "model/inventory.h"
 #include "quant/quantize.h"
 #include "tokenizer/tokenizer.h"
 
@@ -16,44 +18,50 @@ namespace tn = format::tensor_names;
 
 void set_model_metadata(GgufWriter& g, const Model& m, const ModelConfig& c, const std::string& name,
                         uint32_t file_type) {
-  const std::string arch = arch_gguf_name(c.arch);
-  const std::string p = arch + ".";
-  g.set("general.architecture", GgufValue::str(arch));
+  const arch::ArchInfo& family = arch::info(c.arch);
+  const std::string arch_name = family.gguf_name;
+  g.set("general.architecture", GgufValue::str(arch_name));
   g.set("general.name", GgufValue::str(name));
   g.set("general.file_type", GgufValue::u32(file_type));
   g.set("general.quantization_version", GgufValue::u32(2));
   g.set("mcmoe.format_version", GgufValue::u32(1));
-  g.set(p + "vocab_size", GgufValue::u32(static_cast<uint32_t>(c.n_vocab)));
-  g.set(p + "context_length", GgufValue::u32(static_cast<uint32_t>(c.n_ctx_train)));
-  g.set(p + "embedding_length", GgufValue::u32(static_cast<uint32_t>(c.n_embd)));
-  g.set(p + "block_count", GgufValue::u32(static_cast<uint32_t>(c.n_layer)));
-  g.set(p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(c.n_head)));
-  g.set(p + "attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(c.n_head_kv)));
-  g.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_eps));
-  g.set(p + "rope.freq_base", GgufValue::f32(c.rope_theta));
-  g.set(p + "rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
-  if (c.head_dim * c.n_head != c.n_embd) {
-    g.set(p + "attention.key_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
-    g.set(p + "attention.value_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+  arch::GgufKeyWriter w(g, arch_name);
+  w.u32("vocab_size", c.n_vocab);
+  w.u32("context_length", c.n_ctx_train);
+  w.u32("embedding_length", c.n_embd);
+  w.u32("block_count", c.n_layer);
+  w.u32("attention.head_count", c.n_head);
+  w.u32("attention.head_count_kv", c.n_head_kv);
+  w.f32("attention.layer_norm_rms_epsilon", c.rms_eps);
+  w.f32("rope.freq_base", c.rope.theta);
+  w.u32("rope.dimension_count", c.rope.n_rot);
+  if (c.head_dim * c.n_head != c.n_embd || c.head_dim_v != c.head_dim) {
+    w.u32("attention.key_length", c.head_dim);
+    w.u32("attention.value_length", c.head_dim_v);
   }
-  if (c.n_expert > 1) {
-    g.set(p + "expert_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert)));
-    g.set(p + "expert_used_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert_used)));
+  if (c.n_expert > 0) {
+    w.u32("expert_count", c.n_expert);
+    w.u32("expert_used_count", c.n_expert_used);
   }
-  if (c.arch == Arch::Llama || c.arch == Arch::Olmoe) {
-    g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
-  } else {
-    g.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared ? c.n_ff_shared : c.n_ff)));
-    g.set(p + "expert_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
-    if (c.n_ff_shared) g.set(p + "expert_shared_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff_shared)));
+  if (c.rope.yarn) {
+    w.str("rope.scaling.type", "yarn");
+    w.f32("rope.scaling.factor", c.rope.factor);
+    w.u32("rope.scaling.original_context_length", c.rope.orig_ctx);
+    w.f32("rope.scaling.yarn_beta_fast", c.rope.beta_fast);
+    w.f32("rope.scaling.yarn_beta_slow", c.rope.beta_slow);
+    // What llama.cpp's files leave implicit (model/arch/arch.h).
+    g.set(arch::kRopeTruncateKey, GgufValue::boolean(c.rope.truncate));
+    g.set(arch::kRopeAttnFactorKey, GgufValue::f32(c.rope.attn_factor));
   }
-  if (c.arch != Arch::Llama) g.set(p + "expert_weights_norm", GgufValue::boolean(c.norm_topk_prob));
+  if (c.sliding_window > 0 && c.arch == Arch::Llama) w.u32("attention.sliding_window", c.sliding_window);
+  family.to_gguf(c, w);
   if (!c.layer_experts.empty()) {
     std::vector<GgufValue> counts;
     for (int n : c.layer_experts) counts.push_back(GgufValue::u32(static_cast<uint32_t>(n)));
     g.set(kLayerExpertsKey, GgufValue::array(format::GgufType::U32, counts));
   }
   for (size_t l = 0; l < c.expert_map.size(); ++l) {
+    if (!c.is_moe(static_cast<int>(l))) continue;
     std::vector<GgufValue> map;
     for (int e : c.expert_map[l]) map.push_back(GgufValue::i32(e));
     g.set(kExpertMapKeyPrefix + std::to_string(l), GgufValue::array(format::GgufType::I32, map));
@@ -106,93 +114,77 @@ void write_model_gguf(const Model& source, const ModelTensors& t, const std::str
     const DType type = type_of(tname, v);
     g.add_tensor(tname, type, v.shape, [v, type, map](uint8_t* dst, size_t) { convert_rows(v, type, map.get(), dst); });
   };
-  const bool permute = c.arch == Arch::Llama && c.rope_style == RopeStyle::Neox;
+  // llama.cpp's "llama" and "granitemoe" rotate adjacent pairs: NeoX-ordered q/k rows (a
+  // Hugging Face source) are permuted on the way out, biases with them.
+  const bool permute = arch::info(c.arch).gguf_interleaved_rope && c.rope.style == RopeStyle::Neox;
+  if (permute && c.rope.n_rot != c.head_dim) fail("write {}: partial rotary with the llama row permutation is not supported", path);
   auto q_map = permute ? std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head, c.head_dim)) : nullptr;
   auto k_map = permute ? std::make_shared<std::vector<int64_t>>(rope_permutation(c.n_head_kv, c.head_dim)) : nullptr;
+  auto add_permuted_vector = [&](const std::string& tname, const TensorView& v, std::shared_ptr<std::vector<int64_t>> map) {
+    TensorView column = v;
+    column.shape = {v.numel(), 1};  // one element per row, so the row map permutes elements
+    const DType type = type_of(tname, v);
+    if (type != DType::F32 && type != DType::F16 && type != DType::BF16) fail("write {}: bias '{}' in type {}", path, tname, dtype_name(type));
+    g.add_tensor(tname, type, v.shape, [column, type, map](uint8_t* dst, size_t) { convert_rows(column, type, map.get(), dst); });
+  };
   const ModelWeights& w = t.weights;
-  add(tn::kTokenEmbd, w.tok_embd);
-  add(tn::kOutputNorm, w.output_norm);
-  if (!c.tie_embeddings) add(tn::kOutput, w.output);
   for (int l = 0; l < c.n_layer; ++l) {
-    const LayerWeights& L = w.layers[l];
-    add(tn::layer(l, tn::kAttnNorm), L.attn_norm);
-    add(tn::layer(l, tn::kAttnQ), L.wq, q_map);
-    add(tn::layer(l, tn::kAttnK), L.wk, k_map);
-    add(tn::layer(l, tn::kAttnV), L.wv);
-    add(tn::layer(l, tn::kAttnOut), L.wo);
-    if (c.attn_bias) {
-      if (permute) fail("write {}: q/k biases with the llama row permutation are not supported", path);
-      add(tn::layer(l, tn::kAttnQBias), L.bq);
-      add(tn::layer(l, tn::kAttnKBias), L.bk);
-      add(tn::layer(l, tn::kAttnVBias), L.bv);
-    }
-    if (c.qk_norm != QkNorm::None) {
-      add(tn::layer(l, tn::kAttnQNorm), L.q_norm);
-      add(tn::layer(l, tn::kAttnKNorm), L.k_norm);
-    }
-    add(tn::layer(l, tn::kFfnNorm), L.ffn_norm);
-    const auto& experts = t.experts[l];
-    if (!L.router.valid()) {
-      add(tn::layer(l, tn::kFfnGate), experts[0].gate);
-      add(tn::layer(l, tn::kFfnUp), experts[0].up);
-      add(tn::layer(l, tn::kFfnDown), experts[0].down);
-    } else {
-      add(tn::layer(l, tn::kFfnGateInp), L.router);
-      if (t.per_expert) {
-        // A factored projection (mcmoe lowrank) is written as its parts in place of .weight.
-        auto add_proj = [&](int e, const char* proj, const TensorView& dense, const ops::LowRankWeights& lr) {
-          if (!lr.valid()) return add(tn::expert(l, proj, e), dense);
-          add(tn::expert_part(l, proj, e, tn::kLrLeft), lr.left);
-          add(tn::expert_part(l, proj, e, tn::kLrRight), lr.right);
-          if (lr.n_sparse() > 0) {
-            add(tn::expert_part(l, proj, e, tn::kSparseRows), lr.sparse);
-            add(tn::expert_part(l, proj, e, tn::kSparseIndex), lr.index);
-          }
-        };
-        for (int e = 0; e < static_cast<int>(experts.size()); ++e) {
-          add_proj(e, tn::kFfnGate, experts[e].gate, experts[e].gate_lr);
-          add_proj(e, tn::kFfnUp, experts[e].up, experts[e].up_lr);
-          add_proj(e, tn::kFfnDown, experts[e].down, experts[e].down_lr);
-        }
-      } else {
-        for (const auto& e : experts) {
-          if (e.factored()) {
-            fail("write {}: layer {} has low-rank experts (mcmoe lowrank), which llama.cpp's stacked layout cannot hold", path, l);
-          }
-        }
-        auto add_stacked = [&](const char* tname, TensorView moe::ExpertWeights::*proj) {
-          std::vector<TensorView> views;
-          for (const auto& e : experts) {
-            if ((e.*proj).type != (experts[0].*proj).type) {
-              fail("write {}: experts of layer {} differ in type; write them per expert", path, l);
-            }
-            views.push_back(e.*proj);
-          }
-          const TensorView& first = views[0];
-          const DType type = type_of(tn::layer(l, tname), first);
-          g.add_tensor(tn::layer(l, tname), type,
-                       {static_cast<int64_t>(views.size()), first.shape[0], first.shape[1]},
-                       [views, type](uint8_t* dst, size_t) {
-                         for (const auto& v : views) {
-                           convert_rows(v, type, nullptr, dst);
-                           dst += row_bytes(type, v.cols()) * static_cast<size_t>(v.rows());
-                         }
-                       });
-        };
-        add_stacked(tn::kFfnGateExps, &moe::ExpertWeights::gate);
-        add_stacked(tn::kFfnUpExps, &moe::ExpertWeights::up);
-        add_stacked(tn::kFfnDownExps, &moe::ExpertWeights::down);
+    for (const auto& e : t.experts[l]) {
+      if (e.factored() && !t.per_expert) {
+        fail("write {}: layer {} has low-rank experts (mcmoe lowrank), which llama.cpp's stacked layout cannot hold", path, l);
       }
     }
-    if (c.n_ff_shared > 0) {
-      TensorView gate_1d = L.shared_gate;
-      gate_1d.shape = {c.n_embd};  // llama.cpp declares ffn_gate_inp_shexp as {n_embd}
-      add(tn::layer(l, tn::kFfnGateInpShexp), gate_1d);
-      add(tn::layer(l, tn::kFfnGateShexp), L.shared.gate);
-      add(tn::layer(l, tn::kFfnUpShexp), L.shared.up);
-      add(tn::layer(l, tn::kFfnDownShexp), L.shared.down);
-    }
   }
+  for_each_tensor(c, w, t.experts, [&](const TensorSlot& s) {
+    if (s.role != TensorRole::RoutedExpert) {
+      if (s.kind == TensorKind::ShexpRouter) {
+        TensorView gate_1d = *s.view;
+        gate_1d.shape = {c.n_embd};  // llama.cpp declares ffn_gate_inp_shexp as {n_embd}
+        return add(s.name, gate_1d);
+      }
+      const bool q = s.kind == TensorKind::AttnQ || s.kind == TensorKind::AttnQBias;
+      const bool k = s.kind == TensorKind::AttnK || s.kind == TensorKind::AttnKBias;
+      if (permute && (q || k)) {
+        if (!s.matrix) return add_permuted_vector(s.name, *s.view, q ? q_map : k_map);
+        return add(s.name, *s.view, q ? q_map : k_map);
+      }
+      return add(s.name, *s.view);
+    }
+    const auto& experts = t.experts[s.layer];
+    if (t.per_expert) {
+      // A factored projection (mcmoe lowrank) is written as its parts in place of .weight.
+      if (s.low_rank && s.low_rank->valid()) {
+        const ops::LowRankWeights& lr = *s.low_rank;
+        const char* proj = expert_proj_name(s.kind);
+        add(tn::expert_part(s.layer, proj, s.expert, tn::kLrLeft), lr.left);
+        add(tn::expert_part(s.layer, proj, s.expert, tn::kLrRight), lr.right);
+        if (lr.n_sparse() > 0) {
+          add(tn::expert_part(s.layer, proj, s.expert, tn::kSparseRows), lr.sparse);
+          add(tn::expert_part(s.layer, proj, s.expert, tn::kSparseIndex), lr.index);
+        }
+        return;
+      }
+      return add(s.name, *s.view);
+    }
+    if (s.expert != 0) return;  // the stacked tensor is written once, at expert 0
+    // The same kind of tensor of every expert of the layer, stacked.
+    std::vector<TensorView> views;
+    for_each_layer_tensor(c, s.layer, w.layers[s.layer], experts, [&](const TensorSlot& o) {
+      if (o.kind != s.kind) return;
+      if (o.view->type != s.view->type) fail("write {}: experts of layer {} differ in type; write them per expert", path, s.layer);
+      views.push_back(*o.view);
+    });
+    const std::string stacked = stacked_expert_name(s.kind, s.layer);
+    const DType type = type_of(stacked, views[0]);
+    std::vector<int64_t> shape{static_cast<int64_t>(views.size())};
+    shape.insert(shape.end(), views[0].shape.begin(), views[0].shape.end());
+    g.add_tensor(stacked, type, shape, [views, type](uint8_t* dst, size_t) {
+      for (const auto& v : views) {
+        convert_rows(v, type, nullptr, dst);
+        dst += row_bytes(type, v.cols()) * static_cast<size_t>(v.rows());
+      }
+    });
+  });
   g.write(path, progress);
 }
 

@@ -1,6 +1,6 @@
-// The MoE half of a decoder layer: norm → router → top-k → experts (through the
-// ExpertProvider) → weighted sum (+ shared expert). Tokens are grouped by expert so each
-// expert runs once per batch as a matmul over its tokens.
+// The feed-forward half of a decoder layer: norm → a dense MLP, or router → top-k → experts
+// (through the ExpertProvider) → weighted sum (+ shared expert) → residual. Tokens are
+// grouped by expert so each expert runs once per batch as a matmul over its tokens.
 #include <algorithm>
 #include <cmath>
 
@@ -15,40 +15,79 @@
 
 namespace mcmoe::model {
 
+namespace {
+
+// The gated activation of a family's routed experts, in place on gate rows.
+void activate(const ModelConfig& c, float* g, const float* u, int64_t n) {
+  if (c.activation == Activation::SwigluOai) {
+    ops::swiglu_oai(g, u, n, c.swiglu_alpha, c.swiglu_limit);
+  } else {
+    ops::silu_mul(g, u, n);
+  }
+}
+
+// Adds a bias vector [cols] to `rows` rows of width cols.
+void add_bias(const TensorView& b, float* y, int64_t rows, int64_t cols) {
+  if (!b.valid()) return;
+  for (int64_t r = 0; r < rows; ++r) ops::axpy(1.f, static_cast<const float*>(b.data), y + r * cols, cols);
+}
+
+}  // namespace
+
+void Session::dense_mlp(int l, const moe::ExpertWeights& w, int64_t ff, const float* x, int64_t n, float* out,
+                        const char* hidden_name) {
+  Scratch& s = *s_;
+  ops::ProductBatch& jobs = s.products;
+  jobs.clear();
+  jobs.add(w.gate, x, s.ex_gate.data(), n);
+  jobs.add(w.up, x, s.ex_up.data(), n);
+  jobs.run(pool_);
+  ops::silu_mul(s.ex_gate.data(), s.ex_up.data(), n * ff);
+  if (observer_) observer_->on_tensor(hidden_name, l, s.ex_gate.data(), n, ff);
+  jobs.clear();
+  jobs.add(w.down, s.ex_gate.data(), out, n);
+  jobs.run(pool_);
+}
+
 void Session::moe_block(int l, int64_t n) {
   const LayerWeights& L = model_.weights().layers[l];
   Scratch& s = *s_;
   const int64_t d = cfg_.n_embd, ffs = cfg_.n_ff_shared;
-  // Router rows and stored experts differ in merged models (ModelConfig::expert_map).
-  const int k = cfg_.n_expert_used, n_expert = cfg_.experts(l), n_router = cfg_.router_rows(l);
   for (int64_t t = 0; t < n; ++t) {
-    ops::rms_norm(s.x.data() + t * d, static_cast<const float*>(L.ffn_norm.data),
-                  s.h.data() + t * d, d, cfg_.rms_eps);
+    ops::rms_norm(s.x.data() + t * d, static_cast<const float*>(L.ffn_norm.data), s.h.data() + t * d, d, cfg_.rms_eps);
   }
   if (observer_) observer_->on_tensor("ffn_norm", l, s.h.data(), n, d);
+  auto add_residual = [&](const float* y) {
+    if (cfg_.residual_scale != 1.f) {
+      ops::axpy(cfg_.residual_scale, y, s.x.data(), n * d);
+    } else {
+      for (int64_t i = 0; i < n * d; ++i) s.x[i] += y[i];
+    }
+  };
+  if (!cfg_.is_moe(l)) {
+    dense_mlp(l, L.ffn, cfg_.n_ff_dense, s.h.data(), n, s.moe_out.data(), "dense_hidden");
+    if (observer_) observer_->on_tensor("moe_out", l, s.moe_out.data(), n, d);
+    add_residual(s.moe_out.data());
+    return;
+  }
+  // Router rows and stored experts differ in merged models (ModelConfig::expert_map).
+  const int k = cfg_.n_expert_used, n_expert = cfg_.experts(l), n_router = cfg_.router_rows(l);
 
   // Routing.
-  if (L.router.valid()) {
-    ops::matmul(L.router, s.h.data(), n, s.router_logits.data(), pool_);
-    if (observer_) observer_->on_tensor("router_logits", l, s.router_logits.data(), n, n_router);
-    const moe::RouterParams rp{.n_expert = n_router, .k = k, .normalize_topk = cfg_.norm_topk_prob};
-    moe::route(rp, s.router_logits.data(), n, s.probs.data(), s.topk_ids.data(), s.topk_w.data());
-  } else {
-    for (int64_t t = 0; t < n; ++t) {
-      s.router_logits[t] = 0.f;
-      s.probs[t] = 1.f;
-      s.topk_ids[t] = 0;
-      s.topk_w[t] = 1.f;
-    }
-  }
+  ops::matmul(L.router, s.h.data(), n, s.router_logits.data(), pool_);
+  add_bias(L.router_bias, s.router_logits.data(), n, n_router);
+  if (observer_) observer_->on_tensor("router_logits", l, s.router_logits.data(), n, n_router);
+  const moe::RouterParams rp{.n_expert = n_router, .k = k, .rule = cfg_.router,
+                             .choice_bias = static_cast<const float*>(L.choice_bias.data)};
+  moe::route(rp, s.router_logits.data(), n, s.probs.data(), s.topk_ids.data(), s.topk_w.data());
   // From here on picks, probabilities and ids are by stored expert.
   const float* probs = s.probs.data();
-  if (!cfg_.expert_map.empty() && L.router.valid()) {
+  if (!cfg_.expert_map.empty()) {
     moe::fold_merged_picks(cfg_.expert_map[l].data(), n_router, n_expert, n, k, s.probs.data(), s.merged_probs.data(),
                            s.topk_ids.data(), s.topk_w.data());
     probs = s.merged_probs.data();
   }
-  if (odp_ && odp_->enabled(l) && k > 1 && L.router.valid()) {
+  if (odp_ && odp_->enabled(l) && k > 1) {
     const uint8_t* protect = nullptr;
     if (!s.att_probs.empty() && n > 1 && odp_->protect_fraction > 0) {
       s.importance.resize(n);
@@ -125,15 +164,17 @@ void Session::moe_block(int l, int64_t n) {
     const int64_t t = i / k;
     ops::axpy(s.topk_w[i], s.ex_out.data() + s.pick_row[i] * d, s.moe_out.data() + t * d, d);
   }
-  if (ffs > 0) {
+  if (ffs > 0 && cfg_.shared_gate) {
     ops::matmul(L.shared_gate, s.h.data(), n, s.shared_gate.data(), pool_);
     for (int64_t t = 0; t < n; ++t) {
       const float g = 1.f / (1.f + std::exp(-s.shared_gate[t]));
       ops::axpy(g, shared_out + t * d, s.moe_out.data() + t * d, d);
     }
+  } else if (ffs > 0) {
+    ops::axpy(1.f, shared_out, s.moe_out.data(), n * d);
   }
   if (observer_) observer_->on_tensor("moe_out", l, s.moe_out.data(), n, d);
-  for (int64_t i = 0; i < n * d; ++i) s.x[i] += s.moe_out[i];
+  add_residual(s.moe_out.data());
 }
 
 void Session::experts_chunk(int l, int64_t n, std::span<const int> chunk, bool with_shared) {
@@ -165,9 +206,16 @@ void Session::experts_chunk(int l, int64_t n, std::span<const int> chunk, bool w
     jobs.add(L.shared.up, s.h.data(), shared_up_out, n);
   }
   jobs.run(pool_);
+  if (cfg_.expert_bias) {
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;
+      add_bias(ew[i].gate_b, s.ex_gate.data() + off * ff, cnt, ff);
+      add_bias(ew[i].up_b, s.ex_up.data() + off * ff, cnt, ff);
+    }
+  }
   // Active experts are ascending and each owns a contiguous row range, so a chunk's rows are
   // one contiguous range too.
-  ops::silu_mul(s.ex_gate.data() + rows_begin * ff, s.ex_up.data() + rows_begin * ff, (rows_end - rows_begin) * ff);
+  activate(cfg_, s.ex_gate.data() + rows_begin * ff, s.ex_up.data() + rows_begin * ff, (rows_end - rows_begin) * ff);
   if (ffs > 0) {
     ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
     if (observer_) observer_->on_tensor("shared_hidden", l, shared_gate_out, n, ffs);
@@ -180,6 +228,12 @@ void Session::experts_chunk(int l, int64_t n, std::span<const int> chunk, bool w
   }
   if (ffs > 0) jobs.add(L.shared.down, shared_gate_out, shared_out, n);
   jobs.run(pool_);
+  if (cfg_.expert_bias) {
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;
+      add_bias(ew[i].down_b, s.ex_out.data() + off * d, cnt, d);
+    }
+  }
   if (observer_) {
     for (size_t i = 0; i < chunk.size(); ++i) {
       const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;

@@ -21,6 +21,8 @@ Session::Session(Model& model, const SessionOptions& options)
       pool_(options.n_threads),
       observer_(options.observer),
       odp_(options.odp),
+      rope_(ops::RopeTable::make(cfg_.rope)),
+      mla_mode_(options.mla_mode),
       s_(std::make_unique<Scratch>()) {
   if (odp_) {
     if (odp_->n_layer != cfg_.n_layer || odp_->k != cfg_.n_expert_used ||
@@ -29,42 +31,70 @@ Session::Session(Model& model, const SessionOptions& options)
            odp_->n_layer, odp_->k, odp_->mu.size(), cfg_.n_layer, cfg_.n_expert_used);
     }
   }
-  const size_t kv_dim = static_cast<size_t>(cfg_.n_head_kv) * cfg_.head_dim;
-  const size_t q_dim = static_cast<size_t>(cfg_.n_head) * cfg_.head_dim;
-  k_cache_.assign(cfg_.n_layer, std::vector<float>(static_cast<size_t>(n_ctx_) * kv_dim));
-  v_cache_.assign(cfg_.n_layer, std::vector<float>(static_cast<size_t>(n_ctx_) * kv_dim));
+  const bool mla = cfg_.attention == AttentionKind::Mla;
+  if (mla && mla_mode_ == SessionOptions::MlaMode::kNaive && cfg_.mla.split_kv_b) {
+    fail("{}: the naive MLA form needs attn_kv_b whole; this file stores it split (attn_k_b, attn_v_b)", model.path());
+  }
+  const size_t ctx = static_cast<size_t>(n_ctx_);
+  k_cache_.resize(cfg_.n_layer);
+  v_cache_.resize(cfg_.n_layer);
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    if (mla) {
+      k_cache_[l].resize(ctx * cfg_.mla.latent());
+    } else {
+      k_cache_[l].resize(ctx * cfg_.kv_dim());
+      v_cache_[l].resize(ctx * cfg_.v_dim());
+    }
+  }
   const size_t b = static_cast<size_t>(n_batch_), d = static_cast<size_t>(cfg_.n_embd);
-  const size_t rows = b * static_cast<size_t>(cfg_.n_expert_used + 1);
-  const size_t ff = static_cast<size_t>(std::max(cfg_.n_ff, cfg_.n_ff_shared));
+  const size_t k = static_cast<size_t>(cfg_.n_expert_used), h = static_cast<size_t>(cfg_.n_head);
   Scratch& s = *s_;
   s.x.resize(b * d);
   s.h.resize(b * d);
-  s.q.resize(b * q_dim);
-  s.k.resize(b * kv_dim);
-  s.v.resize(b * kv_dim);
-  s.att.resize(b * q_dim);
+  s.q.resize(b * cfg_.q_dim());
+  s.att.resize(b * cfg_.attn_out_dim());
   s.proj.resize(b * d);
-  s.router_logits.resize(b * cfg_.n_expert);
-  s.probs.resize(b * cfg_.n_expert);
-  if (!cfg_.expert_map.empty()) s.merged_probs.resize(b * cfg_.n_expert);
-  s.topk_ids.resize(b * cfg_.n_expert_used);
-  s.topk_w.resize(b * cfg_.n_expert_used);
+  if (mla) {
+    const MlaConfig& a = cfg_.mla;
+    s.qa.resize(b * a.q_lora_rank);
+    s.kva.resize(b * a.latent());
+    s.q_lat.resize(b * h * a.latent());
+    s.att_lat.resize(b * h * a.kv_lora_rank);
+    s.head_views.reserve(2 * h);
+    s.head_jobs.reserve(h);
+  } else {
+    s.k.resize(b * cfg_.kv_dim());
+    s.v.resize(b * cfg_.v_dim());
+  }
+  const size_t n_expert = static_cast<size_t>(cfg_.n_expert);
+  s.router_logits.resize(b * n_expert);
+  s.probs.resize(b * n_expert);
+  if (!cfg_.expert_map.empty()) s.merged_probs.resize(b * n_expert);
+  s.topk_ids.resize(b * k);
+  s.topk_w.resize(b * k);
   s.moe_out.resize(b * d);
-  s.ex_in.resize(rows * d);
-  s.ex_gate.resize(rows * ff);
-  s.ex_up.resize(rows * ff);
-  s.ex_out.resize(rows * d);
+  s.ex_in.resize(b * k * d);
+  const size_t ff_rows = std::max(b * (k * static_cast<size_t>(cfg_.n_ff) + static_cast<size_t>(cfg_.n_ff_shared)),
+                                  b * static_cast<size_t>(cfg_.n_ff_dense));
+  s.ex_gate.resize(ff_rows);
+  s.ex_up.resize(ff_rows);
+  s.ex_out.resize(b * (k + 1) * d);
   s.shared_gate.resize(b);
   s.final_rows.resize(b * d);
-  s.expert_offset.reserve(cfg_.n_expert + 1);
-  s.expert_fill.reserve(cfg_.n_expert);
-  s.pick_row.reserve(b * cfg_.n_expert_used);
-  s.row_token.reserve(b * cfg_.n_expert_used);
-  s.row_weight.reserve(b * cfg_.n_expert_used);
-  s.active_experts.reserve(cfg_.n_expert);
-  s.active_max_weight.reserve(cfg_.n_expert);
-  s.expert_weights.reserve(cfg_.n_expert);
-  s.products.reserve(2 * static_cast<size_t>(cfg_.n_expert) + 2);
+  s.expert_offset.reserve(n_expert + 1);
+  s.expert_fill.reserve(n_expert);
+  s.pick_row.reserve(b * k);
+  s.row_token.reserve(b * k);
+  s.row_weight.reserve(b * k);
+  s.active_experts.reserve(n_expert);
+  s.active_max_weight.reserve(n_expert);
+  s.expert_weights.reserve(n_expert);
+  s.products.reserve(2 * n_expert + 2);
+}
+
+size_t Session::kv_cache_bytes_per_token() const {
+  const size_t per_layer = cfg_.attention == AttentionKind::Mla ? cfg_.mla.latent() : cfg_.kv_dim() + cfg_.v_dim();
+  return per_layer * cfg_.n_layer * sizeof(float);
 }
 
 Session::~Session() = default;
@@ -119,6 +149,7 @@ void Session::embed(std::span<const int32_t> tokens, float* x) const {
   for (size_t t = 0; t < tokens.size(); ++t) {
     if (tokens[t] < 0 || tokens[t] >= cfg_.n_vocab) fail("token id {} out of range [0, {})", tokens[t], cfg_.n_vocab);
     quant::dequantize_row(w.tok_embd.type, w.tok_embd.row(tokens[t]), x + t * d, d);
+    if (cfg_.embd_scale != 1.f) ops::scale_in_place(x + t * d, cfg_.embd_scale, d);
   }
 }
 
@@ -145,79 +176,8 @@ void Session::forward_chunk(std::span<const int32_t> tokens, bool all_logits, fl
   }
   if (observer_) observer_->on_tensor("result_norm", -1, s.final_rows.data(), rows, d);
   ops::matmul(w.output, s.final_rows.data(), rows, logits_out, pool_);
+  if (cfg_.logit_scale != 1.f) ops::scale_in_place(logits_out, 1.f / cfg_.logit_scale, rows * cfg_.n_vocab);
   if (observer_) observer_->on_tensor("logits", -1, logits_out, rows, cfg_.n_vocab);
-}
-
-void Session::attention_block(int l, int64_t n) {
-  const LayerWeights& L = model_.weights().layers[l];
-  Scratch& s = *s_;
-  const int64_t d = cfg_.n_embd;
-  const int64_t q_dim = int64_t{cfg_.n_head} * cfg_.head_dim;
-  const int64_t kv_dim = int64_t{cfg_.n_head_kv} * cfg_.head_dim;
-  for (int64_t t = 0; t < n; ++t) {
-    ops::rms_norm(s.x.data() + t * d, static_cast<const float*>(L.attn_norm.data),
-                  s.h.data() + t * d, d, cfg_.rms_eps);
-  }
-  if (observer_) observer_->on_tensor("attn_norm", l, s.h.data(), n, d);
-  const ops::MatmulJob qkv[3] = {
-      {.w = &L.wq, .x = s.h.data(), .y = s.q.data(), .n_tokens = n},
-      {.w = &L.wk, .x = s.h.data(), .y = s.k.data(), .n_tokens = n},
-      {.w = &L.wv, .x = s.h.data(), .y = s.v.data(), .n_tokens = n},
-  };
-  ops::matmul_batch(qkv, pool_);
-  float* k_cache = k_cache_[l].data();
-  float* v_cache = v_cache_[l].data();
-  for (int64_t t = 0; t < n; ++t) {
-    float* q = s.q.data() + t * q_dim;
-    float* k = s.k.data() + t * kv_dim;
-    float* v = s.v.data() + t * kv_dim;
-    if (L.bq.valid()) {
-      ops::axpy(1.f, static_cast<const float*>(L.bq.data), q, q_dim);
-      ops::axpy(1.f, static_cast<const float*>(L.bk.data), k, kv_dim);
-      ops::axpy(1.f, static_cast<const float*>(L.bv.data), v, kv_dim);
-    }
-    if (cfg_.qk_norm == QkNorm::PerHead) {
-      for (int h = 0; h < cfg_.n_head; ++h) {
-        float* qh = q + int64_t{h} * cfg_.head_dim;
-        ops::rms_norm(qh, static_cast<const float*>(L.q_norm.data), qh, cfg_.head_dim, cfg_.rms_eps);
-      }
-      for (int h = 0; h < cfg_.n_head_kv; ++h) {
-        float* kh = k + int64_t{h} * cfg_.head_dim;
-        ops::rms_norm(kh, static_cast<const float*>(L.k_norm.data), kh, cfg_.head_dim, cfg_.rms_eps);
-      }
-    } else if (cfg_.qk_norm == QkNorm::AllHeads) {
-      ops::rms_norm(q, static_cast<const float*>(L.q_norm.data), q, q_dim, cfg_.rms_eps);
-      ops::rms_norm(k, static_cast<const float*>(L.k_norm.data), k, kv_dim, cfg_.rms_eps);
-    }
-    const int64_t pos = n_past_ + t;
-    ops::rope(q, cfg_.n_head, cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_style);
-    ops::rope(k, cfg_.n_head_kv, cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_style);
-    std::copy(k, k + kv_dim, k_cache + pos * kv_dim);
-    std::copy(v, v + kv_dim, v_cache + pos * kv_dim);
-  }
-  ops::AttentionParams ap;
-  ap.q = s.q.data();
-  ap.k_cache = k_cache;
-  ap.v_cache = v_cache;
-  ap.out = s.att.data();
-  ap.n_tokens = n;
-  ap.pos0 = n_past_;
-  ap.n_head = cfg_.n_head;
-  ap.n_head_kv = cfg_.n_head_kv;
-  ap.head_dim = cfg_.head_dim;
-  // ODP's token protection needs the attention each token receives (prefill only).
-  s.att_probs.clear();  // (keeps its capacity) empty = no probabilities for this layer
-  const bool protect = odp_ && odp_->enabled(l) && odp_->protect_fraction > 0 && n > 1;
-  if (protect) {
-    s.att_probs.resize(static_cast<size_t>(cfg_.n_head) * n * (n_past_ + n));
-    ap.probs_out = s.att_probs.data();
-  }
-  ops::attention(ap, pool_);
-  if (observer_) observer_->on_tensor("attn_ctx", l, s.att.data(), n, q_dim);
-  ops::matmul(L.wo, s.att.data(), n, s.proj.data(), pool_);
-  if (observer_) observer_->on_tensor("attn_out", l, s.proj.data(), n, d);
-  for (int64_t i = 0; i < n * d; ++i) s.x[i] += s.proj[i];
-  if (observer_) observer_->on_tensor("ffn_inp", l, s.x.data(), n, d);
 }
 
 }  // namespace mcmoe::model

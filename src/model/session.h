@@ -10,6 +10,8 @@
 #include "model/model.h"
 #include "model/observer.h"
 #include "moe/odp.h"
+#include "ops/attention.h"
+#include "ops/rope.h"
 
 namespace mcmoe::model {
 
@@ -20,6 +22,11 @@ struct SessionOptions {
   ForwardObserver* observer = nullptr;
   // Online dynamic pruning of low-weight experts; null: off. Must outlive the session.
   const moe::OdpParams* odp = nullptr;
+  // Multi-head latent attention (DeepSeek): absorbed (attention over the cached latents,
+  // W_UK folded into the query) or naive (the latents expanded to per-head K and V first);
+  // kAuto picks the cheaper for each batch: absorbed for decode, naive for long prefills
+  // when the file keeps kv_b whole. Both read the same latent cache.
+  enum class MlaMode { kAuto, kAbsorbed, kNaive } mla_mode = MlaMode::kAuto;
 };
 
 class Session {
@@ -40,6 +47,8 @@ class Session {
   void embed(std::span<const int32_t> tokens, float* x) const;
   void eval_layer(int layer, float* x, int64_t n);
   int n_ctx() const { return n_ctx_; }
+  // KV cache bytes per token over all layers: k + v per kv head (GQA), the latent (MLA).
+  size_t kv_cache_bytes_per_token() const;
   void reset() { n_past_ = 0; }
   ThreadPool& pool() { return pool_; }
   Model& model() { return model_; }
@@ -49,7 +58,14 @@ class Session {
  private:
   void forward_chunk(std::span<const int32_t> tokens, bool all_logits, float* logits_out);
   void attention_block(int layer, int64_t n);
+  void attention_gqa(int layer, int64_t n);
+  void attention_mla(int layer, int64_t n);
+  // Attention of n query rows against the cache; writes s_->att (and ODP's probabilities).
+  void attend(int layer, int64_t n, ops::AttentionParams& ap);
   void moe_block(int layer, int64_t n);
+  // Gate/up/down of one dense MLP over rows x [n, n_embd] into out [n, n_embd].
+  void dense_mlp(int layer, const moe::ExpertWeights& w, int64_t ff, const float* x, int64_t n, float* out,
+                 const char* hidden_name);
   // Gate/up/down of the active experts `chunk` (ascending, a contiguous run of rows), plus
   // the shared expert when with_shared.
   void experts_chunk(int layer, int64_t n, std::span<const int> chunk, bool with_shared);
@@ -63,7 +79,11 @@ class Session {
   const moe::OdpParams* odp_;
   moe::OdpCounters odp_counters_;
   int64_t n_past_ = 0;
-  std::vector<std::vector<float>> k_cache_, v_cache_;  // [n_layer][n_ctx * kv_dim]
+  // [n_layer][n_ctx * width]: GQA keys (kv_dim) and values (v_dim); MLA: the latents
+  // [c_kv | k_pe] (kv_lora_rank + qk_rope) in k_cache_, v_cache_ empty.
+  std::vector<std::vector<float>> k_cache_, v_cache_;
+  ops::RopeTable rope_;
+  SessionOptions::MlaMode mla_mode_;
   struct Scratch;
   std::unique_ptr<Scratch> s_;
   std::vector<float> logits_;

@@ -13,22 +13,27 @@
 
 namespace mcmoe::moe {
 
-// One SwiGLU expert: out = down(silu(gate(x)) * up(x)). A projection is stored either dense
-// or, after `mcmoe lowrank`, factored as L·R + sparse rows (ops/factored.h); the dense view
-// of a factored projection is empty.
+// One gated MLP (a routed expert, a shared expert or a dense layer's MLP):
+// out = down(act(gate(x) + gate_b, up(x) + up_b)) + down_b, act = silu(g)·u or gpt-oss's
+// clamped SwiGLU (ModelConfig::activation). A projection is stored either dense or, after
+// `mcmoe lowrank`, factored as L·R + sparse rows (ops/factored.h); the dense view of a
+// factored projection is empty. Biases exist only where the family has them (gpt-oss).
 struct ExpertWeights {
   TensorView gate;  // [n_ff, n_embd]
   TensorView up;    // [n_ff, n_embd]
   TensorView down;  // [n_embd, n_ff]
   ops::LowRankWeights gate_lr{}, up_lr{}, down_lr{};  // valid() only for factored projections
+  TensorView gate_b, up_b;  // [n_ff] f32, when the family has expert biases
+  TensorView down_b;        // [n_embd] f32
 
   bool factored() const { return gate_lr.valid() || up_lr.valid() || down_lr.valid(); }
+  bool valid() const { return gate.valid() || gate_lr.valid(); }
   // Every tensor the expert's compute reads: exactly the bytes an offloading provider moves.
   std::vector<const TensorView*> views() const {
     std::vector<const TensorView*> v;
     for (const TensorView* t : {&gate, &up, &down, &gate_lr.left, &gate_lr.right, &gate_lr.sparse, &gate_lr.index,
                                 &up_lr.left, &up_lr.right, &up_lr.sparse, &up_lr.index, &down_lr.left,
-                                &down_lr.right, &down_lr.sparse, &down_lr.index}) {
+                                &down_lr.right, &down_lr.sparse, &down_lr.index, &gate_b, &up_b, &down_b}) {
       if (t->valid()) v.push_back(t);
     }
     return v;

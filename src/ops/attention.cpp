@@ -1,59 +1,276 @@
 #include "ops/attention.h"
 
+#include <cblas.h>
+
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <mutex>
 #include <vector>
 
+#include "core/aligned_scratch.h"
 #include "ops/elementwise.h"
 
 namespace mcmoe::ops {
 
-void attention(const AttentionParams& p, ThreadPool& pool) {
-  const int group = p.n_head / p.n_head_kv;
-  const int64_t q_stride = static_cast<int64_t>(p.n_head) * p.head_dim;
-  const int64_t kv_stride = static_cast<int64_t>(p.n_head_kv) * p.head_dim;
-  const int64_t n_ctx_seen = p.pos0 + p.n_tokens;
-  const float scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
-  const int64_t work = p.n_tokens * p.n_head;
-  // Short contexts in decode are a few hundred thousand multiply-adds: cheaper on the
-  // calling thread than a hand-off to the pool and back.
-  const int64_t macs = work * n_ctx_seen * p.head_dim * 2;
-  constexpr int64_t kMinParallelMacs = 1 << 20;
-  auto body = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(n_ctx_seen));
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Strides with defaults filled in.
+struct Layout {
+  int64_t q_stride, q_head, k_stride, k_head, v_stride, v_head, out_stride;
+  int dv, group;
+  float scale;
+};
+
+Layout resolve(const AttentionParams& p) {
+  Layout d;
+  d.dv = p.head_dim_v > 0 ? p.head_dim_v : p.head_dim;
+  d.q_head = p.q_head_stride > 0 ? p.q_head_stride : p.head_dim;
+  d.q_stride = p.q_stride > 0 ? p.q_stride : p.n_head * d.q_head;
+  d.k_head = p.k_head_stride > 0 ? p.k_head_stride : p.head_dim;
+  d.k_stride = p.k_stride > 0 ? p.k_stride : p.n_head_kv * d.k_head;
+  d.v_head = p.v_head_stride > 0 ? p.v_head_stride : d.dv;
+  d.v_stride = p.v_stride > 0 ? p.v_stride : p.n_head_kv * d.v_head;
+  d.out_stride = p.out_stride > 0 ? p.out_stride : static_cast<int64_t>(p.n_head) * d.dv;
+  d.group = p.n_head / p.n_head_kv;
+  d.scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  return d;
+}
+
+// The first key a query at position pos sees.
+int64_t first_key(int64_t pos, int64_t window) { return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0; }
+
+// One (token, head) at a time in f32, writing probabilities: ODP's token importance needs
+// them, and it runs on prefill batches only.
+void attention_with_probs(const AttentionParams& p, const Layout& d, ThreadPool& pool) {
+  const int64_t ctx = p.pos0 + p.n_tokens;
+  pool.parallel_for(p.n_tokens * p.n_head, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(ctx));
     for (int64_t w = begin; w < end; ++w) {
       const int64_t t = w / p.n_head;
-      const int h = static_cast<int>(w % p.n_head);
-      const int kvh = h / group;
-      const float* q = p.q + t * q_stride + static_cast<int64_t>(h) * p.head_dim;
-      const int64_t n_keys = p.pos0 + t + 1;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float s = dot(q, p.k_cache + j * kv_stride + kvh * p.head_dim, p.head_dim) * scale;
-        scores[j] = s;
-        mx = std::max(mx, s);
+      const int h = static_cast<int>(w % p.n_head), kvh = h / d.group;
+      const float* q = p.q + t * d.q_stride + h * d.q_head;
+      const int64_t pos = p.pos0 + t, lo = first_key(pos, p.window);
+      float mx = p.sinks ? p.sinks[h] : kNegInf;
+      for (int64_t j = lo; j <= pos; ++j) {
+        scores[j] = dot(q, p.k + j * d.k_stride + kvh * d.k_head, p.head_dim) * d.scale;
+        mx = std::max(mx, scores[j]);
       }
-      double sum = 0;
-      for (int64_t j = 0; j < n_keys; ++j) {
+      double sum = p.sinks ? std::exp(p.sinks[h] - mx) : 0.0;
+      for (int64_t j = lo; j <= pos; ++j) {
         scores[j] = std::exp(scores[j] - mx);
         sum += scores[j];
       }
       const float inv = static_cast<float>(1.0 / sum);
-      float* out = p.out + t * q_stride + static_cast<int64_t>(h) * p.head_dim;
-      for (int d = 0; d < p.head_dim; ++d) out[d] = 0.f;
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float a = scores[j] * inv;
-        axpy(a, p.v_cache + j * kv_stride + kvh * p.head_dim, out, p.head_dim);
+      float* out = p.out + t * d.out_stride + static_cast<int64_t>(h) * d.dv;
+      std::fill_n(out, d.dv, 0.f);
+      for (int64_t j = lo; j <= pos; ++j) axpy(scores[j] * inv, p.v + j * d.v_stride + kvh * d.v_head, out, d.dv);
+      float* row = p.probs_out + (static_cast<int64_t>(h) * p.n_tokens + t) * ctx;
+      for (int64_t j = 0; j < ctx; ++j) row[j] = j >= lo && j <= pos ? scores[j] * inv : 0.f;
+    }
+  });
+}
+
+// Query and key block sizes of the flash path: a 64 × 256 score tile is 64 KiB, and a
+// 256-key block of 576-wide MLA latents is 576 KiB, about one L2.
+constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kKeyBlock = 256;
+
+// Running softmax state of a set of query rows that share a key/value head: max m, sum l and
+// the unnormalised output O [rows, dv].
+struct RowState {
+  float* m;
+  float* l;
+  float* o;
+};
+
+// Rows r = 0..n_rows-1 at q_base + r * q_ld, row r at position row_pos[r], against keys
+// [k_begin, k_end) of key/value head kvh, in blocks; updates the running state.
+void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_rows, const float* q_base, int64_t q_ld,
+                const int64_t* row_pos, int64_t k_begin, int64_t k_end, RowState st, float* s) {
+  int64_t min_pos = row_pos[0], max_pos = row_pos[0];
+  for (int64_t r = 1; r < n_rows; ++r) {
+    min_pos = std::min(min_pos, row_pos[r]);
+    max_pos = std::max(max_pos, row_pos[r]);
+  }
+  k_end = std::min(k_end, max_pos + 1);                          // causal: later keys never seen
+  k_begin = std::max(k_begin, first_key(min_pos, p.window));     // window: older keys never seen
+  for (int64_t j0 = k_begin; j0 < k_end; j0 += kKeyBlock) {
+    const int64_t nb = std::min(kKeyBlock, k_end - j0);
+    // S = scale · Q Kᵀ for this block.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_rows), static_cast<int>(nb), p.head_dim,
+                d.scale, q_base, static_cast<int>(q_ld), p.k + j0 * d.k_stride + kvh * d.k_head, static_cast<int>(d.k_stride),
+                0.f, s, static_cast<int>(nb));
+    for (int64_t r = 0; r < n_rows; ++r) {
+      float* sr = s + r * nb;
+      const int64_t hi = row_pos[r] - j0;                         // keys past hi are in the future
+      const int64_t lo = first_key(row_pos[r], p.window) - j0;    // keys before lo left the window
+      for (int64_t j = std::max<int64_t>(0, hi + 1); j < nb; ++j) sr[j] = kNegInf;
+      for (int64_t j = 0; j < std::min(lo, nb); ++j) sr[j] = kNegInf;
+      float bm = kNegInf;
+      for (int64_t j = 0; j < nb; ++j) bm = std::max(bm, sr[j]);
+      float* o = st.o + r * d.dv;
+      if (bm == kNegInf) {  // nothing visible to this row in this block
+        std::fill_n(sr, nb, 0.f);
+        continue;
       }
-      if (p.probs_out) {
-        float* row = p.probs_out + (static_cast<int64_t>(h) * p.n_tokens + t) * n_ctx_seen;
-        for (int64_t j = 0; j < n_ctx_seen; ++j) row[j] = j < n_keys ? scores[j] * inv : 0.f;
+      const float m_new = std::max(st.m[r], bm);
+      const float corr = st.m[r] == kNegInf ? 0.f : std::exp(st.m[r] - m_new);
+      const float sum = exp_shift_sum(sr, nb, m_new);
+      st.l[r] = st.l[r] * corr + sum;
+      if (corr != 1.f) scale_in_place(o, corr, d.dv);
+      st.m[r] = m_new;
+    }
+    // O += P · V for this block.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n_rows), d.dv, static_cast<int>(nb), 1.f, s,
+                static_cast<int>(nb), p.v + j0 * d.v_stride + kvh * d.v_head, static_cast<int>(d.v_stride), 1.f, st.o, d.dv);
+  }
+}
+
+// out = O / l, with head h's sink joining the denominator.
+void finish_row(const AttentionParams& p, int h, float m, float l, const float* o, float* out, int dv) {
+  if (p.sinks) {
+    const float m_new = std::max(m, p.sinks[h]);
+    const float corr = m == kNegInf ? 0.f : std::exp(m - m_new);
+    l = l * corr + std::exp(p.sinks[h] - m_new);
+    const float inv = corr / l;
+    for (int i = 0; i < dv; ++i) out[i] = o[i] * inv;
+    return;
+  }
+  const float inv = l > 0 ? 1.f / l : 0.f;
+  for (int i = 0; i < dv; ++i) out[i] = o[i] * inv;
+}
+
+float* thread_scratch(size_t floats) {
+  thread_local AlignedScratch scratch;
+  return static_cast<float*>(scratch.get(floats * sizeof(float)));
+}
+
+void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool) {
+  static std::once_flag single_threaded;
+  std::call_once(single_threaded, [] { openblas_set_num_threads(1); });
+  const int dv = d.dv, group = d.group;
+  const int64_t n = p.n_tokens;
+  // Few query tokens (decode): the query heads of one key/value head form the rows, and the
+  // keys are split across threads when that alone leaves threads idle; merged at the end.
+  // Many tokens (prefill): blocks of tokens of one query head form the rows.
+  const bool rows_are_heads = n < group || n == 1;
+  const int64_t row_groups = rows_are_heads ? n * p.n_head_kv : ((n + kQueryBlock - 1) / kQueryBlock) * p.n_head;
+  const int64_t ctx = p.pos0 + n;
+  int64_t splits = 1;
+  if (row_groups < 2 * pool.size() && ctx >= 2 * kKeyBlock) {
+    splits = std::min<int64_t>((2 * pool.size() + row_groups - 1) / row_groups, ctx / kKeyBlock);
+  }
+  const int64_t max_rows = rows_are_heads ? group : kQueryBlock;
+  // Partial states of every (row group, split): m, l [max_rows] and O [max_rows, dv].
+  const int64_t state_floats = max_rows * (2 + dv);
+  std::vector<float> partial(static_cast<size_t>(splits > 1 ? row_groups * splits * state_floats : 0));
+  pool.parallel_for(row_groups * splits, 1, [&](int64_t begin, int64_t end) {
+    float* work = thread_scratch(static_cast<size_t>(max_rows * kKeyBlock + (splits > 1 ? 0 : state_floats)));
+    std::vector<int64_t> row_pos(static_cast<size_t>(max_rows));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t rg = item / splits, split = item % splits;
+      int kvh, h0 = 0;
+      int64_t n_rows, t0 = 0, q_ld;
+      const float* q_base;
+      if (rows_are_heads) {
+        const int64_t t = rg / p.n_head_kv;
+        kvh = static_cast<int>(rg % p.n_head_kv);
+        h0 = kvh * group;
+        n_rows = group;
+        t0 = t;
+        q_base = p.q + t * d.q_stride + h0 * d.q_head;
+        q_ld = d.q_head;
+        std::fill_n(row_pos.begin(), n_rows, p.pos0 + t);
+      } else {
+        const int64_t blocks = (n + kQueryBlock - 1) / kQueryBlock;
+        h0 = static_cast<int>(rg / blocks);
+        kvh = h0 / group;
+        t0 = (rg % blocks) * kQueryBlock;
+        n_rows = std::min(kQueryBlock, n - t0);
+        q_base = p.q + t0 * d.q_stride + h0 * d.q_head;
+        q_ld = d.q_stride;
+        for (int64_t r = 0; r < n_rows; ++r) row_pos[r] = p.pos0 + t0 + r;
+      }
+      float* state = splits > 1 ? partial.data() + item * state_floats : work + max_rows * kKeyBlock;
+      RowState st{state, state + max_rows, state + 2 * max_rows};
+      std::fill_n(st.m, n_rows, kNegInf);
+      std::fill_n(st.l, n_rows, 0.f);
+      std::fill_n(st.o, n_rows * dv, 0.f);
+      const int64_t per_split = (ctx + splits - 1) / splits;
+      const int64_t k_begin = split * per_split, k_end = std::min(ctx, k_begin + per_split);
+      flash_rows(p, d, kvh, n_rows, q_base, q_ld, row_pos.data(), k_begin, k_end, st, work);
+      if (splits > 1) continue;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        const int h = rows_are_heads ? h0 + static_cast<int>(r) : h0;
+        const int64_t t = rows_are_heads ? t0 : t0 + r;
+        finish_row(p, h, st.m[r], st.l[r], st.o + r * dv, p.out + t * d.out_stride + static_cast<int64_t>(h) * dv, dv);
       }
     }
-  };
-  if (macs < kMinParallelMacs) {
-    body(0, work);
-  } else {
-    pool.parallel_for(work, 1, body);
+  });
+  if (splits == 1) return;
+  // Merge the splits of each row group: rescale every partial to the common maximum.
+  pool.parallel_for(row_groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> o(static_cast<size_t>(dv));
+    for (int64_t rg = begin; rg < end; ++rg) {
+      const int64_t t = rg / p.n_head_kv;
+      const int h0 = static_cast<int>(rg % p.n_head_kv) * group;
+      for (int64_t r = 0; r < group; ++r) {
+        float m = kNegInf;
+        for (int64_t sp = 0; sp < splits; ++sp) m = std::max(m, partial[(rg * splits + sp) * state_floats + r]);
+        float l = 0;
+        std::fill(o.begin(), o.end(), 0.f);
+        for (int64_t sp = 0; sp < splits; ++sp) {
+          const float* state = partial.data() + (rg * splits + sp) * state_floats;
+          if (state[r] == kNegInf) continue;
+          const float c = std::exp(state[r] - m);
+          l += c * state[max_rows + r];
+          axpy(c, state + 2 * max_rows + r * dv, o.data(), dv);
+        }
+        const int h = h0 + static_cast<int>(r);
+        finish_row(p, h, m, l, o.data(), p.out + t * d.out_stride + static_cast<int64_t>(h) * dv, dv);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void attention(const AttentionParams& p, ThreadPool& pool) {
+  const Layout d = resolve(p);
+  if (p.probs_out) return attention_with_probs(p, d, pool);
+  attention_flash(p, d, pool);
+}
+
+void attention_reference(const AttentionParams& p) {
+  const Layout d = resolve(p);
+  const int64_t ctx = p.pos0 + p.n_tokens;
+  std::vector<double> scores(static_cast<size_t>(ctx)), out(static_cast<size_t>(d.dv));
+  for (int64_t t = 0; t < p.n_tokens; ++t) {
+    for (int h = 0; h < p.n_head; ++h) {
+      const int kvh = h / d.group;
+      const float* q = p.q + t * d.q_stride + h * d.q_head;
+      const int64_t pos = p.pos0 + t, lo = first_key(pos, p.window);
+      double mx = p.sinks ? p.sinks[h] : -INFINITY;
+      for (int64_t j = lo; j <= pos; ++j) {
+        const float* k = p.k + j * d.k_stride + kvh * d.k_head;
+        double s = 0;
+        for (int i = 0; i < p.head_dim; ++i) s += static_cast<double>(q[i]) * k[i];
+        scores[j] = s * d.scale;
+        mx = std::max(mx, scores[j]);
+      }
+      double sum = p.sinks ? std::exp(p.sinks[h] - mx) : 0.0;
+      for (int64_t j = lo; j <= pos; ++j) sum += scores[j] = std::exp(scores[j] - mx);
+      std::fill(out.begin(), out.end(), 0.0);
+      for (int64_t j = lo; j <= pos; ++j) {
+        const float* v = p.v + j * d.v_stride + kvh * d.v_head;
+        for (int i = 0; i < d.dv; ++i) out[i] += scores[j] / sum * v[i];
+      }
+      float* o = p.out + t * d.out_stride + static_cast<int64_t>(h) * d.dv;
+      for (int i = 0; i < d.dv; ++i) o[i] = static_cast<float>(out[i]);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 #include "ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace mcmoe::ops {
@@ -15,6 +16,14 @@ void rms_norm(const float* x, const float* weight, float* y, int64_t n, float ep
 
 void silu_mul(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+}
+
+void swiglu_oai(float* g, const float* u, int64_t n, float alpha, float limit) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = std::min(g[i], limit);
+    const float y = std::clamp(u[i], -limit, limit);
+    g[i] = x / (1.f + std::exp(-alpha * x)) * (y + 1.f);
+  }
 }
 
 void softmax(float* x, int64_t n) {

@@ -10,6 +10,15 @@ void rms_norm(const float* x, const float* weight, float* y, int64_t n, float ep
 // In place: g[i] = silu(g[i]) * u[i].
 void silu_mul(float* g, const float* u, int64_t n);
 
+// In place: g[i] = gpt-oss's clamped SwiGLU of gate g and up u:
+// (clamp(u, −limit, limit) + 1) · x · sigmoid(alpha · x), x = min(g, limit).
+void swiglu_oai(float* g, const float* u, int64_t n, float alpha, float limit);
+
+// x[i] = exp(x[i] − shift) in place (0 where x[i] = −inf); returns Σ x[i] (SIMD exp).
+float exp_shift_sum(float* x, int64_t n, float shift);
+// x[i] *= a.
+void scale_in_place(float* x, float a, int64_t n);
+
 // In place softmax of n logits; returns nothing, computed in f32 with max subtraction.
 void softmax(float* x, int64_t n);
 

@@ -5,7 +5,9 @@
 #define HWY_TARGET_INCLUDE "ops/vec_highway.cpp"
 #include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "ops/elementwise.h"
@@ -39,6 +41,32 @@ void AxpyImpl(float alpha, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
+float ExpShiftSumImpl(float* x, int64_t n, float shift) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto vs = hn::Set(d, shift);
+  auto sum = hn::Zero(d);
+  int64_t i = 0;
+  // hn::Exp gives 0 below its range, so masked (−inf) entries come out 0.
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vs));
+    hn::StoreU(e, d, x + i);
+    sum = hn::Add(sum, e);
+  }
+  float s = hn::GetLane(hn::SumOfLanes(d, sum));
+  for (; i < n; ++i) s += x[i] = std::exp(x[i] - shift);
+  return s;
+}
+
+void ScaleImpl(float* x, float a, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto va = hn::Set(d, a);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(va, hn::LoadU(d, x + i)), d, x + i);
+  for (; i < n; ++i) x[i] *= a;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace mcmoe::ops
 HWY_AFTER_NAMESPACE();
@@ -48,9 +76,13 @@ namespace mcmoe::ops {
 
 HWY_EXPORT(DotImpl);
 HWY_EXPORT(AxpyImpl);
+HWY_EXPORT(ExpShiftSumImpl);
+HWY_EXPORT(ScaleImpl);
 
 float dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotImpl)(a, b, n); }
 void axpy(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AxpyImpl)(a, x, y, n); }
+float exp_shift_sum(float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(ExpShiftSumImpl)(x, n, shift); }
+void scale_in_place(float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(ScaleImpl)(x, a, n); }
 
 float dot_reference(const float* a, const float* b, int64_t n) {
   double s = 0;

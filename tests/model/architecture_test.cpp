@@ -41,7 +41,7 @@ TEST_P(Architecture, HfAndConvertedGgufAgree) {
 
   api::convert_hf_to_gguf(dir.path("hf"), dir.path("f16.gguf"), {.type = DType::F16});
   auto g16 = model::Model::load(dir.path("f16.gguf"));
-  EXPECT_EQ(g16->config().rope_style,
+  EXPECT_EQ(g16->config().rope.style,
             GetParam() == "mixtral" || GetParam() == "llama" ? model::RopeStyle::Interleaved : model::RopeStyle::Neox);
   // Same F16 weights, different but equivalent RoPE pairing: only f32 rounding differs.
   EXPECT_LT(test::relative_max_error(all_logits(*g16, ids), ref), 1e-4);
