@@ -15,7 +15,7 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.n_expert_used = j.get<int>("num_experts_per_tok");
   c.n_ff = j.get<int>("intermediate_size");
   c.head_dim = c.head_dim_v = c.rope.n_rot = c.n_embd / c.n_head;
-  c.attn_bias = j.get<bool>("attention_bias", false);
+  c.attn_bias = c.attn_out_bias = j.get<bool>("attention_bias", false);
   c.embd_scale = j.get<float>("embedding_multiplier", 1.f);
   c.residual_scale = j.get<float>("residual_multiplier", 1.f);
   c.attn_scale = j.get<float>("attention_multiplier", 1.f);
@@ -40,6 +40,7 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   c.logit_scale = k.f32("logit_scale");
   c.router.softmax_over_topk = true;
   c.attn_bias = k.has_tensor("blk.0.attn_q.bias");
+  c.attn_out_bias = k.has_tensor("blk.0.attn_output.bias");
 }
 
 void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {

@@ -13,7 +13,7 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.router.norm_topk = j.get<bool>("norm_topk_prob", false);
   c.qk_norm = QkNorm::AllHeads;
   c.clip_qkv = j.get<float>("clip_qkv", 0.f);
-  c.attn_bias = j.get<bool>("attention_bias", false);
+  c.attn_bias = c.attn_out_bias = j.get<bool>("attention_bias", false);
   c.head_dim = c.head_dim_v = c.rope.n_rot = c.n_embd / c.n_head;
 }
 
@@ -23,6 +23,7 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   c.qk_norm = QkNorm::AllHeads;
   c.clip_qkv = k.f32("attention.clamp_kqv", 0.f);
   c.attn_bias = k.has_tensor("blk.0.attn_q.bias");
+  c.attn_out_bias = k.has_tensor("blk.0.attn_output.bias");
 }
 
 void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {

@@ -11,7 +11,7 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.n_expert_used = j.get<int>("num_experts_per_tok");
   c.n_ff = j.get<int>("moe_intermediate_size");
   c.router.norm_topk = j.get<bool>("norm_topk_prob", false);
-  c.attn_bias = j.get<bool>("attention_bias", false);
+  c.attn_bias = c.attn_out_bias = j.get<bool>("attention_bias", false);
   c.qk_norm = QkNorm::PerHead;
   j.expect<int>("decoder_sparse_step", 1, "every layer must be an MoE layer");
   if (j.has("mlp_only_layers") && !j.json()["mlp_only_layers"].empty()) {
@@ -25,6 +25,7 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   // llama.cpp renormalises Qwen3-MoE's top-k unconditionally; mcmoe's files say which.
   c.router.norm_topk = k.flag("expert_weights_norm", true);
   c.attn_bias = k.has_tensor("blk.0.attn_q.bias");
+  c.attn_out_bias = k.has_tensor("blk.0.attn_output.bias");
   c.qk_norm = QkNorm::PerHead;
 }
 
