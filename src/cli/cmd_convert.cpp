@@ -45,18 +45,38 @@ int cmd_convert(const Argv& argv) {
 }
 
 int cmd_synth(const Argv& argv) {
-  const Args a(argv, {"--arch", "--layers", "--dim", "--ff", "--experts", "--top-k", "--vocab", "--type", "-o", "--heads", "--kv-heads", "--seed", "--shared-ff", "--tokenizer-from", "--routing-from", "--routing-noise"}, {});
-  api::SynthOptions o;
-  o.arch = a.str("--arch", "mixtral");
-  o.layers = static_cast<int>(a.integer("--layers", 2, 1, 4096));
-  o.dim = static_cast<int>(a.integer("--dim", 256, 1, 1 << 20));
-  o.ff = static_cast<int>(a.integer("--ff", 512, 1, 1 << 22));
-  o.experts = static_cast<int>(a.integer("--experts", 8, 1, 4096));
-  o.top_k = static_cast<int>(a.integer("--top-k", 2, 1, 4096));
-  o.vocab = static_cast<int>(a.integer("--vocab", 512, 1, 1 << 22));
-  o.heads = static_cast<int>(a.integer("--heads", 0, 0, 4096));
-  o.kv_heads = static_cast<int>(a.integer("--kv-heads", 0, 0, 4096));
-  o.shared_ff = static_cast<int>(a.integer("--shared-ff", 0, 0, 1 << 22));
+  const Args a(argv,
+               {"--arch", "--preset", "--layers", "--dim", "--ff", "--experts", "--top-k", "--vocab", "--type", "-o", "--heads",
+                "--kv-heads", "--head-dim", "--seed", "--shared-ff", "--dense-ff", "--dense-layers", "--q-lora", "--kv-lora",
+                "--rope-dim", "--nope-dim", "--v-dim", "--rope-theta", "--tokenizer-from", "--routing-from", "--routing-noise"},
+               {"--v3-routing", "--yarn"});
+  // A preset sets every shape of a released model; any flag given overrides it (e.g.
+  // --layers 4 for a reduced-depth copy).
+  api::SynthOptions o = a.has("--preset") ? api::synth_preset(a.str("--preset", "")) : api::SynthOptions{};
+  auto int_flag = [&](const char* flag, int& field, long long min, long long max) {
+    field = static_cast<int>(a.integer(flag, field, min, max));
+  };
+  o.arch = a.str("--arch", o.arch);
+  int_flag("--layers", o.layers, 1, 4096);
+  int_flag("--dim", o.dim, 1, 1 << 20);
+  int_flag("--ff", o.ff, 1, 1 << 22);
+  int_flag("--experts", o.experts, 1, 4096);
+  int_flag("--top-k", o.top_k, 1, 4096);
+  int_flag("--vocab", o.vocab, 1, 1 << 22);
+  int_flag("--heads", o.heads, 0, 4096);
+  int_flag("--kv-heads", o.kv_heads, 0, 4096);
+  int_flag("--head-dim", o.head_dim, 0, 1 << 16);
+  int_flag("--shared-ff", o.shared_ff, 0, 1 << 22);
+  int_flag("--dense-ff", o.dense_ff, 0, 1 << 22);
+  int_flag("--dense-layers", o.dense_layers, 0, 4096);
+  int_flag("--q-lora", o.q_lora, 0, 1 << 16);
+  int_flag("--kv-lora", o.kv_lora, 1, 1 << 16);
+  int_flag("--rope-dim", o.rope_dim, 2, 1 << 16);
+  int_flag("--nope-dim", o.nope_dim, 1, 1 << 16);
+  int_flag("--v-dim", o.v_dim, 1, 1 << 16);
+  o.rope_theta = static_cast<float>(a.number("--rope-theta", o.rope_theta, 0, 1e12));
+  if (a.has("--v3-routing")) o.v3_routing = true;
+  if (a.has("--yarn")) o.yarn = true;
   o.seed = static_cast<uint64_t>(a.integer("--seed", 1, 0, INT64_MAX));
   o.tokenizer_from = a.str("--tokenizer-from", "");
   o.routing_from = a.str("--routing-from", "");

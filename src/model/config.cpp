@@ -187,8 +187,12 @@ ModelConfig config_from_hf(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed JSON: {}", path, e.what());
   }
-  if (!j.is_object()) fail("{}: expected a JSON object", path);
-  const arch::HfConfig h(std::move(j), path);
+  return config_from_hf_json(j, path);
+}
+
+ModelConfig config_from_hf_json(const nlohmann::json& json, const std::string& path) {
+  if (!json.is_object()) fail("{}: expected a JSON object", path);
+  const arch::HfConfig h(json, path);
   const std::string type = h.get<std::string>("model_type");
   const arch::ArchInfo* family = arch::find_by_hf_type(type);
   if (!family) fail("{}: model_type '{}' not supported (expected one of {})", path, type, arch::known_hf_types());

@@ -2,6 +2,7 @@
 // Hyperparameters of every supported architecture. Families differ only in the switches
 // here, named after the config keys that set them; what each family sets lives in its arch
 // file (model/arch/NAME.cpp). The forward pass is one code path over these switches.
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -171,6 +172,8 @@ inline constexpr const char* kLayerExpertsKey = "mcmoe.layer_expert_count";
 inline constexpr const char* kExpertMapKeyPrefix = "mcmoe.reduce.expert_map.";
 
 ModelConfig config_from_hf(const std::string& dir);  // config.json
+// A parsed config.json (synthetic models describe themselves this way); `source` names it in errors.
+ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& source);
 ModelConfig config_from_gguf(const format::GgufFile& f);
 
 }  // namespace mcmoe::model

@@ -18,6 +18,11 @@ namespace tn = format::tensor_names;
 
 void set_model_metadata(GgufWriter& g, const Model& m, const ModelConfig& c, const std::string& name,
                         uint32_t file_type) {
+  set_config_metadata(g, c, name, file_type);
+  m.tokenizer().write_gguf_metadata(g);
+}
+
+void set_config_metadata(GgufWriter& g, const ModelConfig& c, const std::string& name, uint32_t file_type) {
   const arch::ArchInfo& family = arch::info(c.arch);
   const std::string arch_name = family.gguf_name;
   g.set("general.architecture", GgufValue::str(arch_name));
@@ -66,7 +71,6 @@ void set_model_metadata(GgufWriter& g, const Model& m, const ModelConfig& c, con
     for (int e : c.expert_map[l]) map.push_back(GgufValue::i32(e));
     g.set(kExpertMapKeyPrefix + std::to_string(l), GgufValue::array(format::GgufType::I32, map));
   }
-  m.tokenizer().write_gguf_metadata(g);
 }
 
 // llama.cpp rotates adjacent pairs (GPT-J style) for arch "llama", while Hugging Face

@@ -16,6 +16,8 @@ namespace mcmoe::model {
 // expert reduction), per-layer expert counts and router maps when present, and the tokenizer.
 void set_model_metadata(format::GgufWriter& g, const Model& m, const ModelConfig& c, const std::string& name,
                         uint32_t file_type);
+// The same without the tokenizer (synthetic models bring their own vocabulary).
+void set_config_metadata(format::GgufWriter& g, const ModelConfig& c, const std::string& name, uint32_t file_type);
 
 // Row map that turns Hugging Face (NeoX) q/k rows into llama.cpp's interleaved order.
 std::vector<int64_t> rope_permutation(int n_heads, int head_dim);
