@@ -1,10 +1,12 @@
 #include "eval/bench.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <vector>
 
 #include "core/membw.h"
+#include "model/inventory.h"
 #include "model/observer.h"
 #include "model/session.h"
 
@@ -50,7 +52,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
   ExpertBytesCounter counter(m);
   model::SessionOptions so;
   so.n_threads = o.threads;
-  so.n_ctx = o.prompt_tokens + o.gen_tokens + 8;
+  so.n_ctx = std::max(o.prompt_tokens, o.depth) + o.gen_tokens + 8;
   so.n_batch = o.prompt_tokens;
   so.observer = &counter;
   so.odp = o.odp;
@@ -60,20 +62,23 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_tokens));
   for (auto& t : prompt) t = tok(rng);
 
-  // Non-expert bytes per decode token: attention, router, shared expert, output head and
-  // one embedding row.
-  double dense_bytes = static_cast<double>(w.output.nbytes) + static_cast<double>(w.tok_embd.row_stride());
-  double active_params = static_cast<double>(w.output.numel());
-  for (const auto& L : w.layers) {
-    for (const TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.router, &L.shared.gate, &L.shared.up, &L.shared.down, &L.shared_gate}) {
-      if (t->valid()) {
-        dense_bytes += static_cast<double>(t->nbytes);
-        active_params += static_cast<double>(t->numel());
-      }
-    }
+  // Non-routed bytes per decode token, from the tensor inventory: every layer tensor but the
+  // routed experts (attention, router, shared experts, dense MLPs, norms), the output head
+  // and one embedding row. Routed experts are counted from the real routing as decode runs.
+  double dense_bytes = static_cast<double>(w.tok_embd.row_stride());
+  double active_params = 0;
+  model::for_each_tensor(c, w, m.stored_experts(), [&](const model::TensorSlot& s) {
+    if (s.role == model::TensorRole::Embedding || s.role == model::TensorRole::RoutedExpert || !s.view->valid()) return;
+    dense_bytes += static_cast<double>(s.view->nbytes);
+    active_params += static_cast<double>(s.view->numel());
+  });
+  if (c.tie_embeddings) {
+    dense_bytes += static_cast<double>(w.output.nbytes);
+    active_params += static_cast<double>(w.output.numel());
   }
-  const auto& e0 = m.stored_experts()[0][0];
-  active_params += static_cast<double>(c.n_layer) * c.n_expert_used * static_cast<double>(e0.n_params());
+  for (int l = 0; l < c.n_layer; ++l) {
+    if (c.experts(l) > 0) active_params += c.n_expert_used * static_cast<double>(m.stored_experts()[l][0].n_params());
+  }
 
   // Touch every page of the weights first: a mapped file's first pass costs page faults
   // (and disk reads) that are not what decode speed means.
@@ -92,9 +97,20 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     std::span<const float> logits = session.eval(prompt, false);
     best_prefill = std::max(best_prefill, o.prompt_tokens / seconds_since(t0));
     // Decode starts from an empty cache, as llama-bench's tg test does, so the figure is the
-    // weight-streaming rate rather than a mix with attention over the prompt.
+    // weight-streaming rate rather than a mix with attention over the prompt; with a depth,
+    // after that many prompt tokens (llama-bench -d).
     session.reset();
-    logits = session.eval(std::span<const int32_t>(prompt.data(), 1), false);
+    if (o.depth > 0) {
+      for (int done = 0; done < o.depth;) {
+        const int n = std::min(o.depth - done, o.prompt_tokens);
+        std::vector<int32_t> chunk(static_cast<size_t>(n));
+        for (auto& t : chunk) t = tok(rng);
+        logits = session.eval(chunk, false);
+        done += n;
+      }
+    } else {
+      logits = session.eval(std::span<const int32_t>(prompt.data(), 1), false);
+    }
     counter.enabled = true;
     counter.bytes = counter.experts = 0;
     int32_t next = 3;
@@ -108,7 +124,10 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     const double tps = o.gen_tokens / seconds_since(t0);
     if (tps > best_decode) {
       best_decode = tps;
-      r.bytes_per_token = dense_bytes + counter.bytes / o.gen_tokens;
+      r.kv_bytes_per_token = static_cast<double>(session.kv_cache_bytes_per_token());
+      // Positions in the cache during the timed steps: depth (or 1) + 0.5 .. + gen_tokens.
+      r.kv_read_per_token = r.kv_bytes_per_token * (std::max(o.depth, 1) + (o.gen_tokens + 1) / 2.0);
+      r.bytes_per_token = dense_bytes + counter.bytes / o.gen_tokens + r.kv_read_per_token;
       r.expert_hit_avg = counter.experts / o.gen_tokens / c.n_layer;
     }
   }

@@ -14,6 +14,9 @@ struct BenchOptions {
   int threads = 2;
   int prompt_tokens = 512;
   int gen_tokens = 128;
+  // Decode starts after this many prompt tokens in the KV cache (llama-bench's depth), so its
+  // speed includes reading that much cache per token; 0: from an empty cache.
+  int depth = 0;
   int repetitions = 2;  // best of
   bool measure_bandwidth = true;
   const moe::OdpParams* odp = nullptr;  // online dynamic pruning during the runs
@@ -31,7 +34,9 @@ struct BenchOptions {
 struct BenchResult {
   double prefill_tok_s = 0;
   double decode_tok_s = 0;
-  double bytes_per_token = 0;   // weights read per decode token (non-expert + routed experts)
+  double bytes_per_token = 0;   // read per decode token: weights (non-expert + routed experts) + KV cache
+  double kv_bytes_per_token = 0;      // KV cache each position occupies, all layers
+  double kv_read_per_token = 0;       // KV cache bytes a decode step reads on average (in bytes_per_token)
   double decode_gb_s = 0;       // bytes_per_token * decode_tok_s / 1e9
   double bandwidth_gb_s = 0;    // measured machine read bandwidth (0 if not measured)
   double roofline_tok_s = 0;    // bandwidth / bytes_per_token

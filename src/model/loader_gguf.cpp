@@ -45,10 +45,13 @@ void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
       }
       return it->second.slice0(s.expert);
     }
+    const char* proj = expert_proj_name(s.kind);
+    if (!find(s.name) && (!s.matrix || !find(tn::expert_part(s.layer, proj, s.expert, tn::kLrRight)))) {
+      fail("{}: missing tensor '{}' (the experts of layer {} stacked; or one per expert, '{}')", path, stacked_name, s.layer, s.name);
+    }
     if (!s.matrix) return get(s.name, s.shape);
     // One tensor per expert and projection, or the low-rank parts `mcmoe lowrank` wrote in
     // its place (format/tensor_names.h), checked here once so the forward pass trusts them.
-    const char* proj = expert_proj_name(s.kind);
     if (find(s.name) || !find(tn::expert_part(s.layer, proj, s.expert, tn::kLrRight))) return get(s.name, s.shape);
     auto part = [&](const char* p) {
       const format::GgufTensorInfo* t = find(tn::expert_part(s.layer, proj, s.expert, p));
