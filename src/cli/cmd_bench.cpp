@@ -10,7 +10,7 @@
 namespace mcmoe::cli {
 
 int cmd_bench(const Argv& argv) {
-  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--depth", "--reps", "--text"})),
+  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--depth", "--reps", "--text", "--cache-type"})),
                with_offload_switches({"--no-bandwidth", "--mmap", "--no-mmap", "--odp"}));
   auto m = load_model_verbose(a.required("-m", "model path"), offload_load_options(a, load_options_flags(a)));
   const Offload offload = install_offload(a, *m);
@@ -19,6 +19,7 @@ int cmd_bench(const Argv& argv) {
   o.prompt_tokens = static_cast<int>(a.integer("--prompt-tokens", 512, 1, 1 << 20));
   o.gen_tokens = static_cast<int>(a.integer("--gen-tokens", 128, 1, 1 << 20));
   o.depth = static_cast<int>(a.integer("--depth", 0, 0, 1 << 20));
+  o.cache_type = cache_type_flag(a);
   o.repetitions = static_cast<int>(a.integer("--reps", 2, 1, 100));
   o.measure_bandwidth = !a.has("--no-bandwidth");
   o.touch_weights = offload.provider == nullptr;
@@ -36,7 +37,8 @@ int cmd_bench(const Argv& argv) {
   std::printf("prefill %d tokens: %.1f tok/s (%.1f GFLOP/s)\n", o.prompt_tokens, r.prefill_tok_s, r.prefill_gflop_s);
   std::printf("decode %d tokens at depth %d: %.2f tok/s, %.1f MB read/token (%.1f MB of it KV cache), %.1f GB/s achieved\n",
               o.gen_tokens, o.depth, r.decode_tok_s, r.bytes_per_token / 1e6, r.kv_read_per_token / 1e6, r.decode_gb_s);
-  std::printf("KV cache: %.0f bytes per token (all %d layers, f32)\n", r.kv_bytes_per_token, m->config().n_layer);
+  std::printf("KV cache: %.0f bytes per token (all %d layers, %s)\n", r.kv_bytes_per_token, m->config().n_layer,
+              std::string(dtype_name(o.cache_type)).c_str());
   if (o.measure_bandwidth) {
     std::printf("machine read bandwidth %.1f GB/s -> roofline %.2f tok/s; decode at %.0f%% of roofline\n",
                 r.bandwidth_gb_s, r.roofline_tok_s, 100.0 * r.decode_tok_s / r.roofline_tok_s);

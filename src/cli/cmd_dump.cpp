@@ -33,7 +33,7 @@ class DumpObserver : public model::ForwardObserver {
 }  // namespace
 
 int cmd_dump(const Argv& argv) {
-  const Args a(argv, {"-m", "-p", "--ids", "--name", "-o", "--threads"}, {});
+  const Args a(argv, {"-m", "-p", "--ids", "--name", "-o", "--threads", "--greedy"}, {});
   const std::string path = a.required("-m", "model path");
   std::string name = a.required("--name", "intermediate name (e.g. router_logits.3 or logits)");
   int layer = -1;
@@ -45,10 +45,17 @@ int cmd_dump(const Argv& argv) {
     }
     name = name.substr(0, dot);
   }
-  static const char* kNames[] = {"attn_norm", "attn_out", "ffn_inp", "ffn_norm", "router_logits", "moe_out", "layer_out", "result_norm", "logits"};
+  // The names model/observer.h documents; those of one family only (q_a_norm, kv_a_norm:
+  // MLA; dense_hidden: dense layers; shared_hidden: shared experts) come out empty elsewhere.
+  static const char* kNames[] = {"attn_norm", "q_a_norm", "kv_a_norm", "attn_ctx", "attn_out", "ffn_inp", "ffn_norm",
+                                 "router_logits", "dense_hidden", "shared_hidden", "moe_out", "layer_out", "result_norm",
+                                 "logits"};
   if (std::find(std::begin(kNames), std::end(kNames), name) == std::end(kNames)) {
-    fail("--name: unknown intermediate '{}' (known: attn_norm, attn_out, ffn_inp, ffn_norm, router_logits, moe_out, layer_out with .LAYER; result_norm, logits)", name);
+    std::string known;
+    for (const char* n : kNames) known += (known.empty() ? "" : ", ") + std::string(n);
+    fail("--name: unknown intermediate '{}' (known: {}; per layer as NAME.LAYER but result_norm and logits)", name, known);
   }
+  const int greedy = static_cast<int>(a.integer("--greedy", 0, 0, 1 << 16));
   auto m = load_model_verbose(path);
   if (layer >= m->config().n_layer) fail("--name: layer {} out of range [0, {})", layer, m->config().n_layer);
   std::vector<int32_t> ids;
@@ -70,9 +77,24 @@ int cmd_dump(const Argv& argv) {
   so.n_threads = threads_flag(a);
   so.observer = &obs;
   so.n_batch = static_cast<int>(std::max<size_t>(1, ids.size()));
+  so.n_ctx = static_cast<int>(ids.size()) + greedy + 1;
   model::Session session(*m, so);
-  session.eval(ids, true);
+  std::span<const float> logits = session.eval(ids, true);
   nlohmann::json j{{"name", name}, {"layer", layer}, {"ids", ids}, {"data", obs.rows()}};
+  // --greedy N: then N greedy tokens after the ids, one at a time (llama_logits --greedy).
+  if (greedy > 0) {
+    const int64_t V = m->config().n_vocab;
+    logits = logits.subspan(logits.size() - V);
+    std::vector<int32_t> out;
+    for (int i = 0; i < greedy; ++i) {
+      const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      out.push_back(next);
+      so.observer = nullptr;
+      session.set_observer(nullptr);
+      logits = session.eval(std::span<const int32_t>(&next, 1), false);
+    }
+    j["greedy"] = out;
+  }
   if (a.has("-o")) {
     std::ofstream out(a.str("-o", ""));
     out << j.dump();

@@ -14,7 +14,7 @@
 namespace mcmoe::cli {
 
 int cmd_ppl(const Argv& argv) {
-  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "-f", "--ctx", "--max-tokens", "--threads", "--kl-base"})),
+  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "-f", "--ctx", "--max-tokens", "--threads", "--kl-base", "--cache-type"})),
                with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"}));
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "text file");
@@ -30,6 +30,7 @@ int cmd_ppl(const Argv& argv) {
   so.n_threads = threads_flag(a);
   so.n_ctx = ctx;
   so.n_batch = ctx;
+  so.cache_type = cache_type_flag(a);
   model::SessionOptions base_so = so;  // the base model runs without ODP
   const auto odp = odp_flags(a, *m);
   so.odp = odp.get();

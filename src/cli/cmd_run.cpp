@@ -10,7 +10,7 @@
 namespace mcmoe::cli {
 
 int cmd_run(const Argv& argv) {
-  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--threads", "--ctx"})),
+  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--threads", "--ctx", "--cache-type"})),
                with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"}));
   const std::string path = a.required("-m", "model path");
   std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.required("-p", "prompt");
@@ -27,6 +27,7 @@ int cmd_run(const Argv& argv) {
   model::SessionOptions so;
   so.n_threads = threads_flag(a);
   so.n_ctx = static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20));
+  so.cache_type = cache_type_flag(a);
   const auto odp = odp_flags(a, *m);
   so.odp = odp.get();
   model::Session session(*m, so);

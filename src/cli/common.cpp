@@ -49,6 +49,15 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
+DType cache_type_flag(const Args& a) {
+  const std::string name = a.str("--cache-type", "f32");
+  const auto t = dtype_from_name(name);
+  if (!t || (*t != DType::F32 && *t != DType::F16 && *t != DType::Q8_0)) {
+    fail("--cache-type {}: expected f32, f16 or q8_0", name);
+  }
+  return *t;
+}
+
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text) {
   std::vector<int32_t> ids;
   if (m.tokenizer().add_bos()) ids.push_back(m.tokenizer().bos_id());

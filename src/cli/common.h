@@ -21,6 +21,9 @@ std::string read_text_file(const std::string& path);
 // Prompt ids: BOS (when the tokenizer asks for it) + encode(text).
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text);
 
+// --cache-type f32|f16|q8_0 (KV cache element type; default f32).
+DType cache_type_flag(const Args& a);
+
 // "1,2,3" → {1, 2, 3}; fails naming the flag on anything else.
 std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
 

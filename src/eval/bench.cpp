@@ -56,6 +56,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
   so.n_batch = o.prompt_tokens;
   so.observer = &counter;
   so.odp = o.odp;
+  so.cache_type = o.cache_type;
   model::Session session(m, so);
   std::mt19937 rng(42);
   std::uniform_int_distribution<int32_t> tok(3, c.n_vocab - 1);

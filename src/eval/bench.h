@@ -17,6 +17,7 @@ struct BenchOptions {
   // Decode starts after this many prompt tokens in the KV cache (llama-bench's depth), so its
   // speed includes reading that much cache per token; 0: from an empty cache.
   int depth = 0;
+  DType cache_type = DType::F32;  // KV cache element type
   int repetitions = 2;  // best of
   bool measure_bandwidth = true;
   const moe::OdpParams* odp = nullptr;  // online dynamic pruning during the runs

@@ -9,6 +9,7 @@
 #include "model/session_internal.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
+#include "ops/kv_rows.h"
 #include "ops/matmul.h"
 #include "ops/rope.h"
 
@@ -67,8 +68,9 @@ void Session::attention_gqa(int l, int64_t n) {
       {.w = &L.wv, .x = s.h.data(), .y = s.v.data(), .n_tokens = n},
   };
   ops::matmul_batch(qkv, pool_);
-  float* k_cache = k_cache_[l].data();
-  float* v_cache = v_cache_[l].data();
+  uint8_t* k_cache = k_cache_[l].data();
+  uint8_t* v_cache = v_cache_[l].data();
+  const size_t k_row = row_bytes(cache_type_, kv_dim), v_row = row_bytes(cache_type_, v_dim);
   const float clip = cfg_.clip_qkv;
   for (int64_t t = 0; t < n; ++t) {
     float* q = s.q.data() + t * q_dim;
@@ -102,8 +104,8 @@ void Session::attention_gqa(int l, int64_t n) {
     const int64_t pos = n_past_ + t;
     ops::rope(q, cfg_.n_head, hd, pos, rope_);
     ops::rope(k, cfg_.n_head_kv, hd, pos, rope_);
-    std::copy(k, k + kv_dim, k_cache + pos * kv_dim);
-    std::copy(v, v + v_dim, v_cache + pos * v_dim);
+    ops::kv_row_from_f32(cache_type_, k, kv_dim, k_cache + pos * k_row);
+    ops::kv_row_from_f32(cache_type_, v, v_dim, v_cache + pos * v_row);
   }
   ops::AttentionParams ap;
   ap.q = s.q.data();
@@ -115,6 +117,7 @@ void Session::attention_gqa(int l, int64_t n) {
   ap.head_dim = cfg_.head_dim;
   ap.head_dim_v = cfg_.head_dim_v;
   ap.scale = cfg_.attn_scale;
+  ap.kv_type = cache_type_;
   attend(l, n, ap);
 }
 
@@ -146,14 +149,15 @@ void Session::attention_mla(int l, int64_t n) {
                                     {.w = &L.wkv_a, .x = s.h.data(), .y = s.kva.data(), .n_tokens = n}};
     ops::matmul_batch(jobs, pool_);
   }
-  float* cache = k_cache_[l].data();
+  uint8_t* cache = k_cache_[l].data();
+  const size_t row = row_bytes(cache_type_, lat);
   for (int64_t t = 0; t < n; ++t) {
     float* c = s.kva.data() + t * lat;
     ops::rms_norm(c, static_cast<const float*>(L.kv_a_norm.data), c, lora, cfg_.rms_eps);
     const int64_t pos = n_past_ + t;
     ops::rope(c + lora, 1, a.qk_rope, pos, rope_);                          // k_pe, shared by all heads
     ops::rope(s.q.data() + t * H * qk + a.qk_nope, static_cast<int>(H), qk, pos, rope_);  // each head's q_pe
-    std::copy(c, c + lat, cache + pos * lat);
+    ops::kv_row_from_f32(cache_type_, c, lat, cache + pos * row);
   }
   if (observer_) observer_->on_tensor("kv_a_norm", l, s.kva.data(), n, lat);
   const float scale = cfg_.mla_mscale * cfg_.mla_mscale / std::sqrt(static_cast<float>(qk));
@@ -191,6 +195,7 @@ void Session::attention_mla(int l, int64_t n) {
     ap.q = s.q_lat.data();
     ap.k = cache;
     ap.v = cache;
+    ap.kv_type = cache_type_;
     ap.v_stride = lat;
     ap.out = s.att_lat.data();
     ap.n_head_kv = 1;
@@ -212,14 +217,20 @@ void Session::attention_mla(int l, int64_t n) {
   s.kv_exp.resize(static_cast<size_t>(ctx * H * per_head));
   s.k_full.resize(static_cast<size_t>(ctx * H * qk));
   s.v_full.resize(static_cast<size_t>(ctx * H * a.v_dim));
-  const ops::MatmulJob expand{.w = &L.wkv_b, .x = cache, .y = s.kv_exp.data(), .n_tokens = ctx, .ldx = lat};
+  const float* latents = reinterpret_cast<const float*>(cache);
+  if (cache_type_ != DType::F32) {  // the products read f32
+    s.lat_f32.resize(static_cast<size_t>(ctx * lat));
+    ops::kv_rows_to_f32(cache_type_, cache, row, ctx, lat, s.lat_f32.data(), lat);
+    latents = s.lat_f32.data();
+  }
+  const ops::MatmulJob expand{.w = &L.wkv_b, .x = latents, .y = s.kv_exp.data(), .n_tokens = ctx, .ldx = lat};
   ops::matmul_batch(std::span<const ops::MatmulJob>(&expand, 1), pool_);
   for (int64_t j = 0; j < ctx; ++j) {
     for (int h = 0; h < H; ++h) {
       const float* e = s.kv_exp.data() + (j * H + h) * per_head;
       float* kf = s.k_full.data() + (j * H + h) * qk;
       std::copy(e, e + a.qk_nope, kf);
-      std::copy(cache + j * lat + lora, cache + j * lat + lat, kf + a.qk_nope);
+      std::copy(latents + j * lat + lora, latents + j * lat + lat, kf + a.qk_nope);
       std::copy(e + a.qk_nope, e + per_head, s.v_full.data() + (j * H + h) * a.v_dim);
     }
   }

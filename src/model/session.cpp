@@ -7,6 +7,7 @@
 #include "model/session_internal.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
+#include "ops/kv_rows.h"
 #include "ops/matmul.h"
 #include "ops/rope.h"
 #include "quant/quantize.h"
@@ -23,6 +24,7 @@ Session::Session(Model& model, const SessionOptions& options)
       odp_(options.odp),
       rope_(ops::RopeTable::make(cfg_.rope)),
       mla_mode_(options.mla_mode),
+      cache_type_(options.cache_type),
       s_(std::make_unique<Scratch>()) {
   if (odp_) {
     if (odp_->n_layer != cfg_.n_layer || odp_->k != cfg_.n_expert_used ||
@@ -35,16 +37,21 @@ Session::Session(Model& model, const SessionOptions& options)
   if (mla && mla_mode_ == SessionOptions::MlaMode::kNaive && cfg_.mla.split_kv_b) {
     fail("{}: the naive MLA form needs attn_kv_b whole; this file stores it split (attn_k_b, attn_v_b)", model.path());
   }
+  if (!ops::kv_type_supported(cache_type_)) {
+    fail("KV cache type {} is not supported (expected f32, f16 or q8_0)", dtype_name(cache_type_));
+  }
+  const int64_t block = dtype_traits(cache_type_).block_size;
+  const int64_t k_width = mla ? cfg_.mla.latent() : cfg_.kv_dim(), v_width = mla ? 0 : cfg_.v_dim();
+  if (k_width % block != 0 || v_width % block != 0) {
+    fail("{}: KV cache type {} stores blocks of {} values; the cache rows hold {} and {}", model.path(), dtype_name(cache_type_),
+         block, k_width, v_width);
+  }
   const size_t ctx = static_cast<size_t>(n_ctx_);
   k_cache_.resize(cfg_.n_layer);
   v_cache_.resize(cfg_.n_layer);
   for (int l = 0; l < cfg_.n_layer; ++l) {
-    if (mla) {
-      k_cache_[l].resize(ctx * cfg_.mla.latent());
-    } else {
-      k_cache_[l].resize(ctx * cfg_.kv_dim());
-      v_cache_[l].resize(ctx * cfg_.v_dim());
-    }
+    k_cache_[l].resize(ctx * row_bytes(cache_type_, k_width));
+    if (v_width > 0) v_cache_[l].resize(ctx * row_bytes(cache_type_, v_width));
   }
   const size_t b = static_cast<size_t>(n_batch_), d = static_cast<size_t>(cfg_.n_embd);
   const size_t k = static_cast<size_t>(cfg_.n_expert_used), h = static_cast<size_t>(cfg_.n_head);
@@ -93,8 +100,10 @@ Session::Session(Model& model, const SessionOptions& options)
 }
 
 size_t Session::kv_cache_bytes_per_token() const {
-  const size_t per_layer = cfg_.attention == AttentionKind::Mla ? cfg_.mla.latent() : cfg_.kv_dim() + cfg_.v_dim();
-  return per_layer * cfg_.n_layer * sizeof(float);
+  const size_t per_layer = cfg_.attention == AttentionKind::Mla
+                               ? row_bytes(cache_type_, cfg_.mla.latent())
+                               : row_bytes(cache_type_, cfg_.kv_dim()) + row_bytes(cache_type_, cfg_.v_dim());
+  return per_layer * cfg_.n_layer;
 }
 
 Session::~Session() = default;

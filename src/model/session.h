@@ -27,6 +27,9 @@ struct SessionOptions {
   // kAuto picks the cheaper for each batch: absorbed for decode, naive for long prefills
   // when the file keeps kv_b whole. Both read the same latent cache.
   enum class MlaMode { kAuto, kAbsorbed, kNaive } mla_mode = MlaMode::kAuto;
+  // Element type of the KV cache: f32, f16 or q8_0 (ggml's blocks of 32). Attention widens
+  // cached blocks to f32 before its products, so only the stored values are rounded.
+  DType cache_type = DType::F32;
 };
 
 class Session {
@@ -47,8 +50,10 @@ class Session {
   void embed(std::span<const int32_t> tokens, float* x) const;
   void eval_layer(int layer, float* x, int64_t n);
   int n_ctx() const { return n_ctx_; }
-  // KV cache bytes per token over all layers: k + v per kv head (GQA), the latent (MLA).
+  // KV cache bytes per token over all layers: k + v per kv head (GQA), the latent (MLA), in
+  // the cache's element type.
   size_t kv_cache_bytes_per_token() const;
+  DType cache_type() const { return cache_type_; }
   void reset() { n_past_ = 0; }
   ThreadPool& pool() { return pool_; }
   Model& model() { return model_; }
@@ -79,9 +84,10 @@ class Session {
   const moe::OdpParams* odp_;
   moe::OdpCounters odp_counters_;
   int64_t n_past_ = 0;
-  // [n_layer][n_ctx * width]: GQA keys (kv_dim) and values (v_dim); MLA: the latents
-  // [c_kv | k_pe] (kv_lora_rank + qk_rope) in k_cache_, v_cache_ empty.
-  std::vector<std::vector<float>> k_cache_, v_cache_;
+  // [n_layer][n_ctx rows of width values in cache_type_]: GQA keys (kv_dim) and values
+  // (v_dim); MLA: the latents [c_kv | k_pe] (kv_lora_rank + qk_rope) in k_cache_, v_cache_ empty.
+  std::vector<std::vector<uint8_t>> k_cache_, v_cache_;
+  DType cache_type_;
   ops::RopeTable rope_;
   SessionOptions::MlaMode mla_mode_;
   struct Scratch;

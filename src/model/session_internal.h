@@ -27,6 +27,7 @@ struct Session::Scratch {
   std::vector<float> kv_exp;   // [ctx, n_head * (qk_nope + v_dim)]          naive: expanded latents
   std::vector<float> k_full;   // [ctx, n_head * qk_dim]
   std::vector<float> v_full;   // [ctx, n_head * v_dim]
+  std::vector<float> lat_f32;  // [ctx, kv_lora_rank + qk_rope]  naive with an f16 / q8_0 cache
   std::vector<float> router_logits;  // [n_batch, n_expert]
   std::vector<float> probs;          // [n_batch, n_expert] by router row
   std::vector<float> merged_probs;   // [n_batch, n_expert] by stored expert (merged models)

@@ -10,6 +10,7 @@
 
 #include "core/aligned_scratch.h"
 #include "ops/elementwise.h"
+#include "ops/kv_rows.h"
 
 namespace mcmoe::ops {
 
@@ -55,7 +56,7 @@ void attention_with_probs(const AttentionParams& p, const Layout& d, ThreadPool&
       const int64_t pos = p.pos0 + t, lo = first_key(pos, p.window);
       float mx = p.sinks ? p.sinks[h] : kNegInf;
       for (int64_t j = lo; j <= pos; ++j) {
-        scores[j] = dot(q, p.k + j * d.k_stride + kvh * d.k_head, p.head_dim) * d.scale;
+        scores[j] = dot(q, static_cast<const float*>(p.k) + j * d.k_stride + kvh * d.k_head, p.head_dim) * d.scale;
         mx = std::max(mx, scores[j]);
       }
       double sum = p.sinks ? std::exp(p.sinks[h] - mx) : 0.0;
@@ -66,7 +67,7 @@ void attention_with_probs(const AttentionParams& p, const Layout& d, ThreadPool&
       const float inv = static_cast<float>(1.0 / sum);
       float* out = p.out + t * d.out_stride + static_cast<int64_t>(h) * d.dv;
       std::fill_n(out, d.dv, 0.f);
-      for (int64_t j = lo; j <= pos; ++j) axpy(scores[j] * inv, p.v + j * d.v_stride + kvh * d.v_head, out, d.dv);
+      for (int64_t j = lo; j <= pos; ++j) axpy(scores[j] * inv, static_cast<const float*>(p.v) + j * d.v_stride + kvh * d.v_head, out, d.dv);
       float* row = p.probs_out + (static_cast<int64_t>(h) * p.n_tokens + t) * ctx;
       for (int64_t j = 0; j < ctx; ++j) row[j] = j >= lo && j <= pos ? scores[j] * inv : 0.f;
     }
@@ -88,8 +89,29 @@ struct RowState {
 
 // Rows r = 0..n_rows-1 at q_base + r * q_ld, row r at position row_pos[r], against keys
 // [k_begin, k_end) of key/value head kvh, in blocks; updates the running state.
+// f32 rows of one key/value head at positions [j0, j0 + nb): where they start and how far
+// apart. An f32 cache is read in place; f16 / q8_0 rows are widened into `scratch`, only the
+// head's own values when they start on a block boundary, else whole rows.
+struct Rows {
+  const float* p;
+  int64_t ld;
+};
+Rows cached_rows(const void* base, DType type, int64_t stride, int64_t head_off, int64_t width, int64_t j0, int64_t nb,
+                 float* scratch) {
+  if (type == DType::F32) return {static_cast<const float*>(base) + j0 * stride + head_off, stride};
+  const auto* rows = static_cast<const uint8_t*>(base) + j0 * row_bytes(type, stride);
+  const int64_t block = dtype_traits(type).block_size;
+  if (head_off % block == 0 && width % block == 0) {
+    kv_rows_to_f32(type, rows + row_bytes(type, head_off), row_bytes(type, stride), nb, width, scratch, width);
+    return {scratch, width};
+  }
+  kv_rows_to_f32(type, rows, row_bytes(type, stride), nb, stride, scratch, stride);
+  return {scratch + head_off, stride};
+}
+
 void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_rows, const float* q_base, int64_t q_ld,
-                const int64_t* row_pos, int64_t k_begin, int64_t k_end, RowState st, float* s) {
+                const int64_t* row_pos, int64_t k_begin, int64_t k_end, RowState st, float* s, float* k_scratch,
+                float* v_scratch) {
   int64_t min_pos = row_pos[0], max_pos = row_pos[0];
   for (int64_t r = 1; r < n_rows; ++r) {
     min_pos = std::min(min_pos, row_pos[r]);
@@ -99,10 +121,15 @@ void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_ro
   k_begin = std::max(k_begin, first_key(min_pos, p.window));     // window: older keys never seen
   for (int64_t j0 = k_begin; j0 < k_end; j0 += kKeyBlock) {
     const int64_t nb = std::min(kKeyBlock, k_end - j0);
+    const int64_t k_off = kvh * d.k_head, v_off = kvh * d.v_head;
+    const Rows kr = cached_rows(p.k, p.kv_type, d.k_stride, k_off, p.head_dim, j0, nb, k_scratch);
+    // Values inside the keys' rows (MLA's latent: keys [c | k_pe], values c) reuse them.
+    const bool shared = p.v == p.k && d.v_stride == d.k_stride && v_off >= k_off && v_off + d.dv <= k_off + p.head_dim;
+    const Rows vr = shared ? Rows{kr.p + (v_off - k_off), kr.ld}
+                           : cached_rows(p.v, p.kv_type, d.v_stride, v_off, d.dv, j0, nb, v_scratch);
     // S = scale · Q Kᵀ for this block.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_rows), static_cast<int>(nb), p.head_dim,
-                d.scale, q_base, static_cast<int>(q_ld), p.k + j0 * d.k_stride + kvh * d.k_head, static_cast<int>(d.k_stride),
-                0.f, s, static_cast<int>(nb));
+                d.scale, q_base, static_cast<int>(q_ld), kr.p, static_cast<int>(kr.ld), 0.f, s, static_cast<int>(nb));
     for (int64_t r = 0; r < n_rows; ++r) {
       float* sr = s + r * nb;
       const int64_t hi = row_pos[r] - j0;                         // keys past hi are in the future
@@ -125,7 +152,7 @@ void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_ro
     }
     // O += P · V for this block.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n_rows), d.dv, static_cast<int>(nb), 1.f, s,
-                static_cast<int>(nb), p.v + j0 * d.v_stride + kvh * d.v_head, static_cast<int>(d.v_stride), 1.f, st.o, d.dv);
+                static_cast<int>(nb), vr.p, static_cast<int>(vr.ld), 1.f, st.o, d.dv);
   }
 }
 
@@ -167,8 +194,12 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
   // Partial states of every (row group, split): m, l [max_rows] and O [max_rows, dv].
   const int64_t state_floats = max_rows * (2 + dv);
   std::vector<float> partial(static_cast<size_t>(splits > 1 ? row_groups * splits * state_floats : 0));
+  // Widened key and value blocks (f16 / q8_0 caches): at most whole rows of kKeyBlock keys.
+  const int64_t widen = p.kv_type == DType::F32 ? 0 : kKeyBlock * (d.k_stride + d.v_stride);
   pool.parallel_for(row_groups * splits, 1, [&](int64_t begin, int64_t end) {
-    float* work = thread_scratch(static_cast<size_t>(max_rows * kKeyBlock + (splits > 1 ? 0 : state_floats)));
+    float* work = thread_scratch(static_cast<size_t>(max_rows * kKeyBlock + state_floats + widen));
+    float* k_scratch = work + max_rows * kKeyBlock + state_floats;
+    float* v_scratch = k_scratch + kKeyBlock * d.k_stride;
     std::vector<int64_t> row_pos(static_cast<size_t>(max_rows));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t rg = item / splits, split = item % splits;
@@ -201,7 +232,7 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
       std::fill_n(st.o, n_rows * dv, 0.f);
       const int64_t per_split = (ctx + splits - 1) / splits;
       const int64_t k_begin = split * per_split, k_end = std::min(ctx, k_begin + per_split);
-      flash_rows(p, d, kvh, n_rows, q_base, q_ld, row_pos.data(), k_begin, k_end, st, work);
+      flash_rows(p, d, kvh, n_rows, q_base, q_ld, row_pos.data(), k_begin, k_end, st, work, k_scratch, v_scratch);
       if (splits > 1) continue;
       for (int64_t r = 0; r < n_rows; ++r) {
         const int h = rows_are_heads ? h0 + static_cast<int>(r) : h0;
@@ -236,15 +267,46 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
   });
 }
 
+// The whole visible cache in f32 (the slow paths' view of an f16 / q8_0 cache).
+struct WidenedCache {
+  std::vector<float> k, v;
+  AttentionParams p;
+};
+WidenedCache widen_cache(const AttentionParams& p) {
+  const Layout d = resolve(p);
+  const int64_t ctx = p.pos0 + p.n_tokens;
+  WidenedCache w;
+  w.k.resize(static_cast<size_t>(ctx * d.k_stride));
+  w.v.resize(static_cast<size_t>(ctx * d.v_stride));
+  kv_rows_to_f32(p.kv_type, p.k, row_bytes(p.kv_type, d.k_stride), ctx, d.k_stride, w.k.data(), d.k_stride);
+  kv_rows_to_f32(p.kv_type, p.v, row_bytes(p.kv_type, d.v_stride), ctx, d.v_stride, w.v.data(), d.v_stride);
+  w.p = p;
+  w.p.k = w.k.data();
+  w.p.v = w.v.data();
+  w.p.k_stride = d.k_stride;
+  w.p.v_stride = d.v_stride;
+  w.p.kv_type = DType::F32;
+  return w;
+}
+
 }  // namespace
 
 void attention(const AttentionParams& p, ThreadPool& pool) {
+  if (p.probs_out && p.kv_type != DType::F32) {
+    const WidenedCache w = widen_cache(p);
+    return attention(w.p, pool);
+  }
   const Layout d = resolve(p);
   if (p.probs_out) return attention_with_probs(p, d, pool);
   attention_flash(p, d, pool);
 }
 
-void attention_reference(const AttentionParams& p) {
+void attention_reference(const AttentionParams& p_in) {
+  if (p_in.kv_type != DType::F32) {
+    const WidenedCache w = widen_cache(p_in);
+    return attention_reference(w.p);
+  }
+  const AttentionParams& p = p_in;
   const Layout d = resolve(p);
   const int64_t ctx = p.pos0 + p.n_tokens;
   std::vector<double> scores(static_cast<size_t>(ctx)), out(static_cast<size_t>(d.dv));
@@ -255,7 +317,7 @@ void attention_reference(const AttentionParams& p) {
       const int64_t pos = p.pos0 + t, lo = first_key(pos, p.window);
       double mx = p.sinks ? p.sinks[h] : -INFINITY;
       for (int64_t j = lo; j <= pos; ++j) {
-        const float* k = p.k + j * d.k_stride + kvh * d.k_head;
+        const float* k = static_cast<const float*>(p.k) + j * d.k_stride + kvh * d.k_head;
         double s = 0;
         for (int i = 0; i < p.head_dim; ++i) s += static_cast<double>(q[i]) * k[i];
         scores[j] = s * d.scale;
@@ -265,7 +327,7 @@ void attention_reference(const AttentionParams& p) {
       for (int64_t j = lo; j <= pos; ++j) sum += scores[j] = std::exp(scores[j] - mx);
       std::fill(out.begin(), out.end(), 0.0);
       for (int64_t j = lo; j <= pos; ++j) {
-        const float* v = p.v + j * d.v_stride + kvh * d.v_head;
+        const float* v = static_cast<const float*>(p.v) + j * d.v_stride + kvh * d.v_head;
         for (int i = 0; i < d.dv; ++i) out[i] += scores[j] / sum * v[i];
       }
       float* o = p.out + t * d.out_stride + static_cast<int64_t>(h) * d.dv;

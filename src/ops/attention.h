@@ -11,6 +11,7 @@
 // attention_reference is the slow, obviously correct version it is tested against.
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 
 namespace mcmoe::ops {
@@ -20,13 +21,15 @@ struct AttentionParams {
   const float* q = nullptr;
   int64_t q_stride = 0;       // 0: n_head * q_head_stride
   int64_t q_head_stride = 0;  // 0: head_dim
-  // Key head g at position j: k + j * k_stride + g * k_head_stride; value likewise.
-  const float* k = nullptr;
+  // Key head g at position j: k + j * k_stride + g * k_head_stride; value likewise. Strides
+  // count values; rows are in kv_type (f32, f16 or q8_0: row_bytes(kv_type, k_stride) apart).
+  const void* k = nullptr;
   int64_t k_stride = 0;       // 0: n_head_kv * k_head_stride
   int64_t k_head_stride = 0;  // 0: head_dim
-  const float* v = nullptr;
+  const void* v = nullptr;
   int64_t v_stride = 0;       // 0: n_head_kv * v_head_stride
   int64_t v_head_stride = 0;  // 0: head_dim_v
+  DType kv_type = DType::F32;
   // Output head h of token t: out + t * out_stride + h * head_dim_v.
   float* out = nullptr;
   int64_t out_stride = 0;  // 0: n_head * head_dim_v

@@ -9,6 +9,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+
+#include "core/fp16.h"
 
 #include "ops/elementwise.h"
 
@@ -67,6 +70,27 @@ void ScaleImpl(float* x, float a, int64_t n) {
   for (; i < n; ++i) x[i] *= a;
 }
 
+void Q8ToF32Impl(const uint8_t* blocks, float* out, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<int8_t, decltype(d)> d8;
+  const hn::Rebind<int32_t, decltype(d)> d32;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const uint8_t* blk = blocks + b * 34;  // ggml block_q8_0: f16 d, int8 qs[32]
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    const float scale = fp16_to_f32(h);
+    const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+    float* o = out + b * 32;
+    int64_t i = 0;
+    if (N <= 32 && 32 % N == 0) {
+      const auto vs = hn::Set(d, scale);
+      for (; i < 32; i += N) hn::StoreU(hn::Mul(vs, hn::ConvertTo(d, hn::PromoteTo(d32, hn::LoadU(d8, q + i)))), d, o + i);
+    }
+    for (; i < 32; ++i) o[i] = scale * q[i];
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace mcmoe::ops
 HWY_AFTER_NAMESPACE();
@@ -78,11 +102,15 @@ HWY_EXPORT(DotImpl);
 HWY_EXPORT(AxpyImpl);
 HWY_EXPORT(ExpShiftSumImpl);
 HWY_EXPORT(ScaleImpl);
+HWY_EXPORT(Q8ToF32Impl);
 
 float dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotImpl)(a, b, n); }
 void axpy(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AxpyImpl)(a, x, y, n); }
 float exp_shift_sum(float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(ExpShiftSumImpl)(x, n, shift); }
 void scale_in_place(float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(ScaleImpl)(x, a, n); }
+void q8_0_to_f32(const void* blocks, float* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(Q8ToF32Impl)(static_cast<const uint8_t*>(blocks), out, n);
+}
 
 float dot_reference(const float* a, const float* b, int64_t n) {
   double s = 0;

@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "ops/attention.h"
+#include "ops/kv_rows.h"
 
 namespace mcmoe::ops {
 namespace {
@@ -89,6 +90,53 @@ TEST_P(AttentionCases, FlashMatchesReference) {
       } else {
         EXPECT_NEAR(sum, 1.0, 1e-5);
       }
+    }
+  }
+}
+
+// An f16 or q8_0 cache: the fast path widens blocks of cached rows, the reference the whole
+// cache; both must compute the same attention over the stored values.
+TEST(Attention, NarrowCacheTypesMatchReference) {
+  for (const DType type : {DType::F16, DType::Q8_0}) {
+    for (const bool latent : {false, true}) {  // GQA rows, or MLA's latent row shared by keys and values
+      const int n_head = latent ? 16 : 8, n_head_kv = latent ? 1 : 2, hd = latent ? 96 : 64, dv = latent ? 64 : 64;
+      const int64_t pos0 = 700, n = latent ? 1 : 40, ctx = pos0 + n;
+      const int64_t k_width = n_head_kv * hd, v_width = n_head_kv * dv;
+      std::mt19937 rng(5);
+      std::normal_distribution<float> nd(0.f, 1.f);
+      std::vector<float> q(n * n_head * hd), k(ctx * k_width), v(ctx * v_width);
+      for (auto& x : q) x = nd(rng);
+      for (auto& x : k) x = nd(rng);
+      for (auto& x : v) x = nd(rng);
+      std::vector<uint8_t> kc(ctx * row_bytes(type, k_width)), vc(ctx * row_bytes(type, v_width));
+      for (int64_t j = 0; j < ctx; ++j) {
+        kv_row_from_f32(type, k.data() + j * k_width, k_width, kc.data() + j * row_bytes(type, k_width));
+        kv_row_from_f32(type, v.data() + j * v_width, v_width, vc.data() + j * row_bytes(type, v_width));
+      }
+      AttentionParams p;
+      p.q = q.data();
+      p.k = kc.data();
+      p.v = latent ? kc.data() : vc.data();
+      p.v_stride = latent ? k_width : 0;
+      p.kv_type = type;
+      p.n_tokens = n;
+      p.pos0 = pos0;
+      p.n_head = n_head;
+      p.n_head_kv = n_head_kv;
+      p.head_dim = hd;
+      p.head_dim_v = dv;
+      std::vector<float> want(n * n_head * dv), got(want.size());
+      p.out = want.data();
+      attention_reference(p);
+      ThreadPool pool(2);
+      p.out = got.data();
+      attention(p, pool);
+      double err = 0, mx = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        err = std::max(err, std::fabs(double{got[i]} - want[i]));
+        mx = std::max(mx, std::fabs(double{want[i]}));
+      }
+      EXPECT_LT(err / mx, 2e-5) << dtype_name(type) << (latent ? " latent" : " gqa");
     }
   }
 }
