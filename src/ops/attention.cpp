@@ -187,7 +187,8 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
   const int64_t row_groups = rows_are_heads ? n * p.n_head_kv : ((n + kQueryBlock - 1) / kQueryBlock) * p.n_head;
   const int64_t ctx = p.pos0 + n;
   int64_t splits = 1;
-  if (row_groups < 2 * pool.size() && ctx >= 2 * kKeyBlock) {
+  // (Only row groups of heads are merged below: prefill always has enough row groups.)
+  if (rows_are_heads && row_groups < 2 * pool.size() && ctx >= 2 * kKeyBlock) {
     splits = std::min<int64_t>((2 * pool.size() + row_groups - 1) / row_groups, ctx / kKeyBlock);
   }
   const int64_t max_rows = rows_are_heads ? group : kQueryBlock;

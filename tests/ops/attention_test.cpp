@@ -152,7 +152,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"sinks_window_prefill", 8, 2, 16, 16, 200, 0, 7, true},
                       Case{"sinks_window_decode", 8, 2, 16, 16, 1, 900, 128, true},
                       Case{"window_crosses_blocks", 4, 1, 16, 16, 300, 400, 300, false},
-                      Case{"sinks_full", 6, 3, 16, 16, 20, 5, 0, true, 0, 0.7f}),
+                      Case{"sinks_full", 6, 3, 16, 16, 20, 5, 0, true, 0, 0.7f},
+                      Case{"few_heads_prefill_long", 2, 2, 32, 32, 10, 1000, 0, false}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
