@@ -2,6 +2,7 @@
 // expert-cache policies and budgets.
 #include <cstdio>
 #include <numeric>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -72,10 +73,15 @@ int cmd_cachesim(const Argv& argv) {
     }
     add("belady", 0);
   }
-  std::printf("# %s: %lld tokens (replayed from token %lld), %d layers x %d experts, budget %.1f MiB = %.1f%% of %.1f MiB of experts%s\n",
+  // Dense layers (DeepSeek's and GLM's first) have no routed experts: nothing to cache there.
+  std::string dense;
+  for (int l = 0; l < t.n_layer; ++l) {
+    if (t.experts_in(l) == 0) dense += (dense.empty() ? "" : ",") + std::to_string(l);
+  }
+  std::printf("# %s: %lld tokens (replayed from token %lld), %d layers x %d experts%s, budget %.1f MiB = %.1f%% of %.1f MiB of experts%s\n",
               a.positional()[0].c_str(), static_cast<long long>(t.n_tokens()), static_cast<long long>(base.seed_tokens),
-              t.n_layer, t.n_expert, budget / 1048576.0, 100.0 * budget / std::max<uint64_t>(total, 1), total / 1048576.0,
-              base.per_layer ? ", per-layer budgets" : "");
+              t.n_layer, t.n_expert, dense.empty() ? "" : (" (dense: layer " + dense + ")").c_str(), budget / 1048576.0,
+              100.0 * budget / std::max<uint64_t>(total, 1), total / 1048576.0, base.per_layer ? ", per-layer budgets" : "");
   for (const offload::SimOptions& o : runs) {
     const offload::SimResult r = offload::simulate(t, o);
     std::printf("%s hit-rate %.4f bytes/token %.2f MiB", r.label.c_str(), r.hit_rate(), r.bytes_read_per_token / 1048576.0);
@@ -85,7 +91,13 @@ int cmd_cachesim(const Argv& argv) {
     }
     if (a.has("--layers")) {
       std::printf(" layers");
-      for (double h : r.layer_hit_rate) std::printf(" %.3f", h);
+      for (int l = 0; l < t.n_layer; ++l) {
+        if (t.experts_in(l) == 0) {
+          std::printf(" -");  // dense: no expert uses to hit or miss
+        } else {
+          std::printf(" %.3f", r.layer_hit_rate[l]);
+        }
+      }
     }
     std::printf("\n");
   }

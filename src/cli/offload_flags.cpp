@@ -82,8 +82,22 @@ Offload install_offload(const Args& a, model::Model& m) {
     compress::check_stats_match(s, m, path);
     // A prior worth a few hundred tokens: enough to start warm, little enough to adapt.
     constexpr double kPriorTokens = 256;
-    for (const compress::LayerStats& L : s.layers) {
-      for (int e = 0; e < static_cast<int>(L.experts.size()); ++e) o.lfu_seed.push_back(L.phi(e) * m.config().n_expert_used * kPriorTokens);
+    // Indexed as the cache names experts (layer * stride + expert): a dense layer, or a
+    // reduced layer with fewer experts, leaves its ids at 0.
+    const size_t stride = static_cast<size_t>(offload::expert_stride(m));
+    o.lfu_seed.assign(m.stored_experts().size() * stride, 0.0);
+    if (s.layers.size() != m.stored_experts().size()) {
+      fail("{}: statistics for {} layers; {} has {}", path, s.layers.size(), m.path(), m.stored_experts().size());
+    }
+    for (size_t l = 0; l < s.layers.size(); ++l) {
+      const compress::LayerStats& L = s.layers[l];
+      if (L.experts.size() != m.stored_experts()[l].size()) {
+        fail("{}: layer {} has statistics for {} experts; {} stores {} there", path, l, L.experts.size(), m.path(),
+             m.stored_experts()[l].size());
+      }
+      for (size_t e = 0; e < L.experts.size(); ++e) {
+        o.lfu_seed[l * stride + e] = L.phi(static_cast<int>(e)) * m.config().n_expert_used * kPriorTokens;
+      }
     }
   }
   if (a.has("--fallback") != a.has("--fallback-threshold")) fail("--fallback and --fallback-threshold go together");
@@ -110,13 +124,18 @@ void print_offload_stats(const Args& a, const Offload& o, int64_t tokens, double
   if (o.provider) {
     const offload::OffloadStats s = o.provider->stats();
     const double per_tok = static_cast<double>(std::max<int64_t>(1, tokens > 0 ? tokens : s.decode_tokens));
-    std::fprintf(stderr, "  expert cache: budget %.1f MiB, peak %.1f MiB, %s I/O\n", s.budget / 1048576.0,
-                 s.peak_cache_bytes / 1048576.0, s.direct_io ? "O_DIRECT" : "buffered");
+    std::fprintf(stderr, "  expert cache: budget %.1f MiB, peak %.1f MiB, %s I/O; resident besides: %.1f MiB\n",
+                 s.budget / 1048576.0, s.peak_cache_bytes / 1048576.0, s.direct_io ? "O_DIRECT" : "buffered",
+                 s.resident_bytes / 1048576.0);
     std::fprintf(stderr, "  hit rate %.4f (%lld of %lld expert uses; %lld were still being read by a prefetch)\n",
                  s.accesses ? static_cast<double>(s.hits) / s.accesses : 0.0, static_cast<long long>(s.hits),
                  static_cast<long long>(s.accesses), static_cast<long long>(s.inflight_hits));
     std::fprintf(stderr, "  per layer:");
     for (size_t l = 0; l < s.layer_hits.size(); ++l) {
+      if (o.provider->n_experts(static_cast<int>(l)) == 0) {
+        std::fprintf(stderr, " -");  // a dense layer: no routed experts, nothing cached
+        continue;
+      }
       std::fprintf(stderr, " %.2f", s.layer_accesses[l] ? static_cast<double>(s.layer_hits[l]) / s.layer_accesses[l] : 0.0);
     }
     std::fprintf(stderr, "\n  reads %lld, %.2f MiB per token; stall %.2f ms per token (%.2f s total)\n",

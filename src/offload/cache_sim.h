@@ -26,7 +26,7 @@ struct SimResult {
   int64_t tokens = 0;       // tokens replayed
   int64_t accesses = 0;     // expert uses (distinct experts per token and layer)
   int64_t hits = 0;         // of which resident when needed (prefetched ones included)
-  std::vector<double> layer_hit_rate;
+  std::vector<double> layer_hit_rate;  // [n_layer]; 0 for a dense layer (no expert uses)
   int64_t prefetches = 0;        // reads issued by prefetch
   int64_t useful_prefetches = 0; // prefetched experts used before their layer passed
   double bytes_read_per_token = 0;

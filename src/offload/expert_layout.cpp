@@ -14,6 +14,17 @@ uint64_t align_down(uint64_t x) { return x / FileReader::kAlign * FileReader::kA
 uint64_t align_up(uint64_t x) { return (x + FileReader::kAlign - 1) / FileReader::kAlign * FileReader::kAlign; }
 constexpr uint64_t kMergeGap = 64 * 1024;
 
+// The expert's tensor v as its error messages name it.
+std::string view_name(const moe::ExpertWeights& e, const TensorView* v) {
+  const std::pair<const TensorView*, const char*> names[] = {
+      {&e.gate, "ffn_gate"}, {&e.up, "ffn_up"}, {&e.down, "ffn_down"}, {&e.gate_b, "ffn_gate bias"},
+      {&e.up_b, "ffn_up bias"}, {&e.down_b, "ffn_down bias"}};
+  for (const auto& [view, name] : names) {
+    if (view == v) return name;
+  }
+  return "a low-rank part";
+}
+
 }  // namespace
 
 ExpertLayout layout_expert(const model::Model& m, const moe::ExpertWeights& e, int layer, int expert) {
@@ -22,15 +33,24 @@ ExpertLayout layout_expert(const model::Model& m, const moe::ExpertWeights& e, i
   const uint8_t* base = f.base();
   const auto views = e.views();
   std::vector<std::pair<uint64_t, uint64_t>> spans;  // (file offset, bytes) per view
-  for (const TensorView* v : views) {
+  std::vector<size_t> order;                         // the views read from the file
+  for (size_t j = 0; j < views.size(); ++j) {
+    const TensorView* v = views[j];
     const auto* p = static_cast<const uint8_t*>(v->data);
-    if (p < base || p + v->nbytes > base + f.file_size()) {
-      fail("{}: expert {} of layer {} is not stored in the file (was the model transformed after loading?)", m.path(), expert, layer);
+    const bool in_file = p >= base && p + v->nbytes <= base + f.file_size();
+    spans.emplace_back(in_file ? static_cast<uint64_t>(p - base) : 0, v->nbytes);
+    if (in_file) {
+      order.push_back(j);
+      continue;
     }
-    spans.emplace_back(static_cast<uint64_t>(p - base), v->nbytes);
+    // A bias the file stores in another type was converted to f32 at load: a few KiB the
+    // model owns already, so it stays resident rather than being read with the expert.
+    const bool owned_bias = v->type == DType::F32 && v->shape.size() == 1;
+    if (!owned_bias) {
+      fail("{}: {} ({} {}) of expert {} of layer {} is not stored in the file (was the model transformed after loading?)",
+           m.path(), view_name(e, v), dtype_name(v->type), shape_string(v->shape), expert, layer);
+    }
   }
-  std::vector<size_t> order(spans.size());
-  for (size_t j = 0; j < order.size(); ++j) order[j] = j;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return spans[a].first < spans[b].first; });
   // Group the views into ranges of nearby tensors, then size each range independently of its
   // alignment.
@@ -48,7 +68,7 @@ ExpertLayout layout_expert(const model::Model& m, const moe::ExpertWeights& e, i
     groups.back().views.push_back(j);
   }
   ExpertLayout lay;
-  lay.view_offset.resize(spans.size());
+  lay.view_offset.assign(spans.size(), ExpertLayout::kInPlace);
   for (const Group& g : groups) {
     ReadRange r;
     r.file_offset = align_down(g.start);

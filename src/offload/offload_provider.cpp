@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "format/gguf.h"
+#include "model/inventory.h"
 
 namespace mcmoe::offload {
 
@@ -21,7 +22,8 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
   if (!m.is_gguf()) fail("{}: offloading reads experts from a GGUF file; convert the model first (mcmoe convert)", m.path());
   if (c.n_expert <= 1) fail("{}: offloading needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
   n_layer_ = c.n_layer;
-  n_expert_ = expert_stride(m);  // id stride; a reduced model's layers may store fewer
+  n_expert_ = expert_stride(m);  // id stride; a reduced model's layers may store fewer, a dense layer none
+  if (n_expert_ == 0) fail("{}: offloading caches routed experts; all {} layers of this model are dense", m.path(), c.n_layer);
   reader_ = std::make_unique<FileReader>(m.path(), o.direct_io);
   const int n_ids = n_layer_ * n_expert_;
   stored_.resize(n_ids);
@@ -84,33 +86,67 @@ OffloadingProvider::~OffloadingProvider() {
 void OffloadingProvider::load_resident_weights(model::Model& m) {
   const format::GgufFile& f = *m.gguf();
   const uint8_t* base = f.base();
+  const uint64_t file_size = f.file_size();
+  const model::ModelConfig& c = m.config();
   model::ModelWeights& w = m.mutable_weights();
-  std::vector<TensorView*> views = {&w.tok_embd, &w.output};
-  for (auto& L : w.layers) {
-    for (TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.router, &L.shared_gate}) views.push_back(v);
-    for (TensorView* v : L.shared.views()) views.push_back(v);
-  }
-  // One buffer for all of them (64-byte aligned each); a tensor used twice (tied output)
-  // is copied once.
-  struct Copy {
-    uint64_t offset, bytes;  // in the buffer; bytes as the first view naming the data says
+  // Every tensor of the inventory but the routed experts, which are the cache's: embeddings,
+  // output head, attention (MLA's projections, biases, sinks), norms, routers with their
+  // biases, dense layers' MLPs and shared experts. Walked with no routed experts at all, and
+  // filtered by role besides, so nothing the cache reads is copied here.
+  struct Resident {
+    TensorView* view;
+    std::string name;
   };
-  std::map<const void*, Copy> copy_of;
+  std::vector<Resident> resident;
+  model::LayerExperts no_routed_experts(c.n_layer);
+  model::for_each_tensor(c, w, no_routed_experts, [&](const model::TensorSlot& s) {
+    if (s.role != model::TensorRole::RoutedExpert) resident.push_back({s.view, s.name});
+  });
+  // The one view the forward pass reads that the inventory does not list: a tied output head
+  // is the embeddings again (one copy serves both).
+  if (c.tie_embeddings) resident.push_back({&w.output, "output (tied to the token embeddings)"});
+  // Only views into the mapped file need a copy: vectors (norms, biases, sinks) are f32 copies
+  // the model owns already, and so are tensors derived at load (MLA's wk_b from attn_kv_b).
+  auto file_offset = [&](const TensorView& v) -> std::optional<uint64_t> {
+    const auto* p = static_cast<const uint8_t*>(v.data);
+    if (!v.valid() || p < base || p + v.nbytes > base + file_size) return std::nullopt;
+    return static_cast<uint64_t>(p - base);
+  };
+  // The file ranges to copy, a tensor named twice (or inside another) copied once.
+  struct Range {
+    uint64_t start, end, buffer_offset;
+    std::string name;  // of the first tensor in it, for a read error
+  };
+  std::vector<Range> ranges;
+  for (const Resident& r : resident) {
+    if (const auto off = file_offset(*r.view)) ranges.push_back({*off, *off + r.view->nbytes, 0, r.name});
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  std::vector<Range> merged;
+  for (Range& r : ranges) {
+    if (!merged.empty() && r.start < merged.back().end) {
+      merged.back().end = std::max(merged.back().end, r.end);
+    } else {
+      merged.push_back(std::move(r));
+    }
+  }
+  // One buffer for all of them, each range 64-byte aligned in it.
   uint64_t total = 0;
-  for (TensorView* v : views) {
-    const auto* p = static_cast<const uint8_t*>(v->data);
-    if (!v->valid() || p < base || p >= base + f.file_size() || copy_of.count(v->data)) continue;
-    copy_of[v->data] = {total, v->nbytes};
-    total += (v->nbytes + 63) / 64 * 64;
+  for (Range& r : merged) {
+    r.buffer_offset = total;
+    total += (r.end - r.start + 63) / 64 * 64;
+    stats_.resident_bytes += r.end - r.start;
   }
   auto buffer = std::make_shared<PageBuffer>(total);
-  for (const auto& [data, c] : copy_of) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    reader_->read_buffered(static_cast<uint64_t>(p - base), c.bytes, buffer->data + c.offset, "a resident tensor");
+  for (const Range& r : merged) {
+    reader_->read_buffered(r.start, r.end - r.start, buffer->data + r.buffer_offset, fmt::format("resident tensor {}", r.name));
   }
-  for (TensorView* v : views) {
-    auto it = copy_of.find(v->data);
-    if (it != copy_of.end()) v->data = buffer->data + it->second.offset;
+  for (const Resident& r : resident) {
+    const auto off = file_offset(*r.view);
+    if (!off) continue;
+    // The range holding it: the last one starting at or before it.
+    const auto it = std::upper_bound(merged.begin(), merged.end(), *off, [](uint64_t x, const Range& g) { return x < g.start; }) - 1;
+    r.view->data = buffer->data + it->buffer_offset + (*off - it->start);
   }
   m.keep_alive(buffer);
 }
@@ -287,7 +323,10 @@ moe::ExpertWeights OffloadingProvider::get(int layer, int expert) {
   if (e.state != State::kReady) fail("expert {} of layer {} was fetched without begin_layer", expert, layer);
   moe::ExpertWeights w = stored_[i];
   const auto views = w.views();
-  for (size_t j = 0; j < views.size(); ++j) views[j]->data = e.buffer.data + layout_[i].view_offset[j];
+  for (size_t j = 0; j < views.size(); ++j) {
+    const uint64_t offset = layout_[i].view_offset[j];
+    if (offset != ExpertLayout::kInPlace) views[j]->data = e.buffer.data + offset;
+  }
   return w;
 }
 
@@ -322,14 +361,19 @@ void OffloadingProvider::after_layer(int layer, const float* x, int64_t n) {
   std::vector<int>& guess = guess_;
   std::vector<float>& prob = guess_prob_;
   for (int a = 1; a <= o_.prefetch_depth; ++a) {
-    if (!predictor_.predict(layer, a, x, o_.prefetch_m, guess.data(), prob.data())) break;
+    // No guess past the last layer, nor for a dense layer (no router, no routed experts);
+    // the layers beyond a dense one still get theirs.
+    if (!predictor_.predict(layer, a, x, o_.prefetch_m, guess.data(), prob.data())) continue;
     std::unique_lock<std::mutex> lock(mu_);
     predicted_[a - 1][layer + a] = guess;
     if (!prefetch_active_) continue;
     // Protected until layer + a has run: that is the step number begin_layer will use then.
     const int64_t protect = static_cast<int64_t>(clock_) + a;
     for (int j = 0; j < o_.prefetch_m; ++j) {
-      if (guess[j] < 0 || prob[j] < o_.prefetch_min_prob) break;  // guesses are in falling probability
+      if (guess[j] < 0) break;  // the layer has no more experts its router could pick
+      // Guesses come in the router's order of choice, which a selection bias or expert groups
+      // make differ from the order of probability: each guess is judged on its own.
+      if (prob[j] < o_.prefetch_min_prob) continue;
       const int i = id(layer + a, guess[j]);
       Entry& e = entries_[i];
       if (e.state == State::kReady || e.state == State::kLoading) {
@@ -368,6 +412,7 @@ void OffloadingProvider::clear_counters() {
   fresh.budget = stats_.budget;
   fresh.expert_bytes_total = stats_.expert_bytes_total;
   fresh.fallback_bytes = stats_.fallback_bytes;
+  fresh.resident_bytes = stats_.resident_bytes;
   fresh.direct_io = stats_.direct_io;
   stats_ = std::move(fresh);
 }
@@ -380,6 +425,15 @@ OffloadStats OffloadingProvider::stats() const {
 uint64_t OffloadingProvider::cache_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return cache_->used();
+}
+
+std::vector<std::pair<int, int>> OffloadingProvider::cached_experts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int> ids = cache_->residents();
+  std::sort(ids.begin(), ids.end());
+  std::vector<std::pair<int, int>> out;
+  for (int i : ids) out.emplace_back(i / n_expert_, i % n_expert_);
+  return out;
 }
 
 }  // namespace mcmoe::offload

@@ -1,7 +1,9 @@
 #pragma once
-// The offloading ExpertProvider (Eliseev & Mazur, HOBBIT): non-expert weights resident,
-// experts read from the model file on demand into a byte-budgeted cache, with speculative
-// prefetch from the next layers' routers and an optional resident low-bit fallback copy.
+// The offloading ExpertProvider (Eliseev & Mazur, HOBBIT): everything but the routed experts
+// resident (attention, shared experts, dense layers' MLPs, routers), routed experts read from
+// the model file on demand into a byte-budgeted cache, with speculative prefetch from the
+// next layers' routers and an optional resident low-bit fallback copy. Dense layers have no
+// routed experts: they never reach the cache, and the predictor skips them.
 //
 // Tiers: the slow tier is a FileReader (disk, pread/O_DIRECT), the fast tier PageBuffers
 // in RAM. A host-RAM → GPU pair would replace exactly these two; model code sees only the
@@ -13,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "model/model.h"
@@ -28,7 +31,7 @@ namespace mcmoe::offload {
 struct OffloadOptions {
   uint64_t budget = 0;            // bytes of expert cache (in-flight reads included)
   std::string policy = "lfu";     // lru, lfu, lfu:HALF_LIFE
-  std::vector<double> lfu_seed;   // prior counts per expert (layer * n_expert + e), optional
+  std::vector<double> lfu_seed;   // prior counts per expert (layer * expert_stride + e), optional
   bool per_layer = false;         // one budget per layer instead of one global budget
   int io_threads = 2;
   bool direct_io = true;          // O_DIRECT where the filesystem allows
@@ -36,8 +39,9 @@ struct OffloadOptions {
   int prefetch_m = 2;             // top-m predicted experts per layer
   uint64_t prefetch_max_bytes = 0;  // cap on prefetch bytes in flight; 0 = budget / 4
   double prefetch_min_recall = 0.5; // below this (last 64 decode tokens) prefetch pauses
-  // A guess is read only when the router gives it at least this probability: on a disk-bound
-  // machine a wrong prefetch costs a whole expert read plus the eviction it causes.
+  // A guess is read only when the router gives it at least this probability (its share of the
+  // layer's routing scores: RoutePredictor::predict): on a disk-bound machine a wrong prefetch
+  // costs a whole expert read plus the eviction it causes.
   float prefetch_min_prob = 0.f;
   // HOBBIT: a resident low-bit copy of every expert (same shapes); a miss whose largest
   // routing weight is below the threshold computes with it instead of waiting for the read.
@@ -50,7 +54,7 @@ struct OffloadStats {
   int64_t accesses = 0, hits = 0; // hits: resident or already being read (by a prefetch)
   int64_t inflight_hits = 0;      // of the hits, still being read when needed
   int64_t fallbacks = 0;          // misses served by the low-bit copy
-  std::vector<int64_t> layer_accesses, layer_hits;
+  std::vector<int64_t> layer_accesses, layer_hits;  // [n_layer]; a dense layer has none
   int64_t reads = 0;              // expert reads issued (demand + prefetch)
   uint64_t bytes_read = 0;
   int64_t prefetches = 0, prefetches_used = 0;  // prefetch reads issued / used at their layer
@@ -59,13 +63,17 @@ struct OffloadStats {
   double stall_s = 0;             // time get() waited for reads
   uint64_t peak_cache_bytes = 0;  // most bytes held (resident + being read)
   uint64_t budget = 0, expert_bytes_total = 0, fallback_bytes = 0;
+  // Bytes of the tensors besides routed experts (attention, shared experts, dense layers'
+  // MLPs, routers, embeddings) copied from the file into memory when the provider started.
+  uint64_t resident_bytes = 0;
   bool direct_io = false;
   int64_t decode_tokens = 0;      // single-token forward passes seen (after_layer of the last layer)
 };
 
 class OffloadingProvider final : public moe::ExpertProvider {
  public:
-  // The model must be a GGUF file; its non-expert weights are copied into memory here.
+  // The model must be a GGUF file with routed experts; every other tensor (the inventory's
+  // slots whose role is not RoutedExpert) is copied into memory here.
   OffloadingProvider(model::Model& m, const OffloadOptions& o);
   ~OffloadingProvider() override;
 
@@ -80,6 +88,8 @@ class OffloadingProvider final : public moe::ExpertProvider {
   // Zeroes the counters (not the cache): a benchmark's warm-up stays out of its figures.
   void reset_stats();
   uint64_t cache_bytes() const;  // bytes held now (resident + being read)
+  // (layer, expert) of every expert held now (resident or being read), by id.
+  std::vector<std::pair<int, int>> cached_experts() const;
 
  private:
   enum class State : uint8_t { kAbsent, kLoading, kReady, kFailed };

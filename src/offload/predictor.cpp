@@ -1,55 +1,67 @@
 #include "offload/predictor.h"
 
 #include <algorithm>
-#include <cmath>
-#include <numeric>
 
+#include "moe/router.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 
 namespace mcmoe::offload {
 
 RoutePredictor::RoutePredictor(const model::Model& m)
-    : w_(m.weights()), cfg_(m.config()), h_(static_cast<size_t>(cfg_.n_embd)), logits_(static_cast<size_t>(cfg_.n_expert)) {}
+    : w_(m.weights()), cfg_(m.config()), h_(static_cast<size_t>(cfg_.n_embd)) {}
 
 bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, int* out, float* prob) {
   const int target = from_layer + ahead;
-  if (ahead < 1 || target >= cfg_.n_layer) return false;
+  if (ahead < 1 || target >= cfg_.n_layer || !cfg_.is_moe(target)) return false;
   const model::LayerWeights& L = w_.layers[target];
   if (!L.router.valid()) return false;
   ops::rms_norm(x, static_cast<const float*>(L.ffn_norm.data), h_.data(), cfg_.n_embd, cfg_.rms_eps);
-  const int n_rows = static_cast<int>(L.router.shape[0]);
-  row_logits_.resize(n_rows);
-  ops::matmul(L.router, h_.data(), 1, row_logits_.data(), pool_);
-  // A merged model's router rows point at stored experts; an expert's probability is the sum
-  // over its rows (the gates the block sums), compared here as log-sum-exp of its logits.
-  const int n_expert = cfg_.experts(target);
-  if (cfg_.expert_map.empty()) {
-    logits_ = row_logits_;
-  } else {
-    const float top = *std::max_element(row_logits_.begin(), row_logits_.end());
-    std::vector<double> mass(n_expert, 0.0);
-    for (int r = 0; r < n_rows; ++r) mass[cfg_.expert_map[target][r]] += std::exp(static_cast<double>(row_logits_[r] - top));
-    logits_.resize(n_expert);
-    for (int e = 0; e < n_expert; ++e) logits_[e] = mass[e] > 0 ? top + static_cast<float>(std::log(mass[e])) : -INFINITY;
+  // Router rows and stored experts differ in merged models (ModelConfig::expert_map).
+  const int n_rows = cfg_.router_rows(target), n_expert = cfg_.experts(target);
+  logits_.resize(n_rows);
+  ops::matmul(L.router, h_.data(), 1, logits_.data(), pool_);
+  if (L.router_bias.valid()) {
+    const auto* bias = static_cast<const float*>(L.router_bias.data);
+    for (int r = 0; r < n_rows; ++r) logits_[r] += bias[r];
   }
-  order_.resize(n_expert);
-  std::iota(order_.begin(), order_.end(), 0);
-  const int m_all = m;
-  m = std::min(m, n_expert);
-  std::fill_n(out, m_all, -1);  // a layer with fewer experts than m: the rest stay -1
-  if (prob) std::fill_n(prob, m_all, 0.f);
-  // Softmax is monotone: the top-m logits are the top-m probabilities. Ties go to the lower
-  // id, as in the router.
-  std::partial_sort(order_.begin(), order_.begin() + m, order_.end(), [&](int a, int b) {
-    return logits_[a] != logits_[b] ? logits_[a] > logits_[b] : a < b;
-  });
-  std::copy_n(order_.begin(), m, out);
-  if (prob) {
-    const float top = logits_[order_[0]];
-    double z = 0;
-    for (int e = 0; e < n_expert; ++e) z += std::exp(static_cast<double>(logits_[e] - top));
-    for (int j = 0; j < m; ++j) prob[j] = static_cast<float>(std::exp(static_cast<double>(logits_[out[j]] - top)) / z);
+  // The rows a grouped router can choose at all: those of its topk_group best groups.
+  const moe::RouterRule& rule = cfg_.router;
+  const int choosable = rule.group == moe::GroupSelect::None ? n_rows : rule.topk_group * (n_rows / rule.n_group);
+  // route() with k = `rank` lists rows in the order the layer's rule chooses them: its first
+  // k are the layer's picks and the rest the ones it would take next (a prefix of the order
+  // does not depend on its length). A merged model folds rows onto stored experts, so it
+  // ranks every choosable row; otherwise the first m rows are m distinct experts.
+  const int rank = cfg_.expert_map.empty() ? std::min(m, choosable) : choosable;
+  scores_.resize(n_rows);
+  ranked_.resize(rank);
+  ranked_weight_.resize(rank);
+  const moe::RouterParams rp{.n_expert = n_rows, .k = rank, .rule = rule,
+                             .choice_bias = static_cast<const float*>(L.choice_bias.data)};
+  moe::route(rp, logits_.data(), 1, scores_.data(), ranked_.data(), ranked_weight_.data());
+
+  // Each stored expert's score: the scores of its router rows summed (merged models, as the
+  // MoE block sums their gates), one row otherwise.
+  expert_scores_.assign(n_expert, 0.f);
+  float total = 0.f;
+  for (int r = 0; r < n_rows; ++r) {
+    expert_scores_[cfg_.expert_map.empty() ? r : cfg_.expert_map[target][r]] += scores_[r];
+    total += scores_[r];
+  }
+  // Sigmoid scores are independent per expert; as a share of their sum they read like the
+  // softmax probabilities of the other rules (which sum to 1 already and stay as they are).
+  const bool share = rule.score == moe::ScoreFunc::Sigmoid && !rule.softmax_over_topk && total > 0.f;
+  std::fill_n(out, m, -1);
+  if (prob) std::fill_n(prob, m, 0.f);
+  taken_.assign(n_expert, 0);
+  int j = 0;
+  for (int i = 0; i < rank && j < m; ++i) {
+    const int e = cfg_.expert_map.empty() ? ranked_[i] : cfg_.expert_map[target][ranked_[i]];
+    if (taken_[e]) continue;  // a merged expert reached again through another of its rows
+    taken_[e] = 1;
+    out[j] = e;
+    if (prob) prob[j] = share ? expert_scores_[e] / total : expert_scores_[e];
+    ++j;
   }
   return true;
 }

@@ -2,6 +2,9 @@
 // Speculative routing: after layer l, the routers of layers l+1..l+depth applied to the
 // residual stream guess which experts those layers will pick (Eliseev & Mazur; the
 // residual changes little from one layer to the next, so the guess is usually right).
+// Each guess follows the target layer's own routing rule (moe::route: router bias, softmax
+// or sigmoid scores, selection bias, expert groups, top-k-then-softmax), so on the input the
+// layer itself sees, its first k guesses are exactly the experts the layer picks.
 #include <cstdint>
 #include <vector>
 
@@ -14,17 +17,23 @@ class RoutePredictor {
  public:
   explicit RoutePredictor(const model::Model& m);
   // For token row x [n_embd] (the residual after layer `from_layer`): the top-m experts of
-  // layer from_layer + ahead (ahead >= 1), best first, into out[m]; false (out untouched)
-  // when that layer does not exist or has no router. Slots beyond the layer's expert count
-  // get -1.
-  // prob (optional, [m]) receives each guess's routing probability (softmax over the layer).
+  // layer from_layer + ahead (ahead >= 1) in the order its router would choose them, into
+  // out[m]; false (out untouched) when that layer does not exist or is dense (no router).
+  // Slots beyond the experts the router can choose get -1: a layer with fewer experts than
+  // m, or experts in groups the grouped router leaves out.
+  // prob (optional, [m]) receives each guess's share of the layer's routing scores: the
+  // softmax probability for softmax and top-k-softmax routers, the sigmoid score over the
+  // sum of all experts' scores for sigmoid routers (merged models: summed over the router
+  // rows of the stored expert).
   bool predict(int from_layer, int ahead, const float* x, int m, int* out, float* prob = nullptr);
 
  private:
   const model::ModelWeights& w_;
   const model::ModelConfig& cfg_;
-  std::vector<float> h_, row_logits_, logits_;  // logits_: per stored expert
-  std::vector<int> order_;
+  std::vector<float> h_, logits_, scores_, expert_scores_;  // logits_, scores_: per router row
+  std::vector<int> ranked_;                                  // router rows in the order of choice
+  std::vector<float> ranked_weight_;                         // route()'s weights for them (unused)
+  std::vector<uint8_t> taken_;                               // per stored expert: already guessed
   ThreadPool pool_{1};  // a router is n_expert dot products: not worth waking workers
 };
 

@@ -57,6 +57,7 @@ class TraceRecorder final : public model::ForwardObserver {
 RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, const TraceOptions& o) {
   const model::ModelConfig& c = m.config();
   if (c.n_expert <= 1) fail("{}: trace needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
+  if (expert_stride(m) == 0) fail("{}: trace records routing; all {} layers of this model are dense", m.path(), c.n_layer);
   if (o.depth < 1 || o.m < 1 || o.m > c.n_expert) {
     fail("trace: --depth {} must be >= 1 and --top-m {} in [1, {}]", o.depth, o.m, c.n_expert);
   }
@@ -64,6 +65,7 @@ RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, cons
   t.model = m.path();
   t.n_layer = c.n_layer;
   t.n_expert = expert_stride(m);  // reduced models: layers may store fewer
+  for (const auto& layer : m.stored_experts()) t.layer_experts.push_back(static_cast<int>(layer.size()));
   t.k = c.n_expert_used;
   t.depth = o.depth;
   t.m = o.m;
@@ -90,9 +92,11 @@ RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, cons
 }
 
 void write_trace(const RoutingTrace& t, const std::string& path) {
+  std::vector<int> layer_experts(t.n_layer);
+  for (int l = 0; l < t.n_layer; ++l) layer_experts[l] = t.experts_in(l);
   nlohmann::json h{{"model", t.model},   {"n_layer", t.n_layer}, {"n_expert", t.n_expert},
                    {"k", t.k},           {"depth", t.depth},     {"m", t.m},
-                   {"n_tokens", t.n_tokens()}, {"expert_bytes", t.expert_bytes}};
+                   {"n_tokens", t.n_tokens()}, {"layer_experts", layer_experts}, {"expert_bytes", t.expert_bytes}};
   std::ostringstream out;
   out << std::setprecision(std::numeric_limits<float>::max_digits10);  // floats read back exactly
   out << kMagic << "\n" << h.dump() << "\n";
@@ -136,6 +140,7 @@ RoutingTrace read_trace(const std::string& path) {
     t.m = h.at("m").get<int>();
     n = h.at("n_tokens").get<int64_t>();
     t.expert_bytes = h.at("expert_bytes").get<std::vector<uint64_t>>();
+    if (h.contains("layer_experts")) t.layer_experts = h.at("layer_experts").get<std::vector<int>>();
   } catch (const nlohmann::json::exception& e) {
     fail("{}: line 2: bad trace header: {}", path, e.what());
   }
@@ -147,6 +152,21 @@ RoutingTrace read_trace(const std::string& path) {
   if (t.expert_bytes.size() != static_cast<size_t>(t.n_layer) * t.n_expert) {
     fail("{}: line 2: expert_bytes has {} entries, expected n_layer x n_expert = {}", path, t.expert_bytes.size(),
          t.n_layer * t.n_expert);
+  }
+  if (t.layer_experts.empty()) {
+    // Traces written before layer_experts was recorded: a layer stores the experts it charges bytes for.
+    t.layer_experts.assign(t.n_layer, 0);
+    for (int l = 0; l < t.n_layer; ++l) {
+      for (int e = 0; e < t.n_expert; ++e) t.layer_experts[l] += t.expert_bytes[static_cast<size_t>(l) * t.n_expert + e] > 0;
+    }
+  }
+  if (t.layer_experts.size() != static_cast<size_t>(t.n_layer)) {
+    fail("{}: line 2: layer_experts has {} entries, expected n_layer = {}", path, t.layer_experts.size(), t.n_layer);
+  }
+  for (int l = 0; l < t.n_layer; ++l) {
+    if (t.layer_experts[l] < 0 || t.layer_experts[l] > t.n_expert) {
+      fail("{}: line 2: layer_experts[{}] = {} outside [0, n_expert = {}]", path, l, t.layer_experts[l], t.n_expert);
+    }
   }
   // Every row takes at least 2 bytes per number: a header claiming more rows than the file
   // can hold is corrupt, and must not make us allocate for them.
@@ -180,7 +200,10 @@ RoutingTrace read_trace(const std::string& path) {
       auto read_ids = [&](int16_t* dst, int count, int hi) {
         for (int j = 0; j < count; ++j) {
           int v = 0;
-          if (!(s >> v) || v < -1 || v >= hi) fail("{}: line {}: expert id missing or outside [-1, {})", path, line_no, hi);
+          if (!(s >> v) || v < -1 || v >= hi) {
+            fail("{}: line {}: expert id missing or outside [-1, {}){}", path, line_no, hi,
+                 hi == 0 ? fmt::format(" (layer {} is dense: it picks no experts)", l) : "");
+          }
           dst[j] = static_cast<int16_t>(v);
         }
       };
@@ -190,7 +213,8 @@ RoutingTrace read_trace(const std::string& path) {
         }
       };
       expect_bar(s);
-      read_ids(t.picks.data() + base * t.k, t.k, t.n_expert);
+      // A layer picks among its own experts; a dense layer (0 experts) picks none (-1 only).
+      read_ids(t.picks.data() + base * t.k, t.k, t.layer_experts[l]);
       expect_bar(s);
       read_floats(t.weights.data() + base * t.k, t.k);
       expect_bar(s);

@@ -14,18 +14,27 @@
 
 namespace mcmoe::offload {
 
+// Every layer has a row per token; a dense layer (no router, no routed experts: DeepSeek's and
+// GLM's first layers) has no routing events, so its row holds no picks (-1), zero
+// probabilities, and no predictions aim at it.
 struct RoutingTrace {
   std::string model;  // path of the traced model, for the record
-  int n_layer = 0, n_expert = 0, k = 0;
+  int n_layer = 0, n_expert = 0, k = 0;  // n_expert: the most experts any layer stores
+  // [n_layer] experts each layer stores (0: dense; fewer than n_expert: mcmoe reduce);
+  // empty: n_expert in every layer.
+  std::vector<int> layer_experts;
   int depth = 0, m = 0;                // predictions: `depth` layers ahead, top-m each
   std::vector<uint64_t> expert_bytes;  // [n_layer * n_expert] bytes the live cache charges (expert_cache_bytes)
   std::vector<int32_t> tokens;         // [n_tokens]
   std::vector<int16_t> picks;          // [n_tokens][n_layer][k], best first, -1 = none
   std::vector<float> weights;          // [n_tokens][n_layer][k] as applied
   std::vector<float> probs;            // [n_tokens][n_layer][n_expert]
-  std::vector<int16_t> predicted;      // [n_tokens][n_layer][depth][m] for layer l+1+j, -1 past the end
+  // [n_tokens][n_layer][depth][m] for layer l+1+j; -1 past the end, for a dense layer, and
+  // beyond the experts the layer's router can choose (RoutePredictor::predict)
+  std::vector<int16_t> predicted;
 
   int64_t n_tokens() const { return static_cast<int64_t>(tokens.size()); }
+  int experts_in(int l) const { return layer_experts.empty() ? n_expert : layer_experts[l]; }
   std::span<const int16_t> pick(int64_t t, int l) const {
     return {picks.data() + (t * n_layer + l) * k, static_cast<size_t>(k)};
   }

@@ -1,9 +1,11 @@
 // Offloading through the CLI: `run`/`ppl` with --expert-cache give the all-resident output;
 // --stats and peak RSS (the cache budget bounds memory, measured, with a control run that
 // breaks the bound); damaged or missing files and bad flags give one clear error line;
-// `trace` + `cachesim` print one `POLICY hit-rate X` line per policy, Belady's included.
+// `trace` + `cachesim` print one `POLICY hit-rate X` line per policy, Belady's included; the
+// same on a model with a dense first layer (DeepSeek-V2 style).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,6 +13,7 @@
 #include <numeric>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -230,6 +233,78 @@ TEST(OffloadCli, TraceAndCachesimPrintEveryPolicy) {
   expect_clean_error(run_cli("cachesim " + small()), {test::small_offload_model(), "not an mcmoe routing trace"});
   expect_clean_error(run_cli("cachesim"), {"TRACE"});
   expect_clean_error(run_cli("trace -m " + small() + " -o " + quote(dir.path("x.trace"))), {"-f"});
+}
+
+// --cache-seed lays its prior out as the cache names experts (layer * most experts any layer
+// stores + expert), so a model whose layers store different numbers of experts (pruned per
+// layer; dense layers store none) runs seeded, with the resident model's tokens.
+TEST(OffloadCli, CacheSeedOnLayersWithDifferentExpertCounts) {
+  test::TempDir dir;
+  const std::string text = quote(write_text(dir, 800)), reduced = dir.path("pruned.gguf"), stats = dir.path("pruned.json");
+  const auto r = run_cli("reduce -m " + small() + " -f " + text + " --method prune --keep 0.6 --per-layer adaptive --samples 4 --ctx 128 -o " +
+                         quote(reduced));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  {
+    auto m = model::Model::load(reduced, {.memory = model::LoadOptions::Memory::kMap});
+    const std::vector<int>& counts = m->config().layer_experts;
+    ASSERT_FALSE(counts.empty());
+    ASSERT_NE(*std::min_element(counts.begin(), counts.end()), *std::max_element(counts.begin(), counts.end()))
+        << "every layer kept as many experts: the layout would not differ from the unreduced one";
+  }
+  const auto cal = run_cli("calibrate -m " + quote(reduced) + " -f " + text + " --samples 4 --seq 128 -o " + quote(stats));
+  ASSERT_EQ(cal.exit_code, 0) << cal.err;
+  const std::string run = "run -m " + quote(reduced) + " -p 'once upon a time the king' -n 8 --temp 0 --json --ctx 64";
+  const std::vector<int> want = new_ids(run_cli(run));
+  ASSERT_EQ(want.size(), 8u);
+  EXPECT_EQ(new_ids(run_cli(run + " --expert-cache 25% --cache-seed " + quote(stats))), want);
+}
+
+// A family with a dense first layer, a shared expert and MLA (DeepSeek-V2 style): offloaded
+// greedy tokens equal the resident ones and --stats shows the dense layer as one; `trace`
+// records it without routing and `cachesim` replays the rest, marking it in --layers.
+TEST(OffloadCli, DenseFirstLayerOffloadTraceAndCachesim) {
+  test::TempDir dir;
+  const std::string ds = dir.path("ds.gguf");
+  const auto synth = run_cli("synth --arch deepseek2 --layers 3 --dim 256 --ff 256 --experts 8 --top-k 2 --shared-ff 256 "
+                             "--dense-layers 1 --kv-lora 128 --type q8_0 -o " + quote(ds));
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  const std::string run = "run -m " + quote(ds) + " -p 'once upon a time the king' -n 8 --temp 0 --json --ctx 64";
+  const std::vector<int> want = new_ids(run_cli(run));
+  ASSERT_EQ(want.size(), 8u);
+  const auto off = run_cli(run + " --expert-cache 25% --stats");
+  EXPECT_EQ(new_ids(off), want);
+  EXPECT_TRUE(std::regex_search(off.err, std::regex("per layer: - [0-9.]+ [0-9.]+\n"))) << off.err;
+  std::smatch resident;
+  ASSERT_TRUE(std::regex_search(off.err, resident, std::regex("resident besides: ([0-9.]+) MiB"))) << off.err;
+  EXPECT_GT(std::stod(resident[1]), 0.0);
+
+  const std::string trace = dir.path("ds.trace");
+  const auto t = run_cli("trace -m " + quote(ds) + " -f " + quote(write_text(dir, 150)) + " -o " + quote(trace) +
+                         " --ctx 64 --depth 2 --top-m 2");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const offload::RoutingTrace rt = offload::read_trace(trace);
+  EXPECT_EQ(rt.layer_experts, (std::vector<int>{0, 8, 8}));
+  EXPECT_GT(rt.n_tokens(), 100);
+
+  const auto sim = run_cli("cachesim " + quote(trace) + " --budget 50% --layers");
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  EXPECT_NE(sim.out.find("(dense: layer 0)"), std::string::npos) << sim.out;
+  // "NAME hit-rate X ... layers - L1 L2": the dense layer has no hit rate.
+  std::map<std::string, double> rate;
+  std::istringstream in(sim.out);
+  const std::regex re("^(\\S+) hit-rate ([0-9.eE+-]+) .* layers - ([0-9.]+) ([0-9.]+)$");
+  for (std::string l; std::getline(in, l);) {
+    std::smatch m;
+    if (std::regex_match(l, m, re)) rate[m[1]] = std::stod(m[2]);
+  }
+  EXPECT_EQ(rate.size(), 7u) << sim.out;
+  ASSERT_TRUE(rate.count("belady")) << sim.out;
+  for (const char* p : {"lru", "lfu", "lfu-seeded", "lru+prefetch", "lfu+prefetch", "lfu-seeded+prefetch"}) {
+    ASSERT_TRUE(rate.count(p)) << "no line for " << p << " in:\n" << sim.out;
+    EXPECT_LE(rate[p], 1.0);
+  }
+  for (const char* p : {"lru", "lfu", "lfu-seeded"}) EXPECT_LE(rate[p], rate["belady"]) << p;
+  EXPECT_GT(rate["belady"], 0.0);
 }
 
 }  // namespace

@@ -28,36 +28,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A prefill of 16 tokens (two forward chunks of n_batch 8, all logits) and 8 single-token
-// decode steps; every logit of every step, concatenated.
-std::vector<int32_t> test_tokens(int vocab) {
-  std::mt19937 rng(21);
-  std::vector<int32_t> t(24);
-  for (auto& x : t) x = static_cast<int32_t>(3 + rng() % (vocab - 3));
-  return t;
-}
-
-constexpr size_t kPrefill = 16;
-
-std::vector<float> run_logits(model::Model& m, const std::vector<int32_t>& tokens) {
-  model::SessionOptions so;
-  so.n_ctx = 64;
-  so.n_threads = 2;
-  so.n_batch = 8;
-  model::Session s(m, so);
-  std::vector<float> out;
-  const auto pre = s.eval(std::span<const int32_t>(tokens.data(), kPrefill), true);
-  out.insert(out.end(), pre.begin(), pre.end());
-  for (size_t i = kPrefill; i < tokens.size(); ++i) {
-    const auto l = s.eval(std::span<const int32_t>(&tokens[i], 1), false);
-    out.insert(out.end(), l.begin(), l.end());
-  }
-  return out;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using test::kPrefill;
+using test::run_logits;
+using test::same_bits;
+using test::test_tokens;
 
 // Offloaded logits equal the resident ones bit for bit; the counters add up.
 void expect_identical(const std::string& path, const std::vector<float>& want, const std::vector<int32_t>& tokens,

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <random>
 #include <unistd.h>
 
 #include "common/test_util.h"
+#include "model/session.h"
 #include "offload/expert_layout.h"
 #include "offload/trace.h"
 
@@ -39,6 +41,11 @@ class ScratchDir {
   std::filesystem::path dir_;
 };
 
+const ScratchDir& memory_scratch() {
+  static const ScratchDir dir(true);
+  return dir;
+}
+
 std::string synth_small(const std::string& path) {
   api::SynthOptions o = synth_options(4, 128, 256, 8);
   o.seed = 7;
@@ -60,9 +67,10 @@ api::SynthOptions synth_options(int layers, int dim, int ff, int experts) {
   return o;
 }
 
+std::string offload_scratch_path(const std::string& name) { return memory_scratch().path(name); }
+
 const std::string& small_offload_model() {
-  static const ScratchDir dir(true);
-  static const std::string path = synth_small(dir.path("small-q8_0.gguf"));
+  static const std::string path = synth_small(memory_scratch().path("small-q8_0.gguf"));
   return path;
 }
 
@@ -105,6 +113,35 @@ uint64_t one_expert_budget(model::Model& m) { return max_expert_bytes(m) + 6 * 4
 uint64_t total_expert_bytes(model::Model& m) {
   const std::vector<uint64_t> b = offload::expert_cache_bytes(m);
   return std::accumulate(b.begin(), b.end(), uint64_t{0});
+}
+
+std::vector<int32_t> test_tokens(int vocab) {
+  std::mt19937 rng(21);
+  std::vector<int32_t> t(24);
+  for (auto& x : t) x = static_cast<int32_t>(3 + rng() % (vocab - 3));
+  return t;
+}
+
+std::vector<float> run_logits(model::Model& m, const std::vector<int32_t>& tokens, const std::function<void()>& after_each_eval) {
+  model::SessionOptions so;
+  so.n_ctx = 64;
+  so.n_threads = 2;
+  so.n_batch = 8;
+  model::Session s(m, so);
+  std::vector<float> out;
+  const auto pre = s.eval(std::span<const int32_t>(tokens.data(), kPrefill), true);
+  out.insert(out.end(), pre.begin(), pre.end());
+  if (after_each_eval) after_each_eval();
+  for (size_t i = kPrefill; i < tokens.size(); ++i) {
+    const auto l = s.eval(std::span<const int32_t>(&tokens[i], 1), false);
+    out.insert(out.end(), l.begin(), l.end());
+    if (after_each_eval) after_each_eval();
+  }
+  return out;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 Watchdog::Watchdog(std::string what, std::chrono::seconds limit)

@@ -4,10 +4,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api/synth.h"
 #include "model/model.h"
@@ -23,6 +25,8 @@ api::SynthOptions synth_options(int layers, int dim, int ff, int experts);
 // reads, buffered path), and a copy on the temp dir's disk (the O_DIRECT path).
 const std::string& small_offload_model();
 const std::string& small_offload_model_on_disk();
+// A path named `name` in the same per-process /dev/shm directory (removed at exit).
+std::string offload_scratch_path(const std::string& name);
 
 // Loads `path` mapped (LoadOptions::Memory::kMap) and installs an OffloadingProvider built
 // with `o`; *provider (when given) points at it (owned by the model).
@@ -39,6 +43,16 @@ offload::OffloadOptions offload_options(const std::string& policy, uint64_t budg
 uint64_t max_expert_bytes(model::Model& m);
 uint64_t one_expert_budget(model::Model& m);
 uint64_t total_expert_bytes(model::Model& m);
+
+// 24 random token ids below `vocab` (fixed seed): a prefill of kPrefill, then decode steps.
+inline constexpr size_t kPrefill = 16;
+std::vector<int32_t> test_tokens(int vocab);
+// A prefill of kPrefill tokens (two forward chunks of n_batch 8, all logits), then one
+// single-token decode step per remaining token; every logit of every step, concatenated.
+// after_each_eval (optional) runs after every eval: where a test inspects the cache.
+std::vector<float> run_logits(model::Model& m, const std::vector<int32_t>& tokens,
+                              const std::function<void()>& after_each_eval = {});
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b);
 
 // Turns a hang into a failure: if not destroyed within `limit`, prints what hung and ends the
 // process with exit code 3 (a test cannot be cancelled from another thread).
