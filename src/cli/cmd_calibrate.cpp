@@ -37,6 +37,10 @@ int cmd_calibrate(const Argv& argv) {
   std::printf("layer  tokens   phi min..max    eps(2b) min..max     mu (median p2/p1)\n");
   for (size_t l = 0; l < st.layers.size(); ++l) {
     const compress::LayerStats& L = st.layers[l];
+    if (L.experts.empty()) {
+      std::printf("%5zu   dense layer: no routed experts\n", l);
+      continue;
+    }
     double pmin = 1, pmax = 0, emin = 1e300, emax = 0;
     for (int e = 0; e < static_cast<int>(L.experts.size()); ++e) {
       pmin = std::min(pmin, L.phi(e));

@@ -10,9 +10,9 @@ namespace mcmoe::cli {
 
 int cmd_quantize(const Argv& argv) {
   const Args a(argv,
-               {"-m", "--stats", "--bits", "--alloc", "--candidates", "-o", "-f", "--samples", "--seq", "--group",
-                "--attn-bits", "--router-bits", "--embd-type", "--alpha", "--beta", "--gamma", "--seed", "--damp",
-                "--threads"},
+               {"-m", "--stats", "--bits", "--alloc", "--candidates", "-o", "-f", "--samples", "--seq",
+                "--group", "--attn-bits", "--router-bits", "--shared-bits", "--embd-type", "--alpha",
+                "--beta", "--gamma", "--seed", "--damp", "--threads"},
                {"--global", "--rtn", "--act-order", "--no-top-two", "--no-search", "--mmap", "--no-mmap"});
   const std::string path = a.required("-m", "model path");
   const std::string stats_path = a.required("--stats", "calibration statistics (from mcmoe calibrate)");
@@ -34,6 +34,8 @@ int cmd_quantize(const Argv& argv) {
   o.group = a.integer("--group", 128, 32, 128);
   o.attn_bits = static_cast<int>(a.integer("--attn-bits", 4, 1, 8));
   o.router_bits = static_cast<int>(a.integer("--router-bits", 4, 0, 8));
+  // Shared experts and dense MLPs run for every token, like attention: its width by default.
+  o.shared_bits = static_cast<int>(a.integer("--shared-bits", o.attn_bits, 1, 8));
   const std::string embd = a.str("--embd-type", "f16");
   const auto embd_type = dtype_from_name(embd);
   if (!embd_type) fail("--embd-type: unknown type '{}' (expected f16, q8_0 or f32)", embd);
@@ -58,8 +60,18 @@ int cmd_quantize(const Argv& argv) {
               o.alloc.avg_bits, r.plan.average());
   for (size_t l = 0; l < r.plan.bits.size(); ++l) {
     std::printf("  layer %2zu:", l);
+    if (r.plan.bits[l].empty()) std::printf(" dense, no routed experts");
     for (int b : r.plan.bits[l]) std::printf(" %d", b);
     std::printf("\n");
+  }
+  std::printf("bits per role (scales and mins included):\n");
+  for (const auto& [role, rr] : r.roles) {
+    const std::string asked = role == model::TensorRole::RoutedExpert
+                                  ? fmt::format("plan {:.4g}", r.plan.average())
+                              : rr.bits > 0 ? fmt::format("{} bits", rr.bits)
+                                            : std::string("as stored");
+    std::printf("  %-14s %-11s %8.4f bits/weight  %lld weights\n", model::role_name(role),
+                asked.c_str(), rr.bits_per_weight(), static_cast<long long>(rr.params));
   }
   std::printf("experts %.4f bits/weight, decoder linears %.4f bits/weight (scales and mins included)\n",
               r.expert_bits, r.linear_bits);

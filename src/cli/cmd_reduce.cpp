@@ -41,6 +41,10 @@ int cmd_reduce(const Argv& argv) {
   std::printf("%s, keep %.3g (%s): %s per layer\n", compress::reduce_method_name(o.method), o.keep, per_layer.c_str(),
               merging ? "experts after merging" : "experts kept");
   for (size_t l = 0; l < r.groups.size(); ++l) {
+    if (r.groups[l].empty()) {
+      std::printf("  layer %2zu: dense, nothing to reduce\n", l);
+      continue;
+    }
     std::printf("  layer %2zu: %d of %zu |", l, r.layer_experts[l], r.groups[l].size());
     for (size_t e = 0; e < r.groups[l].size(); ++e) {
       if (r.groups[l][e] < 0) {

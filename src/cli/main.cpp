@@ -31,7 +31,7 @@ commands:
   calibrate -m MODEL -f TEXT -o STATS.json [--samples 64 --seq 512 --candidates 1,2,3,4 --group 128]
   quantize  -m MODEL --stats STATS.json --bits 2.5 -o OUT.gguf [--alloc pmq|uniform|hessian|frequency|random]
             [--candidates 1,2,3 --global --rtn --act-order --group 128 --attn-bits 4 --router-bits 4
-             --embd-type f16|q8_0 --alpha 1 --beta 1.5 --gamma 1 -f TEXT --samples N --seq L]
+             --shared-bits 4 --embd-type f16|q8_0 --alpha 1 --beta 1.5 --gamma 1 -f TEXT --samples N --seq L]
   trace     -m MODEL -f TEXT -o TRACE [--ctx 512 --max-tokens N --depth 2 --top-m 4]
   cachesim  TRACE [--budget 50%|512MiB] [--policy lru|lfu|lfu-seeded|belady[+prefetch]]
             [--prefetch-depth 1 --prefetch-m 2 --per-layer --layers]

@@ -208,6 +208,7 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
     std::vector<int> noted;  // expert counts whose rounding was already reported
     for (int l = 0; l < n_layer; ++l) {
       const int n_expert = n_expert_of(l);
+      if (n_expert == 0) continue;  // a dense layer: nothing to allocate
       const int64_t budget = std::llround(o.avg_bits * n_expert);
       if (std::fabs(o.avg_bits * n_expert - budget) > 1e-6 && std::find(noted.begin(), noted.end(), n_expert) == noted.end()) {
         noted.push_back(n_expert);
@@ -225,11 +226,13 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
   std::vector<int64_t> weights;
   std::vector<int> groups;
   for (int l = 0; l < n_layer; ++l) {
+    if (n_expert_of(l) == 0) continue;  // a dense layer joins no group
     auto c = layer_costs(l);
     cost.insert(cost.end(), c.begin(), c.end());
     for (int e = 0; e < n_expert_of(l); ++e) weights.push_back(params.empty() ? 1 : params[l][e]);
     groups.push_back(n_expert_of(l));
   }
+  if (cost.empty()) fail("allocation: the statistics hold no experts (no MoE layer)");
   int64_t g = 0;
   for (int64_t w : weights) g = std::gcd(g, w);
   int64_t total = 0;

@@ -84,10 +84,14 @@ DenseMatrix rtn_copy(const DenseMatrix& w, int bits, int64_t group, double* sq_e
 }
 
 // ε_{e,b} for every candidate b and the Hessian-trace criterion, from the expert's rows.
-void expert_errors(const moe::ExpertWeights& stored, const LayerCollector::Rows& rows, int n_samples,
-                   const std::vector<int>& candidates, int64_t group, ThreadPool& pool, ExpertStats& s) {
+void expert_errors(const model::ModelConfig& c, const moe::ExpertWeights& stored,
+                   const LayerCollector::Rows& rows, int n_samples,
+                   const std::vector<int>& candidates, int64_t group, ThreadPool& pool,
+                   ExpertStats& s) {
   const int64_t n = static_cast<int64_t>(rows.weight.size());
-  const DenseExpert ref = to_dense(stored);
+  // The expert as the engine runs it (the family's activation, its biases), so ε measures
+  // what quantizing its matrices does to the output the model actually adds up.
+  const DenseExpert ref = routed_expert_to_dense(c, stored);
   const int64_t d = ref.gate.cols, ff = ref.gate.rows;
   for (int bits : candidates) {
     s.eps[bits] = 0;
@@ -99,8 +103,10 @@ void expert_errors(const moe::ExpertWeights& stored, const LayerCollector::Rows&
   expert_forward(ref, rows.x.data(), n, y_ref.data(), pool, g, u);
   for (int bits : candidates) {
     double eg = 0, eu = 0, ed = 0;
-    DenseExpert q{rtn_copy(ref.gate, bits, group, &eg), rtn_copy(ref.up, bits, group, &eu),
-                  rtn_copy(ref.down, bits, group, &ed)};
+    DenseExpert q = ref;  // biases and activation as they are: only the matrices are quantized
+    q.gate = rtn_copy(ref.gate, bits, group, &eg);
+    q.up = rtn_copy(ref.up, bits, group, &eu);
+    q.down = rtn_copy(ref.down, bits, group, &ed);
     expert_forward(q, rows.x.data(), n, y_q.data(), pool, g, u);
     std::vector<double> per_sample(static_cast<size_t>(n_samples), 0.0);
     for (int64_t r = 0; r < n; ++r) {
@@ -130,6 +136,14 @@ uint64_t calibration_memory_bytes(const model::ModelConfig& c, const SampleOptio
 CalibrationStats calibrate(model::Model& m, const std::string& text, const std::string& text_path,
                            const CalibrateOptions& o) {
   const model::ModelConfig& c = m.config();
+  int moe_layers = 0;
+  for (int l = 0; l < c.n_layer; ++l) moe_layers += c.is_moe(l) ? 1 : 0;
+  if (moe_layers == 0) {
+    fail(
+        "{}: calibrate measures routed experts, and none of this model's {} layers is an MoE layer "
+        "(a dense model)",
+        m.path(), c.n_layer);
+  }
   if (c.n_expert <= 1) fail("{}: calibrate needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
   if (o.candidates.empty()) fail("calibrate: no candidate bit-widths");
   for (int b : o.candidates) {
@@ -154,6 +168,12 @@ CalibrationStats calibrate(model::Model& m, const std::string& text, const std::
   LayerStream stream(m, windows, o.threads);
   st.layers.resize(c.n_layer);
   for (int l = 0; l < c.n_layer; ++l) {
+    if (!c.is_moe(l)) {
+      // A dense layer has no routed experts: empty statistics; it only moves the stream on.
+      if (o.progress) o.progress(l, c.n_layer, "dense");
+      stream.run_layer(l, nullptr);
+      continue;
+    }
     if (o.progress) o.progress(l, c.n_layer, "routing");
     LayerCollector col(c, l, st.layers[l]);
     stream.run_layer(l, &col, [&](int s) { col.sample = s; });
@@ -161,7 +181,7 @@ CalibrationStats calibrate(model::Model& m, const std::string& text, const std::
     if (o.progress) o.progress(l, c.n_layer, "errors");
     const auto& experts = m.stored_experts()[l];
     for (int e = 0; e < c.experts(l); ++e) {
-      expert_errors(experts[e], col.rows()[e], stream.n_samples(), st.candidates, st.group,
+      expert_errors(c, experts[e], col.rows()[e], stream.n_samples(), st.candidates, st.group,
                     stream.session().pool(), st.layers[l].experts[e]);
       col.rows()[e] = {};  // release this expert's rows
     }

@@ -1,6 +1,8 @@
 #pragma once
 // `mcmoe calibrate`: one layer-streamed pass of the unquantized model over calibration
-// text, measuring everything MC-MoE's bit allocation and ODP need (compress/stats.h).
+// text, measuring everything MC-MoE's bit allocation and ODP need (compress/stats.h). Only
+// routed experts are measured: a dense layer (DeepSeek's and GLM's leading ones) gets empty
+// statistics, shared experts none; a model with no MoE layer is refused.
 //
 // Memory: the residual streams of all samples (samples · seq · n_embd · 4 bytes), plus for
 // the current layer every routed row's input and output (samples · seq · k · 2 · n_embd ·

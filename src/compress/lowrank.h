@@ -6,7 +6,9 @@
 // error a residual row would leave: Σ_j |E_ij| · ‖X_j‖, ‖X_j‖ the norm of input column j
 // over the matrix's calibration inputs (an expert's routed tokens for gate and up, its
 // hidden activations silu(gate x)·up x for down). The engine runs the factored form
-// directly (ops/factored.h); the file layout is in format/tensor_names.h.
+// directly (ops/factored.h); the file layout is in format/tensor_names.h. Only routed
+// experts' matrices are factored: dense layers' MLPs, shared experts and expert biases stay
+// as they are.
 //
 // Memory: the residual streams of all samples (samples · seq · n_embd · 4 bytes), one
 // expert's f32 copy and its SVD workspace (a few times n_ff · n_embd · 8 bytes), and the

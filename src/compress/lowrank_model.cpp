@@ -66,8 +66,13 @@ std::vector<double> norms(const std::vector<double>& squares, int64_t rows) {
 
 void check_lowrank_options(const model::Model& m, const FactorOptions& o) {
   const model::ModelConfig& c = m.config();
-  if (m.weights().layers.empty() || !m.weights().layers[0].router.valid()) {
-    fail("{}: a dense model (no router, no experts); lowrank factors expert matrices", m.path());
+  bool any_expert = false;
+  for (int l = 0; l < c.n_layer; ++l) any_expert |= c.experts(l) > 0;
+  if (!any_expert) {
+    fail(
+        "{}: none of the model's {} layers has routed experts (a dense model); lowrank factors "
+        "routed expert matrices",
+        m.path(), c.n_layer);
   }
   const int64_t d = c.n_embd, ff = c.n_ff;
   const std::string shapes = fmt::format("expert matrices gate/up [{}, {}], down [{}, {}]", ff, d, d, ff);
@@ -103,14 +108,21 @@ LowRankReport lowrank_model(model::Model& m, const std::string& text, const std:
   TensorStore store;
   int64_t n_matrices = 0;
   for (int l = 0; l < c.n_layer; ++l) {
-    if (o.progress) o.progress(l, c.n_layer, "inputs");
     std::vector<moe::ExpertWeights> experts = m.stored_experts()[l];
+    if (experts.empty()) {
+      // A dense layer: nothing to factor (its MLP and shared experts stay dense); it only
+      // moves the stream on.
+      if (o.progress) o.progress(l, c.n_layer, "dense");
+      if (l + 1 < c.n_layer) stream.run_layer(l, nullptr);
+      continue;
+    }
+    if (o.progress) o.progress(l, c.n_layer, "inputs");
     ColumnSquares sq(std::max<size_t>(experts.size(), static_cast<size_t>(c.n_expert)), c.n_embd, c.n_ff,
                      o.factor.whitened);
     stream.observe_layer(l, &sq);
     if (o.progress) o.progress(l, c.n_layer, "factoring");
     for (size_t e = 0; e < experts.size(); ++e) {
-      const DenseExpert dense = to_dense(experts[e]);
+      const DenseExpert dense = routed_expert_to_dense(c, experts[e]);
       const std::vector<double> in = norms(sq.in[e], sq.rows[e]), hid = norms(sq.hidden[e], sq.rows[e]);
       std::span<const double> g_in, g_hid;
       if (o.factor.whitened) {
@@ -120,7 +132,9 @@ LowRankReport lowrank_model(model::Model& m, const std::string& text, const std:
       const FactoredMatrix parts[3] = {factor_matrix(dense.gate, in, o.factor, store, g_in),
                                        factor_matrix(dense.up, in, o.factor, store, g_in),
                                        factor_matrix(dense.down, hid, o.factor, store, g_hid)};
-      moe::ExpertWeights f;
+      // The biases (gpt-oss) stay as they are; the dense views give way to the factors.
+      moe::ExpertWeights f = experts[e];
+      f.gate = f.up = f.down = TensorView{};
       f.gate_lr = parts[0].lr;
       f.up_lr = parts[1].lr;
       f.down_lr = parts[2].lr;
@@ -130,6 +144,9 @@ LowRankReport lowrank_model(model::Model& m, const std::string& text, const std:
       }
       ++n_matrices;
       rep.dense_expert_params += static_cast<int64_t>(dense.gate.data.size() + dense.up.data.size() + dense.down.data.size());
+      for (const TensorView* b : {&f.gate_b, &f.up_b, &f.down_b}) {
+        if (b->valid()) rep.dense_expert_params += b->numel();  // kept as they are, on both sides
+      }
       rep.expert_params += f.n_params();
       experts[e] = f;
     }

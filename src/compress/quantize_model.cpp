@@ -1,14 +1,15 @@
 #include "compress/quantize_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
-#include "model/model_writer.h"
 #include "compress/dense.h"
 #include "compress/hessian.h"
 #include "compress/quantizers.h"
 #include "compress/tensor_store.h"
 #include "core/error.h"
+#include "model/model_writer.h"
 #include "quant/lowbit.h"
 
 namespace mcmoe::compress {
@@ -17,26 +18,84 @@ namespace {
 
 using format::GgufType;
 using format::GgufValue;
+using model::TensorRole;
+using model::TensorSlot;
 
-// Gram matrices of one layer's non-expert linear inputs, and every routed row per expert.
+// The width a matrix of a decoder layer is quantized to, by its role (routed experts: the
+// plan); 0: kept as stored.
+int role_bits(const QuantizeModelOptions& o, TensorRole role) {
+  switch (role) {
+    case TensorRole::Attention:
+      return o.attn_bits;
+    case TensorRole::Router:
+      return o.router_bits;
+    case TensorRole::SharedExpert:
+    case TensorRole::DenseMlp:
+      return o.shared_bits;
+    default:
+      return 0;
+  }
+}
+
+const char* role_flag(TensorRole role) {
+  switch (role) {
+    case TensorRole::Attention:
+      return "--attn-bits";
+    case TensorRole::Router:
+      return "--router-bits";
+    case TensorRole::SharedExpert:
+    case TensorRole::DenseMlp:
+      return "--shared-bits";
+    default:
+      return "--bits";
+  }
+}
+
+// 8 bits is ggml's Q8_0 (symmetric, groups of 32): a fast format both engines read.
+QuantSpec spec_for(int bits, const QuantizeModelOptions& o) {
+  return bits == 8 ? QuantSpec{.bits = 8, .group = 32, .symmetric = true}
+                   : QuantSpec{.bits = bits, .group = o.group, .search = o.grid_search};
+}
+
+// Gram matrices of the forward pass's named intermediates that a layer's matrices read
+// (TensorSlot::input, model/observer.h), and every routed row per expert.
 class LayerInputs final : public model::ForwardObserver {
  public:
-  LayerInputs(const model::ModelConfig& c)
-      : attn(c.n_embd), ctx(int64_t{c.n_head} * c.head_dim), ffn(c.n_embd), shared(std::max(1, c.n_ff_shared)),
-        expert_rows(c.n_expert) {}
-  HessianAccumulator attn, ctx, ffn, shared;
+  explicit LayerInputs(int n_expert) : expert_rows(n_expert) {}
   std::vector<std::vector<float>> expert_rows;  // [n_expert][rows * n_embd]
 
-  void on_tensor(std::string_view name, int, const float* data, int64_t rows, int64_t) override {
-    if (name == "attn_norm") attn.add(data, rows);
-    else if (name == "attn_ctx") ctx.add(data, rows);
-    else if (name == "ffn_norm") ffn.add(data, rows);
-    else if (name == "shared_hidden") shared.add(data, rows);
+  // The Gram matrix of the first `cols` columns of intermediate `name`, collected from the
+  // next pass on; the reference stays valid for the object's lifetime.
+  const HessianAccumulator& want(const std::string& name, int64_t cols) {
+    return grams_.try_emplace({name, cols}, cols).first->second;
+  }
+
+  void on_tensor(std::string_view name, int, const float* data, int64_t rows,
+                 int64_t cols) override {
+    for (auto& [key, h] : grams_) {
+      if (key.first != name) continue;
+      if (h.cols() > cols)
+        fail("internal: '{}' has {} columns; a matrix reads {}", key.first, cols, h.cols());
+      if (h.cols() == cols) {
+        h.add(data, rows);
+        continue;
+      }
+      // A matrix that reads fewer columns than the intermediate has reads its leading ones:
+      // MLA's kv_a_norm row is the normed latent c_kv (what kv_b reads), then the roped k_pe.
+      lead_.resize(static_cast<size_t>(rows * h.cols()));
+      for (int64_t r = 0; r < rows; ++r)
+        std::copy_n(data + r * cols, h.cols(), lead_.data() + r * h.cols());
+      h.add(lead_.data(), rows);
+    }
   }
   void on_expert(const model::ExpertEvent& e) override {
     auto& r = expert_rows[e.expert];
     r.insert(r.end(), e.input, e.input + static_cast<int64_t>(e.token_rows.size()) * e.n_embd);
   }
+
+ private:
+  std::map<std::pair<std::string, int64_t>, HessianAccumulator> grams_;
+  std::vector<float> lead_;
 };
 
 class LayerQuantizer {
@@ -47,11 +106,9 @@ class LayerQuantizer {
   // Quantizes w (f32 [rows, cols]) to `bits` with the given input Gram matrix (null or an
   // empty accumulator: round-to-nearest) and returns the packed tensor. The O(cols³) factor
   // of H is computed once per accumulator and shared by the matrices that read it (q/k/v,
-  // an expert's gate and up).
+  // an expert's gate and up), which must therefore come one after another.
   TensorView quantize(const DenseMatrix& w, int bits, const HessianAccumulator* h, GroupedQuant* out = nullptr) {
-    // 8 bits is ggml's Q8_0 (symmetric, groups of 32): a fast format both engines read.
-    const QuantSpec spec = bits == 8 ? QuantSpec{.bits = 8, .group = 32, .symmetric = true}
-                                     : QuantSpec{.bits = bits, .group = o_.group, .search = o_.grid_search};
+    const QuantSpec spec = spec_for(bits, o_);
     GroupedQuant q;
     if (o_.gptq && h && h->count() > 0) {
       if (factor_of_ != h) {
@@ -86,7 +143,6 @@ DenseMatrix dequantized(const GroupedQuant& q) {
 }
 
 void check_options(const model::Model& m, const QuantizeModelOptions& o) {
-  const model::ModelConfig& c = m.config();
   if (o.group != 32 && o.group != 64 && o.group != 128) fail("--group {}: expected 32, 64 or 128", o.group);
   for (const auto& layer : m.stored_experts()) {
     for (const auto& e : layer) {
@@ -96,12 +152,9 @@ void check_options(const model::Model& m, const QuantizeModelOptions& o) {
       }
     }
   }
-  for (int64_t cols : {int64_t{c.n_embd}, int64_t{c.n_ff}, int64_t{c.n_head} * c.head_dim}) {
-    if (cols % 128 != 0) fail("{}: a linear input width {} is not a multiple of 128, which the low-bit formats need", m.path(), cols);
-  }
-  if (c.n_ff_shared > 0 && c.n_ff_shared % 128 != 0) fail("{}: shared expert width {} is not a multiple of 128", m.path(), c.n_ff_shared);
   auto width_ok = [](int b) { return (b >= 1 && b <= 4) || b == 8; };
   if (!width_ok(o.attn_bits)) fail("--attn-bits {}: expected 1, 2, 3, 4 or 8", o.attn_bits);
+  if (!width_ok(o.shared_bits)) fail("--shared-bits {}: expected 1, 2, 3, 4 or 8", o.shared_bits);
   if (o.router_bits != 0 && !width_ok(o.router_bits)) {
     fail("--router-bits {}: expected 1, 2, 3, 4 or 8, or 0 to keep the router as stored", o.router_bits);
   }
@@ -109,6 +162,60 @@ void check_options(const model::Model& m, const QuantizeModelOptions& o) {
     fail("--embd-type {}: expected f16, q8_0 or f32", dtype_name(o.embd_type));
   }
 }
+
+// Every matrix the run will quantize must fill whole blocks of its format along its rows
+// (the group size, 32 to 128, divides the block); checked for the whole model before any
+// work, naming the first tensor that does not.
+void check_group_widths(const model::Model& m, const QuantizeModelOptions& o, const BitPlan& plan) {
+  const model::ModelConfig& c = m.config();
+  for (int l = 0; l < c.n_layer; ++l) {
+    model::for_each_layer_tensor(
+        c, l, m.weights().layers[l], m.stored_experts()[l], [&](const TensorSlot& s) {
+          if (!s.matrix || !s.view->valid()) return;
+          const int bits =
+              s.role == TensorRole::RoutedExpert ? plan.bits[l][s.expert] : role_bits(o, s.role);
+          if (bits == 0) return;
+          // Q8_0 stores blocks of 32 weights; the MQ formats blocks of 128 (whatever the group).
+          const int64_t block = bits == 8 ? 32 : 128, cols = s.shape.back();
+          if (cols % block != 0) {
+            const std::string why =
+                s.role == TensorRole::RoutedExpert
+                    ? fmt::format("the bit plan gives expert {} {} bits", s.expert, bits)
+                    : fmt::format("{} {}", role_flag(s.role), bits);
+            fail(
+                "{}: tensor '{}' {}: its rows of {} weights do not fill the blocks of {} that "
+                "{}-bit weights are stored "
+                "in ({}; 8 bits stores blocks of 32)",
+                m.path(), s.name, shape_string(s.shape), cols, block, bits, why);
+          }
+        });
+  }
+}
+
+// Parameters of each routed expert, [layer][expert], from the inventory (the global budget
+// weighs experts by them).
+std::vector<std::vector<int64_t>> expert_params(const model::Model& m) {
+  const model::ModelConfig& c = m.config();
+  std::vector<std::vector<int64_t>> params(c.n_layer);
+  for (int l = 0; l < c.n_layer; ++l) {
+    params[l].assign(c.experts(l), 0);
+    model::for_each_layer_tensor(c, l, m.weights().layers[l], m.stored_experts()[l],
+                                 [&](const TensorSlot& s) {
+                                   if (s.role != TensorRole::RoutedExpert || !s.matrix) return;
+                                   int64_t n = 1;
+                                   for (int64_t x : s.shape) n *= x;
+                                   params[l][s.expert] += n;
+                                 });
+  }
+  return params;
+}
+
+// A matrix of a decoder layer other than the routed experts, and what to do with it.
+struct LayerMatrix {
+  TensorSlot slot;  // view points into the caller's copy of the layer's weights
+  int bits = 0;     // 0: kept as stored
+  const HessianAccumulator* gram = nullptr;  // null: round-to-nearest
+};
 
 }  // namespace
 
@@ -120,9 +227,8 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   check_options(m, o);
   check_stats_match(stats, m, "--stats");
   QuantizeReport rep;
-  std::vector<std::vector<int64_t>> params(c.n_layer);
-  for (int l = 0; l < c.n_layer; ++l) params[l].assign(c.experts(l), 3 * c.n_ff * int64_t{c.n_embd});
-  rep.plan = allocate(stats, o.alloc, params);
+  rep.plan = allocate(stats, o.alloc, expert_params(m));
+  check_group_widths(m, o, rep.plan);
 
   TensorStore store;
   std::unique_ptr<LayerStream> stream;
@@ -131,11 +237,15 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   ThreadPool& pool = stream ? stream->session().pool() : own_pool;
   LayerQuantizer lq(o, store, pool);
   uint64_t expert_bytes = 0, linear_bytes = 0;
-  auto count = [&](const TensorView& v, bool expert) {
+  auto count = [&](const TensorView& v, TensorRole role, int bits) {
     const int64_t n = v.numel();
     linear_bytes += v.nbytes;
     rep.linear_params += n;
-    if (expert) {
+    RoleReport& r = rep.roles[role];
+    r.bits = bits;
+    r.params += n;
+    r.bytes += v.nbytes;
+    if (role == TensorRole::RoutedExpert) {
       expert_bytes += v.nbytes;
       rep.expert_params += n;
     }
@@ -143,32 +253,41 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
 
   for (int l = 0; l < c.n_layer; ++l) {
     if (o.progress) o.progress(l, c.n_layer, "inputs");
-    LayerInputs in(c);
+    model::LayerWeights L = m.weights().layers[l];
+    std::vector<moe::ExpertWeights> experts = m.stored_experts()[l];
+    LayerInputs in(c.experts(l));
+    // The layer's other matrices, from the inventory; each asks for the Gram matrix of the
+    // intermediate it reads.
+    std::vector<LayerMatrix> matrices;
+    model::for_each_layer_tensor(c, l, L, experts, [&](const TensorSlot& s) {
+      if (s.role == TensorRole::RoutedExpert || !s.matrix || !s.view->valid()) return;
+      LayerMatrix& x = matrices.emplace_back(LayerMatrix{.slot = s, .bits = role_bits(o, s.role)});
+      if (stream && x.bits > 0 && *s.input != '\0') x.gram = &in.want(s.input, s.shape.back());
+    });
     if (stream) stream->observe_layer(l, &in);
+    // Matrices that read one intermediate next to each other, so they share its factor.
+    std::stable_sort(matrices.begin(), matrices.end(),
+                     [](const LayerMatrix& a, const LayerMatrix& b) {
+                       return std::string_view(a.slot.input) < std::string_view(b.slot.input);
+                     });
+    if (o.progress) o.progress(l, c.n_layer, "non-expert matrices");
+    for (LayerMatrix& x : matrices) {
+      TensorView& v = *x.slot.view;
+      if (x.bits > 0) {
+        const std::vector<int64_t> shape = v.shape;  // a 3-D tensor is quantized as its rows
+        v = lq.quantize(to_dense(v), x.bits, x.gram);
+        v.shape = shape;
+      }
+      count(v, x.slot.role, x.bits);
+    }
+    lq.forget_factor();  // the layer's accumulators die with `in`
+
+    if (o.progress && c.is_moe(l)) o.progress(l, c.n_layer, "experts");
     const HessianAccumulator* none = nullptr;
     auto H = [&](const HessianAccumulator& h) { return stream ? &h : none; };
-    model::LayerWeights L = m.weights().layers[l];
-    if (o.progress) o.progress(l, c.n_layer, "attention");
-    L.wq = lq.quantize(to_dense(L.wq), o.attn_bits, H(in.attn));
-    L.wk = lq.quantize(to_dense(L.wk), o.attn_bits, H(in.attn));
-    L.wv = lq.quantize(to_dense(L.wv), o.attn_bits, H(in.attn));
-    L.wo = lq.quantize(to_dense(L.wo), o.attn_bits, H(in.ctx));
-    for (const TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo}) count(*v, false);
-    if (L.router.valid() && o.router_bits > 0) {
-      L.router = lq.quantize(to_dense(L.router), o.router_bits, H(in.ffn));
-    }
-    if (L.router.valid()) count(L.router, false);
-    if (c.n_ff_shared > 0) {
-      L.shared.gate = lq.quantize(to_dense(L.shared.gate), o.attn_bits, H(in.ffn));
-      L.shared.up = lq.quantize(to_dense(L.shared.up), o.attn_bits, H(in.ffn));
-      L.shared.down = lq.quantize(to_dense(L.shared.down), o.attn_bits, H(in.shared));
-      for (const TensorView* v : {&L.shared.gate, &L.shared.up, &L.shared.down}) count(*v, false);
-    }
-    if (o.progress) o.progress(l, c.n_layer, "experts");
-    std::vector<moe::ExpertWeights> experts = m.stored_experts()[l];
     for (int e = 0; e < c.experts(l); ++e) {
       const int bits = rep.plan.bits[l][e];
-      const DenseExpert dense = to_dense(experts[e]);
+      const DenseExpert dense = routed_expert_to_dense(c, experts[e]);
       const std::vector<float>& rows = in.expert_rows[e];
       const int64_t n_rows = static_cast<int64_t>(rows.size()) / c.n_embd;
       // An expert no calibration token reached has no Hessian: round-to-nearest (GPTQ would
@@ -179,10 +298,17 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
       experts[e].gate = lq.quantize(dense.gate, bits, n_rows > 0 ? H(h_in) : nullptr, &qg);
       experts[e].up = lq.quantize(dense.up, bits, n_rows > 0 ? H(h_in) : nullptr, &qu);
       // down sees the hidden state computed with the quantized gate and up, as it will at
-      // run time (sequential within the expert).
+      // run time (sequential within the expert), through the expert's own activation and
+      // biases.
       HessianAccumulator h_ff(c.n_ff);
       if (stream && n_rows > 0) {
-        const DenseExpert q_in{dequantized(qg), dequantized(qu), DenseMatrix{}};
+        const DenseExpert q_in{.gate = dequantized(qg),
+                               .up = dequantized(qu),
+                               .down = {},
+                               .gate_b = dense.gate_b,
+                               .up_b = dense.up_b,
+                               .down_b = {},
+                               .act = dense.act};
         std::vector<float> g, u;
         for (int64_t r0 = 0; r0 < n_rows; r0 += 512) {
           const int64_t nr = std::min<int64_t>(512, n_rows - r0);
@@ -191,11 +317,11 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
         }
       }
       experts[e].down = lq.quantize(dense.down, bits, n_rows > 0 ? H(h_ff) : nullptr);
-      for (const TensorView* v : {&experts[e].gate, &experts[e].up, &experts[e].down}) count(*v, true);
+      for (const TensorView* v : {&experts[e].gate, &experts[e].up, &experts[e].down})
+        count(*v, TensorRole::RoutedExpert, 0);
       in.expert_rows[e] = {};
       lq.forget_factor();  // h_in and h_ff die here
     }
-    lq.forget_factor();  // the layer's accumulators die here
     m.replace_layer(l, L, std::move(experts));
     // The next layer calibrates on this layer's quantized output.
     if (stream && l + 1 < c.n_layer) {
@@ -217,8 +343,14 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   for (const auto& layer : rep.plan.bits) {
     for (int b : layer) plan_items.push_back({GgufType::U8, uint64_t(b)});
   }
+  // ODP reads one threshold per layer and top-k slot after the first; a dense layer routes
+  // nothing and gets 0 (never prune).
   for (const LayerStats& L : stats.layers) {
-    for (const auto& q : L.ratio_quantiles) mu_items.push_back(GgufValue::f32(q.size() > 50 ? q[50] : 0.f));
+    for (int j = 0; j + 1 < c.n_expert_used; ++j) {
+      const bool measured =
+          j < static_cast<int>(L.ratio_quantiles.size()) && L.ratio_quantiles[j].size() > 50;
+      mu_items.push_back(GgufValue::f32(measured ? L.ratio_quantiles[j][50] : 0.f));
+    }
   }
   kv.emplace_back(kPlanKey, GgufValue::array(GgufType::U8, plan_items));
   if (!mu_items.empty()) kv.emplace_back(kOdpMuKey, GgufValue::array(GgufType::F32, mu_items));
@@ -228,6 +360,7 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   kv.emplace_back("mcmoe.quant.group", GgufValue::u32(static_cast<uint32_t>(o.group)));
   kv.emplace_back("mcmoe.quant.attn_bits", GgufValue::u32(static_cast<uint32_t>(o.attn_bits)));
   kv.emplace_back("mcmoe.quant.router_bits", GgufValue::u32(static_cast<uint32_t>(o.router_bits)));
+  kv.emplace_back("mcmoe.quant.shared_bits", GgufValue::u32(static_cast<uint32_t>(o.shared_bits)));
   kv.emplace_back("mcmoe.quant.alpha", GgufValue::f32(static_cast<float>(o.alloc.alpha)));
   kv.emplace_back("mcmoe.quant.beta", GgufValue::f32(static_cast<float>(o.alloc.beta)));
   kv.emplace_back("mcmoe.quant.gamma", GgufValue::f32(static_cast<float>(o.alloc.gamma)));

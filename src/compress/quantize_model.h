@@ -1,17 +1,24 @@
 #pragma once
 // `mcmoe quantize`: MC-MoE's pre-loading mixed-precision quantization (ALGORITHMS.md §1).
-// The bit plan comes from compress/allocate.h; the weights are quantized layer by layer
-// with GPTQ (or round-to-nearest), each layer calibrated on the outputs of the already
-// quantized layers before it; experts are written one tensor per expert and projection
+// Routed experts get the bit plan of compress/allocate.h; every other matrix of a decoder
+// layer (model/inventory.h) gets the width of its role: attention --attn-bits, router
+// --router-bits, shared experts and dense layers' MLPs --shared-bits; vectors (norms,
+// biases, sinks) stay as stored. The weights are quantized layer by layer with GPTQ (or
+// round-to-nearest), each layer calibrated on the outputs of the already quantized layers
+// before it, each matrix's Hessian the Gram matrix of the intermediate it reads
+// (TensorSlot::input); a matrix that reads no single intermediate (MLA's split attn_k_b /
+// attn_v_b) is rounded to nearest. Experts are written one tensor per expert and projection
 // (each expert's bytes adjacent), with the plan and ODP thresholds in the metadata.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "compress/allocate.h"
 #include "compress/layer_stream.h"
 #include "compress/stats.h"
 #include "core/dtype.h"
+#include "model/inventory.h"
 #include "model/model.h"
 
 namespace mcmoe::compress {
@@ -23,8 +30,9 @@ struct QuantizeModelOptions {
   bool act_order = false;
   bool grid_search = true;     // least-squares clip search for each group's grid (QuantSpec::search)
   double damp = 0.01;
-  int attn_bits = 4;           // q, k, v, o and the shared expert (Qwen2-MoE)
+  int attn_bits = 4;           // attention projections (q, k, v, o; MLA's q_a, q_b, kv_a, kv_b)
   int router_bits = 4;         // 0: keep the router as stored
+  int shared_bits = 4;         // shared experts (and their gate) and dense layers' MLPs
   DType embd_type = DType::F16;  // token embeddings and output head: F16 or Q8_0
   SampleOptions sampling;      // GPTQ calibration windows
   int threads = 2;
@@ -32,9 +40,22 @@ struct QuantizeModelOptions {
   std::function<void(int, int, const std::string&)> progress;
 };
 
+// The matrices of one role, as written.
+struct RoleReport {
+  int bits = 0;  // the width asked for; 0: kept as stored (and routed experts: see the plan)
+  int64_t params = 0;
+  uint64_t bytes = 0;  // scales and mins included
+  double bits_per_weight() const {
+    return params ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0;
+  }
+};
+
 struct QuantizeReport {
   BitPlan plan;
-  int64_t expert_params = 0, linear_params = 0;  // decoder linears = experts + attention + router
+  std::map<model::TensorRole, RoleReport> roles;  // the decoder layers' matrices by role
+  // Decoder linears: every matrix of the decoder layers (experts, attention, router, shared
+  // experts, dense MLPs).
+  int64_t expert_params = 0, linear_params = 0;
   double expert_bits = 0;   // true bits per expert weight, scales and mins included
   double linear_bits = 0;   // the same over all decoder linears
   uint64_t file_bytes = 0;

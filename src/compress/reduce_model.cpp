@@ -10,6 +10,7 @@
 #include "compress/tensor_store.h"
 #include "core/error.h"
 #include "format/gguf.h"
+#include "model/inventory.h"
 #include "model/model_writer.h"
 
 namespace mcmoe::compress {
@@ -22,22 +23,21 @@ using format::GgufValue;
 // stable mean (8192 rows over 32 samples) at a bounded cost of n_expert forward passes.
 constexpr int64_t kClusterInputs = 8192;
 
-int64_t layer_params(const model::LayerWeights& L, const std::vector<moe::ExpertWeights>& experts) {
-  int64_t n = 0;
-  for (const TensorView* v : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm,
-                              &L.ffn_norm, &L.router, &L.shared.gate, &L.shared.up, &L.shared.down, &L.shared_gate}) {
-    if (v->valid()) n += v->numel();
-  }
-  for (const moe::ExpertWeights& e : experts) {
-    for (const TensorView* v : e.views()) n += v->numel();
-  }
-  return n;
-}
-
+// Stored parameters of every tensor of a model, from the inventory (factored projections
+// count their parts).
 int64_t model_params(const model::ModelConfig& c, const model::ModelWeights& w,
-                     const std::vector<std::vector<moe::ExpertWeights>>& experts) {
-  int64_t n = w.tok_embd.numel() + w.output_norm.numel() + (c.tie_embeddings ? 0 : w.output.numel());
-  for (int l = 0; l < c.n_layer; ++l) n += layer_params(w.layers[l], experts[l]);
+                     const model::LayerExperts& experts) {
+  int64_t n = 0;
+  model::for_each_tensor(c, w, experts, [&](const model::TensorSlot& s) {
+    if (s.low_rank && s.low_rank->valid()) {
+      for (const TensorView* v :
+           {&s.low_rank->left, &s.low_rank->right, &s.low_rank->sparse, &s.low_rank->index}) {
+        if (v->valid()) n += v->numel();
+      }
+      return;
+    }
+    if (s.view->valid()) n += s.view->numel();
+  });
   return n;
 }
 
@@ -56,22 +56,29 @@ DType merged_type(DType source) {
 
 uint32_t file_type_of(const model::Model& m) {
   if (m.gguf()) return static_cast<uint32_t>(m.gguf()->get_uint("general.file_type", 1));
-  switch (m.stored_experts()[0][0].gate.type) {
-    case DType::F32: return 0;
-    case DType::BF16: return 32;
-    default: return 1;
+  for (const auto& layer : m.stored_experts()) {
+    if (layer.empty()) continue;  // a dense layer holds no experts
+    switch (layer[0].gate.type) {
+      case DType::F32: return 0;
+      case DType::BF16: return 32;
+      default: return 1;
+    }
   }
+  return 1;
 }
 
-// Each expert's mean output over the kept block inputs (HC-SMoE's clustering features).
-std::vector<std::vector<double>> mean_outputs(const std::vector<moe::ExpertWeights>& experts,
-                                              const std::vector<float>& inputs, int64_t d, ThreadPool& pool) {
+// Each expert's mean output over the kept block inputs (HC-SMoE's clustering features), as
+// the engine computes it (the family's activation and expert biases).
+std::vector<std::vector<double>> mean_outputs(const model::ModelConfig& c,
+                                              const std::vector<moe::ExpertWeights>& experts,
+                                              const std::vector<float>& inputs, int64_t d,
+                                              ThreadPool& pool) {
   const int64_t rows = static_cast<int64_t>(inputs.size()) / d;
   if (rows == 0) fail("reduce: no calibration rows for clustering");
   std::vector<std::vector<double>> means;
   std::vector<float> out, g, u;
   for (const moe::ExpertWeights& ew : experts) {
-    const DenseExpert e = to_dense(ew);
+    const DenseExpert e = routed_expert_to_dense(c, ew);
     std::vector<double>& mean = means.emplace_back(static_cast<size_t>(d), 0.0);
     for (int64_t r0 = 0; r0 < rows; r0 += 512) {
       const int64_t n = std::min<int64_t>(512, rows - r0);
@@ -86,22 +93,49 @@ std::vector<std::vector<double>> mean_outputs(const std::vector<moe::ExpertWeigh
   return means;
 }
 
-// One merged expert from the group's members, in the members' storage types.
-moe::ExpertWeights merge_group(const std::vector<moe::ExpertWeights>& stored, const std::vector<int>& members,
-                               const std::vector<int64_t>& picks, int ref, TensorStore& store, ThreadPool& pool) {
+// An f32 vector the store owns.
+TensorView stored_vector(const std::vector<float>& values, TensorStore& store) {
+  std::vector<uint8_t> bytes(values.size() * sizeof(float));
+  std::copy_n(reinterpret_cast<const uint8_t*>(values.data()), bytes.size(), bytes.data());
+  return store.add(DType::F32, {static_cast<int64_t>(values.size())}, std::move(bytes));
+}
+
+// Elements `rows` of a vector with one value per router row (router bias, selection bias),
+// in that order; an absent vector stays absent.
+TensorView select_elements(const TensorView& v, const std::vector<int64_t>& rows,
+                           TensorStore& store) {
+  if (!v.valid()) return v;
+  const std::vector<float> all = to_vector(v);
+  std::vector<float> kept;
+  for (int64_t r : rows) kept.push_back(all[r]);
+  return stored_vector(kept, store);
+}
+
+// One merged expert from the group's members, in the members' storage types. Biases (gpt-oss)
+// are merged with their neurons: permuted with the gate/up rows, then frequency-weighted
+// like the matrices (compress/expert_merge.h).
+moe::ExpertWeights merge_group(const model::ModelConfig& c,
+                               const std::vector<moe::ExpertWeights>& stored,
+                               const std::vector<int>& members, const std::vector<int64_t>& picks,
+                               int ref, TensorStore& store, ThreadPool& pool) {
   std::vector<DenseExpert> dense;
   std::vector<double> weights;
   int ref_index = 0;
   for (size_t i = 0; i < members.size(); ++i) {
-    dense.push_back(to_dense(stored[members[i]]));
+    dense.push_back(routed_expert_to_dense(c, stored[members[i]]));
     weights.push_back(static_cast<double>(picks[members[i]]));
     if (members[i] == ref) ref_index = static_cast<int>(i);
   }
   const DenseExpert merged = merge_experts(dense, weights, ref_index, pool);
   const moe::ExpertWeights& like = stored[ref];
-  return {store.convert(merged.gate.view(), merged_type(like.gate.type)),
-          store.convert(merged.up.view(), merged_type(like.up.type)),
-          store.convert(merged.down.view(), merged_type(like.down.type))};
+  moe::ExpertWeights out;
+  out.gate = store.convert(merged.gate.view(), merged_type(like.gate.type));
+  out.up = store.convert(merged.up.view(), merged_type(like.up.type));
+  out.down = store.convert(merged.down.view(), merged_type(like.down.type));
+  if (!merged.gate_b.empty()) out.gate_b = stored_vector(merged.gate_b, store);
+  if (!merged.up_b.empty()) out.up_b = stored_vector(merged.up_b, store);
+  if (!merged.down_b.empty()) out.down_b = stored_vector(merged.down_b, store);
+  return out;
 }
 
 bool stackable(const std::vector<std::vector<moe::ExpertWeights>>& experts) {
@@ -122,12 +156,29 @@ ReduceReport reduce_model(model::Model& m, const std::string& text, const std::s
   const auto t0 = std::chrono::steady_clock::now();
   check_keep(o.keep);
   const model::ModelConfig& c = m.config();
+  int moe_layers = 0;
+  for (int l = 0; l < c.n_layer; ++l) moe_layers += c.is_moe(l) ? 1 : 0;
+  if (moe_layers == 0) {
+    fail(
+        "{}: reduce removes or merges routed experts, and none of this model's {} layers is an MoE "
+        "layer",
+        m.path(), c.n_layer);
+  }
   if (c.n_expert <= 1) fail("{}: reduce needs an MoE model; this one has {} expert(s)", m.path(), c.n_expert);
   if (!c.expert_map.empty()) {
     fail("{}: the model's experts are already merged (metadata {}*); reduce the original model instead", m.path(),
          model::kExpertMapKeyPrefix);
   }
   const bool merging = reduce_merges(o.method);
+  if (!merging && c.router.group != model::GroupSelect::None) {
+    // Group-limited routing splits the router rows into n_group equal groups; removing rows
+    // would leave groups of different sizes, which the routing rule cannot express.
+    fail(
+        "{}: --method {}: the router picks experts within {} groups of {} (group-limited routing), "
+        "and removing experts would unbalance the groups; use --method merge or cluster, which "
+        "keep every router row",
+        m.path(), reduce_method_name(o.method), c.router.n_group, c.n_expert / c.router.n_group);
+  }
   const int64_t d = c.n_embd;
 
   // 1. Measure every layer on the original model.
@@ -138,19 +189,26 @@ ReduceReport reduce_model(model::Model& m, const std::string& text, const std::s
   std::vector<LayerReduceStats> stats(c.n_layer);
   std::vector<std::vector<std::vector<double>>> points(c.n_layer);  // cluster: [layer][expert][n_embd]
   for (int l = 0; l < c.n_layer; ++l) {
+    if (!c.is_moe(l)) {
+      // A dense layer: nothing to reduce (empty statistics, no experts kept); its MLP and a
+      // MoE layer's shared expert are written as they are.
+      if (o.progress) o.progress(l, c.n_layer, "dense");
+      stream.run_layer(l, nullptr);
+      continue;
+    }
     if (o.progress) o.progress(l, c.n_layer, "measuring");
     ReduceCollector col(c.experts(l), d, inputs_per_sample);
     stream.run_layer(l, &col);
     stats[l] = col.take();
     if (o.method == ReduceMethod::kCluster) {
-      points[l] = mean_outputs(m.stored_experts()[l], stats[l].block_inputs, d, pool);
+      points[l] = mean_outputs(c, m.stored_experts()[l], stats[l].block_inputs, d, pool);
       stats[l].block_inputs = {};
     }
   }
 
   // 2. Decide how many experts each layer keeps and which.
   ReduceReport rep;
-  for (const LayerReduceStats& s : stats) {
+  for (const LayerReduceStats& s : stats) {  // a dense layer scores no expert
     rep.scores.push_back(o.method == ReduceMethod::kPrune ? s.reap_scores() : s.frequencies());
   }
   // Pruning removes router rows, so a layer keeps at least top-k experts; merging keeps the
@@ -166,10 +224,15 @@ ReduceReport reduce_model(model::Model& m, const std::string& text, const std::s
   t.experts.resize(c.n_layer);
   TensorStore store;
   for (int l = 0; l < c.n_layer; ++l) {
-    if (o.progress) o.progress(l, c.n_layer, merging ? "merging" : "pruning");
     const std::vector<moe::ExpertWeights>& stored = m.stored_experts()[l];
     const int n = c.experts(l);
     std::vector<int> group(n, -1);
+    if (n == 0) {  // a dense layer
+      if (merging) nc.expert_map.emplace_back();
+      rep.groups.push_back(group);
+      continue;
+    }
+    if (o.progress) o.progress(l, c.n_layer, merging ? "merging" : "pruning");
     if (!merging) {
       const std::vector<int> kept = top_experts(rep.scores[l], counts[l]);
       std::vector<int64_t> rows;
@@ -178,7 +241,13 @@ ReduceReport reduce_model(model::Model& m, const std::string& text, const std::s
         rows.push_back(e);
         t.experts[l].push_back(stored[e]);
       }
-      t.weights.layers[l].router = store.convert(m.weights().layers[l].router, m.weights().layers[l].router.type, &rows);
+      // A pruned expert takes its router row with it, and that row's router bias and
+      // selection bias; the shared expert is no routed expert and stays as it is.
+      const model::LayerWeights& L = m.weights().layers[l];
+      model::LayerWeights& out = t.weights.layers[l];
+      out.router = store.convert(L.router, L.router.type, &rows);
+      out.router_bias = select_elements(L.router_bias, rows, store);
+      out.choice_bias = select_elements(L.choice_bias, rows, store);
     } else {
       std::vector<int> refs;  // per group: the member the others are aligned to
       if (o.method == ReduceMethod::kMerge) {
@@ -200,7 +269,8 @@ ReduceReport reduce_model(model::Model& m, const std::string& text, const std::s
           if (group[e] == g) members.push_back(e);
         }
         t.experts[l].push_back(members.size() == 1 ? stored[members[0]]
-                                                   : merge_group(stored, members, stats[l].picks, refs[g], store, pool));
+                                                   : merge_group(c, stored, members, stats[l].picks,
+                                                                 refs[g], store, pool));
       }
       nc.expert_map.push_back(group);
     }
@@ -209,10 +279,11 @@ ReduceReport reduce_model(model::Model& m, const std::string& text, const std::s
   int widest = 0;
   for (int l = 0; l < c.n_layer; ++l) widest = std::max(widest, nc.router_rows(l));
   nc.n_expert = widest;
-  // Equal counts without merging need no per-layer metadata: llama.cpp's layout as is.
-  if (!merging && std::all_of(counts.begin(), counts.end(), [&](int x) { return x == counts[0]; })) {
-    nc.layer_experts.clear();
-  }
+  // Equal counts in every MoE layer without merging need no per-layer metadata (dense
+  // layers hold none anyway): llama.cpp's layout as is.
+  bool equal_counts = true;
+  for (int l = 0; l < c.n_layer; ++l) equal_counts &= !c.is_moe(l) || counts[l] == widest;
+  if (!merging && equal_counts) nc.layer_experts.clear();
   nc.validate(out_path);
   rep.layer_experts = counts;
 

@@ -7,6 +7,10 @@
 //           llama.cpp's layout stays loadable by llama.cpp.
 //   merge:  the router keeps all rows; mcmoe.reduce.expert_map.L points each at its merged
 //           expert, and the MoE block sums the gates of picks that land on one expert.
+// Only routed experts are reduced: dense layers and shared experts are written as they are.
+// Pruning removes an expert's router row with its router bias and selection bias (so it is
+// refused for group-limited routing, whose groups must stay equal); merging keeps them all,
+// and merges expert biases with their neurons (compress/expert_merge.h).
 //
 // Memory beyond the model: the residual streams of the samples (samples · seq · n_embd · 4
 // bytes), per layer an n_expert² Gram matrix, for clustering up to 8192 block inputs, and

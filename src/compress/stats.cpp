@@ -24,20 +24,32 @@ ModelFingerprint fingerprint(const model::Model& m) {
   f.n_embd = c.n_embd;
   f.n_ff = c.n_ff;
   uint64_t h = 1469598103934665603ull;
-  std::vector<float> row(static_cast<size_t>(c.n_embd));
-  for (const model::LayerWeights& L : m.weights().layers) {
-    if (!L.router.valid()) continue;
-    for (int64_t r = 0; r < L.router.shape[0]; ++r) {
-      quant::dequantize_row(L.router.type, L.router.row(r), row.data(), c.n_embd);
+  std::vector<float> row;
+  // Every row of a routing tensor as f32: the router's weights, and the router and selection
+  // biases of the families that have them (they change which experts are picked too).
+  auto hash_rows = [&](const TensorView& v) {
+    if (!v.valid()) return;
+    row.resize(static_cast<size_t>(v.cols()));
+    for (int64_t r = 0; r < v.rows(); ++r) {
+      quant::dequantize_row(v.type, v.row(r), row.data(), v.cols());
       const auto* bytes = reinterpret_cast<const unsigned char*>(row.data());
       for (size_t i = 0; i < row.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
     }
+  };
+  for (const model::LayerWeights& L : m.weights().layers) {
+    hash_rows(L.router);
+    hash_rows(L.router_bias);
+    hash_rows(L.choice_bias);
   }
   for (const auto& map : c.expert_map) {
     for (int e : map) h = (h ^ static_cast<uint64_t>(e)) * 1099511628211ull;
   }
   f.router_hash = fmt::format("{:016x}", h);
   f.layer_experts = c.layer_experts;
+  if (f.layer_experts.empty() && c.has_dense_layers()) {
+    // Dense layers hold no routed experts: the per-layer counts say which layers they are.
+    for (int l = 0; l < c.n_layer; ++l) f.layer_experts.push_back(c.experts(l));
+  }
   return f;
 }
 

@@ -20,8 +20,12 @@ struct ModelFingerprint {
   std::string arch;
   int n_layer = 0, n_expert = 0, n_expert_used = 0;
   int64_t n_embd = 0, n_ff = 0;
-  std::string router_hash;  // FNV-1a over every router's weights as f32 and merged models' expert maps
-  std::vector<int> layer_experts;  // experts per layer of a reduced model; empty: n_expert everywhere
+  // FNV-1a over every router's weights, router bias and selection bias as f32, and merged
+  // models' expert maps.
+  std::string router_hash;
+  // Experts per layer where layers differ (a reduced model; dense layers, which have 0);
+  // empty: n_expert everywhere.
+  std::vector<int> layer_experts;
   bool operator==(const ModelFingerprint&) const = default;
 };
 ModelFingerprint fingerprint(const model::Model& m);
@@ -36,6 +40,7 @@ struct ExpertStats {
   std::map<int, double> hawq;      // bits → Σ_proj trace(H)/cols · ‖W − Q_b(W)‖²_F (RTN)
 };
 
+// A dense layer's statistics are empty (no experts, no tokens routed, no ratios).
 struct LayerStats {
   std::vector<ExpertStats> experts;
   int64_t tokens = 0;

@@ -64,6 +64,11 @@ TEST_F(CompressCli, QuantizedModelRunsWithFiniteDeterministicPerplexity) {
   const auto q = run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2.5 -o " + quote(out));
   ASSERT_EQ(q.exit_code, 0) << q.err;
   EXPECT_NE(q.out.find("average 2.5000"), std::string::npos) << q.out;
+  // Mixtral has attention, router and routed experts only: one line each in the role report.
+  EXPECT_NE(q.out.find("attention      4 bits        4.2500 bits/weight"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("router         4 bits"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("routed expert  plan 2.5"), std::string::npos) << q.out;
+  EXPECT_EQ(q.out.find("shared expert"), std::string::npos) << q.out;
   const std::string ppl_cmd = "ppl -m " + quote(out) + " -f " + quote(*text_) + " --ctx 128 --max-tokens 1000";
   const auto a = run_cli(ppl_cmd), b = run_cli(ppl_cmd);
   ASSERT_EQ(a.exit_code, 0) << a.err;
@@ -106,6 +111,8 @@ TEST_F(CompressCli, BadInputsGiveClearErrors) {
                "--candidates");
   expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --alloc greedy -o " + quote(out)),
                "unknown method 'greedy'");
+  expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --shared-bits 5 -o " + quote(out)),
+               "--shared-bits 5: expected 1, 2, 3, 4 or 8");
   expect_error(run_cli("calibrate -m " + quote(model()) + " -f " + quote(*text_) + " --samples 500 --seq 512 -o " + quote(out)),
                "calibration text has");
   // Statistics of another model (same shapes, other weights).
