@@ -127,9 +127,11 @@ int cmd_inspect(const Argv& argv) {
   // The expert precision plan: one column per expert, the width of its weights (MQ types:
   // the code bits; other types: the type's name), and true bits per weight by part.
   bool mixed = false, factored = false;
+  const moe::ExpertWeights* first = nullptr;  // of the first MoE layer (dense layers have none)
   for (const auto& layer : m->stored_experts()) {
     for (const auto& e : layer) {
-      mixed |= e.gate.type != m->stored_experts()[0][0].gate.type;
+      if (!first) first = &e;
+      mixed |= e.gate.type != first->gate.type;
       factored |= e.factored();
     }
   }
@@ -141,6 +143,7 @@ int cmd_inspect(const Argv& argv) {
     std::printf("expert bit-widths (layers x experts):\n");
     for (size_t l = 0; l < m->stored_experts().size(); ++l) {
       std::printf("  layer %3zu:", l);
+      if (m->stored_experts()[l].empty()) std::printf(" (dense)");
       for (const auto& e : m->stored_experts()[l]) {
         int bits = 0;
         if (mq_params(e.gate.type, &bits, nullptr)) {

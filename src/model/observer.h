@@ -28,7 +28,7 @@ struct ExpertEvent {
   std::span<const int64_t> token_rows;  // rows of the batch routed to this expert
   const float* input = nullptr;         // [token_rows.size(), n_embd] (the MoE block input)
   const float* output = nullptr;        // [token_rows.size(), n_embd] before the gate weight
-  const float* hidden = nullptr;        // [token_rows.size(), n_ff] silu(gate) * up: down's input
+  const float* hidden = nullptr;        // [token_rows.size(), n_ff] down's input: act(gate x + gate_b, up x + up_b)
   const float* weights = nullptr;       // [token_rows.size()] routing weight each row gets
   int64_t n_embd = 0;
   int64_t n_ff = 0;
@@ -39,10 +39,12 @@ class ForwardObserver {
   virtual ~ForwardObserver() = default;
   virtual void on_routing(const RoutingEvent& e) {}
   virtual void on_expert(const ExpertEvent& e) {}
-  // Named intermediates: "attn_norm", "attn_ctx" (attention output before the output
-  // projection), "attn_out", "ffn_inp", "ffn_norm", "router_logits", "shared_hidden" (the
-  // shared expert's down input), "moe_out", "layer_out" per layer; "result_norm" and "logits" with layer = -1.
-  // data is [rows, cols] row-major.
+  // Named intermediates, per layer: "attn_norm"; MLA only: "q_a_norm" (the normed q LoRA
+  // latent, q_b's input) and "kv_a_norm" ([rows, kv_lora_rank + qk_rope]: the normed latent,
+  // kv_b's input, then the roped shared key); "attn_ctx" (attention output before the output
+  // projection), "attn_out", "ffn_inp", "ffn_norm", "router_logits", "dense_hidden" (a
+  // dense layer's down input), "shared_hidden" (the shared expert's down input), "moe_out",
+  // "layer_out"; "result_norm" and "logits" with layer = -1. data is [rows, cols] row-major.
   virtual void on_tensor(std::string_view name, int layer, const float* data, int64_t rows,
                          int64_t cols) {}
 };
