@@ -15,19 +15,23 @@ constexpr const char* kUsage = R"(mcmoe — Mixture-of-Experts models, smaller a
 usage: mcmoe <command> [flags]
 
 commands:
-  run       -m MODEL -p PROMPT [-n N] [--temp T --top-k K --top-p P --seed S] [--threads N]
-  ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N] [--kl-base MODEL] [--odp]
+  run       -m MODEL -p PROMPT [-n N] [--temp T --top-k K --top-p P --seed S] [--threads N] [--ctx N]
+            [--cache-type f32|f16|q8_0]
+  ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N] [--kl-base MODEL] [--odp] [--cache-type T]
   tokenize  -m MODEL (-p TEXT | -f FILE)
   inspect   MODEL
   convert   HF_DIR -o FILE.gguf [--type f16|bf16|f32|q8_0|q4_0]
   convert   MODEL.gguf -o FILE.gguf [--type ...]   (llama.cpp's layout; merged experts expanded)
-  synth     --arch mixtral --layers L --dim D --ff F --experts E --top-k K --vocab V
-            --type q8_0|q4_0|f16 -o FILE.gguf [--heads H --kv-heads H --seed S]
+  synth     --arch mixtral|qwen2moe|qwen3moe|olmoe|deepseek2|glm4moe|gpt-oss|granitemoe --layers L --dim D --ff F
+            --experts E --top-k K --vocab V --type q8_0|q4_0|f16 -o FILE.gguf [--heads H --kv-heads H --head-dim D]
+            [--shared-ff F --dense-ff F --dense-layers N --q-lora R --kv-lora R --rope-dim D --nope-dim D --v-dim D
+             --v3-routing --yarn --rope-theta T --seed S] [--preset NAME: deepseek-v2-lite, deepseek-v3, qwen3-30b-a3b,
+             gpt-oss-20b, glm-4.5-air, granite-3.0-1b-a400m, olmoe-1b-7b, mixtral-8x7b; flags given override it]
             [--tokenizer-from MODEL.gguf --routing-from TRACE --routing-noise 0.3]
-  bench     -m MODEL [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--text FILE]
+  bench     -m MODEL [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--depth N] [--cache-type T] [--text FILE]
   (run, ppl and bench also take --expert-cache SIZE|PCT [--cache-policy lfu|lru --prefetch D --fallback M
    --fallback-threshold W --stats ...]: experts read from the file into a byte-budgeted cache)
-  dump      -m MODEL (-p TEXT | --ids 1,2,3) --name NAME[.LAYER] [-o FILE.json]
+  dump      -m MODEL (-p TEXT | --ids 1,2,3) --name NAME[.LAYER] [-o FILE.json] [--greedy N]
   calibrate -m MODEL -f TEXT -o STATS.json [--samples 64 --seq 512 --candidates 1,2,3,4 --group 128]
   quantize  -m MODEL --stats STATS.json --bits 2.5 -o OUT.gguf [--alloc pmq|uniform|hessian|frequency|random]
             [--candidates 1,2,3 --global --rtn --act-order --group 128 --attn-bits 4 --router-bits 4
