@@ -42,63 +42,125 @@ uint64_t hash_name(const std::string& s, uint64_t seed) {
 
 // The model as the family's config.json describes it (the keys its arch file reads).
 json family_config(const SynthOptions& o, int heads, int kv_heads, int head_dim, int vocab) {
-  json c = {{"vocab_size", vocab},        {"hidden_size", o.dim},       {"num_hidden_layers", o.layers},
-            {"num_attention_heads", heads}, {"num_key_value_heads", kv_heads}, {"head_dim", head_dim},
-            {"rms_norm_eps", 1e-5},       {"rope_theta", o.rope_theta > 0 ? o.rope_theta : 10000.0},
-            {"max_position_embeddings", 4096}, {"tie_word_embeddings", false}};
+  json c = {{"vocab_size", vocab},
+            {"hidden_size", o.dim},
+            {"num_hidden_layers", o.layers},
+            {"num_attention_heads", heads},
+            {"num_key_value_heads", kv_heads},
+            {"head_dim", head_dim},
+            {"rms_norm_eps", 1e-5},
+            {"rope_theta", o.rope_theta > 0 ? o.rope_theta : 10000.0},
+            {"max_position_embeddings", 4096},
+            {"tie_word_embeddings", false}};
   const int dense_ff = o.dense_ff > 0 ? o.dense_ff : 4 * o.dim;
   if (o.arch == "mixtral") {
-    c.update({{"model_type", "mixtral"}, {"num_local_experts", o.experts}, {"num_experts_per_tok", o.top_k},
+    c.update({{"model_type", "mixtral"},
+              {"num_local_experts", o.experts},
+              {"num_experts_per_tok", o.top_k},
               {"intermediate_size", o.ff}});
   } else if (o.arch == "qwen2moe") {
-    c.update({{"model_type", "qwen2_moe"}, {"num_experts", o.experts}, {"num_experts_per_tok", o.top_k},
-              {"moe_intermediate_size", o.ff}, {"shared_expert_intermediate_size", o.shared_ff}, {"norm_topk_prob", false}});
+    c.update({{"model_type", "qwen2_moe"},
+              {"num_experts", o.experts},
+              {"num_experts_per_tok", o.top_k},
+              {"moe_intermediate_size", o.ff},
+              {"shared_expert_intermediate_size", o.shared_ff},
+              {"norm_topk_prob", false}});
   } else if (o.arch == "qwen3moe") {
-    c.update({{"model_type", "qwen3_moe"}, {"num_experts", o.experts}, {"num_experts_per_tok", o.top_k},
-              {"moe_intermediate_size", o.ff}, {"norm_topk_prob", true}});
+    c.update({{"model_type", "qwen3_moe"},
+              {"num_experts", o.experts},
+              {"num_experts_per_tok", o.top_k},
+              {"moe_intermediate_size", o.ff},
+              {"norm_topk_prob", true}});
   } else if (o.arch == "olmoe") {
-    c.update({{"model_type", "olmoe"}, {"num_experts", o.experts}, {"num_experts_per_tok", o.top_k}, {"intermediate_size", o.ff}});
+    c.update({{"model_type", "olmoe"},
+              {"num_experts", o.experts},
+              {"num_experts_per_tok", o.top_k},
+              {"intermediate_size", o.ff}});
   } else if (o.arch == "deepseek2") {
-    c.update({{"model_type", o.v3_routing ? "deepseek_v3" : "deepseek_v2"}, {"n_routed_experts", o.experts},
-              {"num_experts_per_tok", o.top_k}, {"moe_intermediate_size", o.ff}, {"intermediate_size", dense_ff},
-              {"n_shared_experts", o.ff > 0 ? o.shared_ff / o.ff : 0}, {"first_k_dense_replace", o.dense_layers},
-              {"q_lora_rank", o.q_lora > 0 ? json(o.q_lora) : json(nullptr)}, {"kv_lora_rank", o.kv_lora},
-              {"qk_rope_head_dim", o.rope_dim}, {"qk_nope_head_dim", o.nope_dim}, {"v_head_dim", o.v_dim},
+    c.update({{"model_type", o.v3_routing ? "deepseek_v3" : "deepseek_v2"},
+              {"n_routed_experts", o.experts},
+              {"num_experts_per_tok", o.top_k},
+              {"moe_intermediate_size", o.ff},
+              {"intermediate_size", dense_ff},
+              {"n_shared_experts", o.ff > 0 ? o.shared_ff / o.ff : 0},
+              {"first_k_dense_replace", o.dense_layers},
+              {"q_lora_rank", o.q_lora > 0 ? json(o.q_lora) : json(nullptr)},
+              {"kv_lora_rank", o.kv_lora},
+              {"qk_rope_head_dim", o.rope_dim},
+              {"qk_nope_head_dim", o.nope_dim},
+              {"v_head_dim", o.v_dim},
               {"rms_norm_eps", 1e-6}});
     c["num_key_value_heads"] = heads;
     if (o.v3_routing) {
-      c.update({{"scoring_func", "sigmoid"}, {"topk_method", "noaux_tc"}, {"n_group", 8}, {"topk_group", 4},
-                {"norm_topk_prob", true}, {"routed_scaling_factor", 2.5}});
+      c.update({{"scoring_func", "sigmoid"},
+                {"topk_method", "noaux_tc"},
+                {"n_group", 8},
+                {"topk_group", 4},
+                {"norm_topk_prob", true},
+                {"routed_scaling_factor", 2.5}});
     } else {
-      c.update({{"scoring_func", "softmax"}, {"topk_method", "greedy"}, {"norm_topk_prob", false}, {"routed_scaling_factor", 1.0}});
+      c.update({{"scoring_func", "softmax"},
+                {"topk_method", "greedy"},
+                {"norm_topk_prob", false},
+                {"routed_scaling_factor", 1.0}});
     }
     if (o.yarn) {
       c["max_position_embeddings"] = 163840;
-      c["rope_scaling"] = {{"type", "yarn"}, {"factor", 40}, {"original_max_position_embeddings", 4096}, {"beta_fast", 32},
-                           {"beta_slow", 1}, {"mscale", 0.707}, {"mscale_all_dim", 0.707}};
+      c["rope_scaling"] = {
+          {"type", "yarn"},         {"factor", 40},   {"original_max_position_embeddings", 4096},
+          {"beta_fast", 32},        {"beta_slow", 1}, {"mscale", 0.707},
+          {"mscale_all_dim", 0.707}};
     }
   } else if (o.arch == "glm4moe") {
-    c.update({{"model_type", "glm4_moe"}, {"n_routed_experts", o.experts}, {"num_experts_per_tok", o.top_k},
-              {"moe_intermediate_size", o.ff}, {"intermediate_size", dense_ff},
-              {"n_shared_experts", o.ff > 0 ? o.shared_ff / o.ff : 0}, {"first_k_dense_replace", o.dense_layers},
-              {"partial_rotary_factor", 0.5}, {"attention_bias", true}, {"use_qk_norm", false}, {"norm_topk_prob", true},
-              {"routed_scaling_factor", 1.0}, {"n_group", 1}, {"topk_group", 1}});
+    c.update({{"model_type", "glm4_moe"},
+              {"n_routed_experts", o.experts},
+              {"num_experts_per_tok", o.top_k},
+              {"moe_intermediate_size", o.ff},
+              {"intermediate_size", dense_ff},
+              {"n_shared_experts", o.ff > 0 ? o.shared_ff / o.ff : 0},
+              {"first_k_dense_replace", o.dense_layers},
+              {"partial_rotary_factor", 0.5},
+              {"attention_bias", true},
+              {"use_qk_norm", false},
+              {"norm_topk_prob", true},
+              {"routed_scaling_factor", 1.0},
+              {"n_group", 1},
+              {"topk_group", 1}});
   } else if (o.arch == "gpt-oss") {
     json types = json::array();
-    for (int l = 0; l < o.layers; ++l) types.push_back(l % 2 == 0 ? "sliding_attention" : "full_attention");
-    c.update({{"model_type", "gpt_oss"}, {"num_local_experts", o.experts}, {"num_experts_per_tok", o.top_k},
-              {"intermediate_size", o.ff}, {"sliding_window", 128}, {"layer_types", types}, {"swiglu_limit", 7.0},
+    for (int l = 0; l < o.layers; ++l)
+      types.push_back(l % 2 == 0 ? "sliding_attention" : "full_attention");
+    c.update({{"model_type", "gpt_oss"},
+              {"num_local_experts", o.experts},
+              {"num_experts_per_tok", o.top_k},
+              {"intermediate_size", o.ff},
+              {"sliding_window", 128},
+              {"layer_types", types},
+              {"swiglu_limit", 7.0},
               {"max_position_embeddings", 131072},
-              {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 32.0}, {"beta_fast", 32.0}, {"beta_slow", 1.0},
-                                {"truncate", false}, {"original_max_position_embeddings", 4096}}}});
+              {"rope_scaling",
+               {{"rope_type", "yarn"},
+                {"factor", 32.0},
+                {"beta_fast", 32.0},
+                {"beta_slow", 1.0},
+                {"truncate", false},
+                {"original_max_position_embeddings", 4096}}}});
     if (o.rope_theta <= 0) c["rope_theta"] = 150000.0;
   } else if (o.arch == "granitemoe") {
-    c.update({{"model_type", "granitemoe"}, {"num_local_experts", o.experts}, {"num_experts_per_tok", o.top_k},
-              {"intermediate_size", o.ff}, {"embedding_multiplier", 12.0}, {"residual_multiplier", 0.22},
-              {"attention_multiplier", 1.0 / head_dim}, {"logits_scaling", 6.0}, {"tie_word_embeddings", true}});
+    c.update({{"model_type", "granitemoe"},
+              {"num_local_experts", o.experts},
+              {"num_experts_per_tok", o.top_k},
+              {"intermediate_size", o.ff},
+              {"embedding_multiplier", 12.0},
+              {"residual_multiplier", 0.22},
+              {"attention_multiplier", 1.0 / head_dim},
+              {"logits_scaling", 6.0},
+              {"tie_word_embeddings", true}});
   } else {
-    fail("synth: --arch '{}' not supported (expected mixtral, qwen2moe, qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss or granitemoe)",
-         o.arch);
+    fail(
+        "synth: --arch '{}' not supported (expected mixtral, qwen2moe, qwen3moe, olmoe, deepseek2, "
+        "glm4moe, gpt-oss or granitemoe)",
+        o.arch);
   }
   return c;
 }
@@ -146,31 +208,111 @@ SynthOptions synth_preset(const std::string& name) {
   SynthOptions o;
   // From the released config.json files.
   if (name == "deepseek-v2-lite") {
-    o = {.arch = "deepseek2", .layers = 27, .dim = 2048, .ff = 1408, .experts = 64, .top_k = 6, .vocab = 102400, .heads = 16,
-         .shared_ff = 2 * 1408, .dense_ff = 10944, .dense_layers = 1, .q_lora = 0, .kv_lora = 512, .rope_dim = 64,
-         .nope_dim = 128, .v_dim = 128, .yarn = true};
+    o = {.arch = "deepseek2",
+         .layers = 27,
+         .dim = 2048,
+         .ff = 1408,
+         .experts = 64,
+         .top_k = 6,
+         .vocab = 102400,
+         .heads = 16,
+         .shared_ff = 2 * 1408,
+         .dense_ff = 10944,
+         .dense_layers = 1,
+         .q_lora = 0,
+         .kv_lora = 512,
+         .rope_dim = 64,
+         .nope_dim = 128,
+         .v_dim = 128,
+         .yarn = true};
   } else if (name == "deepseek-v3") {
-    o = {.arch = "deepseek2", .layers = 61, .dim = 7168, .ff = 2048, .experts = 256, .top_k = 8, .vocab = 129280,
-         .heads = 128, .shared_ff = 2048, .dense_ff = 18432, .dense_layers = 3, .q_lora = 1536, .kv_lora = 512,
-         .rope_dim = 64, .nope_dim = 128, .v_dim = 128, .v3_routing = true, .yarn = true};
+    o = {.arch = "deepseek2",
+         .layers = 61,
+         .dim = 7168,
+         .ff = 2048,
+         .experts = 256,
+         .top_k = 8,
+         .vocab = 129280,
+         .heads = 128,
+         .shared_ff = 2048,
+         .dense_ff = 18432,
+         .dense_layers = 3,
+         .q_lora = 1536,
+         .kv_lora = 512,
+         .rope_dim = 64,
+         .nope_dim = 128,
+         .v_dim = 128,
+         .v3_routing = true,
+         .yarn = true};
   } else if (name == "qwen3-30b-a3b") {
-    o = {.arch = "qwen3moe", .layers = 48, .dim = 2048, .ff = 768, .experts = 128, .top_k = 8, .vocab = 151936, .heads = 32,
-         .kv_heads = 4, .head_dim = 128, .rope_theta = 1e6f};
+    o = {.arch = "qwen3moe",
+         .layers = 48,
+         .dim = 2048,
+         .ff = 768,
+         .experts = 128,
+         .top_k = 8,
+         .vocab = 151936,
+         .heads = 32,
+         .kv_heads = 4,
+         .head_dim = 128,
+         .rope_theta = 1e6f};
   } else if (name == "gpt-oss-20b") {
-    o = {.arch = "gpt-oss", .layers = 24, .dim = 2880, .ff = 2880, .experts = 32, .top_k = 4, .vocab = 201088, .heads = 64,
-         .kv_heads = 8, .head_dim = 64};
+    o = {.arch = "gpt-oss",
+         .layers = 24,
+         .dim = 2880,
+         .ff = 2880,
+         .experts = 32,
+         .top_k = 4,
+         .vocab = 201088,
+         .heads = 64,
+         .kv_heads = 8,
+         .head_dim = 64};
   } else if (name == "glm-4.5-air") {
-    o = {.arch = "glm4moe", .layers = 46, .dim = 4096, .ff = 1408, .experts = 128, .top_k = 8, .vocab = 151552, .heads = 96,
-         .kv_heads = 8, .head_dim = 128, .shared_ff = 1408, .dense_ff = 10944, .dense_layers = 1, .rope_theta = 1e6f};
+    o = {.arch = "glm4moe",
+         .layers = 46,
+         .dim = 4096,
+         .ff = 1408,
+         .experts = 128,
+         .top_k = 8,
+         .vocab = 151552,
+         .heads = 96,
+         .kv_heads = 8,
+         .head_dim = 128,
+         .shared_ff = 1408,
+         .dense_ff = 10944,
+         .dense_layers = 1,
+         .rope_theta = 1e6f};
   } else if (name == "granite-3.0-1b-a400m") {
-    o = {.arch = "granitemoe", .layers = 24, .dim = 1024, .ff = 512, .experts = 32, .top_k = 8, .vocab = 49155, .heads = 16,
+    o = {.arch = "granitemoe",
+         .layers = 24,
+         .dim = 1024,
+         .ff = 512,
+         .experts = 32,
+         .top_k = 8,
+         .vocab = 49155,
+         .heads = 16,
          .kv_heads = 8};
   } else if (name == "olmoe-1b-7b") {
-    o = {.arch = "olmoe", .layers = 16, .dim = 2048, .ff = 1024, .experts = 64, .top_k = 8, .vocab = 50304, .heads = 16,
+    o = {.arch = "olmoe",
+         .layers = 16,
+         .dim = 2048,
+         .ff = 1024,
+         .experts = 64,
+         .top_k = 8,
+         .vocab = 50304,
+         .heads = 16,
          .kv_heads = 16};
   } else if (name == "mixtral-8x7b") {
-    o = {.arch = "mixtral", .layers = 32, .dim = 4096, .ff = 14336, .experts = 8, .top_k = 2, .vocab = 32000, .heads = 32,
-         .kv_heads = 8, .rope_theta = 1e6f};
+    o = {.arch = "mixtral",
+         .layers = 32,
+         .dim = 4096,
+         .ff = 14336,
+         .experts = 8,
+         .top_k = 2,
+         .vocab = 32000,
+         .heads = 32,
+         .kv_heads = 8,
+         .rope_theta = 1e6f};
   } else {
     std::string known;
     for (const auto& n : synth_preset_names()) known += (known.empty() ? "" : ", ") + n;
@@ -183,20 +325,25 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
   const bool mla = o.arch == "deepseek2";
   const int heads = o.heads > 0 ? o.heads : std::max(1, o.dim / 64);
   const int kv_heads = mla ? heads : o.kv_heads > 0 ? o.kv_heads : std::max(1, heads / 4);
-  auto positive = [](const char* flag, int v) { if (v <= 0) fail("synth: {} must be positive, found {}", flag, v); };
+  auto positive = [](const char* flag, int v) {
+    if (v <= 0) fail("synth: {} must be positive, found {}", flag, v);
+  };
   positive("--layers", o.layers);
   positive("--dim", o.dim);
   positive("--ff", o.ff);
   positive("--experts", o.experts);
   positive("--top-k", o.top_k);
   if (o.top_k > o.experts) fail("synth: --top-k {} exceeds --experts {}", o.top_k, o.experts);
-  if (o.head_dim == 0 && o.dim % heads != 0) fail("synth: --dim {} is not a multiple of --heads {}", o.dim, heads);
-  if (heads % kv_heads != 0) fail("synth: --heads {} is not a multiple of --kv-heads {}", heads, kv_heads);
+  if (o.head_dim == 0 && o.dim % heads != 0)
+    fail("synth: --dim {} is not a multiple of --heads {}", o.dim, heads);
+  if (heads % kv_heads != 0)
+    fail("synth: --heads {} is not a multiple of --kv-heads {}", heads, kv_heads);
   const int head_dim = mla ? o.nope_dim + o.rope_dim : o.head_dim > 0 ? o.head_dim : o.dim / heads;
   if (head_dim % 2 != 0) fail("synth: head dimension {} must be even", head_dim);
   const int64_t block = dtype_traits(o.type).block_size;
   if (o.dim % block != 0 || o.ff % block != 0) {
-    fail("synth: --dim {} and --ff {} must be multiples of the {} block size {}", o.dim, o.ff, dtype_name(o.type), block);
+    fail("synth: --dim {} and --ff {} must be multiples of the {} block size {}", o.dim, o.ff,
+         dtype_name(o.type), block);
   }
   std::unique_ptr<format::GgufFile> vocab_source;
   int vocab = o.vocab;
@@ -204,19 +351,31 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
     vocab_source = std::make_unique<format::GgufFile>(o.tokenizer_from);
     vocab = static_cast<int>(vocab_source->get_array("tokenizer.ggml.tokens").items.size());
   }
-  if (vocab_source == nullptr && o.vocab < 259 + 1) fail("synth: --vocab must be at least 260 (3 control tokens + 256 bytes + 1), found {}", o.vocab);
-  const model::ModelConfig c = model::config_from_hf_json(family_config(o, heads, kv_heads, head_dim, vocab), "synth");
+  if (vocab_source == nullptr && o.vocab < 259 + 1)
+    fail("synth: --vocab must be at least 260 (3 control tokens + 256 bytes + 1), found {}",
+         o.vocab);
+  const model::ModelConfig c =
+      model::config_from_hf_json(family_config(o, heads, kv_heads, head_dim, vocab), "synth");
   std::unique_ptr<SynthRouting> routing;
   if (!o.routing_from.empty()) {
-    if (!vocab_source) fail("synth: --routing-from needs --tokenizer-from (the traced model, whose token ids the trace holds)");
-    if (c.router.score != model::ScoreFunc::Softmax || c.router.softmax_over_topk || c.router.group != model::GroupSelect::None ||
-        c.has_dense_layers()) {
-      fail("synth: --routing-from imitates softmax routers over every layer; --arch {} routes otherwise", o.arch);
+    if (!vocab_source)
+      fail(
+          "synth: --routing-from needs --tokenizer-from (the traced model, whose token ids the "
+          "trace holds)");
+    if (c.router.score != model::ScoreFunc::Softmax || c.router.softmax_over_topk ||
+        c.router.group != model::GroupSelect::None || c.has_dense_layers()) {
+      fail(
+          "synth: --routing-from imitates softmax routers over every layer; --arch {} routes "
+          "otherwise",
+          o.arch);
     }
     const offload::RoutingTrace t = offload::read_trace(o.routing_from);
-    if (t.n_expert != o.experts) fail("synth: the trace {} has {} experts per layer; --experts is {}", o.routing_from, t.n_expert, o.experts);
+    if (t.n_expert != o.experts)
+      fail("synth: the trace {} has {} experts per layer; --experts is {}", o.routing_from,
+           t.n_expert, o.experts);
     routing = std::make_unique<SynthRouting>(plan_routing(t, vocab, o.routing_noise, o.seed));
-    if (routing->n_features() >= o.dim) fail("synth: --dim {} must exceed the {} routing features", o.dim, routing->n_features());
+    if (routing->n_features() >= o.dim)
+      fail("synth: --dim {} must exceed the {} routing features", o.dim, routing->n_features());
   }
 
   format::GgufWriter g;
@@ -234,7 +393,8 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
   // fix(row, values) adjusts a row after drawing it (routing features; see synth_routing.h).
   using RowFix = std::function<void(int64_t row_index, float* row, int64_t cols)>;
   enum class Fill { kMatrix, kOnes, kSmall, kUnit, kPositive };
-  auto add = [&](const std::string& name, DType type, std::vector<int64_t> shape, Fill fill, RowFix fix = nullptr) {
+  auto add = [&](const std::string& name, DType type, std::vector<int64_t> shape, Fill fill,
+                 RowFix fix = nullptr) {
     g.add_tensor(name, type, shape, [name, type, shape, seed, fill, fix](uint8_t* dst, size_t) {
       Rng rng{hash_name(name, seed)};
       const int64_t cols = shape.back();
@@ -246,11 +406,21 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
       for (int64_t r = 0; r < rows; ++r) {
         for (auto& x : row) {
           switch (fill) {
-            case Fill::kMatrix: x = a * rng.uniform(); break;
-            case Fill::kOnes: x = 1.f; break;
-            case Fill::kSmall: x = 0.1f * rng.uniform(); break;
-            case Fill::kUnit: x = rng.uniform(); break;
-            case Fill::kPositive: x = 0.125f * (rng.uniform() + 1.f); break;
+            case Fill::kMatrix:
+              x = a * rng.uniform();
+              break;
+            case Fill::kOnes:
+              x = 1.f;
+              break;
+            case Fill::kSmall:
+              x = 0.1f * rng.uniform();
+              break;
+            case Fill::kUnit:
+              x = rng.uniform();
+              break;
+            case Fill::kPositive:
+              x = 0.125f * (rng.uniform() + 1.f);
+              break;
           }
         }
         if (fix) fix(r, row.data(), cols);
@@ -262,14 +432,18 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
   const SynthRouting* rt = routing.get();
   const int nf = rt ? rt->n_features() : 0;
   // The embedding carries each token's routing features in its first nf coordinates.
-  RowFix embed_fix = rt ? RowFix([rt, nf](int64_t v, float* row, int64_t) { std::copy_n(rt->token_features.data() + v * nf, nf, row); }) : nullptr;
+  RowFix embed_fix = rt ? RowFix([rt, nf](int64_t v, float* row, int64_t) {
+    std::copy_n(rt->token_features.data() + v * nf, nf, row);
+  })
+                        : nullptr;
   // Layers write into the feature block only at `noise` strength: rows [0, nf) of every
   // matrix that adds to the residual stream (rows % d of a stacked expert tensor).
   RowFix residual_fix = rt ? RowFix([rt, nf, d](int64_t r, float* row, int64_t cols) {
     if (r % d < nf) {
       for (int64_t col = 0; col < cols; ++col) row[col] *= rt->noise;
     }
-  }) : nullptr;
+  })
+                           : nullptr;
   // Matrices take the requested type when their rows fit its blocks, else F16; routers F32.
   auto matrix_type = [&](int64_t cols) { return cols % block == 0 ? o.type : DType::F16; };
   model::ModelWeights w;
@@ -284,7 +458,8 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
       shape.insert(shape.end(), s.shape.begin(), s.shape.end());
       const std::string name = model::stacked_expert_name(s.kind, s.layer);
       if (!s.matrix) return add(name, DType::F32, shape, Fill::kSmall);
-      return add(name, matrix_type(s.shape.back()), shape, Fill::kMatrix, s.kind == K::ExpDown ? residual_fix : nullptr);
+      return add(name, matrix_type(s.shape.back()), shape, Fill::kMatrix,
+                 s.kind == K::ExpDown ? residual_fix : nullptr);
     }
     if (!s.matrix) {
       const Fill fill = s.role == model::TensorRole::Norm ? Fill::kOnes
@@ -295,21 +470,27 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
       return add(s.name, DType::F32, s.shape, fill);
     }
     switch (s.kind) {
-      case K::TokenEmbd: return add(s.name, o.type, s.shape, Fill::kMatrix, embed_fix);
+      case K::TokenEmbd:
+        return add(s.name, o.type, s.shape, Fill::kMatrix, embed_fix);
       case K::Router: {
         // The router reads only its traced layer's features.
         const int l = s.layer;
-        RowFix router_fix = rt ? RowFix([rt, l, layers = o.layers](int64_t e, float* row, int64_t cols) {
-          std::fill_n(row, cols, 0.f);
-          row[rt->traced_layer(l, layers) * rt->n_expert + e] = rt->router_scale(l);
-        }) : nullptr;
+        RowFix router_fix =
+            rt ? RowFix([rt, l, layers = o.layers](int64_t e, float* row, int64_t cols) {
+              std::fill_n(row, cols, 0.f);
+              row[rt->traced_layer(l, layers) * rt->n_expert + e] = rt->router_scale(l);
+            })
+               : nullptr;
         return add(s.name, DType::F32, s.shape, Fill::kMatrix, router_fix);
       }
-      case K::ShexpRouter: return add(s.name, DType::F32, {c.n_embd}, Fill::kMatrix);
+      case K::ShexpRouter:
+        return add(s.name, DType::F32, {c.n_embd}, Fill::kMatrix);
       case K::AttnOut:
       case K::DenseDown:
-      case K::ShexpDown: return add(s.name, matrix_type(s.shape.back()), s.shape, Fill::kMatrix, residual_fix);
-      default: return add(s.name, matrix_type(s.shape.back()), s.shape, Fill::kMatrix);
+      case K::ShexpDown:
+        return add(s.name, matrix_type(s.shape.back()), s.shape, Fill::kMatrix, residual_fix);
+      default:
+        return add(s.name, matrix_type(s.shape.back()), s.shape, Fill::kMatrix);
     }
   });
   g.write(out_path, o.progress);

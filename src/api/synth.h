@@ -20,21 +20,21 @@ struct SynthOptions {
   std::string arch = "mixtral";
   int layers = 2;
   int dim = 256;
-  int ff = 512;      // routed expert width
+  int ff = 512;  // routed expert width
   int experts = 8;
   int top_k = 2;
   int vocab = 512;
-  int heads = 0;     // 0: dim / 64 (at least 1)
-  int kv_heads = 0;  // 0: heads / 4 (at least 1); MLA: heads
-  int head_dim = 0;  // 0: dim / heads
-  int shared_ff = 0; // shared expert width (qwen2moe, deepseek2, glm4moe), 0: none
-  int dense_ff = 0;  // width of the leading dense layers' MLP (deepseek2, glm4moe); 0: 4 · dim
+  int heads = 0;         // 0: dim / 64 (at least 1)
+  int kv_heads = 0;      // 0: heads / 4 (at least 1); MLA: heads
+  int head_dim = 0;      // 0: dim / heads
+  int shared_ff = 0;     // shared expert width (qwen2moe, deepseek2, glm4moe), 0: none
+  int dense_ff = 0;      // width of the leading dense layers' MLP (deepseek2, glm4moe); 0: 4 · dim
   int dense_layers = 0;  // leading dense layers (deepseek2, glm4moe)
   // Multi-head latent attention (deepseek2).
   int q_lora = 0, kv_lora = 512, rope_dim = 64, nope_dim = 128, v_dim = 128;
   bool v3_routing = false;  // deepseek2: V3's sigmoid scores + bias, 8 groups keep 4, scale 2.5
   float rope_theta = 0.f;   // 0: the family's usual base
-  bool yarn = false;        // deepseek2: DeepSeek's YaRN (factor 40 from 4096); gpt-oss always has YaRN
+  bool yarn = false;  // deepseek2: DeepSeek's YaRN (factor 40 from 4096); gpt-oss always has YaRN
   DType type = DType::Q8_0;
   uint64_t seed = 1;
   std::function<void(size_t, size_t)> progress;

@@ -20,7 +20,8 @@ void Session::attention_block(int l, int64_t n) {
   Scratch& s = *s_;
   const int64_t d = cfg_.n_embd;
   for (int64_t t = 0; t < n; ++t) {
-    ops::rms_norm(s.x.data() + t * d, static_cast<const float*>(L.attn_norm.data), s.h.data() + t * d, d, cfg_.rms_eps);
+    ops::rms_norm(s.x.data() + t * d, static_cast<const float*>(L.attn_norm.data),
+                  s.h.data() + t * d, d, cfg_.rms_eps);
   }
   if (observer_) observer_->on_tensor("attn_norm", l, s.h.data(), n, d);
   if (cfg_.attention == AttentionKind::Mla) {
@@ -31,7 +32,8 @@ void Session::attention_block(int l, int64_t n) {
   if (observer_) observer_->on_tensor("attn_ctx", l, s.att.data(), n, cfg_.attn_out_dim());
   ops::matmul(L.wo, s.att.data(), n, s.proj.data(), pool_);
   if (L.bo.valid()) {
-    for (int64_t t = 0; t < n; ++t) ops::axpy(1.f, static_cast<const float*>(L.bo.data), s.proj.data() + t * d, d);
+    for (int64_t t = 0; t < n; ++t)
+      ops::axpy(1.f, static_cast<const float*>(L.bo.data), s.proj.data() + t * d, d);
   }
   if (observer_) observer_->on_tensor("attn_out", l, s.proj.data(), n, d);
   if (cfg_.residual_scale != 1.f) {
@@ -61,7 +63,8 @@ void Session::attend(int l, int64_t n, ops::AttentionParams& ap) {
 void Session::attention_gqa(int l, int64_t n) {
   const LayerWeights& L = model_.weights().layers[l];
   Scratch& s = *s_;
-  const int64_t q_dim = cfg_.q_dim(), kv_dim = cfg_.kv_dim(), v_dim = cfg_.v_dim(), hd = cfg_.head_dim;
+  const int64_t q_dim = cfg_.q_dim(), kv_dim = cfg_.kv_dim(), v_dim = cfg_.v_dim(),
+                hd = cfg_.head_dim;
   const ops::MatmulJob qkv[3] = {
       {.w = &L.wq, .x = s.h.data(), .y = s.q.data(), .n_tokens = n},
       {.w = &L.wk, .x = s.h.data(), .y = s.k.data(), .n_tokens = n},
@@ -132,7 +135,8 @@ void Session::attention_mla(int l, int64_t n) {
   const LayerWeights& L = model_.weights().layers[l];
   Scratch& s = *s_;
   const MlaConfig& a = cfg_.mla;
-  const int64_t d = cfg_.n_embd, H = cfg_.n_head, qk = a.qk_dim(), lat = a.latent(), lora = a.kv_lora_rank;
+  const int64_t d = cfg_.n_embd, H = cfg_.n_head, qk = a.qk_dim(), lat = a.latent(),
+                lora = a.kv_lora_rank;
   // Queries [n, H, qk] and the new latents [n, lat].
   if (a.q_lora_rank > 0) {
     ops::matmul(L.wq_a, s.h.data(), n, s.qa.data(), pool_);
@@ -141,12 +145,14 @@ void Session::attention_mla(int l, int64_t n) {
       ops::rms_norm(r, static_cast<const float*>(L.q_a_norm.data), r, a.q_lora_rank, cfg_.rms_eps);
     }
     if (observer_) observer_->on_tensor("q_a_norm", l, s.qa.data(), n, a.q_lora_rank);
-    const ops::MatmulJob jobs[2] = {{.w = &L.wq_b, .x = s.qa.data(), .y = s.q.data(), .n_tokens = n},
-                                    {.w = &L.wkv_a, .x = s.h.data(), .y = s.kva.data(), .n_tokens = n}};
+    const ops::MatmulJob jobs[2] = {
+        {.w = &L.wq_b, .x = s.qa.data(), .y = s.q.data(), .n_tokens = n},
+        {.w = &L.wkv_a, .x = s.h.data(), .y = s.kva.data(), .n_tokens = n}};
     ops::matmul_batch(jobs, pool_);
   } else {
-    const ops::MatmulJob jobs[2] = {{.w = &L.wq, .x = s.h.data(), .y = s.q.data(), .n_tokens = n},
-                                    {.w = &L.wkv_a, .x = s.h.data(), .y = s.kva.data(), .n_tokens = n}};
+    const ops::MatmulJob jobs[2] = {
+        {.w = &L.wq, .x = s.h.data(), .y = s.q.data(), .n_tokens = n},
+        {.w = &L.wkv_a, .x = s.h.data(), .y = s.kva.data(), .n_tokens = n}};
     ops::matmul_batch(jobs, pool_);
   }
   uint8_t* cache = k_cache_[l].data();
@@ -155,8 +161,9 @@ void Session::attention_mla(int l, int64_t n) {
     float* c = s.kva.data() + t * lat;
     ops::rms_norm(c, static_cast<const float*>(L.kv_a_norm.data), c, lora, cfg_.rms_eps);
     const int64_t pos = n_past_ + t;
-    ops::rope(c + lora, 1, a.qk_rope, pos, rope_);                          // k_pe, shared by all heads
-    ops::rope(s.q.data() + t * H * qk + a.qk_nope, static_cast<int>(H), qk, pos, rope_);  // each head's q_pe
+    ops::rope(c + lora, 1, a.qk_rope, pos, rope_);  // k_pe, shared by all heads
+    ops::rope(s.q.data() + t * H * qk + a.qk_nope, static_cast<int>(H), qk, pos,
+              rope_);  // each head's q_pe
     ops::kv_row_from_f32(cache_type_, c, lat, cache + pos * row);
   }
   if (observer_) observer_->on_tensor("kv_a_norm", l, s.kva.data(), n, lat);
@@ -168,8 +175,10 @@ void Session::attention_mla(int l, int64_t n) {
     // rope per key and applies W_UV; naive expands every cached position (ctx · H · (nope +
     // v) · lora) and attends over qk + v per key.
     const double pairs = static_cast<double>(n) * (n_past_ + (n + 1) / 2.0) * H;
-    const double absorbed_cost = n * H * static_cast<double>(a.qk_nope + a.v_dim) * lora + pairs * (2.0 * lora + a.qk_rope);
-    const double naive_cost = ctx * H * static_cast<double>(a.qk_nope + a.v_dim) * lora + pairs * (qk + a.v_dim);
+    const double absorbed_cost =
+        n * H * static_cast<double>(a.qk_nope + a.v_dim) * lora + pairs * (2.0 * lora + a.qk_rope);
+    const double naive_cost =
+        ctx * H * static_cast<double>(a.qk_nope + a.v_dim) * lora + pairs * (qk + a.v_dim);
     absorbed = absorbed_cost <= naive_cost;
   }
   ops::AttentionParams ap;
@@ -182,8 +191,12 @@ void Session::attention_mla(int l, int64_t n) {
     for (int h = 0; h < H; ++h) s.head_views.push_back(mla_v_b(cfg_, L, h));
     s.head_jobs.clear();
     for (int h = 0; h < H; ++h) {
-      s.head_jobs.push_back({.w = &s.head_views[h], .x = s.q.data() + h * qk, .y = s.q_lat.data() + h * lat, .n_tokens = n,
-                             .ldx = H * qk, .ldy = H * lat});
+      s.head_jobs.push_back({.w = &s.head_views[h],
+                             .x = s.q.data() + h * qk,
+                             .y = s.q_lat.data() + h * lat,
+                             .n_tokens = n,
+                             .ldx = H * qk,
+                             .ldy = H * lat});
     }
     ops::matmul_batch(s.head_jobs, pool_);
     for (int64_t t = 0; t < n; ++t) {
@@ -205,8 +218,12 @@ void Session::attention_mla(int l, int64_t n) {
     // att[t, h] = W_UV_h att_lat[t, h].
     s.head_jobs.clear();
     for (int h = 0; h < H; ++h) {
-      s.head_jobs.push_back({.w = &s.head_views[H + h], .x = s.att_lat.data() + h * lora, .y = s.att.data() + h * a.v_dim,
-                             .n_tokens = n, .ldx = H * lora, .ldy = H * a.v_dim});
+      s.head_jobs.push_back({.w = &s.head_views[H + h],
+                             .x = s.att_lat.data() + h * lora,
+                             .y = s.att.data() + h * a.v_dim,
+                             .n_tokens = n,
+                             .ldx = H * lora,
+                             .ldy = H * a.v_dim});
     }
     ops::matmul_batch(s.head_jobs, pool_);
     return;
@@ -223,7 +240,8 @@ void Session::attention_mla(int l, int64_t n) {
     ops::kv_rows_to_f32(cache_type_, cache, row, ctx, lat, s.lat_f32.data(), lat);
     latents = s.lat_f32.data();
   }
-  const ops::MatmulJob expand{.w = &L.wkv_b, .x = latents, .y = s.kv_exp.data(), .n_tokens = ctx, .ldx = lat};
+  const ops::MatmulJob expand{
+      .w = &L.wkv_b, .x = latents, .y = s.kv_exp.data(), .n_tokens = ctx, .ldx = lat};
   ops::matmul_batch(std::span<const ops::MatmulJob>(&expand, 1), pool_);
   for (int64_t j = 0; j < ctx; ++j) {
     for (int h = 0; h < H; ++h) {

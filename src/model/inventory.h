@@ -27,21 +27,54 @@ const char* role_name(TensorRole r);  // "attention", "routed expert", ...
 
 // One kind of tensor; with the layer (and expert) it names a tensor of the file.
 enum class TensorKind {
-  TokenEmbd, OutputNorm, Output,
-  AttnNorm, AttnQ, AttnK, AttnV, AttnOut, AttnQBias, AttnKBias, AttnVBias, AttnOutBias, AttnQNorm, AttnKNorm,
-  AttnSinks, AttnQA, AttnQANorm, AttnQB, AttnKvAMqa, AttnKvANorm, AttnKvB, AttnKB, AttnVB,
-  FfnNorm, Router, RouterBias, ChoiceBias,
-  DenseGate, DenseUp, DenseDown,
-  ShexpGate, ShexpUp, ShexpDown, ShexpRouter,
-  ExpGate, ExpUp, ExpDown, ExpGateBias, ExpUpBias, ExpDownBias,
+  TokenEmbd,
+  OutputNorm,
+  Output,
+  AttnNorm,
+  AttnQ,
+  AttnK,
+  AttnV,
+  AttnOut,
+  AttnQBias,
+  AttnKBias,
+  AttnVBias,
+  AttnOutBias,
+  AttnQNorm,
+  AttnKNorm,
+  AttnSinks,
+  AttnQA,
+  AttnQANorm,
+  AttnQB,
+  AttnKvAMqa,
+  AttnKvANorm,
+  AttnKvB,
+  AttnKB,
+  AttnVB,
+  FfnNorm,
+  Router,
+  RouterBias,
+  ChoiceBias,
+  DenseGate,
+  DenseUp,
+  DenseDown,
+  ShexpGate,
+  ShexpUp,
+  ShexpDown,
+  ShexpRouter,
+  ExpGate,
+  ExpUp,
+  ExpDown,
+  ExpGateBias,
+  ExpUpBias,
+  ExpDownBias,
 };
 
 struct TensorSlot {
   TensorKind kind;
   TensorRole role;
-  int layer = -1;   // -1: a global tensor
-  int expert = -1;  // routed experts only
-  std::string name; // GGUF name (routed experts in the per-expert form blk.N.ffn_gate.E.weight)
+  int layer = -1;    // -1: a global tensor
+  int expert = -1;   // routed experts only
+  std::string name;  // GGUF name (routed experts in the per-expert form blk.N.ffn_gate.E.weight)
   std::vector<int64_t> shape;
   // A linear weight [n_out, n_in] (quantizable); false: a vector kept in f32 (norm, bias,
   // sink), converted to f32 on load.
@@ -60,14 +93,16 @@ using LayerExperts = std::vector<std::vector<moe::ExpertWeights>>;  // [n_layer]
 
 // Non-routed tensors of layer l (attention, norms, router, dense MLP, shared expert), then
 // its routed experts (each expert's gate, up, down and biases, expert by expert).
-void for_each_layer_tensor(const ModelConfig& c, int l, LayerWeights& L, std::vector<moe::ExpertWeights>& experts,
-                           const SlotVisitor& f);
+void for_each_layer_tensor(const ModelConfig& c, int l, LayerWeights& L,
+                           std::vector<moe::ExpertWeights>& experts, const SlotVisitor& f);
 // Token embeddings, output norm and output head (not when tied), then every layer.
-void for_each_tensor(const ModelConfig& c, ModelWeights& w, LayerExperts& experts, const SlotVisitor& f);
+void for_each_tensor(const ModelConfig& c, ModelWeights& w, LayerExperts& experts,
+                     const SlotVisitor& f);
 // Read-only walks: the slots' views point into w / experts; do not write through them.
 void for_each_layer_tensor(const ModelConfig& c, int l, const LayerWeights& L,
                            const std::vector<moe::ExpertWeights>& experts, const SlotVisitor& f);
-void for_each_tensor(const ModelConfig& c, const ModelWeights& w, const LayerExperts& experts, const SlotVisitor& f);
+void for_each_tensor(const ModelConfig& c, const ModelWeights& w, const LayerExperts& experts,
+                     const SlotVisitor& f);
 
 // The stacked GGUF name of a routed expert kind in layer l: blk.N.ffn_gate_exps.weight, ...
 std::string stacked_expert_name(TensorKind kind, int l);

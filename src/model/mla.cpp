@@ -9,9 +9,11 @@ namespace mcmoe::model {
 
 TensorView mla_derive_wk_b(const ModelConfig& c, const TensorView& wkv_b, const OwnTensor& own) {
   const MlaConfig& a = c.mla;
-  const int64_t h = c.n_head, lora = a.kv_lora_rank, nope = a.qk_nope, per_head = a.qk_nope + a.v_dim;
+  const int64_t h = c.n_head, lora = a.kv_lora_rank, nope = a.qk_nope,
+                per_head = a.qk_nope + a.v_dim;
   DType type = wkv_b.type;
-  if (type != DType::F32 && type != DType::F16 && type != DType::BF16) type = nope % 32 == 0 ? DType::Q8_0 : DType::F16;
+  if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
+    type = nope % 32 == 0 ? DType::Q8_0 : DType::F16;
   TensorView out = own(type, {h, lora, nope});
   std::vector<float> rows(static_cast<size_t>(nope * lora)), row(static_cast<size_t>(nope));
   auto* dst = static_cast<uint8_t*>(const_cast<void*>(out.data));
@@ -29,7 +31,9 @@ TensorView mla_derive_wk_b(const ModelConfig& c, const TensorView& wkv_b, const 
   return out;
 }
 
-TensorView mla_k_b(const ModelConfig& c, const LayerWeights& L, int h) { return L.wk_b.slice0(h); }
+TensorView mla_k_b(const ModelConfig& c, const LayerWeights& L, int h) {
+  return L.wk_b.slice0(h);
+}
 
 TensorView mla_v_b(const ModelConfig& c, const LayerWeights& L, int h) {
   if (c.mla.split_kv_b) return L.wv_b.slice0(h);

@@ -41,7 +41,9 @@ Layout resolve(const AttentionParams& p) {
 }
 
 // The first key a query at position pos sees.
-int64_t first_key(int64_t pos, int64_t window) { return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0; }
+int64_t first_key(int64_t pos, int64_t window) {
+  return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+}
 
 // One (token, head) at a time in f32, writing probabilities: ODP's token importance needs
 // them, and it runs on prefill batches only.
@@ -56,7 +58,9 @@ void attention_with_probs(const AttentionParams& p, const Layout& d, ThreadPool&
       const int64_t pos = p.pos0 + t, lo = first_key(pos, p.window);
       float mx = p.sinks ? p.sinks[h] : kNegInf;
       for (int64_t j = lo; j <= pos; ++j) {
-        scores[j] = dot(q, static_cast<const float*>(p.k) + j * d.k_stride + kvh * d.k_head, p.head_dim) * d.scale;
+        scores[j] =
+            dot(q, static_cast<const float*>(p.k) + j * d.k_stride + kvh * d.k_head, p.head_dim) *
+            d.scale;
         mx = std::max(mx, scores[j]);
       }
       double sum = p.sinks ? std::exp(p.sinks[h] - mx) : 0.0;
@@ -67,7 +71,9 @@ void attention_with_probs(const AttentionParams& p, const Layout& d, ThreadPool&
       const float inv = static_cast<float>(1.0 / sum);
       float* out = p.out + t * d.out_stride + static_cast<int64_t>(h) * d.dv;
       std::fill_n(out, d.dv, 0.f);
-      for (int64_t j = lo; j <= pos; ++j) axpy(scores[j] * inv, static_cast<const float*>(p.v) + j * d.v_stride + kvh * d.v_head, out, d.dv);
+      for (int64_t j = lo; j <= pos; ++j)
+        axpy(scores[j] * inv, static_cast<const float*>(p.v) + j * d.v_stride + kvh * d.v_head, out,
+             d.dv);
       float* row = p.probs_out + (static_cast<int64_t>(h) * p.n_tokens + t) * ctx;
       for (int64_t j = 0; j < ctx; ++j) row[j] = j >= lo && j <= pos ? scores[j] * inv : 0.f;
     }
@@ -96,44 +102,48 @@ struct Rows {
   const float* p;
   int64_t ld;
 };
-Rows cached_rows(const void* base, DType type, int64_t stride, int64_t head_off, int64_t width, int64_t j0, int64_t nb,
-                 float* scratch) {
+Rows cached_rows(const void* base, DType type, int64_t stride, int64_t head_off, int64_t width,
+                 int64_t j0, int64_t nb, float* scratch) {
   if (type == DType::F32) return {static_cast<const float*>(base) + j0 * stride + head_off, stride};
   const auto* rows = static_cast<const uint8_t*>(base) + j0 * row_bytes(type, stride);
   const int64_t block = dtype_traits(type).block_size;
   if (head_off % block == 0 && width % block == 0) {
-    kv_rows_to_f32(type, rows + row_bytes(type, head_off), row_bytes(type, stride), nb, width, scratch, width);
+    kv_rows_to_f32(type, rows + row_bytes(type, head_off), row_bytes(type, stride), nb, width,
+                   scratch, width);
     return {scratch, width};
   }
   kv_rows_to_f32(type, rows, row_bytes(type, stride), nb, stride, scratch, stride);
   return {scratch + head_off, stride};
 }
 
-void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_rows, const float* q_base, int64_t q_ld,
-                const int64_t* row_pos, int64_t k_begin, int64_t k_end, RowState st, float* s, float* k_scratch,
-                float* v_scratch) {
+void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_rows,
+                const float* q_base, int64_t q_ld, const int64_t* row_pos, int64_t k_begin,
+                int64_t k_end, RowState st, float* s, float* k_scratch, float* v_scratch) {
   int64_t min_pos = row_pos[0], max_pos = row_pos[0];
   for (int64_t r = 1; r < n_rows; ++r) {
     min_pos = std::min(min_pos, row_pos[r]);
     max_pos = std::max(max_pos, row_pos[r]);
   }
-  k_end = std::min(k_end, max_pos + 1);                          // causal: later keys never seen
-  k_begin = std::max(k_begin, first_key(min_pos, p.window));     // window: older keys never seen
+  k_end = std::min(k_end, max_pos + 1);                       // causal: later keys never seen
+  k_begin = std::max(k_begin, first_key(min_pos, p.window));  // window: older keys never seen
   for (int64_t j0 = k_begin; j0 < k_end; j0 += kKeyBlock) {
     const int64_t nb = std::min(kKeyBlock, k_end - j0);
     const int64_t k_off = kvh * d.k_head, v_off = kvh * d.v_head;
     const Rows kr = cached_rows(p.k, p.kv_type, d.k_stride, k_off, p.head_dim, j0, nb, k_scratch);
     // Values inside the keys' rows (MLA's latent: keys [c | k_pe], values c) reuse them.
-    const bool shared = p.v == p.k && d.v_stride == d.k_stride && v_off >= k_off && v_off + d.dv <= k_off + p.head_dim;
-    const Rows vr = shared ? Rows{kr.p + (v_off - k_off), kr.ld}
-                           : cached_rows(p.v, p.kv_type, d.v_stride, v_off, d.dv, j0, nb, v_scratch);
+    const bool shared = p.v == p.k && d.v_stride == d.k_stride && v_off >= k_off &&
+                        v_off + d.dv <= k_off + p.head_dim;
+    const Rows vr = shared
+                        ? Rows{kr.p + (v_off - k_off), kr.ld}
+                        : cached_rows(p.v, p.kv_type, d.v_stride, v_off, d.dv, j0, nb, v_scratch);
     // S = scale · Q Kᵀ for this block.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_rows), static_cast<int>(nb), p.head_dim,
-                d.scale, q_base, static_cast<int>(q_ld), kr.p, static_cast<int>(kr.ld), 0.f, s, static_cast<int>(nb));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_rows),
+                static_cast<int>(nb), p.head_dim, d.scale, q_base, static_cast<int>(q_ld), kr.p,
+                static_cast<int>(kr.ld), 0.f, s, static_cast<int>(nb));
     for (int64_t r = 0; r < n_rows; ++r) {
       float* sr = s + r * nb;
-      const int64_t hi = row_pos[r] - j0;                         // keys past hi are in the future
-      const int64_t lo = first_key(row_pos[r], p.window) - j0;    // keys before lo left the window
+      const int64_t hi = row_pos[r] - j0;                       // keys past hi are in the future
+      const int64_t lo = first_key(row_pos[r], p.window) - j0;  // keys before lo left the window
       for (int64_t j = std::max<int64_t>(0, hi + 1); j < nb; ++j) sr[j] = kNegInf;
       for (int64_t j = 0; j < std::min(lo, nb); ++j) sr[j] = kNegInf;
       float bm = kNegInf;
@@ -151,13 +161,15 @@ void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_ro
       st.m[r] = m_new;
     }
     // O += P · V for this block.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n_rows), d.dv, static_cast<int>(nb), 1.f, s,
-                static_cast<int>(nb), vr.p, static_cast<int>(vr.ld), 1.f, st.o, d.dv);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n_rows), d.dv,
+                static_cast<int>(nb), 1.f, s, static_cast<int>(nb), vr.p, static_cast<int>(vr.ld),
+                1.f, st.o, d.dv);
   }
 }
 
 // out = O / l, with head h's sink joining the denominator.
-void finish_row(const AttentionParams& p, int h, float m, float l, const float* o, float* out, int dv) {
+void finish_row(const AttentionParams& p, int h, float m, float l, const float* o, float* out,
+                int dv) {
   if (p.sinks) {
     const float m_new = std::max(m, p.sinks[h]);
     const float corr = m == kNegInf ? 0.f : std::exp(m - m_new);
@@ -184,7 +196,8 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
   // keys are split across threads when that alone leaves threads idle; merged at the end.
   // Many tokens (prefill): blocks of tokens of one query head form the rows.
   const bool rows_are_heads = n < group || n == 1;
-  const int64_t row_groups = rows_are_heads ? n * p.n_head_kv : ((n + kQueryBlock - 1) / kQueryBlock) * p.n_head;
+  const int64_t row_groups =
+      rows_are_heads ? n * p.n_head_kv : ((n + kQueryBlock - 1) / kQueryBlock) * p.n_head;
   const int64_t ctx = p.pos0 + n;
   int64_t splits = 1;
   // (Only row groups of heads are merged below: prefill always has enough row groups.)
@@ -194,7 +207,8 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
   const int64_t max_rows = rows_are_heads ? group : kQueryBlock;
   // Partial states of every (row group, split): m, l [max_rows] and O [max_rows, dv].
   const int64_t state_floats = max_rows * (2 + dv);
-  std::vector<float> partial(static_cast<size_t>(splits > 1 ? row_groups * splits * state_floats : 0));
+  std::vector<float> partial(
+      static_cast<size_t>(splits > 1 ? row_groups * splits * state_floats : 0));
   // Widened key and value blocks (f16 / q8_0 caches): at most whole rows of kKeyBlock keys.
   const int64_t widen = p.kv_type == DType::F32 ? 0 : kKeyBlock * (d.k_stride + d.v_stride);
   pool.parallel_for(row_groups * splits, 1, [&](int64_t begin, int64_t end) {
@@ -226,19 +240,22 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
         q_ld = d.q_stride;
         for (int64_t r = 0; r < n_rows; ++r) row_pos[r] = p.pos0 + t0 + r;
       }
-      float* state = splits > 1 ? partial.data() + item * state_floats : work + max_rows * kKeyBlock;
+      float* state =
+          splits > 1 ? partial.data() + item * state_floats : work + max_rows * kKeyBlock;
       RowState st{state, state + max_rows, state + 2 * max_rows};
       std::fill_n(st.m, n_rows, kNegInf);
       std::fill_n(st.l, n_rows, 0.f);
       std::fill_n(st.o, n_rows * dv, 0.f);
       const int64_t per_split = (ctx + splits - 1) / splits;
       const int64_t k_begin = split * per_split, k_end = std::min(ctx, k_begin + per_split);
-      flash_rows(p, d, kvh, n_rows, q_base, q_ld, row_pos.data(), k_begin, k_end, st, work, k_scratch, v_scratch);
+      flash_rows(p, d, kvh, n_rows, q_base, q_ld, row_pos.data(), k_begin, k_end, st, work,
+                 k_scratch, v_scratch);
       if (splits > 1) continue;
       for (int64_t r = 0; r < n_rows; ++r) {
         const int h = rows_are_heads ? h0 + static_cast<int>(r) : h0;
         const int64_t t = rows_are_heads ? t0 : t0 + r;
-        finish_row(p, h, st.m[r], st.l[r], st.o + r * dv, p.out + t * d.out_stride + static_cast<int64_t>(h) * dv, dv);
+        finish_row(p, h, st.m[r], st.l[r], st.o + r * dv,
+                   p.out + t * d.out_stride + static_cast<int64_t>(h) * dv, dv);
       }
     }
   });
@@ -251,7 +268,8 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
       const int h0 = static_cast<int>(rg % p.n_head_kv) * group;
       for (int64_t r = 0; r < group; ++r) {
         float m = kNegInf;
-        for (int64_t sp = 0; sp < splits; ++sp) m = std::max(m, partial[(rg * splits + sp) * state_floats + r]);
+        for (int64_t sp = 0; sp < splits; ++sp)
+          m = std::max(m, partial[(rg * splits + sp) * state_floats + r]);
         float l = 0;
         std::fill(o.begin(), o.end(), 0.f);
         for (int64_t sp = 0; sp < splits; ++sp) {
@@ -262,7 +280,8 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
           axpy(c, state + 2 * max_rows + r * dv, o.data(), dv);
         }
         const int h = h0 + static_cast<int>(r);
-        finish_row(p, h, m, l, o.data(), p.out + t * d.out_stride + static_cast<int64_t>(h) * dv, dv);
+        finish_row(p, h, m, l, o.data(), p.out + t * d.out_stride + static_cast<int64_t>(h) * dv,
+                   dv);
       }
     }
   });
@@ -279,8 +298,10 @@ WidenedCache widen_cache(const AttentionParams& p) {
   WidenedCache w;
   w.k.resize(static_cast<size_t>(ctx * d.k_stride));
   w.v.resize(static_cast<size_t>(ctx * d.v_stride));
-  kv_rows_to_f32(p.kv_type, p.k, row_bytes(p.kv_type, d.k_stride), ctx, d.k_stride, w.k.data(), d.k_stride);
-  kv_rows_to_f32(p.kv_type, p.v, row_bytes(p.kv_type, d.v_stride), ctx, d.v_stride, w.v.data(), d.v_stride);
+  kv_rows_to_f32(p.kv_type, p.k, row_bytes(p.kv_type, d.k_stride), ctx, d.k_stride, w.k.data(),
+                 d.k_stride);
+  kv_rows_to_f32(p.kv_type, p.v, row_bytes(p.kv_type, d.v_stride), ctx, d.v_stride, w.v.data(),
+                 d.v_stride);
   w.p = p;
   w.p.k = w.k.data();
   w.p.v = w.v.data();

@@ -37,9 +37,9 @@ struct AttentionParams {
   int64_t pos0 = 0;  // cache position of the first query token; query t sits at pos0 + t
   int n_head = 0;
   int n_head_kv = 0;
-  int head_dim = 0;    // q·k length
-  int head_dim_v = 0;  // 0: head_dim
-  float scale = 0.f;   // 0: 1 / sqrt(head_dim)
+  int head_dim = 0;              // q·k length
+  int head_dim_v = 0;            // 0: head_dim
+  float scale = 0.f;             // 0: 1 / sqrt(head_dim)
   const float* sinks = nullptr;  // [n_head] or null
   int64_t window = 0;            // 0: none
   // Optional: receives the attention probabilities [n_head][n_tokens][pos0 + n_tokens]

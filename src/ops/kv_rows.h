@@ -15,8 +15,8 @@ bool kv_type_supported(DType type);
 
 // n_rows rows of `width` values in `type`, src_row_bytes apart (a row may be part of a wider
 // cache row, starting on a block boundary), into f32 rows `out_stride` floats apart.
-void kv_rows_to_f32(DType type, const void* rows, size_t src_row_bytes, int64_t n_rows, int64_t width, float* out,
-                    int64_t out_stride);
+void kv_rows_to_f32(DType type, const void* rows, size_t src_row_bytes, int64_t n_rows,
+                    int64_t width, float* out, int64_t out_stride);
 
 // One f32 row of `width` values into a cache row of `type`.
 void kv_row_from_f32(DType type, const float* row, int64_t width, void* dst);

@@ -22,15 +22,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kFamilies[] = {"qwen3moe_b", "olmoe_b", "deepseek_v2_a", "deepseek_v2_b", "deepseek_v3_b",
-                                 "glm4moe_b", "gpt_oss_b", "granitemoe_a", "granitemoe_b"};
+const char* const kFamilies[] = {"qwen3moe_b",    "olmoe_b",       "deepseek_v2_a",
+                                 "deepseek_v2_b", "deepseek_v3_b", "glm4moe_b",
+                                 "gpt_oss_b",     "granitemoe_a",  "granitemoe_b"};
 
 std::string fixture(const test::TempDir& dir, const std::string& name, const std::string& as = "") {
   const fs::path src = fs::path(MCMOE_SOURCE_DIR) / "tests/data/families";
   const fs::path dst = dir.dir() / (as.empty() ? name : as);
   fs::create_directories(dst);
-  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(src / name / f, dst / f, fs::copy_options::overwrite_existing);
-  fs::copy_file(src / "tokenizer.model", dst / "tokenizer.model", fs::copy_options::overwrite_existing);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(src / name / f, dst / f, fs::copy_options::overwrite_existing);
+  fs::copy_file(src / "tokenizer.model", dst / "tokenizer.model",
+                fs::copy_options::overwrite_existing);
   return dst.string();
 }
 
@@ -42,9 +45,12 @@ TEST(FamilyFiles, ConvertedGgufHoldsExactlyTheInventory) {
     api::convert_hf_to_gguf(hf, gguf, {.type = DType::F32});
     auto m = model::Model::load(gguf);
     std::set<std::string> listed, in_file;
-    model::for_each_tensor(m->config(), m->weights(), m->stored_experts(), [&](const model::TensorSlot& s) {
-      listed.insert(s.role == model::TensorRole::RoutedExpert ? model::stacked_expert_name(s.kind, s.layer) : s.name);
-    });
+    model::for_each_tensor(m->config(), m->weights(), m->stored_experts(),
+                           [&](const model::TensorSlot& s) {
+                             listed.insert(s.role == model::TensorRole::RoutedExpert
+                                               ? model::stacked_expert_name(s.kind, s.layer)
+                                               : s.name);
+                           });
     for (const auto& t : m->file_tensors()) in_file.insert(t.name);
     EXPECT_EQ(listed, in_file) << name;
     // Every tensor of the checkpoint was read (the loaders walk the same inventory).
@@ -71,19 +77,22 @@ TEST(FamilyFiles, EveryCheckpointTensorIsUsed) {
     }
     const auto& ckpt = m->file_tensors();
     std::vector<bool> touched(ckpt.size(), false);
-    model::for_each_tensor(m->config(), m->weights(), m->stored_experts(), [&](const model::TensorSlot& s) {
-      const auto* p = static_cast<const uint8_t*>(s.view->data);
-      for (size_t i = 0; i < ckpt.size(); ++i) {
-        if (p >= ranges[i].first && p < ranges[i].second) touched[i] = true;
-      }
-    });
+    model::for_each_tensor(m->config(), m->weights(), m->stored_experts(),
+                           [&](const model::TensorSlot& s) {
+                             const auto* p = static_cast<const uint8_t*>(s.view->data);
+                             for (size_t i = 0; i < ckpt.size(); ++i) {
+                               if (p >= ranges[i].first && p < ranges[i].second) touched[i] = true;
+                             }
+                           });
     const std::string cfg = (fs::path(hf) / "config.json").string();
     const auto j = nlohmann::json::parse(std::ifstream(cfg));
     for (size_t i = 0; i < ckpt.size(); ++i) {
       // Vectors are converted to owned f32 copies and gpt-oss's fused experts are copied
       // transposed, so only matrices used in place can be traced back by address.
       const bool traced = ckpt[i].view.shape.size() >= 2 && j["model_type"] != "gpt_oss";
-      if (traced) EXPECT_TRUE(touched[i]) << name << ": checkpoint tensor " << ckpt[i].name << " is never used";
+      if (traced)
+        EXPECT_TRUE(touched[i]) << name << ": checkpoint tensor " << ckpt[i].name
+                                << " is never used";
     }
   }
 }
@@ -116,9 +125,9 @@ void drop_tensor(const std::string& dir, const std::string& name) {
 
 struct BadCheckpoint {
   const char* fixture;
-  const char* key;         // config key to change, or "" for a tensor
-  nlohmann::json value;    // null: remove the key
-  const char* tensor;      // tensor to remove, or ""
+  const char* key;       // config key to change, or "" for a tensor
+  nlohmann::json value;  // null: remove the key
+  const char* tensor;    // tensor to remove, or ""
   std::vector<std::string> message;
 };
 
@@ -130,19 +139,55 @@ TEST(FamilyFiles, BadCheckpointsFailNamingTheKeyOrTensor) {
       {"deepseek_v3_b", "scoring_func", "relu", "", {"scoring_func", "relu"}},
       {"deepseek_v3_b", "n_group", 5, "", {"8 experts", "5 routing groups"}},
       {"deepseek_v2_a", "num_key_value_heads", 1, "", {"num_key_value_heads", "MLA"}},
-      {"deepseek_v2_a", "", nullptr, "model.layers.1.self_attn.kv_b_proj.weight", {"model.layers.1.self_attn.kv_b_proj.weight"}},
-      {"deepseek_v3_b", "", nullptr, "model.layers.2.mlp.gate.e_score_correction_bias", {"e_score_correction_bias"}},
+      {"deepseek_v2_a",
+       "",
+       nullptr,
+       "model.layers.1.self_attn.kv_b_proj.weight",
+       {"model.layers.1.self_attn.kv_b_proj.weight"}},
+      {"deepseek_v3_b",
+       "",
+       nullptr,
+       "model.layers.2.mlp.gate.e_score_correction_bias",
+       {"e_score_correction_bias"}},
       {"glm4moe_b", "n_routed_experts", nullptr, "", {"n_routed_experts"}},
       {"glm4moe_b", "partial_rotary_factor", 3.0, "", {"rotary dimensions"}},
-      {"glm4moe_b", "", nullptr, "model.layers.0.mlp.down_proj.weight", {"model.layers.0.mlp.down_proj.weight"}},
-      {"gpt_oss_b", "layer_types", nlohmann::json::array({"sliding_attention"}), "", {"layer_types", "1 entries"}},
+      {"glm4moe_b",
+       "",
+       nullptr,
+       "model.layers.0.mlp.down_proj.weight",
+       {"model.layers.0.mlp.down_proj.weight"}},
+      {"gpt_oss_b",
+       "layer_types",
+       nlohmann::json::array({"sliding_attention"}),
+       "",
+       {"layer_types", "1 entries"}},
       {"gpt_oss_b", "num_local_experts", nullptr, "", {"num_local_experts"}},
-      {"gpt_oss_b", "", nullptr, "model.layers.1.self_attn.sinks", {"model.layers.1.self_attn.sinks"}},
-      {"gpt_oss_b", "", nullptr, "model.layers.0.mlp.experts.gate_up_proj_bias", {"gate_up_proj_bias"}},
-      {"gpt_oss_b", "quantization_config", nlohmann::json{{"quant_method", "mxfp4"}}, "", {"mxfp4", "float"}},
-      {"granitemoe_b", "", nullptr, "model.layers.2.block_sparse_moe.input_linear.weight", {"input_linear"}},
+      {"gpt_oss_b",
+       "",
+       nullptr,
+       "model.layers.1.self_attn.sinks",
+       {"model.layers.1.self_attn.sinks"}},
+      {"gpt_oss_b",
+       "",
+       nullptr,
+       "model.layers.0.mlp.experts.gate_up_proj_bias",
+       {"gate_up_proj_bias"}},
+      {"gpt_oss_b",
+       "quantization_config",
+       nlohmann::json{{"quant_method", "mxfp4"}},
+       "",
+       {"mxfp4", "float"}},
+      {"granitemoe_b",
+       "",
+       nullptr,
+       "model.layers.2.block_sparse_moe.input_linear.weight",
+       {"input_linear"}},
       {"granitemoe_b", "intermediate_size", 17, "", {"input_linear.weight", "shape"}},
-      {"qwen3moe_b", "", nullptr, "model.layers.1.self_attn.k_norm.weight", {"model.layers.1.self_attn.k_norm.weight"}},
+      {"qwen3moe_b",
+       "",
+       nullptr,
+       "model.layers.1.self_attn.k_norm.weight",
+       {"model.layers.1.self_attn.k_norm.weight"}},
       {"olmoe_b", "num_experts_per_tok", 9, "", {"experts per token 9", "4"}},
   };
   test::TempDir dir;
@@ -157,7 +202,8 @@ TEST(FamilyFiles, BadCheckpointsFailNamingTheKeyOrTensor) {
 }
 
 // A GGUF rewritten without one metadata key or one tensor.
-void rewrite_gguf(const std::string& in, const std::string& out, const std::string& drop_key, const std::string& drop_tensor) {
+void rewrite_gguf(const std::string& in, const std::string& out, const std::string& drop_key,
+                  const std::string& drop_tensor) {
   format::GgufFile f(in);
   format::GgufWriter w;
   for (const auto& [k, v] : f.metadata()) {
@@ -166,7 +212,8 @@ void rewrite_gguf(const std::string& in, const std::string& out, const std::stri
   for (const auto& t : f.tensors()) {
     if (t.name == drop_tensor) continue;
     const TensorView v = f.view(t);
-    w.add_tensor(t.name, t.type, t.shape, [v](uint8_t* dst, size_t n) { std::memcpy(dst, v.data, n); });
+    w.add_tensor(t.name, t.type, t.shape,
+                 [v](uint8_t* dst, size_t n) { std::memcpy(dst, v.data, n); });
   }
   w.write(out);
 }
@@ -179,12 +226,21 @@ TEST(FamilyFiles, BadGgufsFailNamingTheKeyOrTensor) {
     std::vector<std::string> message;
   };
   const Case cases[] = {
-      {"deepseek_v2_b", "deepseek2.attention.kv_lora_rank", "", {"deepseek2.attention.kv_lora_rank"}},
-      {"deepseek_v2_b", "deepseek2.expert_feed_forward_length", "", {"deepseek2.expert_feed_forward_length"}},
+      {"deepseek_v2_b",
+       "deepseek2.attention.kv_lora_rank",
+       "",
+       {"deepseek2.attention.kv_lora_rank"}},
+      {"deepseek_v2_b",
+       "deepseek2.expert_feed_forward_length",
+       "",
+       {"deepseek2.expert_feed_forward_length"}},
       {"deepseek_v2_b", "", "blk.1.attn_kv_a_mqa.weight", {"blk.1.attn_kv_a_mqa.weight"}},
       {"deepseek_v3_b", "", "blk.3.exp_probs_b.bias", {"blk.3.exp_probs_b.bias"}},
       {"glm4moe_b", "", "blk.2.post_attention_norm.weight", {"blk.2.post_attention_norm.weight"}},
-      {"glm4moe_b", "glm4moe.expert_feed_forward_length", "", {"glm4moe.expert_feed_forward_length"}},
+      {"glm4moe_b",
+       "glm4moe.expert_feed_forward_length",
+       "",
+       {"glm4moe.expert_feed_forward_length"}},
       {"gpt_oss_b", "gpt-oss.attention.sliding_window", "", {"gpt-oss.attention.sliding_window"}},
       {"gpt_oss_b", "", "blk.0.ffn_down_exps.bias", {"blk.0.ffn_down_exps.bias"}},
       {"gpt_oss_b", "", "blk.1.attn_sinks.weight", {"blk.1.attn_sinks.weight"}},

@@ -24,12 +24,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fixtures() { return fs::path(MCMOE_SOURCE_DIR) / "tests/data/families"; }
+fs::path fixtures() {
+  return fs::path(MCMOE_SOURCE_DIR) / "tests/data/families";
+}
 
 // A Hugging Face directory: the case's config and weights beside the shared tokenizer.
 void assemble(const std::string& name, const fs::path& dir) {
   fs::create_directories(dir);
-  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(fixtures() / name / f, dir / f);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(fixtures() / name / f, dir / f);
   fs::copy_file(fixtures() / "tokenizer.model", dir / "tokenizer.model");
 }
 
@@ -48,7 +51,8 @@ Reference load_reference(const std::string& name) {
           j["prompt"].get<std::string>()};
 }
 
-void check_logits(model::Model& m, const Reference& ref, double tolerance, const std::string& what) {
+void check_logits(model::Model& m, const Reference& ref, double tolerance,
+                  const std::string& what) {
   model::Session s(m, {.n_ctx = 128, .n_threads = 2});
   const std::span<const float> logits = s.eval(ref.ids, true);
   const int64_t V = m.config().n_vocab;
@@ -58,7 +62,9 @@ void check_logits(model::Model& m, const Reference& ref, double tolerance, const
   const double err = test::relative_max_error(logits, want);
   EXPECT_LT(err, tolerance) << what;
   for (size_t t = 0; t < ref.ids.size(); ++t) {
-    EXPECT_EQ(api::argmax(logits.subspan(t * V, V)), api::argmax(std::span<const float>(ref.logits[t]))) << what << " position " << t;
+    EXPECT_EQ(api::argmax(logits.subspan(t * V, V)),
+              api::argmax(std::span<const float>(ref.logits[t])))
+        << what << " position " << t;
   }
   std::printf("[family] %s: relative max error %.3g\n", what.c_str(), err);
 }
@@ -89,7 +95,8 @@ TEST_P(FamilyGolden, HfAndConvertedGgufMatchReference) {
   auto hf = model::Model::load(dir.path("hf"));
   check_logits(*hf, ref, tol, name + " (Hugging Face)");
   check_greedy(*hf, ref, name + " (Hugging Face)");
-  api::convert_hf_to_gguf(dir.path("hf"), dir.path("m.gguf"), {.type = f16 ? DType::F16 : DType::F32});
+  api::convert_hf_to_gguf(dir.path("hf"), dir.path("m.gguf"),
+                          {.type = f16 ? DType::F16 : DType::F32});
   auto gguf = model::Model::load(dir.path("m.gguf"));
   EXPECT_EQ(gguf->config().arch, hf->config().arch);
   check_logits(*gguf, ref, tol, name + " (GGUF)");
@@ -97,10 +104,12 @@ TEST_P(FamilyGolden, HfAndConvertedGgufMatchReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyGolden,
-                         ::testing::Values("qwen3moe_a", "qwen3moe_b", "olmoe_a", "olmoe_b", "deepseek_v2_a", "deepseek_v2_b",
-                                           "deepseek_v3_a", "deepseek_v3_b", "glm4moe_a", "glm4moe_b", "gpt_oss_a",
-                                           "gpt_oss_b", "granitemoe_a", "granitemoe_b", "qwen3moe_f16", "olmoe_f16",
-                                           "deepseek_v3_f16", "glm4moe_f16", "gpt_oss_f16", "granitemoe_f16"),
+                         ::testing::Values("qwen3moe_a", "qwen3moe_b", "olmoe_a", "olmoe_b",
+                                           "deepseek_v2_a", "deepseek_v2_b", "deepseek_v3_a",
+                                           "deepseek_v3_b", "glm4moe_a", "glm4moe_b", "gpt_oss_a",
+                                           "gpt_oss_b", "granitemoe_a", "granitemoe_b",
+                                           "qwen3moe_f16", "olmoe_f16", "deepseek_v3_f16",
+                                           "glm4moe_f16", "gpt_oss_f16", "granitemoe_f16"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

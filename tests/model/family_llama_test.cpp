@@ -39,21 +39,24 @@ TEST_P(FamilyLlama, LlamaCppLayoutMatchesLlamaCpp) {
     const double err = test::relative_max_error(got, flat);
     EXPECT_LT(err, 1e-3);
     for (size_t t = 0; t < ids.size(); ++t) {
-      EXPECT_EQ(api::argmax(got.subspan(t * V, V)), api::argmax(std::span<const float>(want[t]))) << "position " << t;
+      EXPECT_EQ(api::argmax(got.subspan(t * V, V)), api::argmax(std::span<const float>(want[t])))
+          << "position " << t;
     }
     std::printf("[llama.cpp] %s: relative max error %.3g\n", GetParam().c_str(), err);
   }
   model::Session s(*m, {.n_ctx = 128, .n_threads = 2});
   api::Sampler greedy({.temperature = 0});
   std::vector<int32_t> out;
-  api::generate(s, j["greedy"]["prompt_ids"].get<std::vector<int32_t>>(), 16, greedy, -1, [&](int32_t t) {
-    out.push_back(t);
-    return true;
-  });
+  api::generate(s, j["greedy"]["prompt_ids"].get<std::vector<int32_t>>(), 16, greedy, -1,
+                [&](int32_t t) {
+                  out.push_back(t);
+                  return true;
+                });
   EXPECT_EQ(out, j["greedy"]["ids"].get<std::vector<int32_t>>());
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, FamilyLlama, ::testing::Values("deepseek2_v2", "deepseek2_v3", "olmoe", "granitemoe"),
+INSTANTIATE_TEST_SUITE_P(Families, FamilyLlama,
+                         ::testing::Values("deepseek2_v2", "deepseek2_v3", "olmoe", "granitemoe"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -34,7 +34,8 @@ std::vector<int32_t> ids(int n) {
   return v;
 }
 
-std::vector<float> logits(model::Model& m, model::SessionOptions::MlaMode mode, bool one_at_a_time, int n = 40) {
+std::vector<float> logits(model::Model& m, model::SessionOptions::MlaMode mode, bool one_at_a_time,
+                          int n = 40) {
   model::Session s(m, {.n_ctx = 128, .n_threads = 2, .mla_mode = mode});
   const auto tokens = ids(n);
   if (!one_at_a_time) {
@@ -68,10 +69,12 @@ TEST(Mla, CacheHoldsTheLatentOnly) {
   auto m = model::Model::load(fixture(dir, "deepseek_v3_b"));
   const model::ModelConfig& c = m->config();
   model::Session s(*m, {.n_ctx = 64, .n_threads = 1});
-  EXPECT_EQ(s.kv_cache_bytes_per_token(), static_cast<size_t>(c.mla.kv_lora_rank + c.mla.qk_rope) * c.n_layer * sizeof(float));
+  EXPECT_EQ(s.kv_cache_bytes_per_token(),
+            static_cast<size_t>(c.mla.kv_lora_rank + c.mla.qk_rope) * c.n_layer * sizeof(float));
   // Against the per-head K and V a plain multi-head cache would hold.
-  EXPECT_LT(s.kv_cache_bytes_per_token(),
-            static_cast<size_t>(c.n_head) * (c.mla.qk_dim() + c.mla.v_dim) * c.n_layer * sizeof(float));
+  EXPECT_LT(
+      s.kv_cache_bytes_per_token(),
+      static_cast<size_t>(c.n_head) * (c.mla.qk_dim() + c.mla.v_dim) * c.n_layer * sizeof(float));
 }
 
 // llama.cpp's converters since 2025 split kv_b per head into attn_k_b [n_head, kv_lora,
@@ -94,7 +97,8 @@ TEST(Mla, SplitKvBLayoutLoadsAndMatches) {
     ASSERT_EQ(kv_b.type, DType::F32);
     v_b[l].resize(H * v * lora);
     for (int64_t h = 0; h < H; ++h) {
-      std::memcpy(v_b[l].data() + h * v * lora, kv_b.row(h * (nope + v) + nope), v * lora * sizeof(float));
+      std::memcpy(v_b[l].data() + h * v * lora, kv_b.row(h * (nope + v) + nope),
+                  v * lora * sizeof(float));
     }
     TensorView& wv = t.weights.layers[l].wv_b;
     wv.type = DType::F32;
@@ -109,7 +113,9 @@ TEST(Mla, SplitKvBLayoutLoadsAndMatches) {
   EXPECT_EQ(g->config().head_dim, c.head_dim);
   EXPECT_EQ(g->config().n_head_kv, c.n_head);
   using Mode = model::SessionOptions::MlaMode;
-  EXPECT_LT(test::relative_max_error(logits(*g, Mode::kAuto, false), logits(*m, Mode::kNaive, false)), 1e-4);
+  EXPECT_LT(
+      test::relative_max_error(logits(*g, Mode::kAuto, false), logits(*m, Mode::kNaive, false)),
+      1e-4);
   // Only the absorbed form exists without kv_b whole.
   try {
     model::Session s(*g, {.n_ctx = 16, .mla_mode = Mode::kNaive});

@@ -1,10 +1,10 @@
 // Every routing rule on hand-made logits whose picks and weights are worked out here.
+#include "moe/router.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
-
-#include "moe/router.h"
 
 namespace mcmoe::moe {
 namespace {
@@ -15,11 +15,12 @@ struct Routed {
   std::vector<float> probs;
 };
 
-Routed run(const RouterRule& rule, std::vector<float> logits, int k, const std::vector<float>& bias = {}) {
+Routed run(const RouterRule& rule, std::vector<float> logits, int k,
+           const std::vector<float>& bias = {}) {
   const int E = static_cast<int>(logits.size());
   Routed r{std::vector<int>(k), std::vector<float>(k), std::vector<float>(E)};
-  route({.n_expert = E, .k = k, .rule = rule, .choice_bias = bias.empty() ? nullptr : bias.data()}, logits.data(), 1,
-        r.probs.data(), r.ids.data(), r.w.data());
+  route({.n_expert = E, .k = k, .rule = rule, .choice_bias = bias.empty() ? nullptr : bias.data()},
+        logits.data(), 1, r.probs.data(), r.ids.data(), r.w.data());
   return r;
 }
 
@@ -31,7 +32,9 @@ std::vector<float> softmax(const std::vector<float>& l) {
   return p;
 }
 
-float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+float sigmoid(float x) {
+  return 1.f / (1.f + std::exp(-x));
+}
 
 TEST(Router, SoftmaxTopKRenormalised) {  // Mixtral, Qwen3
   const std::vector<float> l{1.f, 3.f, 2.f, 0.f};
@@ -66,7 +69,9 @@ TEST(Router, SigmoidSelectionBiasChoosesWeightsStayUnbiased) {  // DeepSeek-V3 w
   const std::vector<float> l{2.f, 1.f, 0.f, 1.5f};
   // Expert 2 has the lowest score but a bias that lifts its choice above experts 1 and 3.
   const std::vector<float> bias{0.f, 0.f, 0.9f, 0.f};
-  const Routed r = run({.score = ScoreFunc::Sigmoid, .norm_topk = true, .scale = 2.5f, .choice_bias = true}, l, 2, bias);
+  const Routed r =
+      run({.score = ScoreFunc::Sigmoid, .norm_topk = true, .scale = 2.5f, .choice_bias = true}, l,
+          2, bias);
   EXPECT_EQ(r.ids, (std::vector<int>{2, 0}));  // choices: s0 0.881, s2+0.9 = 1.4
   const float s0 = sigmoid(2.f), s2 = sigmoid(0.f);
   EXPECT_NEAR(r.w[0], 2.5f * s2 / (s0 + s2), 1e-6);
@@ -78,7 +83,8 @@ TEST(Router, GroupsRankedByTheirBestScore) {  // DeepSeek-V2 group_limited_greed
   // 8 experts in 4 groups of 2; keep 2 groups by their maximum: groups 1 (e3) and 3 (e6),
   // so expert 0, third best overall, is out of reach.
   const std::vector<float> l{2.9f, -3.f, -3.f, 3.f, -3.f, -3.f, 4.f, 2.f};
-  const RouterRule rule{.group = GroupSelect::Max, .n_group = 4, .topk_group = 2, .norm_topk = false};
+  const RouterRule rule{
+      .group = GroupSelect::Max, .n_group = 4, .topk_group = 2, .norm_topk = false};
   const Routed r = run(rule, l, 3);
   EXPECT_EQ(r.ids, (std::vector<int>{6, 3, 7}));
   const auto p = softmax(l);
@@ -91,7 +97,10 @@ TEST(Router, GroupsRankedBySumOfTheirTwoBest) {  // DeepSeek-V3 / GLM noaux_tc
   const std::vector<float> scores{0.9f, 0.1f, 0.6f, 0.6f};
   std::vector<float> l;
   for (float s : scores) l.push_back(std::log(s / (1 - s)));  // sigmoid⁻¹
-  const RouterRule rule{.score = ScoreFunc::Sigmoid, .group = GroupSelect::Top2Sum, .n_group = 2, .topk_group = 1,
+  const RouterRule rule{.score = ScoreFunc::Sigmoid,
+                        .group = GroupSelect::Top2Sum,
+                        .n_group = 2,
+                        .topk_group = 1,
                         .norm_topk = true};
   const Routed r = run(rule, l, 2);
   EXPECT_EQ(r.ids, (std::vector<int>{2, 3}));
@@ -105,7 +114,8 @@ TEST(Router, GroupsRankedBySumOfTheirTwoBest) {  // DeepSeek-V3 / GLM noaux_tc
 TEST(Router, TiesGoToTheLowerExpert) {
   const Routed r = run({.norm_topk = true}, {1.f, 2.f, 2.f, 2.f}, 2);
   EXPECT_EQ(r.ids, (std::vector<int>{1, 2}));
-  const Routed g = run({.group = GroupSelect::Max, .n_group = 2, .topk_group = 1}, {5.f, 0.f, 5.f, 1.f}, 1);
+  const Routed g =
+      run({.group = GroupSelect::Max, .n_group = 2, .topk_group = 1}, {5.f, 0.f, 5.f, 1.f}, 1);
   EXPECT_EQ(g.ids, (std::vector<int>{0}));
 }
 

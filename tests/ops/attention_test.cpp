@@ -2,6 +2,8 @@
 // against the double-precision one-(token, head)-at-a-time reference, over the attention
 // kinds the families use: MHA, GQA, MQA (MLA's absorbed form), value heads narrower than key
 // heads, strided rows, sinks, sliding windows, prefill and decode at long context.
+#include "ops/attention.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "ops/attention.h"
 #include "ops/kv_rows.h"
 
 namespace mcmoe::ops {
@@ -31,8 +32,10 @@ TEST_P(AttentionCases, FlashMatchesReference) {
   std::mt19937 rng(17);
   std::normal_distribution<float> nd(0.f, 1.f);
   const int64_t ctx = c.pos0 + c.n_tokens;
-  const int64_t k_stride = c.n_head_kv * c.head_dim + c.k_pad, v_stride = c.n_head_kv * c.head_dim_v + c.k_pad;
-  std::vector<float> q(c.n_tokens * c.n_head * c.head_dim), k(ctx * k_stride), v(ctx * v_stride), sinks(c.n_head);
+  const int64_t k_stride = c.n_head_kv * c.head_dim + c.k_pad,
+                v_stride = c.n_head_kv * c.head_dim_v + c.k_pad;
+  std::vector<float> q(c.n_tokens * c.n_head * c.head_dim), k(ctx * k_stride), v(ctx * v_stride),
+      sinks(c.n_head);
   // Large enough logits that a wrong mask, scale or softmax shows.
   for (auto& x : q) x = 1.5f * nd(rng);
   for (auto& x : k) x = nd(rng);
@@ -53,7 +56,8 @@ TEST_P(AttentionCases, FlashMatchesReference) {
   p.scale = c.scale;
   p.window = c.window;
   p.sinks = c.sinks ? sinks.data() : nullptr;
-  std::vector<float> want(c.n_tokens * c.n_head * c.head_dim_v), got(want.size(), NAN), with_probs(want.size(), NAN);
+  std::vector<float> want(c.n_tokens * c.n_head * c.head_dim_v), got(want.size(), NAN),
+      with_probs(want.size(), NAN);
   p.out = want.data();
   attention_reference(p);
   ThreadPool pool(2);
@@ -82,7 +86,8 @@ TEST_P(AttentionCases, FlashMatchesReference) {
       for (int64_t j = 0; j < ctx; ++j) {
         const float pr = probs[(h * c.n_tokens + t) * ctx + j];
         const bool visible = j <= pos && (c.window == 0 || pos - j < c.window);
-        if (!visible) ASSERT_EQ(pr, 0.f) << c.name << " head " << h << " token " << t << " key " << j;
+        if (!visible)
+          ASSERT_EQ(pr, 0.f) << c.name << " head " << h << " token " << t << " key " << j;
         sum += pr;
       }
       if (c.sinks) {
@@ -98,8 +103,10 @@ TEST_P(AttentionCases, FlashMatchesReference) {
 // cache; both must compute the same attention over the stored values.
 TEST(Attention, NarrowCacheTypesMatchReference) {
   for (const DType type : {DType::F16, DType::Q8_0}) {
-    for (const bool latent : {false, true}) {  // GQA rows, or MLA's latent row shared by keys and values
-      const int n_head = latent ? 16 : 8, n_head_kv = latent ? 1 : 2, hd = latent ? 96 : 64, dv = latent ? 64 : 64;
+    for (const bool latent :
+         {false, true}) {  // GQA rows, or MLA's latent row shared by keys and values
+      const int n_head = latent ? 16 : 8, n_head_kv = latent ? 1 : 2, hd = latent ? 96 : 64,
+                dv = latent ? 64 : 64;
       const int64_t pos0 = 700, n = latent ? 1 : 40, ctx = pos0 + n;
       const int64_t k_width = n_head_kv * hd, v_width = n_head_kv * dv;
       std::mt19937 rng(5);
@@ -110,8 +117,10 @@ TEST(Attention, NarrowCacheTypesMatchReference) {
       for (auto& x : v) x = nd(rng);
       std::vector<uint8_t> kc(ctx * row_bytes(type, k_width)), vc(ctx * row_bytes(type, v_width));
       for (int64_t j = 0; j < ctx; ++j) {
-        kv_row_from_f32(type, k.data() + j * k_width, k_width, kc.data() + j * row_bytes(type, k_width));
-        kv_row_from_f32(type, v.data() + j * v_width, v_width, vc.data() + j * row_bytes(type, v_width));
+        kv_row_from_f32(type, k.data() + j * k_width, k_width,
+                        kc.data() + j * row_bytes(type, k_width));
+        kv_row_from_f32(type, v.data() + j * v_width, v_width,
+                        vc.data() + j * row_bytes(type, v_width));
       }
       AttentionParams p;
       p.q = q.data();

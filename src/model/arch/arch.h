@@ -47,7 +47,8 @@ class HfConfig {
   template <typename T>
   void expect(const std::string& key, T expected, const char* why) const {
     if (has(key) && get<T>(key) != expected) {
-      fail("{}: {} = {} is not supported ({}; expected {})", path_, key, j_[key].dump(), why, nlohmann::json(expected).dump());
+      fail("{}: {} = {} is not supported ({}; expected {})", path_, key, j_[key].dump(), why,
+           nlohmann::json(expected).dump());
     }
   }
 
@@ -100,10 +101,10 @@ inline constexpr const char* kRopeTruncateKey = "mcmoe.rope.yarn_truncate";
 // Where a Hugging Face checkpoint keeps one tensor of the inventory, and how to take it.
 struct HfSource {
   enum class Take {
-    Whole,        // the tensor as it is
-    Slice,        // sub-tensor `index` of a stacked [E, ...] tensor
-    Rows,         // rows [begin, end) of sub-tensor `index` of a stacked [E, rows, cols] tensor
-    Transposed,   // sub-tensor `index` of a stacked [E, a, b] tensor, transposed to [b, a]
+    Whole,       // the tensor as it is
+    Slice,       // sub-tensor `index` of a stacked [E, ...] tensor
+    Rows,        // rows [begin, end) of sub-tensor `index` of a stacked [E, rows, cols] tensor
+    Transposed,  // sub-tensor `index` of a stacked [E, a, b] tensor, transposed to [b, a]
     // gpt-oss's fused gate_up_proj [E, n_embd, 2 n_ff] used as x @ W, gate in the even
     // columns and up in the odd ones: columns begin, begin + 2, ... of sub-tensor `index`,
     // transposed to [n_ff, n_embd]; for its bias [E, 2 n_ff], entries begin, begin + 2, ...
@@ -144,6 +145,14 @@ std::string known_hf_types();
 // "mlp.experts.E.gate_proj.weight", ...); families start from it and override what differs.
 HfSource llama_style_source(const ModelConfig& c, const TensorSlot& s);
 std::string hf_layer(int l, const std::string& suffix);  // "model.layers.{l}." + suffix
+
+// Qwen-MoE's layer options no released model uses (decoder_sparse_step, mlp_only_layers,
+// use_sliding_window): refused with the key's name rather than run wrong.
+void refuse_qwen_layer_options(const HfConfig& j);
+
+// GLM-4.5's and gpt-oss's GGUF name of the FFN norm, blk.N.post_attention_norm.weight (an
+// ArchInfo::gguf_tensor_name).
+std::string post_attention_norm_names(const TensorSlot& s);
 
 // YaRN from a Hugging Face rope_scaling object (type or rope_type "yarn"); other types fail,
 // naming the file. mscale/mscale_all_dim set the rope's attention factor as

@@ -40,8 +40,10 @@ void from_hf(const HfConfig& j, const std::string& type, ModelConfig& c) {
   c.head_dim = a.qk_dim();
   c.head_dim_v = a.v_dim;
   if (c.n_head_kv != c.n_head) {
-    fail("{}: num_key_value_heads {} must equal num_attention_heads {} (MLA gives every head its own k and v)", j.path(),
-         c.n_head_kv, c.n_head);
+    fail(
+        "{}: num_key_value_heads {} must equal num_attention_heads {} (MLA gives every head its "
+        "own k and v)",
+        j.path(), c.n_head_kv, c.n_head);
   }
   j.expect<bool>("attention_bias", false, "no released DeepSeek model has attention biases");
   c.rope.n_rot = a.qk_rope;
@@ -60,7 +62,8 @@ void from_hf(const HfConfig& j, const std::string& type, ModelConfig& c) {
   c.moe_every = j.get<int>("moe_layer_freq", 1);
   RouterConfig& r = c.router;
   const std::string scoring = j.get<std::string>("scoring_func", v3 ? "sigmoid" : "softmax");
-  if (scoring != "softmax" && scoring != "sigmoid") fail("{}: scoring_func '{}' (expected softmax or sigmoid)", j.path(), scoring);
+  if (scoring != "softmax" && scoring != "sigmoid")
+    fail("{}: scoring_func '{}' (expected softmax or sigmoid)", j.path(), scoring);
   r.score = scoring == "sigmoid" ? ScoreFunc::Sigmoid : ScoreFunc::Softmax;
   const std::string method = j.get<std::string>("topk_method", v3 ? "noaux_tc" : "greedy");
   if (method == "greedy") {
@@ -71,11 +74,14 @@ void from_hf(const HfConfig& j, const std::string& type, ModelConfig& c) {
     r.group = GroupSelect::Top2Sum;
     r.choice_bias = true;
   } else {
-    fail("{}: topk_method '{}' is not supported (expected greedy, group_limited_greedy or noaux_tc)", j.path(), method);
+    fail(
+        "{}: topk_method '{}' is not supported (expected greedy, group_limited_greedy or noaux_tc)",
+        j.path(), method);
   }
   r.n_group = j.get<int>("n_group", v3 ? 8 : 1);
   r.topk_group = j.get<int>("topk_group", v3 ? 4 : 1);
-  if (r.group != GroupSelect::None && r.n_group <= 1) r.group = GroupSelect::None;  // one group: plain top-k
+  if (r.group != GroupSelect::None && r.n_group <= 1)
+    r.group = GroupSelect::None;  // one group: plain top-k
   r.norm_topk = j.get<bool>("norm_topk_prob", v3);
   r.scale = j.get<float>("routed_scaling_factor", v3 ? 2.5f : 1.f);
 }
@@ -95,12 +101,15 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
     a.split_kv_b = true;
   }
   if (c.n_head_kv != c.n_head) {
-    fail("{}: deepseek2.attention.head_count_kv {} differs from head_count {} in a file without key_length_mla",
-         k.path(), c.n_head_kv, c.n_head);
+    fail(
+        "{}: deepseek2.attention.head_count_kv {} differs from head_count {} in a file without "
+        "key_length_mla",
+        k.path(), c.n_head_kv, c.n_head);
   }
   a.qk_nope = c.head_dim - a.qk_rope;
   a.v_dim = c.head_dim_v;
-  if (a.qk_nope <= 0) fail("{}: key length {} leaves no room beside {} rope dims", k.path(), c.head_dim, a.qk_rope);
+  if (a.qk_nope <= 0)
+    fail("{}: key length {} leaves no room beside {} rope dims", k.path(), c.head_dim, a.qk_rope);
   c.rope.style = RopeStyle::Interleaved;
   c.n_dense_lead = k.u32("leading_dense_block_count", 0);
   c.n_ff = k.u32("expert_feed_forward_length");
@@ -112,14 +121,20 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   r.norm_topk = k.flag("expert_weights_norm", false);
   // llama_expert_gating_func_type: 1 softmax, 2 sigmoid; absent (older V2 files): softmax.
   const int gating = k.u32("expert_gating_func", 1);
-  if (gating != 1 && gating != 2) fail("{}: deepseek2.expert_gating_func = {} (expected 1 softmax or 2 sigmoid)", k.path(), gating);
+  if (gating != 1 && gating != 2)
+    fail("{}: deepseek2.expert_gating_func = {} (expected 1 softmax or 2 sigmoid)", k.path(),
+         gating);
   r.score = gating == 2 ? ScoreFunc::Sigmoid : ScoreFunc::Softmax;
   r.choice_bias = k.has_tensor(fmt::format("blk.{}.exp_probs_b.bias", c.n_dense_lead));
   r.n_group = k.u32("expert_group_count", 1);
   r.topk_group = k.u32("expert_group_used_count", 1);
-  const std::string select = k.file().get_string(kGroupSelectKey, r.score == ScoreFunc::Sigmoid ? "top2_sum" : "max");
-  if (select != "top2_sum" && select != "max") fail("{}: {} = '{}' (expected top2_sum or max)", k.path(), kGroupSelectKey, select);
-  r.group = r.n_group <= 1 ? GroupSelect::None : select == "max" ? GroupSelect::Max : GroupSelect::Top2Sum;
+  const std::string select =
+      k.file().get_string(kGroupSelectKey, r.score == ScoreFunc::Sigmoid ? "top2_sum" : "max");
+  if (select != "top2_sum" && select != "max")
+    fail("{}: {} = '{}' (expected top2_sum or max)", k.path(), kGroupSelectKey, select);
+  r.group = r.n_group <= 1    ? GroupSelect::None
+            : select == "max" ? GroupSelect::Max
+                              : GroupSelect::Top2Sum;
   if (c.rope.yarn && c.rope.factor > 1.f) {
     // yarn_log_multiplier = 0.1 · mscale_all_dim; DeepSeek's rope keeps unit magnitude
     // (mscale = mscale_all_dim in every release) unless mcmoe recorded otherwise.
@@ -130,8 +145,11 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
 
 void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {
   const MlaConfig& a = c.mla;
-  if (c.moe_every != 1) fail("moe_layer_freq {} has no key in llama.cpp's deepseek2 GGUF; only 1 can be written", c.moe_every);
-  if (c.n_ff_shared % c.n_ff != 0) fail("shared expert width {} is not a multiple of the expert width {}", c.n_ff_shared, c.n_ff);
+  if (c.moe_every != 1)
+    fail("moe_layer_freq {} has no key in llama.cpp's deepseek2 GGUF; only 1 can be written",
+         c.moe_every);
+  if (c.n_ff_shared % c.n_ff != 0)
+    fail("shared expert width {} is not a multiple of the expert width {}", c.n_ff_shared, c.n_ff);
   w.u32("leading_dense_block_count", c.n_dense_lead);
   if (c.n_ff_dense > 0) w.u32("feed_forward_length", c.n_ff_dense);
   w.u32("expert_feed_forward_length", c.n_ff);
@@ -156,9 +174,11 @@ void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {
     w.u32("expert_group_used_count", c.router.topk_group);
     w.unprefixed_str(kGroupSelectKey, c.router.group == GroupSelect::Max ? "max" : "top2_sum");
   }
-  if (c.rope.yarn && c.rope.attn_factor != 1.f) w.unprefixed_f32(kRopeAttnFactorKey, c.rope.attn_factor);
+  if (c.rope.yarn && c.rope.attn_factor != 1.f)
+    w.unprefixed_f32(kRopeAttnFactorKey, c.rope.attn_factor);
   // llama.cpp c392e50 requires the key even without YaRN (0 then changes nothing).
-  const float log_mul = c.rope.yarn && c.rope.factor > 1.f ? (c.mla_mscale - 1.f) / std::log(c.rope.factor) : 0.f;
+  const float log_mul =
+      c.rope.yarn && c.rope.factor > 1.f ? (c.mla_mscale - 1.f) / std::log(c.rope.factor) : 0.f;
   w.f32("rope.scaling.yarn_log_multiplier", log_mul);
 }
 
@@ -166,17 +186,28 @@ HfSource hf_source(const ModelConfig& c, const TensorSlot& s) {
   using K = TensorKind;
   auto layer = [&](const char* suffix) { return HfSource{hf_layer(s.layer, suffix)}; };
   switch (s.kind) {
-    case K::AttnQA: return layer("self_attn.q_a_proj.weight");
-    case K::AttnQANorm: return layer("self_attn.q_a_layernorm.weight");
-    case K::AttnQB: return layer("self_attn.q_b_proj.weight");
-    case K::AttnKvAMqa: return layer("self_attn.kv_a_proj_with_mqa.weight");
-    case K::AttnKvANorm: return layer("self_attn.kv_a_layernorm.weight");
-    case K::AttnKvB: return layer("self_attn.kv_b_proj.weight");
-    case K::ChoiceBias: return layer("mlp.gate.e_score_correction_bias");
-    case K::ShexpGate: return layer("mlp.shared_experts.gate_proj.weight");
-    case K::ShexpUp: return layer("mlp.shared_experts.up_proj.weight");
-    case K::ShexpDown: return layer("mlp.shared_experts.down_proj.weight");
-    default: return llama_style_source(c, s);
+    case K::AttnQA:
+      return layer("self_attn.q_a_proj.weight");
+    case K::AttnQANorm:
+      return layer("self_attn.q_a_layernorm.weight");
+    case K::AttnQB:
+      return layer("self_attn.q_b_proj.weight");
+    case K::AttnKvAMqa:
+      return layer("self_attn.kv_a_proj_with_mqa.weight");
+    case K::AttnKvANorm:
+      return layer("self_attn.kv_a_layernorm.weight");
+    case K::AttnKvB:
+      return layer("self_attn.kv_b_proj.weight");
+    case K::ChoiceBias:
+      return layer("mlp.gate.e_score_correction_bias");
+    case K::ShexpGate:
+      return layer("mlp.shared_experts.gate_proj.weight");
+    case K::ShexpUp:
+      return layer("mlp.shared_experts.up_proj.weight");
+    case K::ShexpDown:
+      return layer("mlp.shared_experts.down_proj.weight");
+    default:
+      return llama_style_source(c, s);
   }
 }
 

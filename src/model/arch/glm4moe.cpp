@@ -37,7 +37,8 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
 void from_gguf(const GgufKeys& k, ModelConfig& c) {
   // block_count includes the multi-token-prediction layers at the end.
   const int nextn = k.u32("nextn_predict_layers", 0);
-  if (nextn < 0 || nextn >= c.n_layer) fail("{}: glm4moe.nextn_predict_layers {} with block_count {}", k.path(), nextn, c.n_layer);
+  if (nextn < 0 || nextn >= c.n_layer)
+    fail("{}: glm4moe.nextn_predict_layers {} with block_count {}", k.path(), nextn, c.n_layer);
   c.n_layer -= nextn;
   c.n_ff = k.u32("expert_feed_forward_length");
   c.n_ff_dense = k.u32("feed_forward_length", 0);
@@ -47,7 +48,9 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   if (k.has_tensor("blk.0.attn_q_norm.weight")) c.qk_norm = QkNorm::PerHead;
   RouterConfig& r = c.router;
   const int gating = k.u32("expert_gating_func", 2);
-  if (gating != 2) fail("{}: glm4moe.expert_gating_func = {} (GLM-4.5 routes with sigmoid scores, 2)", k.path(), gating);
+  if (gating != 2)
+    fail("{}: glm4moe.expert_gating_func = {} (GLM-4.5 routes with sigmoid scores, 2)", k.path(),
+         gating);
   r.score = ScoreFunc::Sigmoid;
   r.choice_bias = true;
   r.norm_topk = k.flag("expert_weights_norm", false);
@@ -59,7 +62,8 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
 }
 
 void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {
-  if (c.n_ff_shared % c.n_ff != 0) fail("shared expert width {} is not a multiple of the expert width {}", c.n_ff_shared, c.n_ff);
+  if (c.n_ff_shared % c.n_ff != 0)
+    fail("shared expert width {} is not a multiple of the expert width {}", c.n_ff_shared, c.n_ff);
   if (c.n_ff_dense > 0) w.u32("feed_forward_length", c.n_ff_dense);
   w.u32("expert_feed_forward_length", c.n_ff);
   w.u32("expert_shared_count", c.n_ff_shared / c.n_ff);
@@ -75,16 +79,17 @@ void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {
 HfSource hf_source(const ModelConfig& c, const TensorSlot& s) {
   using K = TensorKind;
   switch (s.kind) {
-    case K::ChoiceBias: return {hf_layer(s.layer, "mlp.gate.e_score_correction_bias")};
-    case K::ShexpGate: return {hf_layer(s.layer, "mlp.shared_experts.gate_proj.weight")};
-    case K::ShexpUp: return {hf_layer(s.layer, "mlp.shared_experts.up_proj.weight")};
-    case K::ShexpDown: return {hf_layer(s.layer, "mlp.shared_experts.down_proj.weight")};
-    default: return llama_style_source(c, s);
+    case K::ChoiceBias:
+      return {hf_layer(s.layer, "mlp.gate.e_score_correction_bias")};
+    case K::ShexpGate:
+      return {hf_layer(s.layer, "mlp.shared_experts.gate_proj.weight")};
+    case K::ShexpUp:
+      return {hf_layer(s.layer, "mlp.shared_experts.up_proj.weight")};
+    case K::ShexpDown:
+      return {hf_layer(s.layer, "mlp.shared_experts.down_proj.weight")};
+    default:
+      return llama_style_source(c, s);
   }
-}
-
-std::string gguf_tensor_name(const TensorSlot& s) {
-  return s.kind == TensorKind::FfnNorm ? fmt::format("blk.{}.post_attention_norm.weight", s.layer) : "";
 }
 
 }  // namespace
@@ -96,6 +101,6 @@ extern const ArchInfo kGlm4MoeArch{.arch = Arch::Glm4Moe,
                                    .from_gguf = from_gguf,
                                    .to_gguf = to_gguf,
                                    .hf_source = hf_source,
-                                   .gguf_tensor_name = gguf_tensor_name};
+                                   .gguf_tensor_name = post_attention_norm_names};
 
 }  // namespace mcmoe::model::arch

@@ -30,7 +30,8 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
     }
     for (const std::string& t : types) {
       if (t != "sliding_attention" && t != "full_attention") {
-        fail("{}: layer_types entry '{}' (expected sliding_attention or full_attention)", j.path(), t);
+        fail("{}: layer_types entry '{}' (expected sliding_attention or full_attention)", j.path(),
+             t);
       }
       c.swa_layers.push_back(t == "sliding_attention");
     }
@@ -41,10 +42,13 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.activation = Activation::SwigluOai;
   c.swiglu_limit = j.get<float>("swiglu_limit", 7.f);
   if (j.json().contains("quantization_config") && !j.json()["quantization_config"].is_null()) {
-    const std::string method = j.json()["quantization_config"].value("quant_method", std::string("?"));
-    fail("{}: quantization_config.quant_method '{}': the experts are stored quantized (MXFP4 *_blocks/*_scales); "
-         "only the float (bf16/f16/f32) form of gpt-oss is read so far",
-         j.path(), method);
+    const std::string method =
+        j.json()["quantization_config"].value("quant_method", std::string("?"));
+    fail(
+        "{}: quantization_config.quant_method '{}': the experts are stored quantized (MXFP4 "
+        "*_blocks/*_scales); "
+        "only the float (bf16/f16/f32) form of gpt-oss is read so far",
+        j.path(), method);
   }
 }
 
@@ -54,7 +58,8 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   c.attn_sinks = true;
   c.sliding_window = k.u32("attention.sliding_window");
   const int period = k.u32("attention.sliding_window_pattern", 2);
-  if (period < 1) fail("{}: gpt-oss.attention.sliding_window_pattern {} must be positive", k.path(), period);
+  if (period < 1)
+    fail("{}: gpt-oss.attention.sliding_window_pattern {} must be positive", k.path(), period);
   // llama_hparams::set_swa_pattern: layer il slides when il % period < period - 1.
   for (int l = 0; l < c.n_layer; ++l) c.swa_layers.push_back(l % period < period - 1);
   c.rope.truncate = k.file().get_bool(kRopeTruncateKey, false);
@@ -66,14 +71,16 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
 }
 
 void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {
-  if (c.swiglu_limit != 7.f) fail("swiglu_limit {} has no key in llama.cpp's gpt-oss GGUF (it uses 7)", c.swiglu_limit);
+  if (c.swiglu_limit != 7.f)
+    fail("swiglu_limit {} has no key in llama.cpp's gpt-oss GGUF (it uses 7)", c.swiglu_limit);
   w.u32("feed_forward_length", c.n_ff);
   w.u32("expert_feed_forward_length", c.n_ff);
   w.u32("attention.sliding_window", c.sliding_window);
   // The pattern llama.cpp assumes (even layers slide) must be the model's.
   for (int l = 0; l < c.n_layer; ++l) {
     if (c.is_swa(l) != (l % 2 == 0)) {
-      fail("layer {} is {}: llama.cpp's gpt-oss layout slides exactly the even layers", l, c.is_swa(l) ? "sliding" : "full");
+      fail("layer {} is {}: llama.cpp's gpt-oss layout slides exactly the even layers", l,
+           c.is_swa(l) ? "sliding" : "full");
     }
   }
 }
@@ -83,20 +90,25 @@ HfSource hf_source(const ModelConfig& c, const TensorSlot& s) {
   using T = HfSource::Take;
   const std::string mlp = hf_layer(s.layer, "mlp.");
   switch (s.kind) {
-    case K::Router: return {mlp + "router.weight"};
-    case K::RouterBias: return {mlp + "router.bias"};
-    case K::ExpGate: return {mlp + "experts.gate_up_proj", T::EveryOther, s.expert, 0};
-    case K::ExpUp: return {mlp + "experts.gate_up_proj", T::EveryOther, s.expert, 1};
-    case K::ExpDown: return {mlp + "experts.down_proj", T::Transposed, s.expert};
-    case K::ExpGateBias: return {mlp + "experts.gate_up_proj_bias", T::EveryOther, s.expert, 0};
-    case K::ExpUpBias: return {mlp + "experts.gate_up_proj_bias", T::EveryOther, s.expert, 1};
-    case K::ExpDownBias: return {mlp + "experts.down_proj_bias", T::Slice, s.expert};
-    default: return llama_style_source(c, s);
+    case K::Router:
+      return {mlp + "router.weight"};
+    case K::RouterBias:
+      return {mlp + "router.bias"};
+    case K::ExpGate:
+      return {mlp + "experts.gate_up_proj", T::EveryOther, s.expert, 0};
+    case K::ExpUp:
+      return {mlp + "experts.gate_up_proj", T::EveryOther, s.expert, 1};
+    case K::ExpDown:
+      return {mlp + "experts.down_proj", T::Transposed, s.expert};
+    case K::ExpGateBias:
+      return {mlp + "experts.gate_up_proj_bias", T::EveryOther, s.expert, 0};
+    case K::ExpUpBias:
+      return {mlp + "experts.gate_up_proj_bias", T::EveryOther, s.expert, 1};
+    case K::ExpDownBias:
+      return {mlp + "experts.down_proj_bias", T::Slice, s.expert};
+    default:
+      return llama_style_source(c, s);
   }
-}
-
-std::string gguf_tensor_name(const TensorSlot& s) {
-  return s.kind == TensorKind::FfnNorm ? fmt::format("blk.{}.post_attention_norm.weight", s.layer) : "";
 }
 
 }  // namespace
@@ -108,6 +120,6 @@ extern const ArchInfo kGptOssArch{.arch = Arch::GptOss,
                                   .from_gguf = from_gguf,
                                   .to_gguf = to_gguf,
                                   .hf_source = hf_source,
-                                  .gguf_tensor_name = gguf_tensor_name};
+                                  .gguf_tensor_name = post_attention_norm_names};
 
 }  // namespace mcmoe::model::arch

@@ -22,7 +22,10 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.logit_scale = j.get<float>("logits_scaling", 1.f);
   c.router.softmax_over_topk = true;
   if (j.get<int>("shared_intermediate_size", 0) > 0) {
-    fail("{}: shared_intermediate_size is set (GraniteMoeShared); only Granite-MoE without a shared expert is supported", j.path());
+    fail(
+        "{}: shared_intermediate_size is set (GraniteMoeShared); only Granite-MoE without a shared "
+        "expert is supported",
+        j.path());
   }
 }
 
@@ -56,11 +59,16 @@ HfSource hf_source(const ModelConfig& c, const TensorSlot& s) {
   using T = HfSource::Take;
   const std::string moe = hf_layer(s.layer, "block_sparse_moe.");
   switch (s.kind) {
-    case K::Router: return {moe + "router.layer.weight"};
-    case K::ExpGate: return {moe + "input_linear.weight", T::Rows, s.expert, 0, c.n_ff};
-    case K::ExpUp: return {moe + "input_linear.weight", T::Rows, s.expert, c.n_ff, 2 * int64_t{c.n_ff}};
-    case K::ExpDown: return {moe + "output_linear.weight", T::Slice, s.expert};
-    default: return llama_style_source(c, s);
+    case K::Router:
+      return {moe + "router.layer.weight"};
+    case K::ExpGate:
+      return {moe + "input_linear.weight", T::Rows, s.expert, 0, c.n_ff};
+    case K::ExpUp:
+      return {moe + "input_linear.weight", T::Rows, s.expert, c.n_ff, 2 * int64_t{c.n_ff}};
+    case K::ExpDown:
+      return {moe + "output_linear.weight", T::Slice, s.expert};
+    default:
+      return llama_style_source(c, s);
   }
 }
 

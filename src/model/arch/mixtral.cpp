@@ -29,17 +29,26 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   c.router.norm_topk = true;
 }
 
-void to_gguf(const ModelConfig& c, GgufKeyWriter& w) { w.u32("feed_forward_length", c.n_expert > 0 ? c.n_ff : c.n_ff_dense); }
+void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {
+  w.u32("feed_forward_length", c.n_expert > 0 ? c.n_ff : c.n_ff_dense);
+}
 
 HfSource hf_source(const ModelConfig& c, const TensorSlot& s) {
   using K = TensorKind;
-  auto moe = [&](const std::string& suffix) { return HfSource{hf_layer(s.layer, "block_sparse_moe." + suffix)}; };
+  auto moe = [&](const std::string& suffix) {
+    return HfSource{hf_layer(s.layer, "block_sparse_moe." + suffix)};
+  };
   switch (s.kind) {
-    case K::Router: return moe("gate.weight");
-    case K::ExpGate: return moe(fmt::format("experts.{}.w1.weight", s.expert));
-    case K::ExpUp: return moe(fmt::format("experts.{}.w3.weight", s.expert));
-    case K::ExpDown: return moe(fmt::format("experts.{}.w2.weight", s.expert));
-    default: return llama_style_source(c, s);
+    case K::Router:
+      return moe("gate.weight");
+    case K::ExpGate:
+      return moe(fmt::format("experts.{}.w1.weight", s.expert));
+    case K::ExpUp:
+      return moe(fmt::format("experts.{}.w3.weight", s.expert));
+    case K::ExpDown:
+      return moe(fmt::format("experts.{}.w2.weight", s.expert));
+    default:
+      return llama_style_source(c, s);
   }
 }
 

@@ -14,11 +14,7 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.shared_gate = c.n_ff_shared > 0;
   c.router.norm_topk = j.get<bool>("norm_topk_prob", false);
   c.attn_bias = true;
-  j.expect<int>("decoder_sparse_step", 1, "every layer must be an MoE layer");
-  if (j.has("mlp_only_layers") && !j.json()["mlp_only_layers"].empty()) {
-    fail("{}: mlp_only_layers is not supported (found {} entries)", j.path(), j.json()["mlp_only_layers"].size());
-  }
-  j.expect<bool>("use_sliding_window", false, "sliding-window attention is off in every released Qwen-MoE");
+  refuse_qwen_layer_options(j);
 }
 
 void from_gguf(const GgufKeys& k, ModelConfig& c) {
@@ -39,11 +35,16 @@ void to_gguf(const ModelConfig& c, GgufKeyWriter& w) {
 HfSource hf_source(const ModelConfig& c, const TensorSlot& s) {
   using K = TensorKind;
   switch (s.kind) {
-    case K::ShexpGate: return {hf_layer(s.layer, "mlp.shared_expert.gate_proj.weight")};
-    case K::ShexpUp: return {hf_layer(s.layer, "mlp.shared_expert.up_proj.weight")};
-    case K::ShexpDown: return {hf_layer(s.layer, "mlp.shared_expert.down_proj.weight")};
-    case K::ShexpRouter: return {hf_layer(s.layer, "mlp.shared_expert_gate.weight")};
-    default: return llama_style_source(c, s);
+    case K::ShexpGate:
+      return {hf_layer(s.layer, "mlp.shared_expert.gate_proj.weight")};
+    case K::ShexpUp:
+      return {hf_layer(s.layer, "mlp.shared_expert.up_proj.weight")};
+    case K::ShexpDown:
+      return {hf_layer(s.layer, "mlp.shared_expert.down_proj.weight")};
+    case K::ShexpRouter:
+      return {hf_layer(s.layer, "mlp.shared_expert_gate.weight")};
+    default:
+      return llama_style_source(c, s);
   }
 }
 

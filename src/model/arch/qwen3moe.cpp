@@ -13,11 +13,7 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.router.norm_topk = j.get<bool>("norm_topk_prob", false);
   c.attn_bias = c.attn_out_bias = j.get<bool>("attention_bias", false);
   c.qk_norm = QkNorm::PerHead;
-  j.expect<int>("decoder_sparse_step", 1, "every layer must be an MoE layer");
-  if (j.has("mlp_only_layers") && !j.json()["mlp_only_layers"].empty()) {
-    fail("{}: mlp_only_layers is not supported (found {} entries)", j.path(), j.json()["mlp_only_layers"].size());
-  }
-  j.expect<bool>("use_sliding_window", false, "sliding-window attention is off in every released Qwen3-MoE");
+  refuse_qwen_layer_options(j);
 }
 
 void from_gguf(const GgufKeys& k, ModelConfig& c) {

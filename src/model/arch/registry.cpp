@@ -3,11 +3,11 @@
 
 namespace mcmoe::model::arch {
 
-extern const ArchInfo kLlamaArch, kQwen2MoeArch, kQwen3MoeArch, kOlmoeArch, kDeepseek2Arch, kGlm4MoeArch, kGptOssArch,
-    kGraniteMoeArch;
+extern const ArchInfo kLlamaArch, kQwen2MoeArch, kQwen3MoeArch, kOlmoeArch, kDeepseek2Arch,
+    kGlm4MoeArch, kGptOssArch, kGraniteMoeArch;
 
 namespace {
-const ArchInfo* const kAll[] = {&kLlamaArch,    &kQwen2MoeArch, &kQwen3MoeArch, &kOlmoeArch,
+const ArchInfo* const kAll[] = {&kLlamaArch,     &kQwen2MoeArch, &kQwen3MoeArch, &kOlmoeArch,
                                 &kDeepseek2Arch, &kGlm4MoeArch,  &kGptOssArch,   &kGraniteMoeArch};
 }  // namespace
 
