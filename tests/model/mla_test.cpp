@@ -59,6 +59,7 @@ TEST(Mla, AbsorbedAndNaiveAgree) {
     for (const bool steps : {false, true}) {
       const double err = test::relative_max_error(logits(*m, Mode::kAbsorbed, steps), naive);
       EXPECT_LT(err, 1e-4) << name << (steps ? " decoding one token at a time" : " in one batch");
+      std::printf("[mla] %s absorbed%s vs naive: relative max error %.3g\n", name, steps ? " (one token at a time)" : "", err);
     }
     EXPECT_LT(test::relative_max_error(logits(*m, Mode::kNaive, true), naive), 1e-4) << name;
   }
