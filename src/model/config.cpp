@@ -21,12 +21,6 @@ bool ModelConfig::has_dense_layers() const {
   return false;
 }
 
-int ModelConfig::max_ff() const {
-  int ff = std::max(n_ff_shared, n_ff_dense);
-  if (n_expert > 0) ff = std::max(ff, n_ff);
-  return ff;
-}
-
 void ModelConfig::validate(const std::string& source) const {
   auto positive = [&](const char* name, int v) {
     if (v <= 0) fail("{}: {} must be positive, found {}", source, name, v);

@@ -155,10 +155,6 @@ struct ModelConfig {
   int kv_dim() const { return n_head_kv * head_dim; }       // GQA k (and v when head_dim_v == head_dim)
   int v_dim() const { return n_head_kv * head_dim_v; }      // GQA v
   int attn_out_dim() const { return n_head * head_dim_v; }  // input width of the output projection
-  // Values the KV cache keeps per token and layer: k + v (GQA), or the latent (MLA).
-  int kv_cache_width() const { return attention == AttentionKind::Mla ? mla.latent() : kv_dim() + v_dim(); }
-  // The widest feed-forward hidden layer: scratch sizing.
-  int max_ff() const;
 
   // Throws an Error naming `source` when a value is out of range or inconsistent.
   void validate(const std::string& source) const;

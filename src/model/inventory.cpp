@@ -30,20 +30,6 @@ const char* role_name(TensorRole r) {
   return "?";
 }
 
-bool is_routed_expert_kind(TensorKind k) {
-  switch (k) {
-    case TensorKind::ExpGate:
-    case TensorKind::ExpUp:
-    case TensorKind::ExpDown:
-    case TensorKind::ExpGateBias:
-    case TensorKind::ExpUpBias:
-    case TensorKind::ExpDownBias:
-      return true;
-    default:
-      return false;
-  }
-}
-
 const char* expert_proj_name(TensorKind k) {
   switch (k) {
     case TensorKind::ExpGate:

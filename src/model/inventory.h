@@ -108,6 +108,5 @@ void for_each_tensor(const ModelConfig& c, const ModelWeights& w, const LayerExp
 std::string stacked_expert_name(TensorKind kind, int l);
 // The projection of an expert kind: "ffn_gate", "ffn_up" or "ffn_down".
 const char* expert_proj_name(TensorKind kind);
-bool is_routed_expert_kind(TensorKind kind);
 
 }  // namespace mcmoe::model

@@ -41,10 +41,4 @@ TensorView mla_v_b(const ModelConfig& c, const LayerWeights& L, int h) {
   return L.wkv_b.row_range(h * per_head + c.mla.qk_nope, c.mla.v_dim);
 }
 
-TensorView mla_kv_b(const ModelConfig& c, const LayerWeights& L, int h) {
-  if (c.mla.split_kv_b) fail("internal: the naive MLA form needs kv_b whole");
-  const int64_t per_head = c.mla.qk_nope + c.mla.v_dim;
-  return L.wkv_b.row_range(h * per_head, per_head);
-}
-
 }  // namespace mcmoe::model

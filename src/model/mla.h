@@ -24,7 +24,5 @@ TensorView mla_derive_wk_b(const ModelConfig& c, const TensorView& wkv_b, const 
 TensorView mla_k_b(const ModelConfig& c, const LayerWeights& L, int h);
 // W_UV_h [v_dim, kv_lora_rank] of head h: rows of kv_b, or slice h of attn_v_b.
 TensorView mla_v_b(const ModelConfig& c, const LayerWeights& L, int h);
-// [qk_nope + v_dim rows of head h] of kv_b: k_nope rows then v rows (the naive form).
-TensorView mla_kv_b(const ModelConfig& c, const LayerWeights& L, int h);
 
 }  // namespace mcmoe::model

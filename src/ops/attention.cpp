@@ -207,8 +207,11 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
   const int64_t max_rows = rows_are_heads ? group : kQueryBlock;
   // Partial states of every (row group, split): m, l [max_rows] and O [max_rows, dv].
   const int64_t state_floats = max_rows * (2 + dv);
-  std::vector<float> partial(
-      static_cast<size_t>(splits > 1 ? row_groups * splits * state_floats : 0));
+  // Kept between calls (decode runs this once per layer and token).
+  thread_local AlignedScratch partial_scratch;
+  float* partial = splits > 1 ? static_cast<float*>(partial_scratch.get(
+                                    static_cast<size_t>(row_groups * splits * state_floats) * sizeof(float)))
+                              : nullptr;
   // Widened key and value blocks (f16 / q8_0 caches): at most whole rows of kKeyBlock keys.
   const int64_t widen = p.kv_type == DType::F32 ? 0 : kKeyBlock * (d.k_stride + d.v_stride);
   pool.parallel_for(row_groups * splits, 1, [&](int64_t begin, int64_t end) {
@@ -241,7 +244,7 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
         for (int64_t r = 0; r < n_rows; ++r) row_pos[r] = p.pos0 + t0 + r;
       }
       float* state =
-          splits > 1 ? partial.data() + item * state_floats : work + max_rows * kKeyBlock;
+          splits > 1 ? partial + item * state_floats : work + max_rows * kKeyBlock;
       RowState st{state, state + max_rows, state + 2 * max_rows};
       std::fill_n(st.m, n_rows, kNegInf);
       std::fill_n(st.l, n_rows, 0.f);
@@ -273,7 +276,7 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
         float l = 0;
         std::fill(o.begin(), o.end(), 0.f);
         for (int64_t sp = 0; sp < splits; ++sp) {
-          const float* state = partial.data() + (rg * splits + sp) * state_floats;
+          const float* state = partial + (rg * splits + sp) * state_floats;
           if (state[r] == kNegInf) continue;
           const float c = std::exp(state[r] - m);
           l += c * state[max_rows + r];
