@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/kernel_sets.h"
+#include "kernels/tile_walk.h"
 
 namespace mcmoe::kernels::avx2 {
 
@@ -16,10 +17,6 @@ namespace {
 constexpr int kRowTile = 4;
 constexpr int kTokTile = 2;
 constexpr int64_t kTokBlock = 32;
-
-inline int64_t min64(int64_t a, int64_t b) {
-  return a < b ? a : b;
-}
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -71,6 +68,7 @@ struct TileArgs {
   float* y;
   int64_t ldy;
   size_t prefetch;  // bytes to the next tile's rows, 0 = none (see dot_q_avx512.cpp)
+  bool accumulate;  // add to y (a later column chunk; never here: rows are read in one pass)
 };
 using TileFn = void (*)(const TileArgs&);
 
@@ -99,25 +97,23 @@ void tile(const TileArgs& a) {
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      float s = hsum(acc[r][t]);
-      for (int64_t k = c; k < a.cols; ++k)
-        s += load_w1<F>(a.w + r * a.w_stride, k) * a.x[t * a.ldx + k];
-      a.y[t * a.ldy + r] = s;
-    }
-  }
+  // The columns past the last full vector, one at a time.
+  store_tile<R, T>(a.y, a.ldy, a.accumulate, [&](int r, int t) {
+    float s = hsum(acc[r][t]);
+    for (int64_t k = c; k < a.cols; ++k) s += load_w1<F>(a.w + r * a.w_stride, k) * a.x[t * a.ldx + k];
+    return s;
+  });
 }
 
-template <WFormat F, int R>
-constexpr TileFn kRowTiles[kTokTile] = {tile<F, R, 1>, tile<F, R, 2>};
+template <WFormat F>
+struct Tiles {
+  template <int R, int T>
+  static constexpr TileFn fn = tile<F, R, T>;
+};
 
 template <WFormat F>
 void gemm(const GemmArgs& g) {
-  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
-                                                     kRowTiles<F, 3>, kRowTiles<F, 4>};
+  static constexpr auto kTiles = make_tile_table<Tiles<F>, TileArgs, kRowTile, kTokTile>();
   const int64_t ldx = static_cast<int64_t>(g.x_stride / sizeof(float));
   TileArgs a{.w = nullptr,
              .w_stride = g.w_stride,
@@ -126,22 +122,19 @@ void gemm(const GemmArgs& g) {
              .ldx = ldx,
              .y = nullptr,
              .ldy = g.ldy,
-             .prefetch = 0};
+             .prefetch = 0,
+             .accumulate = false};
   const auto* x = static_cast<const float*>(g.x);
-  for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
-    const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
-    for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
-      const int64_t rn = min64(kRowTile, g.row_end - r);
-      a.w = g.w + r * g.w_stride;
-      for (int64_t t = t0; t < t_end; t += kTokTile) {
-        const int64_t tn = min64(kTokTile, t_end - t);
-        a.x = x + t * ldx;
-        a.y = g.y + t * g.ldy + r;
-        a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
-        kTiles[rn - 1][tn - 1](a);
-      }
-    }
-  }
+  walk_tiles(
+      g, TileWalk{.blocks = g.cols, .chunk_blocks = 0, .row_tile = kRowTile, .tok_tile = kTokTile, .tok_block = kTokBlock},
+      [](int64_t, int64_t) {},
+      [&](const Tile& tl) {
+        a.w = g.w + tl.r * g.w_stride;
+        a.x = x + tl.t * ldx;
+        a.y = g.y + tl.t * g.ldy + tl.r;
+        a.prefetch = tl.prefetch ? kRowTile * g.w_stride : 0;
+        kTiles[tl.rows - 1][tl.tokens - 1](a);
+      });
 }
 
 template <WFormat F>

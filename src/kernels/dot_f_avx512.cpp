@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include "kernels/kernel_sets.h"
+#include "kernels/tile_walk.h"
 
 namespace mcmoe::kernels::avx512 {
 
@@ -26,10 +27,6 @@ constexpr int kTokTile = 4;
 // accumulator.)
 constexpr int64_t kTokBlock = 32;
 constexpr int64_t kColChunk = 4096;
-
-inline int64_t min64(int64_t a, int64_t b) {
-  return a < b ? a : b;
-}
 
 // 16 weights starting at element c, widened to f32; `m` masks a partial tail.
 template <WFormat F>
@@ -114,24 +111,18 @@ void tile(const TileArgs& a) {
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      const float sum = _mm512_reduce_add_ps(acc[r][t]);
-      float& out = a.y[t * a.ldy + r];
-      out = a.accumulate ? out + sum : sum;
-    }
-  }
+  store_tile<R, T>(a.y, a.ldy, a.accumulate, [&](int r, int t) { return _mm512_reduce_add_ps(acc[r][t]); });
 }
 
-template <WFormat F, int R>
-constexpr TileFn kRowTiles[kTokTile] = {tile<F, R, 1>, tile<F, R, 2>, tile<F, R, 3>, tile<F, R, 4>};
+template <WFormat F>
+struct Tiles {
+  template <int R, int T>
+  static constexpr TileFn fn = tile<F, R, T>;
+};
 
 template <WFormat F>
 void gemm(const GemmArgs& g) {
-  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
-                                                     kRowTiles<F, 3>, kRowTiles<F, 4>};
+  static constexpr auto kTiles = make_tile_table<Tiles<F>, TileArgs, kRowTile, kTokTile>();
   constexpr int64_t kElemBytes = F == WFormat::kF32 ? 4 : 2;
   const int64_t ldx = static_cast<int64_t>(g.x_stride / sizeof(float));
   TileArgs a{.w = nullptr,
@@ -144,27 +135,22 @@ void gemm(const GemmArgs& g) {
              .prefetch = 0,
              .accumulate = false};
   const auto* x = static_cast<const float*>(g.x);
-  // Decode reads each row start to end in one pass.
-  const int64_t chunk = g.n_tokens > kTokTile ? kColChunk : g.cols;
-  for (int64_t k0 = 0; k0 < g.cols; k0 += chunk) {
-    a.cols = min64(chunk, g.cols - k0);
-    a.accumulate = k0 > 0;
-    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += kTokBlock) {
-      const int64_t t_end = min64(g.n_tokens, t0 + kTokBlock);
-      for (int64_t r = g.row_begin; r < g.row_end; r += kRowTile) {
-        const int64_t rn = min64(kRowTile, g.row_end - r);
-        a.w = g.w + r * g.w_stride + k0 * kElemBytes;
-        for (int64_t t = t0; t < t_end; t += kTokTile) {
-          const int64_t tn = min64(kTokTile, t_end - t);
-          a.x = x + t * ldx + k0;
-          a.y = g.y + t * g.ldy + r;
-          // The first token tile of a block brings the next rows in; later ones hit cache.
-          a.prefetch = t == t0 && r + kRowTile < g.row_end ? kRowTile * g.w_stride : 0;
-          kTiles[rn - 1][tn - 1](a);
-        }
-      }
-    }
-  }
+  // Decode reads each row start to end in one pass; prefill walks column chunks (in
+  // elements: the walk's "blocks" are single columns here).
+  walk_tiles(
+      g,
+      TileWalk{.blocks = g.cols, .chunk_blocks = kColChunk, .row_tile = kRowTile, .tok_tile = kTokTile, .tok_block = kTokBlock},
+      [](int64_t, int64_t) {},
+      [&](const Tile& tl) {
+        a.cols = tl.b_end - tl.b_begin;
+        a.accumulate = tl.accumulate;
+        a.w = g.w + tl.r * g.w_stride + tl.b_begin * kElemBytes;
+        a.x = x + tl.t * ldx + tl.b_begin;
+        a.y = g.y + tl.t * g.ldy + tl.r;
+        // The first token tile of a block brings the next rows in; later ones hit cache.
+        a.prefetch = tl.prefetch ? kRowTile * g.w_stride : 0;
+        kTiles[tl.rows - 1][tl.tokens - 1](a);
+      });
 }
 
 template <WFormat F>

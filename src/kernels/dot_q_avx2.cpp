@@ -140,19 +140,18 @@ void tile(const TileArgs& a) {
       }
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = hsum(acc[r][t]);
+  store_tile<R, T>(a.y, a.ldy, a.accumulate, [&](int r, int t) { return hsum(acc[r][t]); });
 }
 
-template <WFormat F, int R>
-constexpr TileFn kRowTiles[kTokTile] = {tile<F, R, 1>, tile<F, R, 2>};
+template <WFormat F>
+struct Tiles {
+  template <int R, int T>
+  static constexpr TileFn fn = tile<F, R, T>;
+};
 
 template <WFormat F>
 void gemm(const GemmArgs& g) {
-  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
-                                                     kRowTiles<F, 3>, kRowTiles<F, 4>};
+  static constexpr auto kTiles = make_tile_table<Tiles<F>, TileArgs, kRowTile, kTokTile>();
   run_qtiles(g,
              TileWalk{.blocks = g.cols / 32,
                       .chunk_blocks = 0,

@@ -166,24 +166,18 @@ void tile(const TileArgs& a) {
     }
     group_step<F, R, T>(wp, a, blk, acc);
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      const float sum = _mm512_reduce_add_ps(acc[r][t]);
-      float& out = a.y[t * a.ldy + r];
-      out = a.accumulate ? out + sum : sum;
-    }
-  }
+  store_tile<R, T>(a.y, a.ldy, a.accumulate, [&](int r, int t) { return _mm512_reduce_add_ps(acc[r][t]); });
 }
 
-template <WFormat F, int R>
-constexpr TileFn kRowTiles[kTokTile] = {tile<F, R, 1>, tile<F, R, 2>, tile<F, R, 3>, tile<F, R, 4>};
+template <WFormat F>
+struct Tiles {
+  template <int R, int T>
+  static constexpr TileFn fn = tile<F, R, T>;
+};
 
 template <WFormat F>
 void gemm(const GemmArgs& g) {
-  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<F, 1>, kRowTiles<F, 2>,
-                                                     kRowTiles<F, 3>, kRowTiles<F, 4>};
+  static constexpr auto kTiles = make_tile_table<Tiles<F>, TileArgs, kRowTile, kTokTile>();
   // Decode reads each row start to end in one pass; prefill splits wide rows into column
   // chunks so a token block's activations stay in L2 (see kColChunkBlocks).
   run_qtiles(g,

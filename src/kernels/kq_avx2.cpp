@@ -93,10 +93,10 @@ inline void scales16(__m128i bytes, __m256i (&out)[2]) {
 }
 
 template <DType T>
-struct KF2;
+struct KQuantFormat;
 
 template <>
-struct KF2<DType::Q4_1> {
+struct KQuantFormat<DType::Q4_1> {
   static constexpr size_t kUnitBytes = 20;
   static constexpr int kUnitBlocks = 1, kOffset = 0, kScales = 0;
   static constexpr MinKind kMin = MinKind::kPerBlock;
@@ -108,7 +108,7 @@ struct KF2<DType::Q4_1> {
 };
 
 template <>
-struct KF2<DType::Q5_0> {
+struct KQuantFormat<DType::Q5_0> {
   static constexpr size_t kUnitBytes = 22;
   static constexpr int kUnitBlocks = 1, kOffset = 16, kScales = 0;
   static constexpr MinKind kMin = MinKind::kNone;
@@ -119,18 +119,18 @@ struct KF2<DType::Q5_0> {
 };
 
 template <>
-struct KF2<DType::Q5_1> {
+struct KQuantFormat<DType::Q5_1> {
   static constexpr size_t kUnitBytes = 24;
   static constexpr int kUnitBlocks = 1, kOffset = 0, kScales = 0;
   static constexpr MinKind kMin = MinKind::kPerBlock;
-  static void prepare(const uint8_t* p, Unit& u) { KF2<DType::Q4_1>::prepare(p, u); }  // d, m
+  static void prepare(const uint8_t* p, Unit& u) { KQuantFormat<DType::Q4_1>::prepare(p, u); }  // d, m
   static __m256i codes(const uint8_t* p, int) {
     return _mm256_or_si256(nibbles16(p + 8), high_bits32(p + 4));
   }
 };
 
 template <>
-struct KF2<DType::Q2_K> {
+struct KQuantFormat<DType::Q2_K> {
   static constexpr size_t kUnitBytes = 84;
   static constexpr int kUnitBlocks = 8, kOffset = 0, kScales = 16;
   static constexpr MinKind kMin = MinKind::kPer16;
@@ -149,7 +149,7 @@ struct KF2<DType::Q2_K> {
 };
 
 template <>
-struct KF2<DType::Q3_K> {
+struct KQuantFormat<DType::Q3_K> {
   static constexpr size_t kUnitBytes = 110;
   static constexpr int kUnitBlocks = 8, kOffset = 4, kScales = 16;
   static constexpr MinKind kMin = MinKind::kNone;
@@ -181,7 +181,7 @@ inline void prepare_k4(const uint8_t* p, Unit& u) {
 }
 
 template <>
-struct KF2<DType::Q4_K> {
+struct KQuantFormat<DType::Q4_K> {
   static constexpr size_t kUnitBytes = 144;
   static constexpr int kUnitBlocks = 8, kOffset = 0, kScales = 8;
   static constexpr MinKind kMin = MinKind::kVec8;
@@ -193,7 +193,7 @@ struct KF2<DType::Q4_K> {
 };
 
 template <>
-struct KF2<DType::Q5_K> {
+struct KQuantFormat<DType::Q5_K> {
   static constexpr size_t kUnitBytes = 176;
   static constexpr int kUnitBlocks = 8, kOffset = 0, kScales = 8;
   static constexpr MinKind kMin = MinKind::kVec8;
@@ -206,7 +206,7 @@ struct KF2<DType::Q5_K> {
 };
 
 template <>
-struct KF2<DType::Q6_K> {
+struct KQuantFormat<DType::Q6_K> {
   static constexpr size_t kUnitBytes = 210;
   static constexpr int kUnitBlocks = 8, kOffset = 32, kScales = 16;
   static constexpr MinKind kMin = MinKind::kNone;
@@ -250,7 +250,7 @@ using TileFn = QTileFn;
 
 template <DType Ty, int R, int T>
 void tile(const TileArgs& a) {
-  using F = KF2<Ty>;
+  using F = KQuantFormat<Ty>;
   constexpr int kUB = F::kUnitBlocks;
   __m256 acc[R][T];
   float macc[R][T] = {};  // per-block min terms (Q4_1 / Q5_1)
@@ -314,22 +314,18 @@ void tile(const TileArgs& a) {
           acc[r][t] = _mm256_fmadd_ps(u[r].mvec, _mm256_loadu_ps(sd[t] + blk0), acc[r][t]);
     }
   }
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      const float sum = hsum(acc[r][t]) + macc[r][t];
-      float& out = a.y[t * a.ldy + r];
-      out = a.accumulate ? out + sum : sum;
-    }
-  }
+  store_tile<R, T>(a.y, a.ldy, a.accumulate, [&](int r, int t) { return hsum(acc[r][t]) + macc[r][t]; });
 }
 
-template <DType Ty, int R>
-constexpr TileFn kRowTiles[kTokTile] = {tile<Ty, R, 1>, tile<Ty, R, 2>};
+template <DType Ty>
+struct Tiles {
+  template <int R, int T>
+  static constexpr TileFn fn = tile<Ty, R, T>;
+};
 
 template <DType Ty>
 void gemm(const GemmArgs& g) {
-  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<Ty, 1>, kRowTiles<Ty, 2>,
-                                                     kRowTiles<Ty, 3>, kRowTiles<Ty, 4>};
+  static constexpr auto kTiles = make_tile_table<Tiles<Ty>, TileArgs, kRowTile, kTokTile>();
   run_qtiles(g,
              TileWalk{.blocks = g.cols / 32,
                       .chunk_blocks = 0,

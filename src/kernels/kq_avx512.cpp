@@ -135,10 +135,10 @@ struct GroupW {
 // K-quants, 4 blocks (1 group) for the legacy formats. prepare() reads a unit's scales once,
 // group() the codes of group h.
 template <DType T>
-struct KFormat;
+struct KQuantFormat;
 
 template <>
-struct KFormat<DType::Q4_1> {
+struct KQuantFormat<DType::Q4_1> {
   static constexpr size_t kUnitBytes = 80;
   static constexpr int kGroups = 1, kOffsetShift = -1;
   static constexpr bool kSplit = false, kMin = true;
@@ -157,7 +157,7 @@ struct KFormat<DType::Q4_1> {
 };
 
 template <>
-struct KFormat<DType::Q5_0> {
+struct KQuantFormat<DType::Q5_0> {
   static constexpr size_t kUnitBytes = 88;
   static constexpr int kGroups = 1, kOffsetShift = 4;  // K = 16
   static constexpr bool kSplit = false, kMin = false;
@@ -173,7 +173,7 @@ struct KFormat<DType::Q5_0> {
 };
 
 template <>
-struct KFormat<DType::Q5_1> {
+struct KQuantFormat<DType::Q5_1> {
   static constexpr size_t kUnitBytes = 96;
   static constexpr int kGroups = 1, kOffsetShift = -1;
   static constexpr bool kSplit = false, kMin = true;
@@ -201,7 +201,7 @@ inline void route16(__m512 v, int h, __m512& lo, __m512& hi) {
 }
 
 template <>
-struct KFormat<DType::Q2_K> {
+struct KQuantFormat<DType::Q2_K> {
   static constexpr size_t kUnitBytes = 84;
   static constexpr int kGroups = 2, kOffsetShift = -1;
   static constexpr bool kSplit = true, kMin = true;
@@ -226,7 +226,7 @@ struct KFormat<DType::Q2_K> {
 };
 
 template <>
-struct KFormat<DType::Q3_K> {
+struct KQuantFormat<DType::Q3_K> {
   static constexpr size_t kUnitBytes = 110;
   static constexpr int kGroups = 2, kOffsetShift = 2;  // K = 4
   static constexpr bool kSplit = true, kMin = false;
@@ -279,7 +279,7 @@ inline void k4_group(const uint8_t* qs, const Scales8& u, int h, GroupW& g) {
 }
 
 template <>
-struct KFormat<DType::Q4_K> {
+struct KQuantFormat<DType::Q4_K> {
   static constexpr size_t kUnitBytes = 144;
   static constexpr int kGroups = 2, kOffsetShift = -1;
   static constexpr bool kSplit = false, kMin = true;
@@ -289,7 +289,7 @@ struct KFormat<DType::Q4_K> {
 };
 
 template <>
-struct KFormat<DType::Q5_K> {
+struct KQuantFormat<DType::Q5_K> {
   static constexpr size_t kUnitBytes = 176;
   static constexpr int kGroups = 2, kOffsetShift = -1;
   static constexpr bool kSplit = false, kMin = true;
@@ -304,7 +304,7 @@ struct KFormat<DType::Q5_K> {
 };
 
 template <>
-struct KFormat<DType::Q6_K> {
+struct KQuantFormat<DType::Q6_K> {
   static constexpr size_t kUnitBytes = 210;
   static constexpr int kGroups = 2, kOffsetShift = 5;  // K = 32
   static constexpr bool kSplit = true, kMin = false;
@@ -338,7 +338,7 @@ using TileFn = QTileFn;
 template <DType Ty, int R, int T>
 [[gnu::always_inline]] inline void unit_step(const uint8_t* const (&wp)[R], const TileArgs& a,
                                              int64_t blk, __m512 (&acc)[R][T]) {
-  using F = KFormat<Ty>;
+  using F = KQuantFormat<Ty>;
   constexpr bool kNeedSums = F::kMin || F::kOffsetShift >= 0;
   typename F::Unit u[R];
 #pragma GCC unroll 4
@@ -410,7 +410,7 @@ template <DType Ty, int R, int T>
 
 template <DType Ty, int R, int T>
 void tile(const TileArgs& a) {
-  using F = KFormat<Ty>;
+  using F = KQuantFormat<Ty>;
   constexpr int64_t kUnitBlocks = 4 * F::kGroups;
   constexpr size_t kUB = F::kUnitBytes;
   __m512 acc[R][T];
@@ -439,25 +439,18 @@ void tile(const TileArgs& a) {
     }
     unit_step<Ty, R, T>(wp, a, blk, acc);
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      const float sum = _mm512_reduce_add_ps(acc[r][t]);
-      float& out = a.y[t * a.ldy + r];
-      out = a.accumulate ? out + sum : sum;
-    }
-  }
+  store_tile<R, T>(a.y, a.ldy, a.accumulate, [&](int r, int t) { return _mm512_reduce_add_ps(acc[r][t]); });
 }
 
-template <DType Ty, int R>
-constexpr TileFn kRowTiles[kTokTile] = {tile<Ty, R, 1>, tile<Ty, R, 2>, tile<Ty, R, 3>,
-                                        tile<Ty, R, 4>};
+template <DType Ty>
+struct Tiles {
+  template <int R, int T>
+  static constexpr TileFn fn = tile<Ty, R, T>;
+};
 
 template <DType Ty>
 void gemm(const GemmArgs& g) {
-  static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<Ty, 1>, kRowTiles<Ty, 2>,
-                                                     kRowTiles<Ty, 3>, kRowTiles<Ty, 4>};
+  static constexpr auto kTiles = make_tile_table<Tiles<Ty>, TileArgs, kRowTile, kTokTile>();
   // As dot_q_avx512.cpp: decode reads each row in one pass; prefill splits wide rows into
   // column chunks (whole super-blocks) so a token block's activations stay in L2.
   run_qtiles(g,

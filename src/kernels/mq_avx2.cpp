@@ -181,20 +181,19 @@ void tile(const TileArgs& a) {
       }
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-    for (int t = 0; t < T; ++t) a.y[t * a.ldy + r] = hsum(acc[r][t]);
+  store_tile<R, T>(a.y, a.ldy, false, [&](int r, int t) { return hsum(acc[r][t]); });
 }
 
-template <int B, int G, int R>
-constexpr TileFn kRowTiles[kTokTile] = {tile<B, G, R, 1>, tile<B, G, R, 2>};
+template <int B, int G>
+struct Tiles {
+  template <int R, int T>
+  static constexpr TileFn fn = tile<B, G, R, T>;
+};
 
 struct Gemm {
   template <int B, int G>
   static void run(const GemmArgs& g) {
-    static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<B, G, 1>, kRowTiles<B, G, 2>,
-                                                       kRowTiles<B, G, 3>, kRowTiles<B, G, 4>};
+    static constexpr auto kTiles = make_tile_table<Tiles<B, G>, TileArgs, kRowTile, kTokTile>();
     const ActRowLayout l = act_row_layout(g.cols);
     const int64_t nblk = g.cols / quant::kMqBlock;
     thread_local AlignedScratch scratch;

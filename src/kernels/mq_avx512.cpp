@@ -212,26 +212,19 @@ void tile(const TileArgs& a) {
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(mins, gsd[t], acc[r][t]);
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      const float sum = _mm512_reduce_add_ps(acc[r][t]);
-      float& out = a.y[t * a.ldy + r];
-      out = a.accumulate ? out + sum : sum;
-    }
-  }
+  store_tile<R, T>(a.y, a.ldy, a.accumulate, [&](int r, int t) { return _mm512_reduce_add_ps(acc[r][t]); });
 }
 
-template <int B, int G, int R>
-constexpr TileFn kRowTiles[kTokTile] = {tile<B, G, R, 1>, tile<B, G, R, 2>, tile<B, G, R, 3>,
-                                        tile<B, G, R, 4>};
+template <int B, int G>
+struct Tiles {
+  template <int R, int T>
+  static constexpr TileFn fn = tile<B, G, R, T>;
+};
 
 struct Gemm {
   template <int B, int G>
   static void run(const GemmArgs& g) {
-    static constexpr const TileFn* kTiles[kRowTile] = {kRowTiles<B, G, 1>, kRowTiles<B, G, 2>,
-                                                       kRowTiles<B, G, 3>, kRowTiles<B, G, 4>};
+    static constexpr auto kTiles = make_tile_table<Tiles<B, G>, TileArgs, kRowTile, kTokTile>();
     run_qtiles(g,
                TileWalk{.blocks = g.cols / quant::kMqBlock,
                         .chunk_blocks = kColChunk,

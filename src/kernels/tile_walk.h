@@ -1,8 +1,13 @@
 #pragma once
-// The loop nest the quantized GEMM kernels share (dot_q_*.cpp, mq_*.cpp): column chunks
-// (prefill only), token blocks, row tiles, token tiles; and the arguments of one tile.
-// Header-only, so each ISA's file inlines it with its own flags around its own tiles.
+// The skeleton every GEMM kernel shares (dot_f_*, dot_q_*, kq_*, mq_*): the loop nest over
+// column chunks (prefill only), token blocks, row tiles and token tiles; the table of a
+// kernel's tile instances (tiles[rows - 1][tokens - 1]); the epilogue that stores or
+// accumulates a tile's sums; and the arguments of one quantized tile. A kernel file then
+// holds only its format traits and its inner product. Header-only, so each ISA's file
+// inlines it with its own flags around its own tiles.
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #include "kernels/kernels.h"
 
@@ -55,6 +60,38 @@ inline void walk_tiles(const GemmArgs& g, const TileWalk& w, TokenBlockFn&& on_t
   }
 }
 
+// tiles[R - 1][T - 1] = Kernel::fn<R, T> for R in 1..kRows, T in 1..kTokens, where Kernel is
+// a struct with `template <int R, int T> static constexpr Fn fn = tile<..., R, T>;` naming
+// the file's tile template for one format.
+template <typename Args, int kRows, int kTokens>
+using TileTable = std::array<std::array<void (*)(const Args&), kTokens>, kRows>;
+
+template <typename Kernel, typename Args, int kRows, int kTokens>
+constexpr TileTable<Args, kRows, kTokens> make_tile_table() {
+  TileTable<Args, kRows, kTokens> table{};
+  [&]<int... i>(std::integer_sequence<int, i...>) {
+    ((table[i / kTokens][i % kTokens] = Kernel::template fn<i / kTokens + 1, i % kTokens + 1>),
+     ...);
+  }
+  (std::make_integer_sequence<int, kRows * kTokens>{});
+  return table;
+}
+
+// The epilogue of an R × T tile: y[t · ldy + r] = sum(r, t), or += for a later column chunk
+// of the same rows (accumulate). sum reduces the tile's accumulator (r, t) to a float.
+template <int R, int T, typename Sum>
+[[gnu::always_inline]] inline void store_tile(float* y, int64_t ldy, bool accumulate, Sum&& sum) {
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const float s = sum(r, t);
+      float& out = y[t * ldy + r];
+      out = accumulate ? out + s : s;
+    }
+  }
+}
+
 // One tile of a quantized kernel: its rows × tokens over the column blocks [b_begin, b_end).
 struct QTileArgs {
   const uint8_t* w;  // first row of the tile
@@ -76,7 +113,8 @@ struct QTileArgs {
 using QTileFn = void (*)(const QTileArgs&);
 
 // All of g: tiles[rows - 1][tokens - 1] for every tile of the walk.
-inline void run_qtiles(const GemmArgs& g, const TileWalk& walk, const QTileFn* const* tiles) {
+template <typename Table>  // a TileTable<QTileArgs, ...>
+inline void run_qtiles(const GemmArgs& g, const TileWalk& walk, const Table& tiles) {
   const ActRowLayout l = act_row_layout(g.cols);
   QTileArgs a{.w = nullptr,
               .w_stride = g.w_stride,
