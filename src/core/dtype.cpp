@@ -21,6 +21,19 @@ constexpr DTypeTraits kQ3_K{"q3_k", 256, 110, true};
 constexpr DTypeTraits kQ4_K{"q4_k", 256, 144, true};
 constexpr DTypeTraits kQ5_K{"q5_k", 256, 176, true};
 constexpr DTypeTraits kQ6_K{"q6_k", 256, 210, true};
+// ggml's i-quants, ternary and MXFP4 blocks (struct sizes from ggml-common.h).
+constexpr DTypeTraits kIQ2_XXS{"iq2_xxs", 256, 66, true};
+constexpr DTypeTraits kIQ2_XS{"iq2_xs", 256, 74, true};
+constexpr DTypeTraits kIQ2_S{"iq2_s", 256, 82, true};
+constexpr DTypeTraits kIQ3_XXS{"iq3_xxs", 256, 98, true};
+constexpr DTypeTraits kIQ3_S{"iq3_s", 256, 110, true};
+constexpr DTypeTraits kIQ1_S{"iq1_s", 256, 50, true};
+constexpr DTypeTraits kIQ1_M{"iq1_m", 256, 56, true};
+constexpr DTypeTraits kIQ4_NL{"iq4_nl", 32, 18, true};
+constexpr DTypeTraits kIQ4_XS{"iq4_xs", 256, 136, true};
+constexpr DTypeTraits kTQ1_0{"tq1_0", 256, 54, true};
+constexpr DTypeTraits kTQ2_0{"tq2_0", 256, 66, true};
+constexpr DTypeTraits kMXFP4{"mxfp4", 32, 17, true};
 // mcmoe low-bit: per 128 weights, (128 / g) pairs of f16 (scale, min) + 16 * b code bytes.
 constexpr DTypeTraits mq(std::string_view name, int bits, int group) {
   return DTypeTraits{name, 128, static_cast<size_t>(4 * (128 / group) + 16 * bits), true};
@@ -71,6 +84,18 @@ const DTypeTraits& dtype_traits(DType type) {
     case DType::Q4_K: return kQ4_K;
     case DType::Q5_K: return kQ5_K;
     case DType::Q6_K: return kQ6_K;
+    case DType::IQ2_XXS: return kIQ2_XXS;
+    case DType::IQ2_XS: return kIQ2_XS;
+    case DType::IQ2_S: return kIQ2_S;
+    case DType::IQ3_XXS: return kIQ3_XXS;
+    case DType::IQ3_S: return kIQ3_S;
+    case DType::IQ1_S: return kIQ1_S;
+    case DType::IQ1_M: return kIQ1_M;
+    case DType::IQ4_NL: return kIQ4_NL;
+    case DType::IQ4_XS: return kIQ4_XS;
+    case DType::TQ1_0: return kTQ1_0;
+    case DType::TQ2_0: return kTQ2_0;
+    case DType::MXFP4: return kMXFP4;
     default: break;
   }
   fail("internal: unknown DType {}", static_cast<uint32_t>(type));

@@ -21,8 +21,21 @@ enum class DType : uint32_t {
   Q4_K = 12,
   Q5_K = 13,
   Q6_K = 14,
+  // llama.cpp's i-quants (codebook grids and non-linear 4-bit, quant/iquants.h).
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
+  IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
+  IQ4_XS = 23,
   I32 = 26,  // integer tensors (row indices of low-rank experts' sparse rows), not weights
+  IQ1_M = 29,
   BF16 = 30,
+  TQ1_0 = 34,  // ternary
+  TQ2_0 = 35,
+  MXFP4 = 39,  // OCP microscaling FP4 (E2M1 values, one E8M0 scale per 32)
   // mcmoe's grouped low-bit formats (quant/lowbit.h): b-bit unsigned codes with an f16 scale
   // and f16 min per group of g weights, blocks of 128 weights. Id = 1000 + 10 * b + k with
   // k = 1, 2, 3 for g = 32, 64, 128; far above ggml's ids so they can never collide.
@@ -44,7 +57,10 @@ enum class DType : uint32_t {
 inline constexpr DType kAllDTypes[] = {
     DType::F32,     DType::F16,      DType::Q4_0,    DType::Q4_1,    DType::Q5_0,
     DType::Q5_1,    DType::Q8_0,     DType::Q2_K,    DType::Q3_K,    DType::Q4_K,
-    DType::Q5_K,    DType::Q6_K,     DType::BF16,    DType::I32,    DType::MQ1_G32, DType::MQ1_G64,
+    DType::Q5_K,    DType::Q6_K,     DType::IQ2_XXS, DType::IQ2_XS,  DType::IQ3_XXS,
+    DType::IQ1_S,   DType::IQ4_NL,   DType::IQ3_S,   DType::IQ2_S,   DType::IQ4_XS,
+    DType::IQ1_M,   DType::TQ1_0,    DType::TQ2_0,   DType::MXFP4,
+    DType::BF16,    DType::I32,    DType::MQ1_G32, DType::MQ1_G64,
     DType::MQ1_G128, DType::MQ2_G32, DType::MQ2_G64, DType::MQ2_G128, DType::MQ3_G32,
     DType::MQ3_G64, DType::MQ3_G128, DType::MQ4_G32, DType::MQ4_G64, DType::MQ4_G128,
 };

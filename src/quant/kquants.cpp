@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "quant/iquants.h"
 
 namespace mcmoe::quant {
 
@@ -186,7 +187,8 @@ void decode_block(DType type, const uint8_t* block, IntBlock* o) {
     default:
       break;
   }
-  fail("internal: decode_block: {} is not a ggml K-quant family type", dtype_name(type));
+  if (is_iquant_family(type)) return decode_iquant_block(type, block, o);
+  fail("internal: decode_block: {} is not a ggml K-quant or i-quant family type", dtype_name(type));
 }
 
 void dequantize_kquant_row(DType type, const void* src, float* dst, int64_t n) {

@@ -134,11 +134,12 @@ struct IntBlock {
   int16_t scale[16];
   int16_t min[16];
 };
-// `block` points at one block of `type` (is_kquant_family(type) must hold).
+// `block` points at one block of `type`: is_kquant_family(type) or, through
+// decode_iquant_block, is_iquant_family(type) (quant/iquants.h).
 void decode_block(DType type, const uint8_t* block, IntBlock* out);
 
-// Reference dequantization of n elements (a multiple of the block size), bit-identical to
-// ggml's dequantize_row_* (tests/quant/ check it on blocks made by llama.cpp).
+// Reference dequantization of n elements (a multiple of the block size) of either family,
+// bit-identical to ggml's dequantize_row_* (tests/quant/ check it on blocks made by ggml).
 void dequantize_kquant_row(DType type, const void* src, float* dst, int64_t n);
 
 }  // namespace mcmoe::quant

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "quant/lowbit.h"
+#include "quant/iquants.h"
 #include "quant/kquants.h"
 
 namespace mcmoe::quant {
@@ -109,6 +110,7 @@ void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
       dequantize_row_mq(type, src, dst, n);
       return;
     MCMOE_CASE_KQ_TYPES:
+    MCMOE_CASE_IQ_TYPES:
       dequantize_kquant_row(type, src, dst, n);
       return;
     default: break;
