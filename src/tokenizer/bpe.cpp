@@ -106,7 +106,10 @@ class BpeTokenizer final : public Tokenizer {
         out.push_back(f.token);
         continue;
       }
-      const std::string clean = utf8_sanitize(f.text);  // malformed bytes → U+FFFD, as llama.cpp
+      std::string clean = utf8_sanitize(f.text);  // malformed bytes → U+FFFD, as llama.cpp
+      // Hugging Face's ByteLevel(add_prefix_space): every run of text between special
+      // tokens gets a leading space unless it has one, before the regexes see it.
+      if (v_.add_space_prefix && clean.front() != ' ') clean.insert(clean.begin(), ' ');
       words.clear();
       pre_->split(clean, words);
       for (std::string_view w : words) {
@@ -137,7 +140,7 @@ class BpeTokenizer final : public Tokenizer {
 
   void encode_word(std::string_view word, std::vector<int32_t>& out) const {
     if (word.empty()) return;
-    if (pre_->family().ignore_merges) {
+    if (v_.ignore_merges) {
       const int32_t id = find_token(word);
       if (id >= 0) {
         out.push_back(id);

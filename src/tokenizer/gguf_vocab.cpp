@@ -1,9 +1,8 @@
 // GGUF tokenizer.ggml.* keys ⇄ VocabData, with llama.cpp's defaults and key names.
-#include <set>
-
 #include "core/error.h"
 #include "format/gguf.h"
 #include "tokenizer/internal.h"
+#include "tokenizer/pretokenize.h"
 
 namespace mcmoe::tokenizer::detail {
 
@@ -28,13 +27,10 @@ constexpr const char* kAddEos = "tokenizer.ggml.add_eos_token";
 constexpr const char* kAddSpace = "tokenizer.ggml.add_space_prefix";
 constexpr const char* kRemoveWs = "tokenizer.ggml.remove_extra_whitespaces";
 constexpr const char* kCharsmap = "tokenizer.ggml.precompiled_charsmap";
-
-// Pre-tokenizer families for which llama.cpp adds BOS by default.
-bool bos_by_default(const std::string& pre) {
-  static const std::set<std::string> k = {"llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral",
-                                          "tekken", "chameleon"};
-  return k.count(pre) > 0;
-}
+// Only where a vocabulary's ignore_merges differs from its family's llama.cpp default
+// (gpt-oss's tokenizer.json sets it; llama.cpp's gpt-4o type does not), so that a GGUF
+// written here encodes like its source. llama.cpp does not read it.
+constexpr const char* kIgnoreMerges = "mcmoe.tokenizer.ignore_merges";
 
 const GgufArray& typed_array(const format::GgufFile& g, const char* key,
                              std::initializer_list<GgufType> allowed) {
@@ -101,14 +97,18 @@ VocabData read_gguf_vocab(const format::GgufFile& g) {
     for (const GgufValue& m : a.items) v.merges.push_back(std::get<std::string>(m.v));
   }
 
-  // llama.cpp's defaults when a key is absent: SPM 1/2/0 (BOS/EOS/UNK), no BOS for BPE
-  // unless its family asks for one.
+  // llama.cpp's defaults when a key is absent: SPM 1/2/0 (BOS/EOS/UNK); for BPE, add_bos
+  // and ignore_merges as the family sets them. llama.cpp's BPE default of id 11 for BOS
+  // and EOS is not copied: a vocabulary without those keys has none, and add_bos without a
+  // BOS id is then reported by validate_vocab instead of prepending an arbitrary token.
   const bool spm = v.model == "llama";
+  const PreFamily* family = spm ? nullptr : find_pre_family(v.pre);  // unknown: make_bpe_tokenizer says so
   v.bos_id = read_id(g, kBos, spm ? 1 : -1, n);
   v.eos_id = read_id(g, kEos, spm ? 2 : -1, n);
   v.unk_id = read_id(g, kUnk, spm ? 0 : -1, n);
   v.pad_id = read_id(g, kPad, -1, n);
-  v.add_bos = g.get_bool(kAddBos, spm || bos_by_default(v.pre));
+  v.add_bos = g.get_bool(kAddBos, spm || (family && family->add_bos));
+  v.ignore_merges = g.get_bool(kIgnoreMerges, family && family->ignore_merges);
   v.add_eos = g.get_bool(kAddEos, false);
   v.add_space_prefix = g.get_bool(kAddSpace, spm);
 
@@ -150,7 +150,11 @@ void write_gguf_vocab(const VocabData& v, format::GgufWriter& w) {
   types.reserve(v.types.size());
   for (TokenType t : v.types) types.push_back(GgufValue::i32(static_cast<int32_t>(t)));
   w.set(kTypes, GgufValue::array(GgufType::I32, std::move(types)));
-  if (v.model == "gpt2") w.set(kMerges, strings(v.merges));
+  if (v.model == "gpt2") {
+    w.set(kMerges, strings(v.merges));
+    const PreFamily* family = find_pre_family(v.pre);
+    if (!family || family->ignore_merges != v.ignore_merges) w.set(kIgnoreMerges, GgufValue::boolean(v.ignore_merges));
+  }
 
   const auto id = [&](const char* key, int32_t x) {
     if (x >= 0) w.set(key, GgufValue::u32(static_cast<uint32_t>(x)));

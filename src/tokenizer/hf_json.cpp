@@ -3,7 +3,10 @@
 // / config.json settings of a model directory (special tokens, add_bos/add_eos, size).
 //
 // A byte-level BPE (pre_tokenizer with ByteLevel) becomes a "gpt2" vocabulary whose
-// family is found by comparing its split regexes with the known ones. A SentencePiece-
+// family is the llama.cpp type its splits equal (hf_pre_tokenizer.cpp), with the file's
+// own ignore_merges and ByteLevel add_prefix_space. Added tokens are control tokens when
+// "special" (parsed only by encode_with_special), user-defined otherwise (always parsed,
+// as Hugging Face does). A SentencePiece-
 // style BPE (byte_fallback, Metaspace, or a normaliser replacing ' ' by U+2581) becomes a
 // "llama" vocabulary with scores derived from the merge ranks (score = -rank of the first
 // merge forming the token), which is how the SentencePiece trainer orders them too.
@@ -15,7 +18,7 @@
 
 #include "core/error.h"
 #include "tokenizer/internal.h"
-#include "tokenizer/pretokenize.h"
+#include "tokenizer/hf_pre_tokenizer.h"
 
 namespace mcmoe::tokenizer::detail {
 
@@ -23,7 +26,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";
 // Score for tokens no merge forms: merging reaches them last, if ever.
 constexpr float kUnmergedScore = -1e9f;
@@ -49,59 +51,6 @@ std::string token_content(const json& j) {
   if (j.is_string()) return j.get<std::string>();
   if (const json* c = member(j, "content"); c && c->is_string()) return c->get<std::string>();
   return {};
-}
-
-std::string regex_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-struct PreInfo {
-  std::vector<std::string> patterns;
-  bool byte_level = false;
-  bool metaspace = false;
-  bool metaspace_prefix = true;
-};
-
-void walk_pre(const json& p, const std::string& path, PreInfo& info) {
-  const std::string type = p.value("type", "");
-  if (type == "Sequence") {
-    const json* list = member(p, "pretokenizers");
-    if (!list || !list->is_array()) fail("{}: pre_tokenizer Sequence without a 'pretokenizers' array", path);
-    for (const json& q : *list) walk_pre(q, path, info);
-  } else if (type == "Split") {
-    const json* pat = member(p, "pattern");
-    std::string re;
-    if (pat && member(*pat, "Regex")) {
-      re = (*pat)["Regex"].get<std::string>();
-    } else if (pat && member(*pat, "String")) {
-      re = regex_escape((*pat)["String"].get<std::string>());
-    } else {
-      fail("{}: pre_tokenizer Split without a pattern", path);
-    }
-    const std::string behavior = p.value("behavior", "Isolated");
-    if (behavior != "Isolated" || p.value("invert", false)) {
-      fail("{}: pre_tokenizer Split /{}/ with behavior '{}'{} is not supported (only Isolated)", path, re, behavior,
-           p.value("invert", false) ? " inverted" : "");
-    }
-    info.patterns.push_back(re);
-  } else if (type == "ByteLevel") {
-    if (p.value("add_prefix_space", false)) fail("{}: pre_tokenizer ByteLevel with add_prefix_space is not supported", path);
-    if (p.value("use_regex", true)) info.patterns.push_back(kGpt2Regex);
-    info.byte_level = true;
-  } else if (type == "Digits") {
-    info.patterns.push_back(p.value("individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)");
-  } else if (type == "Metaspace") {
-    info.metaspace = true;
-    const std::string scheme = p.value("prepend_scheme", p.value("add_prefix_space", true) ? "always" : "never");
-    info.metaspace_prefix = scheme != "never";
-  } else {
-    fail("{}: pre_tokenizer type '{}' is not supported", path, type);
-  }
 }
 
 // Whether the normaliser turns ' ' into U+2581 (SentencePiece-style), and whether it
@@ -199,8 +148,17 @@ VocabData read_hf_tokenizer_json(const std::string& path) {
       }
     }
 
-    PreInfo pre;
-    if (const json* p = member(j, "pre_tokenizer")) walk_pre(*p, path, pre);
+    // Hugging Face's BPE options that llama.cpp's BPE has no counterpart for.
+    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+      if (const json* x = member(*model, key); x && !(x->is_string() && x->get<std::string>().empty())) {
+        fail("{}: model.{} = {} is not supported (expected none or \"\")", path, key, x->dump());
+      }
+    }
+    if (const json* d = member(*model, "dropout"); d && !(d->is_number() && d->get<double>() == 0.0)) {
+      fail("{}: model.dropout = {} is not supported (BPE dropout is for training)", path, d->dump());
+    }
+    const bool ignore_merges = model->value("ignore_merges", false);  // Hugging Face's default
+    const HfPreTokenizer pre = read_hf_pre_tokenizer(member(j, "pre_tokenizer"), ignore_merges, path);
     bool escapes = false, prepends = false, other = false;
     if (const json* nz = member(j, "normalizer")) walk_normalizer(*nz, path, escapes, prepends, other);
     const bool byte_fallback = model->value("byte_fallback", false);
@@ -240,20 +198,25 @@ VocabData read_hf_tokenizer_json(const std::string& path) {
       }
       if (other) fail("{}: normalizer is not supported for a byte-level BPE (only NFC is accepted)", path);
       if (v.merges.empty()) fail("{}: key 'model.merges' is missing or empty", path);
-      const PreFamily* fam = match_pre_family(pre.patterns);
-      if (!fam) {
-        std::string list;
-        for (const auto& p : pre.patterns) list += (list.empty() ? "/" : ", /") + p + "/";
-        fail("{}: pre_tokenizer splits [{}] match no supported family ({})", path, list, known_pre_families());
-      }
       v.model = "gpt2";
-      v.pre = fam->name;
+      v.pre = pre.family->name;
       v.scores.assign(n, 0.0f);
-      v.add_bos = fam->add_bos;
+      v.add_bos = pre.family->add_bos;
+      v.ignore_merges = ignore_merges;
+      v.add_space_prefix = pre.byte_level_prefix_space;
     }
 
-    // A post-processor that starts every sequence with a special token means BOS.
-    if (const json* pp = member(j, "post_processor"); pp && pp->value("type", "") == "TemplateProcessing") {
+    // A post-processor that starts every sequence with a special token means BOS (Llama 3.1
+    // nests its TemplateProcessing in a Sequence after ByteLevel).
+    const json* pp = member(j, "post_processor");
+    if (pp && pp->value("type", "") == "Sequence") {
+      const json* list = member(*pp, "processors");
+      pp = nullptr;
+      for (size_t i = 0; list && list->is_array() && i < list->size(); ++i) {
+        if ((*list)[i].value("type", "") == "TemplateProcessing") pp = &(*list)[i];
+      }
+    }
+    if (pp && pp->value("type", "") == "TemplateProcessing") {
       if (const json* single = member(*pp, "single"); single && single->is_array() && !single->empty()) {
         if (const json* st = member((*single)[0], "SpecialToken")) {
           const std::string name = st->value("id", "");

@@ -15,6 +15,9 @@ namespace {
 // The patterns are llama.cpp's (src/llama-vocab.cpp), which reproduce the Hugging Face
 // tokenizers' splits; non-ASCII characters are written as \x{...} so that canonically
 // equivalent characters (U+1F7D vs U+03CE) cannot be confused in the source.
+// GPT-2's keeps Hugging Face's final \s+, which llama.cpp leaves out: the only text it
+// matches is one whitespace character before a non-space, which llama.cpp keeps as a
+// piece of its own anyway, and with it the regex matches every character.
 constexpr const char* kGpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 constexpr const char* kLlama3 =
     R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
@@ -54,27 +57,33 @@ struct FamilyEntry {
   std::vector<std::string> aliases;
 };
 
+// llama.cpp's pre-tokenizer types: the names that select each (aliases), its regexes
+// (llm_tokenizer_bpe's constructor) and its flags. Families whose regexes cover every
+// character are marked so (see PreFamily::matches_cover_text).
 const std::vector<FamilyEntry>& families() {
+  constexpr bool kIgnoreMerges = true, kAddBos = true, kCoversText = true;
   static const std::vector<FamilyEntry> k = {
-      {{"gpt-2", {kGpt2}, false, false},
+      {{"gpt-2", {kGpt2}, false, false, kCoversText},
        {"phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "jina-v1-en", "jina-v2-code",
         "roberta-bpe", "mpt", "olmo", "jais", "exaone4", "modern-bert", "mellum", "a.x-4.0", "trillion",
         "granite-docling"}},
-      {{"llama-bpe", {kLlama3}, true, true}, {"llama3", "llama-v3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"}},
-      {{"dbrx", {kLlama3}, false, false}, {"smaug-bpe"}},
-      {{"qwen2", {kQwen2}, false, false}, {"deepseek-r1-qwen", "stablelm2", "hunyuan", "megrez"}},
-      {{"deepseek-llm", {kNewline, kDeepseekLetters, kDeepseekPunct, R"(\s+$)", kDeepseekCjk, R"(\p{N}+)"}, false, false}, {}},
-      {{"deepseek-coder", {kNewline, R"(\s?\p{L}+)", R"(\s?\p{P}+)", kDeepseekCjk, R"(\p{N})"}, false, false}, {}},
-      {{"deepseek-v3", {R"(\p{N}{1,3})", kDeepseek3Cjk, kDeepseek3Main}, false, false}, {}},
-      {{"starcoder", {R"(\p{N})", kGpt2}, false, false},
-       {"refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"}},
-      {{"falcon", {R"([\p{P}\$\+<=>\^~\|`]+)", kGpt2, "[0-9][0-9][0-9]"}, false, false}, {}},
-      {{"chatglm-bpe", {kLlama3}, false, false}, {"glm4"}},
-      {{"tekken", {kTekken}, true, true}, {}},
-      {{"gpt-4o", {kGpt4o}, false, false}, {"llama4", "minimax-m2"}},
-      {{"poro-chat", {kPoro}, false, false}, {"bloom", "gpt3-finnish"}},
-      {{"viking", {kPoro, R"(\p{N})"}, false, false}, {}},
-      {{"default", {R"([\p{P}\$\+<=>\^~\|]+)", kGpt2, R"(\p{N}+)", "[0-9][0-9][0-9]"}, false, false}, {}},
+      {{"llama-bpe", {kLlama3}, kIgnoreMerges, kAddBos, kCoversText},
+       {"llama3", "llama-v3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"}},
+      {{"dbrx", {kLlama3}, false, false, kCoversText}, {"smaug-bpe"}},
+      {{"qwen2", {kQwen2}, false, false, kCoversText},
+       {"deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open"}},
+      {{"deepseek-llm", {kNewline, kDeepseekLetters, kDeepseekPunct, R"(\s+$)", kDeepseekCjk, R"(\p{N}+)"}, false, false, false}, {}},
+      {{"deepseek-coder", {kNewline, R"(\s?\p{L}+)", R"(\s?\p{P}+)", kDeepseekCjk, R"(\p{N})"}, false, false, false}, {}},
+      {{"deepseek-v3", {R"(\p{N}{1,3})", kDeepseek3Cjk, kDeepseek3Main}, false, false, false}, {"hunyuan-dense", "joyai-llm", "hy_v4"}},
+      {{"starcoder", {R"(\p{N})", kGpt2}, false, false, false},
+       {"refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b", "mellum2"}},
+      {{"falcon", {R"([\p{P}\$\+<=>\^~\|`]+)", kGpt2, "[0-9][0-9][0-9]"}, false, false, false}, {}},
+      {{"chatglm-bpe", {kLlama3}, false, false, kCoversText}, {"glm4"}},
+      {{"tekken", {kTekken}, kIgnoreMerges, kAddBos, kCoversText}, {}},
+      {{"gpt-4o", {kGpt4o}, false, false, kCoversText}, {"llama4", "kanana2", "talkie", "minimax-m2"}},
+      {{"poro-chat", {kPoro}, false, false, false}, {"bloom", "gpt3-finnish"}},
+      {{"viking", {kPoro, R"(\p{N})"}, false, false, false}, {}},
+      {{"default", {R"([\p{P}\$\+<=>\^~\|]+)", kGpt2, R"(\p{N}+)", "[0-9][0-9][0-9]"}, false, false, false}, {}},
   };
   return k;
 }
@@ -122,16 +131,19 @@ const PreFamily* find_pre_family(std::string_view pre) {
   return nullptr;
 }
 
-const PreFamily* match_pre_family(const std::vector<std::string>& patterns) {
+const PreFamily* match_pre_family(const std::vector<std::string>& patterns, bool ignore_merges) {
+  std::vector<std::string> wanted;
+  for (const auto& p : patterns) wanted.push_back(canonical(p));
+  const PreFamily* first = nullptr;
   for (const auto& e : families()) {
-    if (e.family.regexes.size() != patterns.size()) continue;
+    if (e.family.regexes.size() != wanted.size()) continue;
     bool same = true;
-    for (size_t i = 0; i < patterns.size() && same; ++i) {
-      same = canonical(patterns[i]) == canonical(e.family.regexes[i]);
-    }
-    if (same) return &e.family;
+    for (size_t i = 0; i < wanted.size() && same; ++i) same = wanted[i] == canonical(e.family.regexes[i]);
+    if (!same) continue;
+    if (e.family.ignore_merges == ignore_merges) return &e.family;
+    if (!first) first = &e.family;
   }
-  return nullptr;
+  return first;
 }
 
 std::string known_pre_families() {

@@ -11,18 +11,28 @@
 
 namespace mcmoe::tokenizer::detail {
 
+// llama.cpp's flags for a pre-tokenizer type (src/llama-vocab.cpp, llama_vocab::impl::load):
+// those that change encoding. clean_spaces only changes llama.cpp's detokenizer, whose
+// space clean-up would break decode(encode(x)) == x, so it has no place here.
 struct PreFamily {
   std::string name;                  // canonical tokenizer.ggml.pre value
   std::vector<std::string> regexes;  // PCRE2 patterns, applied in order
-  bool ignore_merges = false;        // a word that is itself a token is not merged
-  bool add_bos = false;              // llama.cpp's default for add_bos_token
+  bool ignore_merges = false;        // default: a word that is itself a token is not merged
+  bool add_bos = false;              // default for add_bos_token
+  // Every character of any text lies inside a match of every regex, so the text between
+  // matches is always empty. Hugging Face's Split(behavior = Removed, invert = true), which
+  // keeps the matches and drops the rest, then splits exactly like Isolated (the
+  // tokenizer.json of GPT-4o is written that way). Checked on every code point by a test.
+  bool matches_cover_text = false;
 };
 
 // The family of a tokenizer.ggml.pre value (aliases resolved), or null when unknown.
 const PreFamily* find_pre_family(std::string_view pre);
 // The family whose split regexes are exactly `patterns` as written in a tokenizer.json
-// (llama.cpp's adapted spellings are accepted too), or null.
-const PreFamily* match_pre_family(const std::vector<std::string>& patterns);
+// (llama.cpp's adapted spellings are accepted too), or null. Where several families share
+// the regexes (llama-bpe, dbrx and chatglm-bpe), the first whose ignore_merges default
+// equals `ignore_merges` wins, else the first.
+const PreFamily* match_pre_family(const std::vector<std::string>& patterns, bool ignore_merges);
 // Comma-separated names, for messages.
 std::string known_pre_families();
 

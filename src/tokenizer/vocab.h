@@ -38,7 +38,13 @@ struct VocabData {
   int32_t pad_id = -1;
   bool add_bos = false;
   bool add_eos = false;
-  bool add_space_prefix = false;  // "llama": prepend ' ' (SentencePiece add_dummy_prefix)
+  // "llama": prepend ' ' (SentencePiece add_dummy_prefix). "gpt2": Hugging Face's
+  // ByteLevel(add_prefix_space = true): ' ' before every run of text that lacks one.
+  bool add_space_prefix = false;
+  // "gpt2": a word that is itself a token becomes that token without merging (llama.cpp's
+  // ignore_merges, Hugging Face's BPE.ignore_merges). From GGUF: the family's default
+  // unless mcmoe.tokenizer.ignore_merges says otherwise; from tokenizer.json: its own flag.
+  bool ignore_merges = false;
 
   // SentencePiece-exact mode ("llama" only). Set when the vocabulary came from a
   // tokenizer.model, and recorded in GGUF by the presence of

@@ -1,5 +1,6 @@
 #pragma once
 // Tiny hand-made vocabularies, so that the encoders can be tested without ../shared.
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,33 @@ inline VocabData synthetic_gpt2() {
   add_token(v, "<|endoftext|>", TokenType::Control);
   v.bos_id = v.eos_id = static_cast<int32_t>(v.tokens.size()) - 1;
   return v;
+}
+
+// A Hugging Face tokenizer.json for a byte-level vocabulary: control and user-defined
+// tokens as added_tokens (special = control), merges as "a b" or as ["a", "b"].
+inline nlohmann::json byte_level_tokenizer_json(const VocabData& v, bool pair_merges, const nlohmann::json& pre) {
+  using nlohmann::json;
+  json vocab = json::object(), added = json::array(), merges = json::array();
+  for (size_t i = 0; i < v.tokens.size(); ++i) {
+    if (v.types[i] == TokenType::Control || v.types[i] == TokenType::UserDefined) {
+      added.push_back({{"id", i}, {"content", v.tokens[i]}, {"special", v.types[i] == TokenType::Control}});
+    } else {
+      vocab[v.tokens[i]] = i;
+    }
+  }
+  for (const auto& m : v.merges) {
+    const size_t sp = m.find(' ');
+    if (pair_merges) {
+      merges.push_back(json::array({m.substr(0, sp), m.substr(sp + 1)}));
+    } else {
+      merges.push_back(m);
+    }
+  }
+  return {{"version", "1.0"},
+          {"added_tokens", added},
+          {"normalizer", nullptr},
+          {"pre_tokenizer", pre},
+          {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"ignore_merges", v.ignore_merges}}}};
 }
 
 }  // namespace mcmoe::tokenizer::test
