@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/kernel_sets.h"
+#include "quant/iquants.h"
 #include "quant/kquants.h"
 #include "quant/lowbit.h"
 
@@ -16,7 +17,7 @@ namespace {
     .isa = isa_value, .act_layout = layout, .quantize_acts = ns::quantize_acts,        \
     .row_to_f32 = {ns::f32_to_f32, ns::f16_to_f32, ns::bf16_to_f32},                   \
     .gemm = {ns::gemm_f32, ns::gemm_f16, ns::gemm_bf16, ns::gemm_q8_0, ns::gemm_q4_0,   \
-             ns::gemm_mq, ns::gemm_kq},                                                \
+             ns::gemm_mq, ns::gemm_kq, ns::gemm_iq},                                                \
     .blas_min_tokens = {blas_f32, blas_f16, blas_bf16},                                \
   }
 
@@ -96,6 +97,9 @@ bool wformat_of(DType type, WFormat* out) {
       return true;
     MCMOE_CASE_KQ_TYPES:
       *out = WFormat::kKQ;
+      return true;
+    MCMOE_CASE_IQ_TYPES:
+      *out = WFormat::kIQ;
       return true;
     default:
       return false;

@@ -12,6 +12,7 @@ namespace mcmoe::kernels {
   void gemm_q4_0(const GemmArgs& a);                           \
   void gemm_mq(const GemmArgs& a);                             \
   void gemm_kq(const GemmArgs& a);                             \
+  void gemm_iq(const GemmArgs& a);                             \
   void gemm_f32(const GemmArgs& a);                            \
   void gemm_f16(const GemmArgs& a);                            \
   void gemm_bf16(const GemmArgs& a);                           \
@@ -19,13 +20,13 @@ namespace mcmoe::kernels {
   void f16_to_f32(const void* src, float* dst, int64_t n);     \
   void bf16_to_f32(const void* src, float* dst, int64_t n);
 
-namespace scalar {  // dot_scalar.cpp, quant_acts.cpp, mq_scalar.cpp, kq_scalar.cpp
+namespace scalar {  // dot_scalar.cpp, quant_acts.cpp, mq_scalar.cpp, kq_scalar.cpp (gemm_iq too)
 MCMOE_KERNEL_FUNCTIONS
 }  // namespace scalar
-namespace avx2 {  // dot_f_avx2.cpp, dot_q_avx2.cpp, mq_avx2.cpp, kq_avx2.cpp
+namespace avx2 {  // dot_f_avx2.cpp, dot_q_avx2.cpp, mq_avx2.cpp, kq_avx2.cpp, iq_avx2.cpp
 MCMOE_KERNEL_FUNCTIONS
 }  // namespace avx2
-namespace avx512 {  // dot_f_avx512.cpp, dot_q_avx512.cpp, mq_avx512.cpp, kq_avx512.cpp
+namespace avx512 {  // dot_f_avx512.cpp, dot_q_avx512.cpp, mq_avx512.cpp, kq_avx512.cpp, iq_avx512.cpp
 MCMOE_KERNEL_FUNCTIONS
 }  // namespace avx512
 

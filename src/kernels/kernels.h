@@ -18,14 +18,24 @@ const char* isa_name(Isa isa);
 // from GemmArgs::type.
 // kKQ: ggml's Q4_1, Q5_0, Q5_1 and K-quants Q2_K..Q6_K (quant/kquants.h); the kernel reads
 // the type from GemmArgs::type.
-enum class WFormat : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4, kMQ = 5, kKQ = 6 };
-inline constexpr int kNumWFormats = 7;
+// kIQ: ggml's i-quants, TQ1_0 / TQ2_0 and MXFP4 (quant/iquants.h); likewise.
+enum class WFormat : int {
+  kF32 = 0,
+  kF16 = 1,
+  kBF16 = 2,
+  kQ8_0 = 3,
+  kQ4_0 = 4,
+  kMQ = 5,
+  kKQ = 6,
+  kIQ = 7
+};
+inline constexpr int kNumWFormats = 8;
 // False for a DType no kernel handles (ops/ reports it as an error).
 bool wformat_of(DType type, WFormat* out);
 // Q8_0 and Q4_0 multiply int8 activation blocks; the float formats read f32 activations.
 inline bool uses_quantized_acts(WFormat f) {
-  return f == WFormat::kQ8_0 || f == WFormat::kQ4_0 || f == WFormat::kMQ ||
-         f == WFormat::kKQ;
+  return f == WFormat::kQ8_0 || f == WFormat::kQ4_0 || f == WFormat::kMQ || f == WFormat::kKQ ||
+         f == WFormat::kIQ;
 }
 
 // ---- Quantized activations --------------------------------------------------------------

@@ -13,13 +13,6 @@ namespace mcmoe::kernels::avx2 {
 
 namespace {
 
-// Legacy blocks: element j in byte j's low nibble, j + 16 in its high nibble.
-inline __m256i nibbles16(const uint8_t* p) {
-  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i nib = _mm_set1_epi8(0x0f);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), nib), _mm_and_si128(b, nib));
-}
-
 // Q5_0 / Q5_1: byte e gets 16 where bit e of the u32 at p is set.
 inline __m256i high_bits32(const uint8_t* p) {
   const __m256i v = _mm256_set1_epi32(static_cast<int>(kq_bits::u32_at(p)));

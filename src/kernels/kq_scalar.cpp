@@ -1,4 +1,5 @@
-// Portable kernels for ggml's Q4_1 / Q5_0 / Q5_1 and K-quant weights (quant/kquants.h)
+// Portable kernels for ggml's Q4_1 / Q5_0 / Q5_1 and K-quant weights (quant/kquants.h) and
+// its i-quant, ternary and MXFP4 weights (quant/iquants.h, the same integer form)
 // against int8 activation blocks in the natural layout: the fallback on CPUs without AVX2 and
 // the readable statement of what kq_avx2.cpp and kq_avx512.cpp compute.
 //
@@ -10,6 +11,7 @@
 #include <algorithm>
 
 #include "kernels/kernel_sets.h"
+#include "quant/iquants.h"
 #include "quant/kquants.h"
 
 namespace mcmoe::kernels::scalar {
@@ -67,6 +69,10 @@ void gemm_typed(const GemmArgs& a) {
 // One entry for the family; ops/ validated the type (wformat_of maps exactly these to kKQ).
 void gemm_kq(const GemmArgs& a) {
   quant::with_kquant_type(a.type, [&]<DType T>() { gemm_typed<T>(a); });
+}
+
+void gemm_iq(const GemmArgs& a) {
+  quant::with_iquant_type(a.type, [&]<DType T>() { gemm_typed<T>(a); });
 }
 
 }  // namespace mcmoe::kernels::scalar

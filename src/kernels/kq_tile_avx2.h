@@ -61,6 +61,13 @@ inline __m256i shift_mask(__m256i v, int n, char mask) {
   return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(n)), _mm256_set1_epi8(mask));
 }
 
+// Blocks of 32 in 16 bytes (legacy, IQ4_NL, MXFP4): element j in byte j's low nibble, j + 16 in its high nibble.
+inline __m256i nibbles16(const uint8_t* p) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i nib = _mm_set1_epi8(0x0f);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), nib), _mm_and_si128(b, nib));
+}
+
 // How a format's min enters: none, one f32 per 32-weight block (Q4_1 / Q5_1), one per block
 // for a super-block's 8 blocks at once (Q4_K / Q5_K), or per 16 weights (Q2_K).
 enum class MinKind { kNone, kPerBlock, kVec8, kPer16 };

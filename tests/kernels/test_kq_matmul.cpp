@@ -1,4 +1,4 @@
-// ggml's Q4_1 / Q5_0 / Q5_1 and K-quant weights through ops::matmul_batch on every ISA path
+// ggml's Q4_1 / Q5_0 / Q5_1, K-quant, i-quant, ternary and MXFP4 weights through ops::matmul_batch on every ISA path
 // this CPU runs, for 1, 3 and 17 tokens (decode, a small and a tiled prefill) and wide rows,
 // against two references:
 //  - tight: the same int8 activations the kernels see (quantize_acts_ref) times the weights'
@@ -27,8 +27,11 @@ namespace {
 using kernels::Isa;
 using test::Comparison;
 
-constexpr DType kTypes[] = {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
-                            DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+constexpr DType kTypes[] = {DType::Q4_1,   DType::Q5_0,    DType::Q5_1,   DType::Q2_K,
+                            DType::Q3_K,   DType::Q4_K,    DType::Q5_K,   DType::Q6_K,
+                            DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S,  DType::IQ3_XXS,
+                            DType::IQ3_S,  DType::IQ1_S,   DType::IQ1_M,  DType::IQ4_NL,
+                            DType::IQ4_XS, DType::TQ1_0,   DType::TQ2_0,  DType::MXFP4};
 
 test::OwnedWeight random_kq_weight(DType type, int64_t rows, int64_t cols, uint32_t seed) {
   test::OwnedWeight w;
