@@ -12,6 +12,7 @@
 #include "model/inventory.h"
 #include "model/loaders.h"
 #include "ops/factored.h"
+#include "quant/block_check.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::model {
@@ -79,6 +80,22 @@ void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
     TensorView v;
     if (s.role == TensorRole::RoutedExpert) {
       v = routed(s);
+      // Read into memory: the bytes are here, check them now. Mapped (larger than RAM or
+      // offloaded): each expert is checked when first used (moe::ResidentExpertProvider,
+      // offload::OffloadingProvider), not by paging in the whole file at load.
+      if (mode == LoadMode::kReadHugePages) {
+        const std::string stacked_name = stacked_expert_name(s.kind, s.layer);
+        if (find(stacked_name)) {
+          quant::check_scales(v, fmt::format("{}: tensor '{}', expert {}", path, stacked_name, s.expert));
+        } else if (v.valid()) {
+          quant::check_scales(v, fmt::format("{}: tensor '{}'", path, s.name));
+        } else if (s.low_rank) {
+          const ops::LowRankWeights& lr = *s.low_rank;
+          for (const TensorView* part : {&lr.left, &lr.right, &lr.sparse}) {
+            if (part->valid()) quant::check_scales(*part, fmt::format("{}: low-rank parts of '{}'", path, s.name));
+          }
+        }
+      }
       // Expert biases stay views into the file when they are f32 already, so an offloading
       // provider can read an expert's bytes from the file as they are.
       if (!s.matrix && v.type != DType::F32) v = m.to_f32(v);
@@ -93,9 +110,11 @@ void GgufLoader::load(Model& m, const std::string& path, LoadMode mode) {
     } else {
       v = get(s.name, s.shape);
     }
+    quant::check_scales(v, fmt::format("{}: tensor '{}'", path, s.name));
     *s.view = s.matrix ? v : m.to_f32(v);
   });
   if (c.tie_embeddings) w.output = w.tok_embd;
+  if (mode == LoadMode::kMap) m.experts_check_path_ = path;
   for (int l = 0; l < c.n_layer; ++l) m.derive_layer(l);
   m.tokenizer_ = tokenizer::Tokenizer::from_gguf(f);
 }

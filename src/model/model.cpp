@@ -84,7 +84,7 @@ void Model::replace_layer(int l, const LayerWeights& weights, std::vector<moe::E
   weights_.layers[l] = weights;
   derive_layer(l);
   stored_experts_[l] = std::move(experts);
-  experts_ = std::make_unique<moe::ResidentExpertProvider>(stored_experts_);
+  experts_ = std::make_unique<moe::ResidentExpertProvider>(stored_experts_, experts_check_path_);
 }
 
 namespace {
@@ -127,7 +127,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   } else {
     fail("{}: no such file or directory", path);
   }
-  m->experts_ = std::make_unique<moe::ResidentExpertProvider>(m->stored_experts_);
+  m->experts_ = std::make_unique<moe::ResidentExpertProvider>(m->stored_experts_, m->experts_check_path_);
   // Embeddings may be padded beyond the tokenizer (Qwen pads to a multiple of 128).
   if (m->tokenizer_->n_vocab() > m->config_.n_vocab) {
     fail("{}: tokenizer has {} tokens, more than the model's vocabulary size {}", path,

@@ -75,6 +75,9 @@ class Model {
   void derive_layer(int l);
 
   std::string path_;
+  // Non-empty when routed experts' scales were not checked at load (a mapped GGUF): the
+  // expert provider checks each on first use, naming this file.
+  std::string experts_check_path_;
   ModelConfig config_;
   ModelWeights weights_;
   std::vector<std::vector<moe::ExpertWeights>> stored_experts_;

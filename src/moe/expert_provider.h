@@ -2,9 +2,12 @@
 // The seam between model code and where experts' bytes live. Quantization changes what an
 // expert's bytes are, offloading changes where they live, pruning and merging change which
 // experts a token asks for; the forward pass only ever calls this interface.
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -80,16 +83,27 @@ class ExpertProvider {
 
 // Every expert is a view into memory that outlives the provider's users (a mapped file or
 // owned buffers): nothing to load, nothing to evict.
+// Fails (naming `what`, the expert's projection and the block) when a quantized scale field of
+// the expert is NaN or Inf (quant/block_check.h).
+void check_expert_scales(const ExpertWeights& w, std::string_view what);
+
 class ResidentExpertProvider final : public ExpertProvider {
  public:
-  explicit ResidentExpertProvider(std::vector<std::vector<ExpertWeights>> experts)
-      : experts_(std::move(experts)) {}
+  // check_path non-empty: the experts' bytes were not read at load (a mapped file), so each
+  // expert's scales are checked when it is first used (messages name check_path).
+  explicit ResidentExpertProvider(std::vector<std::vector<ExpertWeights>> experts, std::string check_path = {});
   int n_layers() const override { return static_cast<int>(experts_.size()); }
   int n_experts(int layer) const override { return static_cast<int>(experts_[layer].size()); }
-  ExpertWeights get(int layer, int expert) override { return experts_[layer][expert]; }
+  ExpertWeights get(int layer, int expert) override {
+    if (!check_path_.empty()) check_once(layer, expert);
+    return experts_[layer][expert];
+  }
 
  private:
+  void check_once(int layer, int expert);
   std::vector<std::vector<ExpertWeights>> experts_;  // [n_layer][n_expert]
+  std::string check_path_;
+  std::vector<std::unique_ptr<std::atomic<bool>[]>> checked_;  // [n_layer][n_expert]
 };
 
 }  // namespace mcmoe::moe

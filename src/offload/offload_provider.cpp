@@ -209,6 +209,15 @@ void OffloadingProvider::io_worker() {
         reader_->read(r.file_offset, r.read_bytes, dst + r.buffer_offset, r.needed,
                       fmt::format("expert {} of layer {}", i % n_expert_, i / n_expert_));
       }
+      // The scales of what was read: a corrupted block is refused before it is multiplied
+      // (at the cost of one pass over bytes already in cache, small beside the read).
+      moe::ExpertWeights w = stored_[i];
+      const auto views = w.views();
+      for (size_t j = 0; j < views.size(); ++j) {
+        const uint64_t offset = layout_[i].view_offset[j];
+        if (offset != ExpertLayout::kInPlace) views[j]->data = dst + offset;
+      }
+      moe::check_expert_scales(w, fmt::format("{}: expert {} of layer {}", reader_->path(), i % n_expert_, i / n_expert_));
     } catch (const std::exception& ex) {
       error = ex.what();
     }

@@ -1,4 +1,5 @@
-// A whole model with ggml's K-quant and Q4_1 / Q5_0 / Q5_1 matrices (token embedding, attention,
+// A whole model with ggml's K-quant and Q4_1 / Q5_0 / Q5_1 matrices, and one with its i-quant,
+// ternary and MXFP4 matrices (token embedding, attention,
 // stacked experts, output head) runs like its twin whose matrices hold the same values as
 // F32: the GGUF reader, the embedding lookup (dequantize_row) and the matmul kernels on the
 // model's real shapes. (Files made by llama-quantize itself were checked by hand: perplexity
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,8 +26,11 @@
 namespace mcmoe {
 namespace {
 
-constexpr DType kTypes[] = {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
-                            DType::Q6_K, DType::Q4_1, DType::Q5_0, DType::Q5_1};
+constexpr DType kKQuantTypes[] = {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                                   DType::Q6_K, DType::Q4_1, DType::Q5_0, DType::Q5_1};
+constexpr DType kIQuantTypes[] = {DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S,  DType::IQ3_XXS,
+                                  DType::IQ3_S,   DType::IQ1_S,  DType::IQ1_M,  DType::IQ4_NL,
+                                  DType::IQ4_XS,  DType::TQ1_0,  DType::TQ2_0,  DType::MXFP4};
 
 double rms(const std::vector<float>& v) {
   double s = 0;
@@ -41,10 +46,10 @@ std::vector<float> dequantize(DType type, const uint8_t* data, int64_t rows, int
 }
 
 // From a synthetic F16 model, writes `kq_path` with every F16 matrix (but the router) replaced
-// by random blocks of one of kTypes, at the matrix's own RMS, and `f32_path` with the same
-// values as F32.
-void write_twins(const std::string& f16_path, const std::string& kq_path,
-                 const std::string& f32_path) {
+// by random blocks of one of `types` in turn, at the matrix's own RMS, and `f32_path` with the
+// same values as F32.
+void write_twins(const std::string& f16_path, const std::string& kq_path, const std::string& f32_path,
+                 std::span<const DType> types) {
   const format::GgufFile src(f16_path);
   format::GgufWriter kq, f32;
   for (const auto& [key, value] : src.metadata()) {
@@ -63,7 +68,7 @@ void write_twins(const std::string& f16_path, const std::string& kq_path,
       f32.add_tensor(t.name, t.type, t.shape, copy);
       continue;
     }
-    const DType type = kTypes[next++ % std::size(kTypes)];
+    const DType type = types[next++ % types.size()];
     ASSERT_EQ(cols % dtype_traits(type).block_size, 0) << t.name;
     const double want = rms(dequantize(DType::F16, static_cast<const uint8_t*>(v.data), rows, cols));
     const uint32_t seed = static_cast<uint32_t>(next);
@@ -77,7 +82,7 @@ void write_twins(const std::string& f16_path, const std::string& kq_path,
       std::memcpy(dst, values.data(), n);
     });
   }
-  ASSERT_GE(next, std::size(kTypes)) << "every type should appear at least once";
+  ASSERT_GE(next, types.size()) << "every type should appear at least once";
   kq.write(kq_path);
   f32.write(f32_path);
 }
@@ -88,7 +93,7 @@ std::vector<float> all_logits(model::Model& m, const std::vector<int32_t>& ids) 
   return std::vector<float>(l.begin(), l.end());
 }
 
-TEST(KQuantModel, RunsLikeItsF32Twin) {
+void check_runs_like_f32_twin(std::span<const DType> types) {
   test::TempDir dir;
   api::SynthOptions o;
   o.layers = 2;
@@ -99,7 +104,8 @@ TEST(KQuantModel, RunsLikeItsF32Twin) {
   o.type = DType::F16;
   o.seed = 3;
   api::synth_model(o, dir.path("f16.gguf"));
-  write_twins(dir.path("f16.gguf"), dir.path("kq.gguf"), dir.path("f32.gguf"));
+  write_twins(dir.path("f16.gguf"), dir.path("kq.gguf"), dir.path("f32.gguf"), types);
+  if (testing::Test::HasFatalFailure()) return;
   auto kq = model::Model::load(dir.path("kq.gguf"));
   auto f32 = model::Model::load(dir.path("f32.gguf"));
   std::vector<int32_t> ids{1};
@@ -124,6 +130,12 @@ TEST(KQuantModel, RunsLikeItsF32Twin) {
   std::nth_element(row_error.begin(), row_error.begin() + row_error.size() / 2, row_error.end());
   EXPECT_LT(row_error[row_error.size() / 2], 0.05);
 }
+
+
+TEST(KQuantModel, RunsLikeItsF32Twin) { check_runs_like_f32_twin(kKQuantTypes); }
+
+// The same for llama.cpp's i-quant, ternary and MXFP4 matrices.
+TEST(IQuantModel, RunsLikeItsF32Twin) { check_runs_like_f32_twin(kIQuantTypes); }
 
 }  // namespace
 }  // namespace mcmoe

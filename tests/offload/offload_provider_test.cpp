@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 #include <string>
@@ -328,6 +329,33 @@ TEST(OffloadProvider, FileTruncatedMidExpertsWithPrefetchGivesClearError) {
   o.prefetch_m = 4;
   o.prefetch_max_bytes = o.budget;
   expect_truncation_error(o, false);
+}
+
+// An expert whose bytes on disk carry a NaN scale is refused when it is read (the file was
+// mapped, so nothing read the experts at load), naming the file, the expert and the block.
+TEST(OffloadProvider, CorruptedExpertScaleIsRefusedWhenRead) {
+  Victim v;
+  test::Watchdog dog("evaluation with a corrupted expert", 60s);
+  auto m = test::load_offloaded(v.path, test::offload_options("lru", 4 * test::one_expert_budget(*model::Model::load(v.path, {.memory = model::LoadOptions::Memory::kMap})), 0));
+  ASSERT_EQ(m->stored_experts()[0][0].gate.type, DType::Q8_0);  // block 0's d at byte 0
+  {
+    std::fstream f(v.path, std::ios::in | std::ios::out | std::ios::binary);
+    const uint8_t nan[2] = {0x00, 0x7e};
+    for (uint64_t off : expert_offsets(*m)) {
+      f.seekp(static_cast<std::streamoff>(off));
+      f.write(reinterpret_cast<const char*>(nan), 2);
+    }
+  }
+  model::Session s(*m, {.n_ctx = 64, .n_threads = 2});
+  const std::vector<int32_t> tokens = test_tokens(m->config().n_vocab);
+  try {
+    s.eval(std::span<const int32_t>(tokens.data(), 4), false);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(v.path + ": expert "), std::string::npos) << what;
+    EXPECT_NE(what.find("q8_0 block 0 (weights 0..31): scale field d is NaN"), std::string::npos) << what;
+  }
 }
 
 TEST(OffloadProvider, FileRemovedAfterLoadingStillWorks) {
