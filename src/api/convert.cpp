@@ -49,7 +49,11 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,
   t.weights = m->weights();
   t.experts = m->stored_experts();
   t.per_expert = false;
-  t.type_for = type_rule(mat);
+  // A checkpoint's own quantized tensors (gpt-oss's MXFP4 experts) stay as they are, as
+  // llama.cpp's converter keeps them: re-rounding them to another type only loses.
+  t.type_for = [rule = type_rule(mat)](const std::string& name, const TensorView& v) {
+    return dtype_traits(v.type).quantized ? v.type : rule(name, v);
+  };
   model::write_model_gguf(*m, t, std::filesystem::path(hf_dir).filename().string(), gguf_file_type(mat), {}, out_path,
                    options.progress);
 }

@@ -9,6 +9,7 @@ constexpr DTypeTraits kF32{"f32", 1, 4, false};
 constexpr DTypeTraits kF16{"f16", 1, 2, false};
 constexpr DTypeTraits kBF16{"bf16", 1, 2, false};
 constexpr DTypeTraits kI32{"i32", 1, 4, false};
+constexpr DTypeTraits kI8{"i8", 1, 1, false};
 // ggml's legacy blocks of 32 (fp16 scale [+ fp16 min] + codes [+ 5th-bit mask]).
 constexpr DTypeTraits kQ8_0{"q8_0", 32, 34, true};
 constexpr DTypeTraits kQ4_0{"q4_0", 32, 18, true};
@@ -74,6 +75,8 @@ const DTypeTraits& dtype_traits(DType type) {
     case DType::F16: return kF16;
     case DType::BF16: return kBF16;
     case DType::I32: return kI32;
+    case DType::I8:
+      return kI8;
     case DType::Q8_0: return kQ8_0;
     case DType::Q4_0: return kQ4_0;
     case DType::Q4_1: return kQ4_1;

@@ -30,6 +30,7 @@ enum class DType : uint32_t {
   IQ3_S = 21,
   IQ2_S = 22,
   IQ4_XS = 23,
+  I8 = 24,   // raw bytes (safetensors U8 / I8: gpt-oss's MXFP4 blocks and scales), not weights
   I32 = 26,  // integer tensors (row indices of low-rank experts' sparse rows), not weights
   IQ1_M = 29,
   BF16 = 30,
@@ -55,14 +56,14 @@ enum class DType : uint32_t {
 
 // Every DType, for tables and name lookups.
 inline constexpr DType kAllDTypes[] = {
-    DType::F32,     DType::F16,      DType::Q4_0,    DType::Q4_1,    DType::Q5_0,
-    DType::Q5_1,    DType::Q8_0,     DType::Q2_K,    DType::Q3_K,    DType::Q4_K,
-    DType::Q5_K,    DType::Q6_K,     DType::IQ2_XXS, DType::IQ2_XS,  DType::IQ3_XXS,
-    DType::IQ1_S,   DType::IQ4_NL,   DType::IQ3_S,   DType::IQ2_S,   DType::IQ4_XS,
-    DType::IQ1_M,   DType::TQ1_0,    DType::TQ2_0,   DType::MXFP4,
-    DType::BF16,    DType::I32,    DType::MQ1_G32, DType::MQ1_G64,
-    DType::MQ1_G128, DType::MQ2_G32, DType::MQ2_G64, DType::MQ2_G128, DType::MQ3_G32,
-    DType::MQ3_G64, DType::MQ3_G128, DType::MQ4_G32, DType::MQ4_G64, DType::MQ4_G128,
+    DType::F32,      DType::F16,     DType::Q4_0,     DType::Q4_1,     DType::Q5_0,
+    DType::Q5_1,     DType::Q8_0,    DType::Q2_K,     DType::Q3_K,     DType::Q4_K,
+    DType::Q5_K,     DType::Q6_K,    DType::IQ2_XXS,  DType::IQ2_XS,   DType::IQ3_XXS,
+    DType::IQ1_S,    DType::IQ4_NL,  DType::IQ3_S,    DType::IQ2_S,    DType::IQ4_XS,
+    DType::IQ1_M,    DType::TQ1_0,   DType::TQ2_0,    DType::MXFP4,    DType::BF16,
+    DType::I8,       DType::I32,     DType::MQ1_G32,  DType::MQ1_G64,  DType::MQ1_G128,
+    DType::MQ2_G32,  DType::MQ2_G64, DType::MQ2_G128, DType::MQ3_G32,  DType::MQ3_G64,
+    DType::MQ3_G128, DType::MQ4_G32, DType::MQ4_G64,  DType::MQ4_G128,
 };
 
 // The mcmoe low-bit type for (bits 1..4, group 32/64/128); nullopt otherwise.

@@ -19,6 +19,7 @@ std::optional<DType> dtype_from_safetensors(const std::string& s) {
   if (s == "F32") return DType::F32;
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
+  if (s == "U8" || s == "I8") return DType::I8;  // raw bytes: MXFP4 blocks and scales
   return std::nullopt;
 }
 
@@ -49,7 +50,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_shar
     if (!info["dtype"].is_string()) fail("{}: tensor '{}': dtype is not a string", path, name);
     const std::string dt = info["dtype"].get<std::string>();
     const auto type = dtype_from_safetensors(dt);
-    if (!type) fail("{}: tensor '{}': dtype {} not supported (expected F32, F16 or BF16)", path, name, dt);
+    if (!type)
+      fail(
+          "{}: tensor '{}': dtype {} not supported (expected F32, F16, BF16, or U8 for packed "
+          "MXFP4)",
+          path, name, dt);
     const auto& shape_j = info["shape"];
     const auto& off_j = info["data_offsets"];
     if (!shape_j.is_array() || shape_j.size() > 4) fail("{}: tensor '{}': shape must be an array of at most 4 dimensions", path, name);

@@ -2,7 +2,7 @@
 // each family's arch file says where its checkpoint keeps each tensor (model/arch/arch.h).
 // Tensors used as they are stay views into the mapped file; fused or transposed ones
 // (Granite's input_linear halves are views; gpt-oss's gate_up_proj and down_proj are copied
-// transposed) are taken apart here.
+// transposed, or repacked from MXFP4 into ggml's MXFP4 blocks) are taken apart here.
 #include <fmt/format.h>
 
 #include <cstring>
@@ -12,6 +12,8 @@
 #include "model/arch/arch.h"
 #include "model/inventory.h"
 #include "model/loaders.h"
+#include "quant/block_check.h"
+#include "quant/iquants.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::model {
@@ -36,11 +38,6 @@ void HfLoader::load(Model& m, const std::string& dir) {
   const format::SafetensorsSet& st = *m.safetensors_;
   for (const auto& name : st.names()) m.file_tensors_.push_back({name, st.get(name)});
   const arch::ArchInfo& family = arch::info(c.arch);
-  if (family.arch == Arch::GptOss && st.find("model.layers.0.mlp.experts.gate_up_proj_blocks")) {
-    fail("{}: the experts are stored as MXFP4 (model.layers.0.mlp.experts.gate_up_proj_blocks); only the float form of "
-         "gpt-oss is read so far",
-         dir);
-  }
 
   // The sub-tensor `index` of a stacked tensor, checked to exist.
   auto sub = [&](const arch::HfSource& src, const TensorView& t) {
@@ -102,6 +99,49 @@ void HfLoader::load(Model& m, const std::string& dir) {
     fail("internal: unknown take for '{}'", s.name);
   };
 
+  // A stack stored as MXFP4 in Hugging Face's packing (gpt-oss): NAME_blocks U8 [E, out, in / 32,
+  // 16] and NAME_scales U8 [E, out, in / 32], already in the [out, in] orientation, so a
+  // transposed take is the whole entry and an every-other take its even or odd rows. Repacked
+  // into ggml MXFP4 blocks (quant/iquants.h), a copy.
+  auto take_mxfp4 = [&](const arch::HfSource& src) -> TensorView {
+    const std::string bn = src.name + "_blocks", sn = src.name + "_scales";
+    if (!st.find(sn)) fail("{}: tensor '{}' has no '{}' beside it", dir, bn, sn);
+    const TensorView& blocks = st.get(bn);
+    const TensorView& scales = st.get(sn);
+    const auto& b = blocks.shape;
+    if (blocks.type != DType::I8 || scales.type != DType::I8 || b.size() != 4 || b[3] != 16 ||
+        scales.shape != std::vector<int64_t>{b[0], b[1], b[2]}) {
+      fail(
+          "{}: '{}' {} {} and '{}' {} {}: expected U8 [experts, out, in / 32, 16] and U8 [experts, "
+          "out, in / 32]",
+          dir, bn, dtype_name(blocks.type), shape_string(b), sn, dtype_name(scales.type),
+          shape_string(scales.shape));
+    }
+    if (src.index < 0 || src.index >= b[0])
+      fail("{}: '{}' has {} experts; expected entry {}", dir, bn, b[0], src.index);
+    using T = arch::HfSource::Take;
+    const bool every_other = src.take == T::EveryOther;
+    if (!every_other && src.take != T::Transposed && src.take != T::Slice) {
+      fail("internal: MXFP4 tensor '{}' taken in an unsupported way", bn);
+    }
+    const int64_t rows = every_other ? b[1] / 2 : b[1], nb = b[2];
+    TensorView out = m.own(DType::MXFP4, {rows, nb * 32});
+    auto* dst = static_cast<uint8_t*>(const_cast<void*>(out.data));
+    const auto* codes =
+        static_cast<const uint8_t*>(blocks.data) + static_cast<size_t>(src.index * b[1] * nb * 16);
+    const auto* exps =
+        static_cast<const uint8_t*>(scales.data) + static_cast<size_t>(src.index * b[1] * nb);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t from = every_other ? 2 * r + src.begin : r;
+      for (int64_t k = 0; k < nb; ++k) {
+        quant::mxfp4_block_from_hf(codes + (from * nb + k) * 16, exps[from * nb + k],
+                                   dst + (r * nb + k) * 17);
+      }
+    }
+    quant::check_scales(out, fmt::format("{}: tensor '{}' expert {}", dir, sn, src.index));
+    return out;
+  };
+
   ModelWeights& w = m.weights_;
   w.layers.assign(c.n_layer, {});
   m.stored_experts_.assign(c.n_layer, {});
@@ -109,11 +149,12 @@ void HfLoader::load(Model& m, const std::string& dir) {
   for_each_tensor(c, w, m.stored_experts_, [&](const TensorSlot& s) {
     const arch::HfSource src = family.hf_source(c, s);
     if (src.name.empty()) fail("internal: {} names no Hugging Face tensor for '{}'", family.gguf_name, s.name);
-    if (!st.find(src.name)) {
+    const bool mxfp4 = !st.find(src.name) && st.find(src.name + "_blocks");
+    if (!st.find(src.name) && !mxfp4) {
       if (s.kind == TensorKind::Output) fail("{}: missing tensor '{}' (tie_word_embeddings is false)", dir, src.name);
       fail("{}: missing tensor '{}'", dir, src.name);
     }
-    TensorView v = take(src, s);
+    TensorView v = mxfp4 ? take_mxfp4(src) : take(src, s);
     if (v.shape != s.shape) {
       fail("{}: tensor '{}'{} has shape {}, but the configuration implies {}", dir, src.name,
            src.take == arch::HfSource::Take::Whole ? "" : fmt::format(" (entry {})", src.index), shape_string(v.shape),

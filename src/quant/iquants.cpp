@@ -90,6 +90,12 @@ float e8m0_half(uint8_t e) {
   return f;
 }
 
+void mxfp4_block_from_hf(const uint8_t* codes16, uint8_t scale, uint8_t* out17) {
+  const auto code = [&](int k) { return k % 2 == 0 ? codes16[k / 2] & 0x0f : codes16[k / 2] >> 4; };
+  out17[0] = scale;
+  for (int j = 0; j < 16; ++j) out17[1 + j] = static_cast<uint8_t>(code(j) | code(j + 16) << 4);
+}
+
 uint16_t iq1m_d_bits(const uint8_t* block) {
   const uint8_t* sc = block + 48;
   return static_cast<uint16_t>((u16_at(sc) >> 12) | ((u16_at(sc + 2) >> 8) & 0x00f0) |

@@ -101,6 +101,12 @@ void with_iquant_type(DType type, F&& f) {
 // e = 0xff, NaN in the OCP format, is refused at load (quant/block_check.h).
 float e8m0_half(uint8_t e);
 
+// gpt-oss's Hugging Face MXFP4 (transformers' convert_moe_packed_tensors): 16 bytes of E2M1
+// codes, weight 2 j in the low nibble of byte j and 2 j + 1 in the high one, plus its E8M0 byte
+// → one ggml MXFP4 block (17 bytes: the scale, then weight j low and j + 16 high). The codes
+// and the scale mean the same values in both (HF: FP4[code] · 2^(s - 127)).
+void mxfp4_block_from_hf(const uint8_t* codes16, uint8_t scale, uint8_t* out17);
+
 // IQ1_M keeps its fp16 d in the top nibbles of its four scale words.
 uint16_t iq1m_d_bits(const uint8_t* block);
 

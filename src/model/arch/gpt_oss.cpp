@@ -6,7 +6,8 @@
 // Hugging Face keeps the experts fused and used as x @ W: gate_up_proj [E, n_embd, 2 n_ff]
 // with gate in the even columns and up in the odd ones, down_proj [E, n_ff, n_embd]; they are
 // transposed and split on load (a copy). Released checkpoints store those two as MXFP4
-// (*_blocks / *_scales), which the quant-types work reads; this file reads the float form.
+// (*_blocks / *_scales, in the nn.Linear orientation), which become ggml MXFP4 tensors on load
+// (loader_hf.cpp).
 // llama.cpp names the FFN norm post_attention_norm for this family, and does not implement
 // YaRN's truncate = false (gpt-oss's setting): its correction range is rounded.
 #include "format/gguf.h"
@@ -41,14 +42,18 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.expert_bias = true;
   c.activation = Activation::SwigluOai;
   c.swiglu_limit = j.get<float>("swiglu_limit", 7.f);
+  // Released checkpoints: the experts in MXFP4 (*_blocks / *_scales, read by loader_hf.cpp),
+  // everything else in bf16.
   if (j.json().contains("quantization_config") && !j.json()["quantization_config"].is_null()) {
     const std::string method =
         j.json()["quantization_config"].value("quant_method", std::string("?"));
-    fail(
-        "{}: quantization_config.quant_method '{}': the experts are stored quantized (MXFP4 "
-        "*_blocks/*_scales); "
-        "only the float (bf16/f16/f32) form of gpt-oss is read so far",
-        j.path(), method);
+    if (method != "mxfp4") {
+      fail(
+          "{}: quantization_config.quant_method '{}': gpt-oss is read in its float form or with "
+          "MXFP4 experts "
+          "(quant_method mxfp4)",
+          j.path(), method);
+    }
   }
 }
 

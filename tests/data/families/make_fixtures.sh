@@ -77,3 +77,21 @@ make_case deepseek_v3_f16 deepseek_v3 f16 "${SMALL[@]}" --layers 3 --experts 16 
 make_case glm4moe_f16 glm4_moe f16 "${SMALL[@]}" --head-dim 16
 make_case gpt_oss_f16 gpt_oss f16 "${SMALL[@]}" --head-dim 8
 make_case granitemoe_f16 granitemoe f16 "${SMALL[@]}"
+
+# gpt-oss with its experts in the released MXFP4 layout (make_mxfp4.py): gpt_oss_mxfp4 holds
+# *_blocks / *_scales, gpt_oss_mxfp4_float the same model with the dequantized experts in F32,
+# and reference.json the reference's logits of the latter. Rows of 64: whole MXFP4 blocks.
+tmp=$(mktemp -d)
+cp tokenizer.model "$tmp/"
+"$PY" "$REF" random "$tmp/m" --arch gpt_oss --tokenizer "$tmp" --dtype f32 --seed 7 --hidden 64 --moe-ff 64 \
+  --ff 64 --layers 2 --heads 4 --kv-heads 2 --head-dim 16 --experts 4 --top-k 2 > /dev/null
+"$PY" make_mxfp4.py "$tmp/m" gpt_oss_mxfp4 gpt_oss_mxfp4_float
+"$PY" "$REF" dump gpt_oss_mxfp4_float --ids "$IDS" --out "$tmp/dump.json"
+"$PY" - "$tmp/dump.json" gpt_oss_mxfp4/reference.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+json.dump({"ids": d["ids"], "logits": [[float("%.6g" % v) for v in row] for row in d["logits"]]}, open(sys.argv[2], "w"),
+          separators=(",", ":"))
+PY
+rm -rf "$tmp"
+echo "gpt_oss_mxfp4: $(du -sh gpt_oss_mxfp4 | cut -f1), gpt_oss_mxfp4_float: $(du -sh gpt_oss_mxfp4_float | cut -f1)"
