@@ -81,7 +81,7 @@ int cmd_synth(const Argv& argv) {
   o.tokenizer_from = a.str("--tokenizer-from", "");
   o.routing_from = a.str("--routing-from", "");
   o.routing_noise = static_cast<float>(a.number("--routing-noise", 0.3, 0, 10));
-  o.type = parse_type(a.str("--type", "q8_0"), {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0});
+  o.type = parse_type(a.str("--type", "q8_0"), {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::MXFP4});
   const std::string out = a.required("-o", "output file");
   Progress progress("synth");
   o.progress = [&](size_t done, size_t total) {
