@@ -11,6 +11,7 @@
 // - Prefill/fmt/cols/threads: 512 tokens against a 4096 × cols weight, reported as FLOP/s
 //   (2 · rows · cols · tokens per iteration).
 // - MatvecMQ / PrefillMQ: the same for mcmoe's mq2/mq3/mq4_g128 next to Q4_0.
+// - MatvecMXFP4 / MatvecMXFP4Hot: MXFP4 next to Q4_0, from DRAM and with one copy reused.
 // Results and the machine they were taken on: bench/RESULTS_matmul.md.
 #include <benchmark/benchmark.h>
 
@@ -37,9 +38,10 @@ using mcmoe::ThreadPool;
 constexpr size_t kWorkingSet = size_t{1} << 30;  // 1 GiB, well past any cache
 
 // Indices 0-4 are the formats every benchmark below runs; 5-7 (mcmoe low-bit) only
-// MatvecMQ / PrefillMQ.
-const DType kFormats[] = {DType::F32,      DType::F16,      DType::BF16,    DType::Q8_0,
-                          DType::Q4_0,     DType::MQ2_G128, DType::MQ3_G128, DType::MQ4_G128};
+// MatvecMQ / PrefillMQ; 8 (MXFP4) only MatvecMXFP4 / MatvecMXFP4Hot.
+const DType kFormats[] = {DType::F32,      DType::F16,      DType::BF16,
+                          DType::Q8_0,     DType::Q4_0,     DType::MQ2_G128,
+                          DType::MQ3_G128, DType::MQ4_G128, DType::MXFP4};
 
 // MCMOE_BENCH_ISA=scalar|avx2|avx512 forces a kernel path (default: the best this CPU runs).
 const bool kIsaForced = [] {
@@ -153,12 +155,13 @@ BENCHMARK(BM_ReadBandwidth)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-// Args: format index, rows, cols, threads.
-void BM_Matvec(benchmark::State& state) {
+// Args: format index, rows, cols, threads. hot: one copy of the weight, used again each
+// iteration (partly cache-resident, as ggml's test-backend-ops perf measures).
+void run_matvec(benchmark::State& state, bool hot) {
   const DType type = kFormats[state.range(0)];
   const int64_t rows = state.range(1), cols = state.range(2);
   const int threads = static_cast<int>(state.range(3));
-  const WeightSet& ws = make_weights(type, rows, cols, kWorkingSet);
+  const WeightSet& ws = make_weights(type, rows, cols, hot ? 0 : kWorkingSet);
   const std::vector<float> x = random_floats(static_cast<size_t>(cols), 1);
   std::vector<float> y(static_cast<size_t>(rows));
   size_t i = 0;
@@ -171,6 +174,13 @@ void BM_Matvec(benchmark::State& state) {
                           static_cast<int64_t>(ws.matrix_bytes));
   state.SetLabel(std::string(mcmoe::dtype_name(type)) + " " +
                  mcmoe::kernels::isa_name(mcmoe::kernels::active_kernels().isa));
+}
+
+void BM_Matvec(benchmark::State& state) {
+  run_matvec(state, false);
+}
+void BM_MatvecHot(benchmark::State& state) {
+  run_matvec(state, true);
 }
 
 // 4096 x 4096 (attention-sized), 14336 x 4096 (Mixtral/Llama-3 FFN up) and 4096 x 14336
@@ -196,6 +206,24 @@ void mq_matvec_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Matvec)
     ->Name("MatvecMQ")
     ->Apply(mq_matvec_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// MXFP4 (gpt-oss's experts) next to Q4_0 on the FFN-down shape, from DRAM and hot.
+void mxfp4_matvec_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"fmt", "rows", "cols", "threads"});
+  for (int64_t f : {4, 8}) {
+    for (int64_t threads : {1, 2}) b->Args({f, 4096, 14336, threads});
+  }
+}
+BENCHMARK(BM_Matvec)
+    ->Name("MatvecMXFP4")
+    ->Apply(mxfp4_matvec_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MatvecHot)
+    ->Name("MatvecMXFP4Hot")
+    ->Apply(mxfp4_matvec_args)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

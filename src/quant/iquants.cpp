@@ -82,14 +82,6 @@ bool is_iquant_family(DType type) {
   }
 }
 
-float e8m0_half(uint8_t e) {
-  // 2^(e - 128): subnormal for e < 2 (ggml writes those bit patterns directly).
-  const uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<uint32_t>(e - 1) << 23;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 void mxfp4_block_from_hf(const uint8_t* codes16, uint8_t scale, uint8_t* out17) {
   const auto code = [&](int k) { return k % 2 == 0 ? codes16[k / 2] & 0x0f : codes16[k / 2] >> 4; };
   out17[0] = scale;

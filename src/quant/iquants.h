@@ -13,6 +13,7 @@
 //    d · 0.25: scaling by a power of two commutes with f32 rounding;
 //  - IQ1's offset grid values g ± 1/8 become the integers 8 g ± 1 with d · 0.125.
 #include <cstdint>
+#include <cstring>
 
 #include "core/dtype.h"
 #include "quant/kquants.h"
@@ -99,7 +100,15 @@ void with_iquant_type(DType type, F&& f) {
 
 // MXFP4's scale byte as ggml reads it: 2^(e - 127) / 2 (the half undoes the doubled values).
 // e = 0xff, NaN in the OCP format, is refused at load (quant/block_check.h).
-float e8m0_half(uint8_t e);
+// Inline and static (internal linkage): the kernels call it per block, and each kernel file
+// is compiled with its own ISA flags.
+static inline float e8m0_half(uint8_t e) {
+  // 2^(e - 128): subnormal for e < 2 (ggml writes those bit patterns directly).
+  const uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<uint32_t>(e - 1) << 23;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
 
 // gpt-oss's Hugging Face MXFP4 (transformers' convert_moe_packed_tensors): 16 bytes of E2M1
 // codes, weight 2 j in the low nibble of byte j and 2 j + 1 in the high one, plus its E8M0 byte
