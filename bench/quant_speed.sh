@@ -6,7 +6,8 @@
 #    importance matrix from llama-imatrix (4 × 512 tokens of wikitext2 and 6 × 512 of the
 #    Russian text, combined; IQ2_XXS needs one; the same matrix serves all three);
 #  - the MXFP4 file by `mcmoe synth --type mxfp4` (every matrix MXFP4; llama.cpp builds without
-#    MXFP4, such as c392e50, cannot read it, and their row says so).
+#    MXFP4, such as c392e50, cannot read it, and their row says so);
+#  - the same model in Q4_0 (mcmoe synth), the reference point of both engines on this host.
 # Each: `mcmoe bench` (prefill 512, decode 128, its read-bandwidth roofline measured in the same
 # run) and `llama-bench -p 512 -n 128`.
 #   LLAMA_BIN=/path/to/llama.cpp/build/bin bash bench/quant_speed.sh [OUT_DIR]
@@ -42,9 +43,12 @@ if [ -n "${LLAMA_BIN:-}" ]; then
     files+=("$f")
   done
 fi
-f="$out/synth-mxfp4.gguf"
-[ -f "$f" ] || "$mcmoe" synth "${shape[@]}" --type mxfp4 -o "$f"
-files+=("$f")
+# MXFP4, and Q4_0 (the type both engines have read longest) as this host's point of reference.
+for type in mxfp4 q4_0; do
+  f="$out/synth-$type.gguf"
+  [ -f "$f" ] || "$mcmoe" synth "${shape[@]}" --type "$type" -o "$f"
+  files+=("$f")
+done
 
 for f in "${files[@]}"; do
   echo "== $f ($(stat -c %s "$f") bytes)"
