@@ -82,9 +82,12 @@ VocabData read_gguf_vocab(const format::GgufFile& g) {
   if (g.has(kTypes)) {
     const GgufArray& a = typed_array(g, kTypes, {GgufType::I32});
     v.types.reserve(a.items.size());
-    for (const GgufValue& t : a.items) {
-      const int64_t x = std::get<int64_t>(t.v);
-      v.types.push_back(x >= 1 && x <= 6 ? static_cast<TokenType>(x) : TokenType::Undefined);
+    for (size_t i = 0; i < a.items.size(); ++i) {
+      const int64_t x = std::get<int64_t>(a.items[i].v);
+      // llama.cpp's llama_token_type: 0 (undefined) .. 6 (byte).
+      if (x < 0 || x > 6)
+        fail("{}: {} entry {} is {}; expected a token type 0..6", g.path(), kTypes, i, x);
+      v.types.push_back(static_cast<TokenType>(x));
     }
   } else {
     v.types.assign(n, TokenType::Normal);

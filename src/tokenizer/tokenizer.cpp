@@ -3,6 +3,8 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <filesystem>
 
 #include "core/error.h"
@@ -142,6 +144,26 @@ void validate_vocab(const VocabData& v, const KeyNames& k) {
   check(v.eos_id, k.eos);
   check(v.unk_id, k.unk);
   check(v.pad_id, k.pad);
+  // A BYTE token stands for the byte its text names (<0xHH>, as SentencePiece spells them), one
+  // token per byte: anything else would decode as its literal text, silently.
+  std::array<int64_t, 256> byte_token;
+  byte_token.fill(-1);
+  for (size_t i = 0; i < n; ++i) {
+    if (v.types[i] != TokenType::Byte) continue;
+    const std::string& t = v.tokens[i];
+    const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    if (t.size() != 6 || !t.starts_with("<0x") || t[5] != '>' || !hex(t[3]) || !hex(t[4])) {
+      fail("{}: token {} '{}' has type BYTE in {} but is not of the form <0xHH>", v.source, i, t,
+           k.types);
+    }
+    const int b = std::stoi(t.substr(3, 2), nullptr, 16);
+    if (byte_token[b] >= 0 &&
+        v.tokens[byte_token[b]] != t) {  // equal texts: the duplicate check says so
+      fail("{}: tokens {} '{}' and {} '{}' both have type BYTE for byte 0x{:02X} ({})", v.source,
+           byte_token[b], v.tokens[byte_token[b]], i, t, b, k.types);
+    }
+    byte_token[b] = static_cast<int64_t>(i);
+  }
   if (v.add_bos && v.bos_id < 0) fail("{}: {} is true but no BOS id is set ({})", v.source, k.add_bos, k.bos);
   if (v.add_eos && v.eos_id < 0) fail("{}: {} is true but no EOS id is set ({})", v.source, k.add_eos, k.eos);
 }

@@ -161,6 +161,67 @@ TEST(TokenizerErrors, GgufSpecialIdOutOfRange) {
   expect_error([&] { Tokenizer::from_gguf(g2); }, {"tokenizer.ggml.eos_token_id = -5"});
 }
 
+// A GGUF whose token texts (and types, when given) are those of `v`.
+std::string write_gguf_tokens(const ScratchDir& dir, const VocabData& v,
+                              const std::vector<int32_t>& types = {}) {
+  return write_gguf(dir, [&](format::GgufWriter& w) {
+    std::vector<GgufValue> toks;
+    for (const std::string& t : v.tokens) toks.push_back(GgufValue::str(t));
+    w.set("tokenizer.ggml.tokens", GgufValue::array(GgufType::STRING, std::move(toks)));
+    if (!types.empty()) {
+      std::vector<GgufValue> ts;
+      for (int32_t t : types) ts.push_back(GgufValue::i32(t));
+      w.set("tokenizer.ggml.token_type", GgufValue::array(GgufType::I32, std::move(ts)));
+    }
+  });
+}
+
+TEST(TokenizerErrors, GgufByteTokensMustNameOneByteEach) {
+  ScratchDir dir;
+  const VocabData base = synthetic_spm();
+  int32_t first_byte = -1;
+  for (size_t i = 0; i < base.types.size() && first_byte < 0; ++i) {
+    if (base.types[i] == TokenType::Byte) first_byte = static_cast<int32_t>(i);
+  }
+  ASSERT_GE(first_byte, 0);
+  {
+    VocabData v = base;
+    v.tokens[first_byte + 5] = "<0xZZ>";
+    const std::string path = write_gguf_tokens(dir, v);
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); },
+                 {path, "token " + std::to_string(first_byte + 5), "'<0xZZ>'", "BYTE", "<0xHH>",
+                  "tokenizer.ggml.token_type"});
+  }
+  {
+    VocabData v = base;
+    v.tokens[first_byte + 5] = "A";  // a byte token spelled as its character
+    const std::string path = write_gguf_tokens(dir, v);
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); }, {"'A'", "BYTE"});
+  }
+  {
+    VocabData v = base;  // byte 0x0B twice: <0x0B> and <0x0b>
+    ASSERT_EQ(v.tokens[first_byte + 0x0a], "<0x0A>");
+    v.tokens[first_byte + 0x0a] = "<0x0b>";
+    const std::string path = write_gguf_tokens(dir, v);
+    format::GgufFile g(path);
+    expect_error([&] { Tokenizer::from_gguf(g); }, {"'<0x0B>'", "'<0x0b>'", "byte 0x0B"});
+  }
+}
+
+TEST(TokenizerErrors, GgufTokenTypeOutOfRange) {
+  ScratchDir dir;
+  const VocabData v = synthetic_spm();
+  std::vector<int32_t> types(v.types.size());
+  for (size_t i = 0; i < types.size(); ++i) types[i] = static_cast<int32_t>(v.types[i]);
+  types[7] = 9;
+  const std::string path = write_gguf_tokens(dir, v, types);
+  format::GgufFile g(path);
+  expect_error([&] { Tokenizer::from_gguf(g); },
+               {path, "tokenizer.ggml.token_type entry 7 is 9", "0..6"});
+}
+
 TEST(TokenizerErrors, GgufWrongOrMissingKeys) {
   ScratchDir dir;
   {
