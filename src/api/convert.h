@@ -11,7 +11,7 @@ namespace mcmoe::api {
 struct ConvertOptions {
   DType type = DType::F16;  // type of the 2-D weight matrices
   bool keep_types = false;  // GGUF input: keep every tensor's stored type (type is ignored)
-  std::function<void(size_t done, size_t total)> progress;
+  std::function<void(size_t done, size_t total)> progress = {};
 };
 
 void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path,

@@ -37,13 +37,13 @@ struct SynthOptions {
   bool yarn = false;  // deepseek2: DeepSeek's YaRN (factor 40 from 4096); gpt-oss always has YaRN
   DType type = DType::Q8_0;
   uint64_t seed = 1;
-  std::function<void(size_t, size_t)> progress;
+  std::function<void(size_t, size_t)> progress = {};
   // The vocabulary (tokenizer.* metadata) of this GGUF instead of the filler one; --vocab is
   // then its size. Lets llama.cpp and mcmoe read real text with the synthetic model.
-  std::string tokenizer_from;
+  std::string tokenizer_from = {};
   // Route like the model of this trace (api/synth_routing.h); needs tokenizer_from (the
   // trace's token ids) and experts equal to the trace's; softmax-routed families only.
-  std::string routing_from;
+  std::string routing_from = {};
   float routing_noise = 0.3f;
 };
 

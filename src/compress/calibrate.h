@@ -25,7 +25,7 @@ struct CalibrateOptions {
   int64_t group = 128;                      // RTN group size for ε (the paper's)
   int threads = 2;
   // (layer, n_layer, what): called as each layer's work starts and ends.
-  std::function<void(int, int, const std::string&)> progress;
+  std::function<void(int, int, const std::string&)> progress = {};
 };
 
 // Bytes the pass holds beyond the model, by the formula above.

@@ -80,7 +80,7 @@ struct LowRankOptions {
   SampleOptions sampling;
   int threads = 2;
   // (layer, n_layer, what); layer == n_layer when writing.
-  std::function<void(int, int, const std::string&)> progress;
+  std::function<void(int, int, const std::string&)> progress = {};
 };
 
 // Fails, naming the flag, its value and the matrix shapes, unless rank and sparse rows fit

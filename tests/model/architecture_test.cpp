@@ -66,7 +66,7 @@ TEST_P(Architecture, PrefillEqualsIncrementalDecode) {
   test::TempDir dir;
   test::write_hf_fixture(dir.path("hf"), {.model_type = GetParam(), .seed = 7});
   api::convert_hf_to_gguf(dir.path("hf"), dir.path("q8.gguf"), {.type = DType::Q8_0});
-  for (const std::string path : {dir.path("hf"), dir.path("q8.gguf")}) {
+  for (const std::string& path : {dir.path("hf"), dir.path("q8.gguf")}) {
     auto m = model::Model::load(path);
     const auto ids = test_tokens(33);
     const auto batch = all_logits(*m, ids);

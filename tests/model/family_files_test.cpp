@@ -90,9 +90,10 @@ TEST(FamilyFiles, EveryCheckpointTensorIsUsed) {
       // Vectors are converted to owned f32 copies and gpt-oss's fused experts are copied
       // transposed, so only matrices used in place can be traced back by address.
       const bool traced = ckpt[i].view.shape.size() >= 2 && j["model_type"] != "gpt_oss";
-      if (traced)
+      if (traced) {
         EXPECT_TRUE(touched[i]) << name << ": checkpoint tensor " << ckpt[i].name
                                 << " is never used";
+      }
     }
   }
 }

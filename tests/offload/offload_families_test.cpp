@@ -205,14 +205,20 @@ TEST_P(OffloadResidency, EverythingButRoutedExpertsIsResident) {
   size_t i = 0;
   model::for_each_tensor(c, m->weights(), m->stored_experts(), [&](const model::TensorSlot& t) {
     if (t.role == model::TensorRole::RoutedExpert) {
-      if (t.view->valid()) EXPECT_TRUE(in_file(*m, *t.view)) << t.name << " left the file: the cache reads it from there";
+      if (t.view->valid()) {
+        EXPECT_TRUE(in_file(*m, *t.view))
+            << t.name << " left the file: the cache reads it from there";
+      }
       return;
     }
     ASSERT_LT(i, ref_views.size());
     const TensorView& want = *ref_views[i++];
     EXPECT_FALSE(in_file(*m, *t.view)) << t.name << " (" << model::role_name(t.role) << ") is still read from the file";
     ASSERT_EQ(t.view->nbytes, want.nbytes) << t.name;
-    if (t.view->valid()) EXPECT_EQ(std::memcmp(t.view->data, want.data, want.nbytes), 0) << t.name << " holds other bytes";
+    if (t.view->valid()) {
+      EXPECT_EQ(std::memcmp(t.view->data, want.data, want.nbytes), 0)
+          << t.name << " holds other bytes";
+    }
   });
   EXPECT_EQ(i, ref_views.size());
   EXPECT_FALSE(in_file(*m, m->weights().output)) << "the output head (tied: the embeddings) is still read from the file";

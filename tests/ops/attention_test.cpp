@@ -86,8 +86,9 @@ TEST_P(AttentionCases, FlashMatchesReference) {
       for (int64_t j = 0; j < ctx; ++j) {
         const float pr = probs[(h * c.n_tokens + t) * ctx + j];
         const bool visible = j <= pos && (c.window == 0 || pos - j < c.window);
-        if (!visible)
+        if (!visible) {
           ASSERT_EQ(pr, 0.f) << c.name << " head " << h << " token " << t << " key " << j;
+        }
         sum += pr;
       }
       if (c.sinks) {
