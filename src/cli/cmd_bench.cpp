@@ -1,17 +1,33 @@
 #include <cstdio>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/offload_flags.h"
 #include "core/error.h"
-#include "tokenizer/tokenizer.h"
 #include "eval/bench.h"
+#include "kernels/dispatch.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mcmoe::cli {
 
 int cmd_bench(const Argv& argv) {
-  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--depth", "--reps", "--text", "--cache-type"})),
-               with_offload_switches({"--no-bandwidth", "--mmap", "--no-mmap", "--odp"}));
+  const Args a(
+      argv,
+      with_offload_flags(with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens",
+                                         "--depth", "--reps", "--text", "--cache-type", "--isa"})),
+      with_offload_switches({"--no-bandwidth", "--mmap", "--no-mmap", "--odp"}));
+  if (a.has("--isa")) {
+    // Forces a kernel path, to compare them on one model (default: the best this CPU runs).
+    const std::string name = a.str("--isa", "");
+    std::optional<kernels::Isa> isa;
+    for (auto i : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+      if (name == kernels::isa_name(i)) isa = i;
+    }
+    if (!isa) fail("--isa: '{}' is not one of scalar, avx2, avx512", name);
+    if (!kernels::isa_supported(*isa)) fail("--isa {}: this CPU cannot run it", name);
+    kernels::set_isa_override(isa);
+  }
   auto m = load_model_verbose(a.required("-m", "model path"), offload_load_options(a, load_options_flags(a)));
   const Offload offload = install_offload(a, *m);
   eval::BenchOptions o;
@@ -33,7 +49,8 @@ int cmd_bench(const Argv& argv) {
   const auto odp = odp_flags(a, *m);
   o.odp = odp.get();
   const eval::BenchResult r = eval::bench(*m, o);
-  std::printf("threads %d\n", o.threads);
+  std::printf("threads %d, kernels %s\n", o.threads,
+              kernels::isa_name(kernels::active_kernels().isa));
   std::printf("prefill %d tokens: %.1f tok/s (%.1f GFLOP/s)\n", o.prompt_tokens, r.prefill_tok_s, r.prefill_gflop_s);
   std::printf("decode %d tokens at depth %d: %.2f tok/s, %.1f MB read/token (%.1f MB of it KV cache), %.1f GB/s achieved\n",
               o.gen_tokens, o.depth, r.decode_tok_s, r.bytes_per_token / 1e6, r.kv_read_per_token / 1e6, r.decode_gb_s);

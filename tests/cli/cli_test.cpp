@@ -26,7 +26,7 @@ std::string synth_small(const test::TempDir& dir, const std::string& type = "q8_
 
 TEST(Cli, SynthRunIsDeterministicAndGreedy) {
   test::TempDir dir;
-  for (const std::string type : {"q8_0", "q4_0", "f16"}) {
+  for (const std::string type : {"q8_0", "q4_0", "f16", "mxfp4"}) {
     const std::string path = synth_small(dir, type);
     const auto a = run_cli("run -m " + quote(path) + " -p 'hello world' -n 8 --temp 0 --json");
     const auto b = run_cli("run -m " + quote(path) + " -p 'hello world' -n 8 --temp 0 --json --threads 1");
@@ -37,6 +37,18 @@ TEST(Cli, SynthRunIsDeterministicAndGreedy) {
     const auto sampled2 = run_cli("run -m " + quote(path) + " -p 'hello' -n 8 --temp 1 --seed 5 --json");
     EXPECT_EQ(sampled1.out, sampled2.out);
   }
+}
+
+// bench --isa forces a kernel path (to compare them on one model); the path is printed.
+TEST(Cli, BenchKernelPathCanBeForced) {
+  test::TempDir dir;
+  const std::string path = synth_small(dir, "mxfp4");
+  const std::string bench =
+      "bench -m " + quote(path) + " --prompt-tokens 8 --gen-tokens 2 --reps 1 --no-bandwidth";
+  const auto r = run_cli(bench + " --isa scalar");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("kernels scalar"), std::string::npos) << r.out;
+  expect_clean_error(run_cli(bench + " --isa sse9"), {"--isa", "'sse9'", "scalar, avx2, avx512"});
 }
 
 TEST(Cli, InspectListsTensorsAndTotals) {
