@@ -88,12 +88,6 @@ void mxfp4_block_from_hf(const uint8_t* codes16, uint8_t scale, uint8_t* out17) 
   for (int j = 0; j < 16; ++j) out17[1 + j] = static_cast<uint8_t>(code(j) | code(j + 16) << 4);
 }
 
-uint16_t iq1m_d_bits(const uint8_t* block) {
-  const uint8_t* sc = block + 48;
-  return static_cast<uint16_t>((u16_at(sc) >> 12) | ((u16_at(sc + 2) >> 8) & 0x00f0) |
-                               ((u16_at(sc + 4) >> 4) & 0x0f00) | (u16_at(sc + 6) & 0xf000));
-}
-
 void decode_iquant_block(DType type, const uint8_t* p, IntBlock* o) {
   int8_t* q = o->q;
   int16_t* sc = o->scale;

@@ -117,7 +117,13 @@ static inline float e8m0_half(uint8_t e) {
 void mxfp4_block_from_hf(const uint8_t* codes16, uint8_t scale, uint8_t* out17);
 
 // IQ1_M keeps its fp16 d in the top nibbles of its four scale words.
-uint16_t iq1m_d_bits(const uint8_t* block);
+// Static inline, as e8m0_half: the kernels call it per block.
+static inline uint16_t iq1m_d_bits(const uint8_t* block) {
+  uint16_t w[4];
+  std::memcpy(w, block + 48, 8);
+  return static_cast<uint16_t>((w[0] >> 12) | ((w[1] >> 8) & 0x00f0) | ((w[2] >> 4) & 0x0f00) |
+                               (w[3] & 0xf000));
+}
 
 // `block` points at one block of `type` (is_iquant_family(type) must hold); out as
 // decode_block's (min and dmin zero).
