@@ -29,16 +29,21 @@ inline __m256i value_table(const std::array<int8_t, 16>& values) {
   return _mm256_set_m128i(t, t);
 }
 
-// 8 signed scale bytes (sub-blocks of 32) → Unit::sc[0] (int16 pairs, one per int32 lane).
-inline void scales8(const int8_t (&sc)[8], Unit& u) {
-  int64_t v;
-  std::memcpy(&v, sc, 8);
-  u.sc[0] = pairs16(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(v)));
+// 8 signed scale bytes f(k) (sub-blocks of 32) → Unit::sc[0] (int16 pairs, one per int32
+// lane), assembled in registers (iq_bits::scale_words).
+template <typename F>
+inline void scales8(F&& f, Unit& u) {
+  uint64_t lo, hi;
+  scale_words<8>(f, lo, hi);
+  u.sc[0] = pairs16(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(static_cast<long long>(lo))));
 }
 
-// 16 scale bytes (sub-blocks of 16) → Unit::sc[0..1].
-inline void scales16_from(const int8_t (&sc)[16], Unit& u) {
-  scales16<true>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)), u.sc);
+// 16 scale bytes f(k) (sub-blocks of 16) → Unit::sc[0..1].
+template <typename F>
+inline void scales16_from(F&& f, Unit& u) {
+  uint64_t lo, hi;
+  scale_words<16>(f, lo, hi);
+  scales16<true>(_mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo)), u.sc);
 }
 
 // Magnitudes with 32 sign bits applied (bit e set: weight e negative).
@@ -93,11 +98,10 @@ struct IQuantFormat<DType::IQ4_XS> {
   static constexpr MinKind kMin = MinKind::kNone;
   static void prepare(const uint8_t* p, Unit& u) {
     const uint16_t high = u16_at(p + 2);
-    int8_t sc[8];
-    for (int k = 0; k < 8; ++k) {
+    const auto sc = [&](int k) {
       const int low = (p[4 + k / 2] >> (4 * (k % 2))) & 0x0f;
-      sc[k] = static_cast<int8_t>((low | (((high >> (2 * k)) & 3) << 4)) - 32);
-    }
+      return (low | (((high >> (2 * k)) & 3) << 4)) - 32;
+    };
     scales8(sc, u);
     u.d = fp16_at(p);
   }
@@ -176,8 +180,7 @@ struct IQuantFormat<DType::IQ2_XXS> {
   static constexpr bool kSigned = true;
   static constexpr MinKind kMin = MinKind::kNone;
   static void prepare(const uint8_t* p, Unit& u) {
-    int8_t sc[8];
-    for (int k = 0; k < 8; ++k) sc[k] = static_cast<int8_t>(2 * (p[2 + 8 * k + 7] >> 4) + 1);
+    const auto sc = [&](int k) { return 2 * (p[2 + 8 * k + 7] >> 4) + 1; };
     scales8(sc, u);
     u.d = fp16_at(p) * 0.125f;
   }
@@ -190,10 +193,7 @@ struct IQuantFormat<DType::IQ2_XXS> {
 
 // IQ2_XS / IQ2_S: a nibble scale per 16 weights, 2 s + 1.
 inline void nibble_scales16(const uint8_t* sc8, Unit& u) {
-  int8_t sc[16];
-  for (int k = 0; k < 16; ++k)
-    sc[k] = static_cast<int8_t>(2 * ((sc8[k / 2] >> (4 * (k % 2))) & 0x0f) + 1);
-  scales16_from(sc, u);
+  scales16_from([&](int k) { return 2 * ((sc8[k / 2] >> (4 * (k % 2))) & 0x0f) + 1; }, u);
 }
 
 template <>
@@ -246,8 +246,7 @@ struct IQuantFormat<DType::IQ3_XXS> {
   static constexpr bool kSigned = true;
   static constexpr MinKind kMin = MinKind::kNone;
   static void prepare(const uint8_t* p, Unit& u) {
-    int8_t sc[8];
-    for (int k = 0; k < 8; ++k) sc[k] = static_cast<int8_t>(2 * (p[66 + 4 * k + 3] >> 4) + 1);
+    const auto sc = [&](int k) { return 2 * (p[66 + 4 * k + 3] >> 4) + 1; };
     scales8(sc, u);
     u.d = fp16_at(p) * 0.25f;
   }
@@ -267,9 +266,7 @@ struct IQuantFormat<DType::IQ3_S> {
   static constexpr bool kSigned = true;
   static constexpr MinKind kMin = MinKind::kNone;
   static void prepare(const uint8_t* p, Unit& u) {
-    int8_t sc[8];
-    for (int k = 0; k < 8; ++k)
-      sc[k] = static_cast<int8_t>(2 * ((p[106 + k / 2] >> (4 * (k % 2))) & 0x0f) + 1);
+    const auto sc = [&](int k) { return 2 * ((p[106 + k / 2] >> (4 * (k % 2))) & 0x0f) + 1; };
     scales8(sc, u);
     u.d = fp16_at(p);
   }
@@ -300,9 +297,7 @@ struct IQuantFormat<DType::IQ1_S> {
   static constexpr bool kSigned = true;
   static constexpr MinKind kMin = MinKind::kNone;
   static void prepare(const uint8_t* p, Unit& u) {
-    int8_t sc[8];
-    for (int k = 0; k < 8; ++k)
-      sc[k] = static_cast<int8_t>(2 * ((u16_at(p + 34 + 2 * k) >> 12) & 7) + 1);
+    const auto sc = [&](int k) { return 2 * ((u16_at(p + 34 + 2 * k) >> 12) & 7) + 1; };
     scales8(sc, u);
     u.d = fp16_at(p) * 0.125f;
   }
@@ -322,9 +317,7 @@ struct IQuantFormat<DType::IQ1_M> {
   static constexpr bool kSigned = true;
   static constexpr MinKind kMin = MinKind::kNone;
   static void prepare(const uint8_t* p, Unit& u) {
-    int8_t sc[16];
-    for (int k = 0; k < 16; ++k) sc[k] = static_cast<int8_t>(2 * iq1m_scale(p + 48, k) + 1);
-    scales16_from(sc, u);
+    scales16_from([&](int k) { return 2 * iq1m_scale(p + 48, k) + 1; }, u);
     u.d = _cvtsh_ss(quant::iq1m_d_bits(p)) * 0.125f;
   }
   static __m256i codes(const uint8_t* p, int j) {
