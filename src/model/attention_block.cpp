@@ -135,8 +135,7 @@ void Session::attention_mla(int l, int64_t n) {
   const LayerWeights& L = model_.weights().layers[l];
   Scratch& s = *s_;
   const MlaConfig& a = cfg_.mla;
-  const int64_t d = cfg_.n_embd, H = cfg_.n_head, qk = a.qk_dim(), lat = a.latent(),
-                lora = a.kv_lora_rank;
+  const int64_t H = cfg_.n_head, qk = a.qk_dim(), lat = a.latent(), lora = a.kv_lora_rank;
   // Queries [n, H, qk] and the new latents [n, lat].
   if (a.q_lora_rank > 0) {
     ops::matmul(L.wq_a, s.h.data(), n, s.qa.data(), pool_);

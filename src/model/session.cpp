@@ -22,9 +22,9 @@ Session::Session(Model& model, const SessionOptions& options)
       pool_(options.n_threads),
       observer_(options.observer),
       odp_(options.odp),
+      cache_type_(options.cache_type),
       rope_(ops::RopeTable::make(cfg_.rope)),
       mla_mode_(options.mla_mode),
-      cache_type_(options.cache_type),
       s_(std::make_unique<Scratch>()) {
   if (odp_) {
     if (odp_->n_layer != cfg_.n_layer || odp_->k != cfg_.n_expert_used ||

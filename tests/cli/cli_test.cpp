@@ -66,7 +66,7 @@ TEST(Cli, HfConvertRunAndPpl) {
   std::ofstream(dir.path("text.txt")) << std::string(200, 'a') + " the quick brown fox jumps over the lazy dog. " + std::string(3000, 'b');
   const auto conv = run_cli("convert " + quote(dir.path("hf")) + " -o " + quote(dir.path("m.gguf")) + " --type q8_0");
   ASSERT_EQ(conv.exit_code, 0) << conv.err;
-  for (const std::string m : {dir.path("hf"), dir.path("m.gguf")}) {
+  for (const std::string& m : {dir.path("hf"), dir.path("m.gguf")}) {
     const auto p = run_cli("ppl -m " + quote(m) + " -f " + quote(dir.path("text.txt")) + " --ctx 64");
     ASSERT_EQ(p.exit_code, 0) << p.err;
     EXPECT_EQ(p.out.rfind("ppl ", 0), 0u) << p.out;
