@@ -48,12 +48,7 @@ inline void scales16_from(F&& f, Unit& u) {
 
 // Magnitudes with 32 sign bits applied (bit e set: weight e negative).
 inline __m256i apply_signs(__m256i mag, uint32_t signs) {
-  const __m256i spread = _mm256_shuffle_epi8(
-      _mm256_set1_epi32(static_cast<int>(signs)),
-      _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
-  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
-  const __m256i negative = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-  return _mm256_sign_epi8(mag, _mm256_or_si256(negative, _mm256_set1_epi8(1)));
+  return _mm256_sign_epi8(mag, _mm256_or_si256(bit_bytes(signs), _mm256_set1_epi8(1)));
 }
 
 inline __m256i grid8x4(uint64_t e0, uint64_t e1, uint64_t e2, uint64_t e3) {

@@ -63,18 +63,6 @@ inline __m512i signed_u(__m512i mag, __mmask64 negative) {
   return _mm512_mask_sub_epi8(_mm512_add_epi8(base, mag), negative, base, mag);
 }
 
-// Two 16-bit halves of four 32-bit sign words (byte l of word i: weights 8 l .. 8 l + 7 of act
-// block i) → masks for lo (bytes 0, 1 of each word) and hi (bytes 2, 3).
-inline void sign_masks(const uint32_t (&s)[4], __mmask64& lo, __mmask64& hi) {
-  uint64_t l = 0, h = 0;
-  for (int i = 0; i < 4; ++i) {
-    l |= static_cast<uint64_t>(s[i] & 0xffff) << (16 * i);
-    h |= static_cast<uint64_t>(s[i] >> 16) << (16 * i);
-  }
-  lo = _cvtu64_mask64(l);
-  hi = _cvtu64_mask64(h);
-}
-
 // Nibble formats with 4 blocks of 32 per unit (IQ4_NL, MXFP4): lane i = block i.
 template <size_t kBB, size_t kQs>
 inline void table_nibbles(const uint8_t* p, __m512i table, __m512i& lo, __m512i& hi) {
@@ -103,12 +91,7 @@ struct IQuantFormat<DType::IQ4_NL> {
   static constexpr int kGroups = 1, kOffsetShift = 7;
   static constexpr bool kSplit = false, kMin = false;
   using Unit = DOnly;
-  static void prepare(const uint8_t* p, Unit& u) {
-    u.d = _mm512_setr_ps(fp16_at(p), fp16_at(p), fp16_at(p), fp16_at(p), fp16_at(p + 18),
-                         fp16_at(p + 18), fp16_at(p + 18), fp16_at(p + 18), fp16_at(p + 36),
-                         fp16_at(p + 36), fp16_at(p + 36), fp16_at(p + 36), fp16_at(p + 54),
-                         fp16_at(p + 54), fp16_at(p + 54), fp16_at(p + 54));
-  }
+  static void prepare(const uint8_t* p, Unit& u) { u.d = block_fp16_scales<18>(p, 0); }
   static void group(const uint8_t* p, const Unit& u, int, GroupW& g) {
     table_nibbles<18, 2>(p, value_table(kIQ4NLValues), g.lo, g.hi);
     g.slo = g.shi = u.d;
@@ -264,12 +247,12 @@ inline void grid8_lohi(const uint64_t (&e)[4][4], __m512i& lo, __m512i& hi) {
                          static_cast<long long>(e[3][2]), static_cast<long long>(e[3][3]));
 }
 
-// Grid entries and sign words (as sign_masks) → g.lo, g.hi as u = ±magnitude + 128.
+// Grid entries and sign words (as word_masks) → g.lo, g.hi as u = ±magnitude + 128.
 inline void signed_grid8(const uint64_t (&e)[4][4], const uint32_t (&s)[4], GroupW& g) {
   __m512i lo, hi;
   __mmask64 mlo, mhi;
   grid8_lohi(e, lo, hi);
-  sign_masks(s, mlo, mhi);
+  word_masks(s, mlo, mhi);
   g.lo = signed_u(lo, mlo);
   g.hi = signed_u(hi, mhi);
 }
@@ -400,7 +383,7 @@ struct IQuantFormat<DType::IQ3_XXS> {
     uint32_t s[4];
     for (int i = 0; i < 4; ++i) s[i] = signs4(u32_at(p + 66 + 4 * (4 * h + i)));
     __mmask64 mlo, mhi;
-    sign_masks(s, mlo, mhi);
+    word_masks(s, mlo, mhi);
     g.lo = signed_u(gather4(kIQ3XXS.data(), ilo), mlo);
     g.hi = signed_u(gather4(kIQ3XXS.data(), ihi), mhi);
     g.slo = g.shi = route8(u.s, h);
@@ -439,7 +422,7 @@ struct IQuantFormat<DType::IQ3_S> {
     uint32_t s[4];
     for (int i = 0; i < 4; ++i) s[i] = u32_at(p + 74 + 4 * (4 * h + i));
     __mmask64 mlo, mhi;
-    sign_masks(s, mlo, mhi);
+    word_masks(s, mlo, mhi);
     g.lo = signed_u(gather4(kIQ3S.data(), ilo), mlo);
     g.hi = signed_u(gather4(kIQ3S.data(), ihi), mhi);
     g.slo = g.shi = route8(u.s, h);

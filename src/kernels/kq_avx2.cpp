@@ -15,13 +15,7 @@ namespace {
 
 // Q5_0 / Q5_1: byte e gets 16 where bit e of the u32 at p is set.
 inline __m256i high_bits32(const uint8_t* p) {
-  const __m256i v = _mm256_set1_epi32(static_cast<int>(kq_bits::u32_at(p)));
-  // Byte e reads byte e / 8 of the u32 (within each 128-bit lane: bytes 0, 1 and 2, 3).
-  const __m256i spread = _mm256_shuffle_epi8(
-      v, _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
-  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
-  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-  return _mm256_and_si256(set, _mm256_set1_epi8(16));
+  return _mm256_and_si256(bit_bytes(kq_bits::u32_at(p)), _mm256_set1_epi8(16));
 }
 template <DType T>
 struct KQuantFormat;

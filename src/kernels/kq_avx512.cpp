@@ -32,33 +32,13 @@ inline void legacy_nibbles(const uint8_t* p, __m512i& lo, __m512i& hi) {
 // (lo for e < 16, hi for e >= 16).
 template <size_t kBB, size_t kQh>
 inline void legacy_high_bits(const uint8_t* p, __m512i& lo, __m512i& hi) {
-  uint64_t mlo = 0, mhi = 0;
-  for (int i = 0; i < 4; ++i) {
-    const uint32_t qh = kq_bits::u32_at(p + i * kBB + kQh);
-    mlo |= static_cast<uint64_t>(qh & 0xffff) << (16 * i);
-    mhi |= static_cast<uint64_t>(qh >> 16) << (16 * i);
-  }
+  uint32_t qh[4];
+  for (int i = 0; i < 4; ++i) qh[i] = kq_bits::u32_at(p + i * kBB + kQh);
+  __mmask64 mlo, mhi;
+  word_masks(qh, mlo, mhi);
   const __m512i sixteen = _mm512_set1_epi8(16);
   lo = _mm512_mask_add_epi8(lo, mlo, lo, sixteen);
   hi = _mm512_mask_add_epi8(hi, mhi, hi, sixteen);
-}
-
-// 4 fp16 values at byte offsets off + i · kBB, each repeated over 4 lanes. The two 64-byte
-// loads stay inside the group's 4 · kBB >= 80 bytes.
-template <size_t kBB>
-inline __m512 legacy_scales(const uint8_t* p, size_t off) {
-  constexpr size_t kSecond = 4 * kBB - 64;  // start of the second load
-  int w[4];
-  for (int i = 0; i < 4; ++i) {
-    const size_t byte = off + i * kBB;
-    w[i] = byte + 2 <= 64 ? static_cast<int>(byte / 2) : static_cast<int>(32 + (byte - kSecond) / 2);
-  }
-  const __m512i idx = _mm512_setr_epi32(w[0] * 0x10001, w[0] * 0x10001, w[1] * 0x10001,
-                                        w[1] * 0x10001, w[2] * 0x10001, w[2] * 0x10001,
-                                        w[3] * 0x10001, w[3] * 0x10001, 0, 0, 0, 0, 0, 0, 0, 0);
-  const __m512i a = _mm512_loadu_si512(p);
-  const __m512i b = _mm512_loadu_si512(p + kSecond);
-  return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, idx, b)));
 }
 
 // Per-format unpacking. A unit is what a row steps over: one super-block (2 groups) for
@@ -76,8 +56,8 @@ struct KQuantFormat<DType::Q4_1> {
     __m512 d, m;
   };
   static void prepare(const uint8_t* p, Unit& u) {
-    u.d = legacy_scales<20>(p, 0);
-    u.m = legacy_scales<20>(p, 2);
+    u.d = block_fp16_scales<20>(p, 0);
+    u.m = block_fp16_scales<20>(p, 2);
   }
   static void group(const uint8_t* p, const Unit& u, int, GroupW& g) {
     legacy_nibbles<20, 4>(p, g.lo, g.hi);
@@ -94,7 +74,7 @@ struct KQuantFormat<DType::Q5_0> {
   struct Unit {
     __m512 d;
   };
-  static void prepare(const uint8_t* p, Unit& u) { u.d = legacy_scales<22>(p, 0); }
+  static void prepare(const uint8_t* p, Unit& u) { u.d = block_fp16_scales<22>(p, 0); }
   static void group(const uint8_t* p, const Unit& u, int, GroupW& g) {
     legacy_nibbles<22, 6>(p, g.lo, g.hi);
     legacy_high_bits<22, 2>(p, g.lo, g.hi);
@@ -111,8 +91,8 @@ struct KQuantFormat<DType::Q5_1> {
     __m512 d, m;
   };
   static void prepare(const uint8_t* p, Unit& u) {
-    u.d = legacy_scales<24>(p, 0);
-    u.m = legacy_scales<24>(p, 2);
+    u.d = block_fp16_scales<24>(p, 0);
+    u.m = block_fp16_scales<24>(p, 2);
   }
   static void group(const uint8_t* p, const Unit& u, int, GroupW& g) {
     legacy_nibbles<24, 8>(p, g.lo, g.hi);

@@ -68,6 +68,16 @@ inline __m256i nibbles16(const uint8_t* p) {
   return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), nib), _mm_and_si128(b, nib));
 }
 
+// 0xff in byte e where bit e of `bits` is set, else 0 (Q5_0 / Q5_1 fifth bits, i-quant signs).
+inline __m256i bit_bytes(uint32_t bits) {
+  // Byte e reads byte e / 8 of the word (within each 128-bit lane: bytes 0, 1 and 2, 3).
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(bits)),
+      _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
 // How a format's min enters: none, one f32 per 32-weight block (Q4_1 / Q5_1), one per block
 // for a super-block's 8 blocks at once (Q4_K / Q5_K), or per 16 weights (Q2_K).
 enum class MinKind { kNone, kPerBlock, kVec8, kPer16 };

@@ -88,6 +88,40 @@ inline __m512i crumbs(const uint8_t* p16) {
                           _mm512_set1_epi8(3));
 }
 
+// Four 32-bit words, word i one bit per weight of act block i (bit e: weight e), → the masks
+// of lo (bits 0..15 of word i in lane i) and hi (bits 16..31): Q5_0 / Q5_1 fifth bits,
+// i-quant signs.
+inline void word_masks(const uint32_t (&w)[4], __mmask64& lo, __mmask64& hi) {
+  uint64_t l = 0, h = 0;
+  for (int i = 0; i < 4; ++i) {
+    l |= static_cast<uint64_t>(w[i] & 0xffff) << (16 * i);
+    h |= static_cast<uint64_t>(w[i] >> 16) << (16 * i);
+  }
+  lo = _cvtu64_mask64(l);
+  hi = _cvtu64_mask64(h);
+}
+
+// The fp16 scales of 4 blocks of kBB bytes (at byte offsets off + i · kBB), each repeated over
+// the 4 lanes of its block, as f32 (Q4_1 / Q5_0 / Q5_1 d and m, IQ4_NL d). The two 64-byte
+// loads stay inside the group's 4 · kBB >= 64 bytes.
+template <size_t kBB>
+inline __m512 block_fp16_scales(const uint8_t* p, size_t off) {
+  static_assert(4 * kBB >= 64);
+  constexpr size_t kSecond = 4 * kBB - 64;  // start of the second load
+  int w[4];
+  for (int i = 0; i < 4; ++i) {
+    const size_t byte = off + i * kBB;
+    w[i] =
+        byte + 2 <= 64 ? static_cast<int>(byte / 2) : static_cast<int>(32 + (byte - kSecond) / 2);
+  }
+  const __m512i idx = _mm512_setr_epi32(w[0] * 0x10001, w[0] * 0x10001, w[1] * 0x10001,
+                                        w[1] * 0x10001, w[2] * 0x10001, w[2] * 0x10001,
+                                        w[3] * 0x10001, w[3] * 0x10001, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i a = _mm512_loadu_si512(p);
+  const __m512i b = _mm512_loadu_si512(p + kSecond);
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, idx, b)));
+}
+
 // Adds `add` to the bytes of lane j whose bit (4 h + j) is set in the 16 bytes at p.
 inline __m512i add_bit_plane(__m512i v, const uint8_t* p16, int h, char add) {
   const __mmask64 m = _mm512_test_epi8_mask(bcast16(p16), lane_bits(h));

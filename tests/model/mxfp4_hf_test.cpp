@@ -18,10 +18,10 @@
 #include "api/convert.h"
 #include "api/generate.h"
 #include "common/test_util.h"
+#include "compress/dense.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "model/session.h"
-#include "quant/quantize.h"
 
 namespace mcmoe {
 namespace {
@@ -38,17 +38,6 @@ fs::path assemble(const std::string& name, const fs::path& dir) {
     fs::copy_file(fixtures() / name / f, dir / f);
   fs::copy_file(fixtures() / "tokenizer.model", dir / "tokenizer.model");
   return dir;
-}
-
-std::vector<float> dequantized(const TensorView& v) {
-  const int64_t rows = v.rows(), cols = v.shape.back();
-  std::vector<float> out(static_cast<size_t>(rows * cols));
-  const size_t rb = row_bytes(v.type, cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    quant::dequantize_row(v.type, static_cast<const uint8_t*>(v.data) + r * rb,
-                          out.data() + r * cols, cols);
-  }
-  return out;
 }
 
 struct Reference {
@@ -112,7 +101,7 @@ TEST(GptOssMxfp4, ExpertsAreExactlyTheFloatTwinsValues) {
       for (const auto& [q, f] : pairs) {
         ASSERT_EQ(q->type, DType::MXFP4) << "layer " << l << " expert " << e;
         ASSERT_EQ(q->shape, f->shape);
-        const auto x = dequantized(*q), y = dequantized(*f);
+        const auto x = compress::to_dense(*q).data, y = compress::to_dense(*f).data;
         // Equal as numbers: E2M1's code for -0 dequantizes to +0 in ggml (its table is int8).
         ASSERT_TRUE(std::equal(x.begin(), x.end(), y.begin())) << "layer " << l << " expert " << e;
       }
