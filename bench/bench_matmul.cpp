@@ -45,16 +45,10 @@ const DType kFormats[] = {DType::F32,      DType::F16,      DType::BF16,
 
 // MCMOE_BENCH_ISA=scalar|avx2|avx512 forces a kernel path (default: the best this CPU runs).
 const bool kIsaForced = [] {
-  const char* isa = std::getenv("MCMOE_BENCH_ISA");
-  if (isa == nullptr) return false;
-  for (auto i :
-       {mcmoe::kernels::Isa::kScalar, mcmoe::kernels::Isa::kAvx2, mcmoe::kernels::Isa::kAvx512}) {
-    if (std::strcmp(isa, mcmoe::kernels::isa_name(i)) == 0) {
-      mcmoe::kernels::set_isa_override(i);
-      return true;
-    }
-  }
-  return false;
+  const char* name = std::getenv("MCMOE_BENCH_ISA");
+  const auto isa = name ? mcmoe::kernels::isa_from_name(name) : std::nullopt;
+  if (isa) mcmoe::kernels::set_isa_override(isa);
+  return isa.has_value();
 }();
 
 ThreadPool& pool(int threads) {

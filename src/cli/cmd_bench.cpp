@@ -20,10 +20,7 @@ int cmd_bench(const Argv& argv) {
   if (a.has("--isa")) {
     // Forces a kernel path, to compare them on one model (default: the best this CPU runs).
     const std::string name = a.str("--isa", "");
-    std::optional<kernels::Isa> isa;
-    for (auto i : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
-      if (name == kernels::isa_name(i)) isa = i;
-    }
+    const std::optional<kernels::Isa> isa = kernels::isa_from_name(name);
     if (!isa) fail("--isa: '{}' is not one of scalar, avx2, avx512", name);
     if (!kernels::isa_supported(*isa)) fail("--isa {}: this CPU cannot run it", name);
     kernels::set_isa_override(isa);

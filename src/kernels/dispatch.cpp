@@ -75,6 +75,13 @@ const char* isa_name(Isa isa) {
   return "?";
 }
 
+std::optional<Isa> isa_from_name(std::string_view name) {
+  for (int i = 0; i < kNumIsas; ++i) {
+    if (name == isa_name(static_cast<Isa>(i))) return static_cast<Isa>(i);
+  }
+  return std::nullopt;
+}
+
 bool wformat_of(DType type, WFormat* out) {
   switch (type) {
     case DType::F32:

@@ -4,6 +4,8 @@
 // Nothing here checks its inputs: ops/ validates once per call (DESIGN.md, error policy).
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #include "core/dtype.h"
 
@@ -12,6 +14,8 @@ namespace mcmoe::kernels {
 enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 inline constexpr int kNumIsas = 3;
 const char* isa_name(Isa isa);
+// The path isa_name calls `name` (scalar, avx2, avx512); nullopt for any other name.
+std::optional<Isa> isa_from_name(std::string_view name);
 
 // Weight formats the kernels know, as a dense index into KernelSet::gemm.
 // kMQ: all of mcmoe's grouped low-bit types (quant/lowbit.h); the kernel reads bits and group

@@ -6,9 +6,10 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
-#include "quant/lowbit.h"
+#include "quant/iq_grids.h"
 #include "quant/iquants.h"
 #include "quant/kquants.h"
+#include "quant/lowbit.h"
 
 namespace mcmoe::quant {
 
@@ -55,7 +56,8 @@ void quantize_q4_0(const float* x, BlockQ4_0* out, int64_t n) {
 // bytes as ggml's quantize_row_mxfp4_ref (checked on 4,096 random blocks) but for exact ties,
 // which ggml gives to the smaller code.
 void quantize_mxfp4(const float* x, uint8_t* out, int64_t n) {
-  static constexpr double kMagnitude[8] = {0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
+  // E2M1's magnitudes, codes 0..7: ggml's doubled value table, halved.
+  const auto magnitude = [](int c) { return 0.5 * iq_grids::kMXFP4Values[c]; };
   for (int64_t b = 0; b < n / 32; ++b, x += 32, out += 17) {
     float amax = 0.f;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
@@ -66,7 +68,7 @@ void quantize_mxfp4(const float* x, uint8_t* out, int64_t n) {
       const double v = std::fabs(x[j] * inv_scale);
       int best = 0;
       for (int c = 1; c < 8; ++c) {
-        const double d = std::fabs(v - kMagnitude[c]), d_best = std::fabs(v - kMagnitude[best]);
+        const double d = std::fabs(v - magnitude(c)), d_best = std::fabs(v - magnitude(best));
         if (d < d_best || (d == d_best && c % 2 == 0)) best = c;
       }
       code[j] = static_cast<uint8_t>(best | (x[j] < 0.f && best != 0 ? 8 : 0));
