@@ -73,7 +73,8 @@ void Session::attention_gqa(int l, int64_t n) {
   ops::matmul_batch(qkv, pool_);
   uint8_t* k_cache = k_cache_[l].data();
   uint8_t* v_cache = v_cache_[l].data();
-  const size_t k_row = row_bytes(cache_type_, kv_dim), v_row = row_bytes(cache_type_, v_dim);
+  const int64_t hd_v = cfg_.head_dim_v;
+  const size_t k_row = row_bytes(cache_type_, hd), v_row = row_bytes(cache_type_, hd_v);
   const float clip = cfg_.clip_qkv;
   for (int64_t t = 0; t < n; ++t) {
     float* q = s.q.data() + t * q_dim;
@@ -107,13 +108,19 @@ void Session::attention_gqa(int l, int64_t n) {
     const int64_t pos = n_past_ + t;
     ops::rope(q, cfg_.n_head, hd, pos, rope_);
     ops::rope(k, cfg_.n_head_kv, hd, pos, rope_);
-    ops::kv_row_from_f32(cache_type_, k, kv_dim, k_cache + pos * k_row);
-    ops::kv_row_from_f32(cache_type_, v, v_dim, v_cache + pos * v_row);
+    for (int g = 0; g < cfg_.n_head_kv; ++g) {  // head-major rows (session.h)
+      ops::kv_row_from_f32(cache_type_, k + g * hd, hd, k_cache + (g * n_ctx_ + pos) * k_row);
+      ops::kv_row_from_f32(cache_type_, v + g * hd_v, hd_v, v_cache + (g * n_ctx_ + pos) * v_row);
+    }
   }
   ops::AttentionParams ap;
   ap.q = s.q.data();
   ap.k = k_cache;
   ap.v = v_cache;
+  ap.k_stride = hd;
+  ap.k_head_stride = static_cast<int64_t>(n_ctx_) * hd;
+  ap.v_stride = hd_v;
+  ap.v_head_stride = static_cast<int64_t>(n_ctx_) * hd_v;
   ap.out = s.att.data();
   ap.n_head = cfg_.n_head;
   ap.n_head_kv = cfg_.n_head_kv;

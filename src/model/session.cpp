@@ -42,9 +42,13 @@ Session::Session(Model& model, const SessionOptions& options)
   }
   const int64_t block = dtype_traits(cache_type_).block_size;
   const int64_t k_width = mla ? cfg_.mla.latent() : cfg_.kv_dim(), v_width = mla ? 0 : cfg_.v_dim();
-  if (k_width % block != 0 || v_width % block != 0) {
-    fail("{}: KV cache type {} stores blocks of {} values; the cache rows hold {} and {}", model.path(), dtype_name(cache_type_),
-         block, k_width, v_width);
+  // Rows are stored per key/value head (session.h), so each head's row is whole blocks.
+  const int64_t k_row = mla ? k_width : cfg_.head_dim, v_row = mla ? 0 : cfg_.head_dim_v;
+  if (k_row % block != 0 || v_row % block != 0) {
+    fail(
+        "{}: KV cache type {} stores blocks of {} values; the cache rows of one head hold {} "
+        "(keys) and {} (values)",
+        model.path(), dtype_name(cache_type_), block, k_row, v_row);
   }
   const size_t ctx = static_cast<size_t>(n_ctx_);
   k_cache_.resize(cfg_.n_layer);

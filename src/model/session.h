@@ -84,8 +84,11 @@ class Session {
   const moe::OdpParams* odp_;
   moe::OdpCounters odp_counters_;
   int64_t n_past_ = 0;
-  // [n_layer][n_ctx rows of width values in cache_type_]: GQA keys (kv_dim) and values
-  // (v_dim); MLA: the latents [c_kv | k_pe] (kv_lora_rank + qk_rope) in k_cache_, v_cache_ empty.
+  // [n_layer] of cache_type_ rows. GQA: head-major, [n_head_kv][n_ctx][head_dim] keys and
+  // [n_head_kv][n_ctx][head_dim_v] values, so that one head's rows are one contiguous run:
+  // decode attention streams them (interleaved heads left a 2 KiB stride that defeated the
+  // prefetchers and mapped a key block onto a few L1 sets). MLA: [n_ctx] latents
+  // [c_kv | k_pe] (kv_lora_rank + qk_rope) in k_cache_, v_cache_ empty.
   std::vector<std::vector<uint8_t>> k_cache_, v_cache_;
   DType cache_type_;
   ops::RopeTable rope_;

@@ -3,12 +3,14 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <mutex>
 #include <vector>
 
 #include "core/aligned_scratch.h"
+#include "ops/attention_rows.h"
 #include "ops/elementwise.h"
 #include "ops/kv_rows.h"
 
@@ -80,21 +82,27 @@ void attention_with_probs(const AttentionParams& p, const Layout& d, ThreadPool&
   });
 }
 
-// Query and key block sizes of the flash path: a 64 × 256 score tile is 64 KiB, and a
-// 256-key block of 576-wide MLA latents is 576 KiB, about one L2.
-constexpr int64_t kQueryBlock = 64;
+// Key block size of the flash path and the target number of query rows per block. A row
+// block is (key/value head, consecutive query tokens) with every query head of the group:
+// those rows read the same keys and values, so the 4 heads of a GQA group share each key
+// block (and its f16 / q8_0 widening) instead of reading it 4 times, and sgemm's packing of
+// a key block is spread over 256 rows. A 256 × 256 score tile is 256 KiB; a 256-key block of
+// 576-wide MLA latents 576 KiB: together about one L2.
 constexpr int64_t kKeyBlock = 256;
+constexpr int64_t kRowTarget = 256;
+constexpr int64_t kMaxQueryTokens = 128;  // with one head per group (MHA): causal waste bound
+// Up to this many rows per block, the products stream the cached rows (attention_rows.h)
+// instead of going through sgemm.
+constexpr int64_t kRowKernelMax = 16;
 
-// Running softmax state of a set of query rows that share a key/value head: max m, sum l and
-// the unnormalised output O [rows, dv].
+// Running softmax state of a block of query rows: max m, sum l and the unnormalised output
+// O [rows, dv].
 struct RowState {
   float* m;
   float* l;
   float* o;
 };
 
-// Rows r = 0..n_rows-1 at q_base + r * q_ld, row r at position row_pos[r], against keys
-// [k_begin, k_end) of key/value head kvh, in blocks; updates the running state.
 // f32 rows of one key/value head at positions [j0, j0 + nb): where they start and how far
 // apart. An f32 cache is read in place; f16 / q8_0 rows are widened into `scratch`, only the
 // head's own values when they start on a block boundary, else whole rows.
@@ -116,54 +124,96 @@ Rows cached_rows(const void* base, DType type, int64_t stride, int64_t head_off,
   return {scratch + head_off, stride};
 }
 
+// The scores s [rows r_lo..r_hi, nb] of keys [j0, j0 + nb) become exp(score − new max) under
+// the causal and window masks; each row's running max, sum and output scale follow.
+void softmax_block(const AttentionParams& p, const Layout& d, const int64_t* row_pos, int64_t r_lo,
+                   int64_t r_hi, int64_t j0, int64_t nb, RowState st, float* s) {
+  for (int64_t r = r_lo; r < r_hi; ++r) {
+    float* sr = s + (r - r_lo) * nb;
+    const int64_t hi = row_pos[r] - j0;                       // keys past hi are in the future
+    const int64_t lo = first_key(row_pos[r], p.window) - j0;  // keys before lo left the window
+    for (int64_t j = std::max<int64_t>(0, hi + 1); j < nb; ++j) sr[j] = kNegInf;
+    for (int64_t j = 0; j < std::min(lo, nb); ++j) sr[j] = kNegInf;
+    const float bm = max_value(sr, nb);
+    float* o = st.o + r * d.dv;
+    if (bm == kNegInf) {  // nothing visible to this row in this block
+      std::fill_n(sr, nb, 0.f);
+      continue;
+    }
+    const float m_new = std::max(st.m[r], bm);
+    const float corr = st.m[r] == kNegInf ? 0.f : std::exp(st.m[r] - m_new);
+    const float sum = exp_shift_sum(sr, nb, m_new);
+    st.l[r] = st.l[r] * corr + sum;
+    if (corr != 1.f) scale_in_place(o, corr, d.dv);
+    st.m[r] = m_new;
+  }
+}
+
+// Rows r = 0..n_rows-1 at q_base + r * q_ld, row r at position row_pos[r] (ascending in
+// blocks of equal positions), against keys [k_begin, k_end) of key/value head kvh, in
+// blocks; updates the running state.
 void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_rows,
                 const float* q_base, int64_t q_ld, const int64_t* row_pos, int64_t k_begin,
                 int64_t k_end, RowState st, float* s, float* k_scratch, float* v_scratch) {
-  int64_t min_pos = row_pos[0], max_pos = row_pos[0];
-  for (int64_t r = 1; r < n_rows; ++r) {
-    min_pos = std::min(min_pos, row_pos[r]);
-    max_pos = std::max(max_pos, row_pos[r]);
-  }
+  const int64_t min_pos = row_pos[0], max_pos = row_pos[n_rows - 1];
   k_end = std::min(k_end, max_pos + 1);                       // causal: later keys never seen
   k_begin = std::max(k_begin, first_key(min_pos, p.window));  // window: older keys never seen
   for (int64_t j0 = k_begin; j0 < k_end; j0 += kKeyBlock) {
     const int64_t nb = std::min(kKeyBlock, k_end - j0);
     const int64_t k_off = kvh * d.k_head, v_off = kvh * d.v_head;
-    const Rows kr = cached_rows(p.k, p.kv_type, d.k_stride, k_off, p.head_dim, j0, nb, k_scratch);
+    // Rows that see no key of this block at all (a window's far side, or the causal edge of
+    // a many-token block) are left out of both products: [r_lo, r_hi).
+    int64_t r_lo = 0, r_hi = n_rows;
+    while (r_lo < r_hi && row_pos[r_lo] < j0) ++r_lo;  // every key of the block is in its future
+    while (r_hi > r_lo && first_key(row_pos[r_hi - 1], p.window) >= j0 + nb) --r_hi;
+    if (r_lo == r_hi) continue;
+    const int64_t rows = r_hi - r_lo;
     // Values inside the keys' rows (MLA's latent: keys [c | k_pe], values c) reuse them.
     const bool shared = p.v == p.k && d.v_stride == d.k_stride && v_off >= k_off &&
                         v_off + d.dv <= k_off + p.head_dim;
+    const bool few_rows = rows <= kRowKernelMax;
+    const float* q_rows = q_base + r_lo * q_ld;
+    if (few_rows && p.kv_type == DType::Q8_0 && k_off % 32 == 0 && v_off % 32 == 0 &&
+        p.head_dim % 32 == 0 && d.dv % 32 == 0) {
+      const auto* k8 =
+          static_cast<const uint8_t*>(p.k) + row_bytes(p.kv_type, j0 * d.k_stride + k_off);
+      const auto* v8 =
+          static_cast<const uint8_t*>(p.v) + row_bytes(p.kv_type, j0 * d.v_stride + v_off);
+      qk_rows_q8_0(q_rows, rows, q_ld, k8, static_cast<int64_t>(row_bytes(p.kv_type, d.k_stride)),
+                   nb, p.head_dim, d.scale, s, nb);
+      softmax_block(p, d, row_pos, r_lo, r_hi, j0, nb, st, s);
+      pv_rows_q8_0(s, rows, nb, v8, static_cast<int64_t>(row_bytes(p.kv_type, d.v_stride)), nb,
+                   d.dv, st.o + r_lo * d.dv, d.dv);
+      continue;
+    }
+    if (few_rows && p.kv_type == DType::F16) {
+      // Streamed in place: f16 rows widened in registers.
+      const auto* k16 = static_cast<const uint16_t*>(p.k) + j0 * d.k_stride + k_off;
+      const auto* v16 = static_cast<const uint16_t*>(p.v) + j0 * d.v_stride + v_off;
+      qk_rows_f16(q_rows, rows, q_ld, k16, d.k_stride, nb, p.head_dim, d.scale, s, nb);
+      softmax_block(p, d, row_pos, r_lo, r_hi, j0, nb, st, s);
+      pv_rows_f16(s, rows, nb, v16, d.v_stride, nb, d.dv, st.o + r_lo * d.dv, d.dv);
+      continue;
+    }
+    const Rows kr = cached_rows(p.k, p.kv_type, d.k_stride, k_off, p.head_dim, j0, nb, k_scratch);
     const Rows vr = shared
                         ? Rows{kr.p + (v_off - k_off), kr.ld}
                         : cached_rows(p.v, p.kv_type, d.v_stride, v_off, d.dv, j0, nb, v_scratch);
-    // S = scale · Q Kᵀ for this block.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_rows),
-                static_cast<int>(nb), p.head_dim, d.scale, q_base, static_cast<int>(q_ld), kr.p,
-                static_cast<int>(kr.ld), 0.f, s, static_cast<int>(nb));
-    for (int64_t r = 0; r < n_rows; ++r) {
-      float* sr = s + r * nb;
-      const int64_t hi = row_pos[r] - j0;                       // keys past hi are in the future
-      const int64_t lo = first_key(row_pos[r], p.window) - j0;  // keys before lo left the window
-      for (int64_t j = std::max<int64_t>(0, hi + 1); j < nb; ++j) sr[j] = kNegInf;
-      for (int64_t j = 0; j < std::min(lo, nb); ++j) sr[j] = kNegInf;
-      float bm = kNegInf;
-      for (int64_t j = 0; j < nb; ++j) bm = std::max(bm, sr[j]);
-      float* o = st.o + r * d.dv;
-      if (bm == kNegInf) {  // nothing visible to this row in this block
-        std::fill_n(sr, nb, 0.f);
-        continue;
-      }
-      const float m_new = std::max(st.m[r], bm);
-      const float corr = st.m[r] == kNegInf ? 0.f : std::exp(st.m[r] - m_new);
-      const float sum = exp_shift_sum(sr, nb, m_new);
-      st.l[r] = st.l[r] * corr + sum;
-      if (corr != 1.f) scale_in_place(o, corr, d.dv);
-      st.m[r] = m_new;
+    if (few_rows) {
+      qk_rows_f32(q_rows, rows, q_ld, kr.p, kr.ld, nb, p.head_dim, d.scale, s, nb);
+      softmax_block(p, d, row_pos, r_lo, r_hi, j0, nb, st, s);
+      pv_rows_f32(s, rows, nb, vr.p, vr.ld, nb, d.dv, st.o + r_lo * d.dv, d.dv);
+      continue;
     }
+    // S = scale · Q Kᵀ for this block.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+                static_cast<int>(nb), p.head_dim, d.scale, q_rows, static_cast<int>(q_ld), kr.p,
+                static_cast<int>(kr.ld), 0.f, s, static_cast<int>(nb));
+    softmax_block(p, d, row_pos, r_lo, r_hi, j0, nb, st, s);
     // O += P · V for this block.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n_rows), d.dv,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), d.dv,
                 static_cast<int>(nb), 1.f, s, static_cast<int>(nb), vr.p, static_cast<int>(vr.ld),
-                1.f, st.o, d.dv);
+                1.f, st.o + r_lo * d.dv, d.dv);
   }
 }
 
@@ -187,64 +237,82 @@ float* thread_scratch(size_t floats) {
   return static_cast<float*>(scratch.get(floats * sizeof(float)));
 }
 
+// The row blocks: (key/value head, `tokens` consecutive query tokens); row r of a block is
+// token t0 + r / group, query head kvh · group + r % group.
+struct RowBlocks {
+  int64_t tokens;    // query tokens per block
+  int64_t per_head;  // blocks per key/value head
+  int64_t count;
+  int64_t max_rows;
+};
+
+RowBlocks row_blocks(const AttentionParams& p, const Layout& d) {
+  RowBlocks b;
+  b.tokens = std::clamp<int64_t>(kRowTarget / d.group, 1, kMaxQueryTokens);
+  b.tokens = std::min(b.tokens, p.n_tokens);
+  b.per_head = (p.n_tokens + b.tokens - 1) / b.tokens;
+  b.count = b.per_head * p.n_head_kv;
+  b.max_rows = b.tokens * d.group;
+  return b;
+}
+
 void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool) {
   static std::once_flag single_threaded;
   std::call_once(single_threaded, [] { openblas_set_num_threads(1); });
   const int dv = d.dv, group = d.group;
-  const int64_t n = p.n_tokens;
-  // Few query tokens (decode): the query heads of one key/value head form the rows, and the
-  // keys are split across threads when that alone leaves threads idle; merged at the end.
-  // Many tokens (prefill): blocks of tokens of one query head form the rows.
-  const bool rows_are_heads = n < group || n == 1;
-  const int64_t row_groups =
-      rows_are_heads ? n * p.n_head_kv : ((n + kQueryBlock - 1) / kQueryBlock) * p.n_head;
-  const int64_t ctx = p.pos0 + n;
+  const RowBlocks blocks = row_blocks(p, d);
+  const int64_t ctx = p.pos0 + p.n_tokens, max_rows = blocks.max_rows;
+  // Few row blocks (decode): the keys are split across threads so none idles, and the
+  // partial softmaxes are merged at the end.
   int64_t splits = 1;
-  // (Only row groups of heads are merged below: prefill always has enough row groups.)
-  if (rows_are_heads && row_groups < 2 * pool.size() && ctx >= 2 * kKeyBlock) {
-    splits = std::min<int64_t>((2 * pool.size() + row_groups - 1) / row_groups, ctx / kKeyBlock);
+  if (blocks.count < 2 * pool.size() && ctx >= 2 * kKeyBlock) {
+    splits =
+        std::min<int64_t>((2 * pool.size() + blocks.count - 1) / blocks.count, ctx / kKeyBlock);
   }
-  const int64_t max_rows = rows_are_heads ? group : kQueryBlock;
-  // Partial states of every (row group, split): m, l [max_rows] and O [max_rows, dv].
+  // Partial states of every (row block, split): m, l [max_rows] and O [max_rows, dv].
   const int64_t state_floats = max_rows * (2 + dv);
   // Kept between calls (decode runs this once per layer and token).
   thread_local AlignedScratch partial_scratch;
-  float* partial = splits > 1 ? static_cast<float*>(partial_scratch.get(
-                                    static_cast<size_t>(row_groups * splits * state_floats) * sizeof(float)))
-                              : nullptr;
+  float* partial =
+      splits > 1 ? static_cast<float*>(partial_scratch.get(
+                       static_cast<size_t>(blocks.count * splits * state_floats) * sizeof(float)))
+                 : nullptr;
   // Widened key and value blocks (f16 / q8_0 caches): at most whole rows of kKeyBlock keys.
   const int64_t widen = p.kv_type == DType::F32 ? 0 : kKeyBlock * (d.k_stride + d.v_stride);
-  pool.parallel_for(row_groups * splits, 1, [&](int64_t begin, int64_t end) {
-    float* work = thread_scratch(static_cast<size_t>(max_rows * kKeyBlock + state_floats + widen));
+  // Query rows of a block, gathered when they are not one strided matrix in place.
+  const bool gather_q = group > 1 && blocks.tokens > 1;
+  const int64_t q_pack = gather_q ? max_rows * p.head_dim : 0;
+  // Items are taken from a shared counter, latest query blocks first: under the causal mask
+  // they see the most keys, and a static split would leave one thread the heavy end.
+  const int64_t n_items = blocks.count * splits;
+  std::atomic<int64_t> next{0};
+  pool.run([&](int) {
+    float* work =
+        thread_scratch(static_cast<size_t>(max_rows * kKeyBlock + state_floats + widen + q_pack));
     float* k_scratch = work + max_rows * kKeyBlock + state_floats;
     float* v_scratch = k_scratch + kKeyBlock * d.k_stride;
+    float* q_rows = k_scratch + widen;
     std::vector<int64_t> row_pos(static_cast<size_t>(max_rows));
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t rg = item / splits, split = item % splits;
-      int kvh, h0 = 0;
-      int64_t n_rows, t0 = 0, q_ld;
-      const float* q_base;
-      if (rows_are_heads) {
-        const int64_t t = rg / p.n_head_kv;
-        kvh = static_cast<int>(rg % p.n_head_kv);
-        h0 = kvh * group;
-        n_rows = group;
-        t0 = t;
-        q_base = p.q + t * d.q_stride + h0 * d.q_head;
-        q_ld = d.q_head;
-        std::fill_n(row_pos.begin(), n_rows, p.pos0 + t);
-      } else {
-        const int64_t blocks = (n + kQueryBlock - 1) / kQueryBlock;
-        h0 = static_cast<int>(rg / blocks);
-        kvh = h0 / group;
-        t0 = (rg % blocks) * kQueryBlock;
-        n_rows = std::min(kQueryBlock, n - t0);
-        q_base = p.q + t0 * d.q_stride + h0 * d.q_head;
-        q_ld = d.q_stride;
-        for (int64_t r = 0; r < n_rows; ++r) row_pos[r] = p.pos0 + t0 + r;
+    for (int64_t i = next.fetch_add(1); i < n_items; i = next.fetch_add(1)) {
+      // i → (query block from the last, key/value head, split).
+      const int64_t split = i % splits, rb = i / splits;
+      const int64_t qb = blocks.per_head - 1 - rb / p.n_head_kv;
+      const int kvh = static_cast<int>(rb % p.n_head_kv), h0 = kvh * group;
+      const int64_t item = (kvh * blocks.per_head + qb) * splits + split;  // partial's slot
+      const int64_t t0 = qb * blocks.tokens, n_tok = std::min(blocks.tokens, p.n_tokens - t0);
+      const int64_t n_rows = n_tok * group;
+      const float* q_base = p.q + t0 * d.q_stride + h0 * d.q_head;
+      int64_t q_ld = group > 1 ? d.q_head : d.q_stride;
+      if (gather_q) {
+        for (int64_t r = 0; r < n_rows; ++r) {
+          std::copy_n(q_base + (r / group) * d.q_stride + (r % group) * d.q_head, p.head_dim,
+                      q_rows + r * p.head_dim);
+        }
+        q_base = q_rows;
+        q_ld = p.head_dim;
       }
-      float* state =
-          splits > 1 ? partial + item * state_floats : work + max_rows * kKeyBlock;
+      for (int64_t r = 0; r < n_rows; ++r) row_pos[r] = p.pos0 + t0 + r / group;
+      float* state = splits > 1 ? partial + item * state_floats : work + max_rows * kKeyBlock;
       RowState st{state, state + max_rows, state + 2 * max_rows};
       std::fill_n(st.m, n_rows, kNegInf);
       std::fill_n(st.l, n_rows, 0.f);
@@ -255,34 +323,36 @@ void attention_flash(const AttentionParams& p, const Layout& d, ThreadPool& pool
                  k_scratch, v_scratch);
       if (splits > 1) continue;
       for (int64_t r = 0; r < n_rows; ++r) {
-        const int h = rows_are_heads ? h0 + static_cast<int>(r) : h0;
-        const int64_t t = rows_are_heads ? t0 : t0 + r;
+        const int h = h0 + static_cast<int>(r % group);
+        const int64_t t = t0 + r / group;
         finish_row(p, h, st.m[r], st.l[r], st.o + r * dv,
                    p.out + t * d.out_stride + static_cast<int64_t>(h) * dv, dv);
       }
     }
   });
   if (splits == 1) return;
-  // Merge the splits of each row group: rescale every partial to the common maximum.
-  pool.parallel_for(row_groups, 1, [&](int64_t begin, int64_t end) {
+  // Merge the splits of each row block: rescale every partial to the common maximum.
+  pool.parallel_for(blocks.count, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> o(static_cast<size_t>(dv));
-    for (int64_t rg = begin; rg < end; ++rg) {
-      const int64_t t = rg / p.n_head_kv;
-      const int h0 = static_cast<int>(rg % p.n_head_kv) * group;
-      for (int64_t r = 0; r < group; ++r) {
+    for (int64_t rb = begin; rb < end; ++rb) {
+      const int kvh = static_cast<int>(rb / blocks.per_head);
+      const int64_t t0 = (rb % blocks.per_head) * blocks.tokens;
+      const int64_t n_rows = std::min(blocks.tokens, p.n_tokens - t0) * group;
+      for (int64_t r = 0; r < n_rows; ++r) {
         float m = kNegInf;
         for (int64_t sp = 0; sp < splits; ++sp)
-          m = std::max(m, partial[(rg * splits + sp) * state_floats + r]);
+          m = std::max(m, partial[(rb * splits + sp) * state_floats + r]);
         float l = 0;
         std::fill(o.begin(), o.end(), 0.f);
         for (int64_t sp = 0; sp < splits; ++sp) {
-          const float* state = partial + (rg * splits + sp) * state_floats;
+          const float* state = partial + (rb * splits + sp) * state_floats;
           if (state[r] == kNegInf) continue;
           const float c = std::exp(state[r] - m);
           l += c * state[max_rows + r];
           axpy(c, state + 2 * max_rows + r * dv, o.data(), dv);
         }
-        const int h = h0 + static_cast<int>(r);
+        const int h = kvh * group + static_cast<int>(r % group);
+        const int64_t t = t0 + r / group;
         finish_row(p, h, m, l, o.data(), p.out + t * d.out_stride + static_cast<int64_t>(h) * dv,
                    dv);
       }
@@ -298,18 +368,25 @@ struct WidenedCache {
 WidenedCache widen_cache(const AttentionParams& p) {
   const Layout d = resolve(p);
   const int64_t ctx = p.pos0 + p.n_tokens;
+  // Every value attention reads, as one run from the start: the last head's last row ends it
+  // (rows may be position-major or head-major; a run of whole rows is whole blocks).
+  const int64_t k_span = (p.n_head_kv - 1) * d.k_head + (ctx - 1) * d.k_stride + p.head_dim,
+                v_span = (p.n_head_kv - 1) * d.v_head + (ctx - 1) * d.v_stride + d.dv;
+  const int64_t block = dtype_traits(p.kv_type).block_size;
+  const int64_t k_n = (k_span + block - 1) / block * block,
+                v_n = (v_span + block - 1) / block * block;
   WidenedCache w;
-  w.k.resize(static_cast<size_t>(ctx * d.k_stride));
-  w.v.resize(static_cast<size_t>(ctx * d.v_stride));
-  kv_rows_to_f32(p.kv_type, p.k, row_bytes(p.kv_type, d.k_stride), ctx, d.k_stride, w.k.data(),
-                 d.k_stride);
-  kv_rows_to_f32(p.kv_type, p.v, row_bytes(p.kv_type, d.v_stride), ctx, d.v_stride, w.v.data(),
-                 d.v_stride);
+  w.k.resize(static_cast<size_t>(k_n));
+  w.v.resize(static_cast<size_t>(v_n));
+  kv_rows_to_f32(p.kv_type, p.k, row_bytes(p.kv_type, k_n), 1, k_n, w.k.data(), k_n);
+  kv_rows_to_f32(p.kv_type, p.v, row_bytes(p.kv_type, v_n), 1, v_n, w.v.data(), v_n);
   w.p = p;
   w.p.k = w.k.data();
   w.p.v = w.v.data();
   w.p.k_stride = d.k_stride;
+  w.p.k_head_stride = d.k_head;
   w.p.v_stride = d.v_stride;
+  w.p.v_head_stride = d.v_head;
   w.p.kv_type = DType::F32;
   return w;
 }

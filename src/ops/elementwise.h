@@ -18,6 +18,8 @@ void swiglu_oai(float* g, const float* u, int64_t n, float alpha, float limit);
 float exp_shift_sum(float* x, int64_t n, float shift);
 // x[i] *= a.
 void scale_in_place(float* x, float a, int64_t n);
+// max x[i] (−inf for n = 0), SIMD.
+float max_value(const float* x, int64_t n);
 
 // n values (a multiple of 32) of ggml Q8_0 blocks (f16 scale, 32 int8 codes) to f32 (SIMD).
 void q8_0_to_f32(const void* blocks, float* out, int64_t n);

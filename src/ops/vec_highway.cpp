@@ -61,6 +61,17 @@ float ExpShiftSumImpl(float* x, int64_t n, float shift) {
   return s;
 }
 
+float MaxImpl(const float* x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  auto m = hn::Set(d, -HUGE_VALF);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) m = hn::Max(m, hn::LoadU(d, x + i));
+  float r = hn::GetLane(hn::MaxOfLanes(d, m));
+  for (; i < n; ++i) r = x[i] > r ? x[i] : r;
+  return r;
+}
+
 void ScaleImpl(float* x, float a, int64_t n) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -102,12 +113,16 @@ HWY_EXPORT(DotImpl);
 HWY_EXPORT(AxpyImpl);
 HWY_EXPORT(ExpShiftSumImpl);
 HWY_EXPORT(ScaleImpl);
+HWY_EXPORT(MaxImpl);
 HWY_EXPORT(Q8ToF32Impl);
 
 float dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotImpl)(a, b, n); }
 void axpy(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AxpyImpl)(a, x, y, n); }
 float exp_shift_sum(float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(ExpShiftSumImpl)(x, n, shift); }
 void scale_in_place(float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(ScaleImpl)(x, a, n); }
+float max_value(const float* x, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(MaxImpl)(x, n);
+}
 void q8_0_to_f32(const void* blocks, float* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(Q8ToF32Impl)(static_cast<const uint8_t*>(blocks), out, n);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "ops/attention_rows.h"
 #include "ops/kv_rows.h"
 
 namespace mcmoe::ops {
@@ -104,11 +105,13 @@ TEST_P(AttentionCases, FlashMatchesReference) {
 // cache; both must compute the same attention over the stored values.
 TEST(Attention, NarrowCacheTypesMatchReference) {
   for (const DType type : {DType::F16, DType::Q8_0}) {
-    for (const bool latent :
-         {false, true}) {  // GQA rows, or MLA's latent row shared by keys and values
+    // GQA rows (prefill through sgemm, decode and a few tokens through the row kernels), or
+    // MLA's latent row shared by keys and values.
+    for (const int64_t n_gqa : {int64_t{0}, int64_t{40}, int64_t{1}, int64_t{3}}) {
+      const bool latent = n_gqa == 0;
       const int n_head = latent ? 16 : 8, n_head_kv = latent ? 1 : 2, hd = latent ? 96 : 64,
                 dv = latent ? 64 : 64;
-      const int64_t pos0 = 700, n = latent ? 1 : 40, ctx = pos0 + n;
+      const int64_t pos0 = 700, n = latent ? 1 : n_gqa, ctx = pos0 + n;
       const int64_t k_width = n_head_kv * hd, v_width = n_head_kv * dv;
       std::mt19937 rng(5);
       std::normal_distribution<float> nd(0.f, 1.f);
@@ -146,7 +149,114 @@ TEST(Attention, NarrowCacheTypesMatchReference) {
         err = std::max(err, std::fabs(double{got[i]} - want[i]));
         mx = std::max(mx, std::fabs(double{want[i]}));
       }
-      EXPECT_LT(err / mx, 2e-5) << dtype_name(type) << (latent ? " latent" : " gqa");
+      EXPECT_LT(err / mx, 2e-5) << dtype_name(type) << (latent ? " latent" : " gqa") << " n " << n;
+    }
+  }
+}
+
+// The bound: the tiled prefill equals the reference to 1e-5 relative at lengths 1 to
+// 8,192, on both sides of every block edge (query blocks of 64 tokens × 4 heads, key blocks
+// of 256). Long prefills are checked on sampled query rows, each against the reference for
+// that one token (same keys, same position), so the double-precision reference stays cheap.
+TEST(Attention, TiledPrefillMatchesReferenceAtEveryLength) {
+  const int n_head = 8, n_head_kv = 2, hd = 32;
+  ThreadPool pool(2);
+  for (const int64_t n :
+       {1, 2, 63, 64, 65, 255, 256, 257, 511, 513, 1000, 2048, 4095, 4097, 8192}) {
+    std::mt19937 rng(static_cast<unsigned>(n));
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> q(n * n_head * hd), k(n * n_head_kv * hd), v(k.size());
+    for (auto& x : q) x = 1.5f * nd(rng);
+    for (auto& x : k) x = nd(rng);
+    for (auto& x : v) x = nd(rng);
+    AttentionParams p;
+    p.q = q.data();
+    p.k = k.data();
+    p.v = v.data();
+    p.n_tokens = n;
+    p.n_head = n_head;
+    p.n_head_kv = n_head_kv;
+    p.head_dim = hd;
+    std::vector<float> got(n * n_head * hd, NAN);
+    p.out = got.data();
+    attention(p, pool);
+    std::vector<int64_t> rows;
+    if (n <= 300) {
+      for (int64_t t = 0; t < n; ++t) rows.push_back(t);
+    } else {
+      for (int64_t edge = 64; edge < n; edge += 64) {  // both sides of every query block edge
+        rows.push_back(edge - 1);
+        rows.push_back(edge);
+      }
+      for (int64_t t : {int64_t{0}, int64_t{1}, n - 2, n - 1}) rows.push_back(t);
+    }
+    double err = 0, mx = 0;
+    std::vector<float> want(n_head * hd);
+    for (const int64_t t : rows) {
+      AttentionParams one = p;
+      one.q = q.data() + t * n_head * hd;
+      one.n_tokens = 1;
+      one.pos0 = t;
+      one.out = want.data();
+      attention_reference(one);
+      for (int i = 0; i < n_head * hd; ++i) {
+        const float g = got[t * n_head * hd + i];
+        ASSERT_TRUE(std::isfinite(g)) << "length " << n << " token " << t;
+        err = std::max(err, std::fabs(double{g} - want[i]));
+        mx = std::max(mx, std::fabs(double{want[i]}));
+      }
+    }
+    EXPECT_LT(err / mx, 1e-5) << "length " << n;
+  }
+}
+
+// The row kernels (decode's products) against their double-precision references, for every
+// row count the dispatch splits into, a dimension with a tail past the vector width, and
+// f16 / q8_0 rows against the reference on the same stored values.
+TEST(AttentionRows, KernelsMatchReference) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (const DType type : {DType::F32, DType::F16, DType::Q8_0}) {
+    for (const int64_t dim : {int64_t{64}, int64_t{72}, int64_t{128}}) {
+      if (type == DType::Q8_0 && dim % 32 != 0) continue;
+      for (const int64_t n_rows : {1, 2, 3, 4, 5, 7, 9}) {
+        const int64_t nb = 37, ld = dim + 32;  // rows further apart than they are wide
+        std::vector<float> q(n_rows * dim), kv(nb * ld), p(n_rows * nb);
+        for (auto& x : q) x = nd(rng);
+        for (auto& x : kv) x = nd(rng);
+        for (auto& x : p) x = std::fabs(nd(rng));
+        // The stored rows, and their values widened back for the reference.
+        const size_t row = row_bytes(type, ld);
+        std::vector<uint8_t> stored(nb * row);
+        std::vector<float> widened(kv.size());
+        for (int64_t j = 0; j < nb; ++j) {
+          kv_row_from_f32(type, kv.data() + j * ld, ld, stored.data() + j * row);
+          kv_rows_to_f32(type, stored.data() + j * row, row, 1, ld, widened.data() + j * ld, ld);
+        }
+        std::vector<float> s(n_rows * nb), s_ref(s.size()), o(n_rows * dim, 0.5f), o_ref(o);
+        if (type == DType::F32) {
+          qk_rows_f32(q.data(), n_rows, dim, kv.data(), ld, nb, dim, 0.3f, s.data(), nb);
+          pv_rows_f32(p.data(), n_rows, nb, kv.data(), ld, nb, dim, o.data(), dim);
+        } else if (type == DType::F16) {
+          const auto* rows = reinterpret_cast<const uint16_t*>(stored.data());
+          qk_rows_f16(q.data(), n_rows, dim, rows, ld, nb, dim, 0.3f, s.data(), nb);
+          pv_rows_f16(p.data(), n_rows, nb, rows, ld, nb, dim, o.data(), dim);
+        } else {
+          qk_rows_q8_0(q.data(), n_rows, dim, stored.data(), static_cast<int64_t>(row), nb, dim,
+                       0.3f, s.data(), nb);
+          pv_rows_q8_0(p.data(), n_rows, nb, stored.data(), static_cast<int64_t>(row), nb, dim,
+                       o.data(), dim);
+        }
+        qk_rows_reference(q.data(), n_rows, dim, widened.data(), ld, nb, dim, 0.3f, s_ref.data(),
+                          nb);
+        pv_rows_reference(p.data(), n_rows, nb, widened.data(), ld, nb, dim, o_ref.data(), dim);
+        for (size_t i = 0; i < s.size(); ++i)
+          ASSERT_NEAR(s[i], s_ref[i], 1e-5 * (1 + std::fabs(s_ref[i])) * std::sqrt(dim))
+              << dtype_name(type) << " dim " << dim << " rows " << n_rows << " score " << i;
+        for (size_t i = 0; i < o.size(); ++i)
+          ASSERT_NEAR(o[i], o_ref[i], 1e-5 * (1 + std::fabs(o_ref[i])) * std::sqrt(nb))
+              << dtype_name(type) << " dim " << dim << " rows " << n_rows << " output " << i;
+      }
     }
   }
 }
