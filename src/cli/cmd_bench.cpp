@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
@@ -12,11 +13,11 @@
 namespace mcmoe::cli {
 
 int cmd_bench(const Argv& argv) {
-  const Args a(
-      argv,
-      with_offload_flags(with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens",
-                                         "--depth", "--reps", "--text", "--cache-type", "--isa"})),
-      with_offload_switches({"--no-bandwidth", "--mmap", "--no-mmap", "--odp"}));
+  const Args a(argv,
+               with_offload_flags(
+                   with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--depth",
+                                   "--reps", "--text", "--cache-type", "--isa", "--batch-size"})),
+               with_offload_switches({"--no-bandwidth", "--mmap", "--no-mmap", "--odp"}));
   if (a.has("--isa")) {
     // Forces a kernel path, to compare them on one model (default: the best this CPU runs).
     const std::string name = a.str("--isa", "");
@@ -33,6 +34,13 @@ int cmd_bench(const Argv& argv) {
   o.gen_tokens = static_cast<int>(a.integer("--gen-tokens", 128, 1, 1 << 20));
   o.depth = static_cast<int>(a.integer("--depth", 0, 0, 1 << 20));
   o.cache_type = cache_type_flag(a);
+  o.batch_size = static_cast<int>(a.integer("--batch-size", 512, 1, 1 << 20));
+  // Speed only: bench runs past the trained length without asking, and says so.
+  const int ctx = std::max(o.prompt_tokens, o.depth) + o.gen_tokens;
+  if (ctx > m->config().n_ctx_train) {
+    std::printf("note: context %d is beyond the model's trained length %d (speed only)\n", ctx,
+                m->config().n_ctx_train);
+  }
   o.repetitions = static_cast<int>(a.integer("--reps", 2, 1, 100));
   o.measure_bandwidth = !a.has("--no-bandwidth");
   o.touch_weights = offload.provider == nullptr;
@@ -51,8 +59,12 @@ int cmd_bench(const Argv& argv) {
   std::printf("prefill %d tokens: %.1f tok/s (%.1f GFLOP/s)\n", o.prompt_tokens, r.prefill_tok_s, r.prefill_gflop_s);
   std::printf("decode %d tokens at depth %d: %.2f tok/s, %.1f MB read/token (%.1f MB of it KV cache), %.1f GB/s achieved\n",
               o.gen_tokens, o.depth, r.decode_tok_s, r.bytes_per_token / 1e6, r.kv_read_per_token / 1e6, r.decode_gb_s);
-  std::printf("KV cache: %.0f bytes per token (all %d layers, %s)\n", r.kv_bytes_per_token, m->config().n_layer,
-              std::string(dtype_name(o.cache_type)).c_str());
+  std::printf(
+      "KV cache: %.0f bytes per token (all %d layers, %s); %.1f MiB allocated for %d tokens\n",
+      r.kv_bytes_per_token, m->config().n_layer, std::string(dtype_name(o.cache_type)).c_str(),
+      static_cast<double>(r.kv_cache_bytes) / (1 << 20), r.n_ctx);
+  std::printf("batch scratch: %.1f MiB for %d-token prefill chunks\n",
+              static_cast<double>(r.scratch_bytes) / (1 << 20), std::min(o.batch_size, r.n_ctx));
   if (o.measure_bandwidth) {
     std::printf("machine read bandwidth %.1f GB/s -> roofline %.2f tok/s; decode at %.0f%% of roofline\n",
                 r.bandwidth_gb_s, r.roofline_tok_s, 100.0 * r.decode_tok_s / r.roofline_tok_s);

@@ -14,8 +14,11 @@
 namespace mcmoe::cli {
 
 int cmd_ppl(const Argv& argv) {
-  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "-f", "--ctx", "--max-tokens", "--threads", "--kl-base", "--cache-type"})),
-               with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"}));
+  const Args a(
+      argv,
+      with_session_flags(with_offload_flags(with_odp_flags(
+          {"-m", "-f", "--ctx", "--max-tokens", "--kl-base", "--kl-base-cache-type"}))),
+      with_session_switches(with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"})));
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "text file");
   const int ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));
@@ -26,15 +29,16 @@ int cmd_ppl(const Argv& argv) {
   std::vector<int32_t> ids = m->tokenizer().encode(text);
   std::fprintf(stderr, "%s: %zu bytes, %zu tokens\n", text_path.c_str(), text.size(), ids.size());
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
-  model::SessionOptions so;
-  so.n_threads = threads_flag(a);
-  so.n_ctx = ctx;
-  so.n_batch = ctx;
-  so.cache_type = cache_type_flag(a);
+  model::SessionOptions so = session_flags(a, *m, ctx);
   model::SessionOptions base_so = so;  // the base model runs without ODP
+  // The base may keep its cache in another type: the same model with an f32 cache as the base
+  // measures what a narrower cache costs.
+  if (a.has("--kl-base-cache-type"))
+    base_so.cache_type = cache_type_flag(a, "--kl-base-cache-type");
   const auto odp = odp_flags(a, *m);
   so.odp = odp.get();
   model::Session session(*m, so);
+  print_session_memory(session);
   std::unique_ptr<model::Model> base_model;
   std::unique_ptr<model::Session> base_session;
   if (a.has("--kl-base")) {

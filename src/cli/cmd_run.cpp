@@ -10,8 +10,11 @@
 namespace mcmoe::cli {
 
 int cmd_run(const Argv& argv) {
-  const Args a(argv, with_offload_flags(with_odp_flags({"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--threads", "--ctx", "--cache-type"})),
-               with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"}));
+  const Args a(
+      argv,
+      with_session_flags(with_offload_flags(with_odp_flags(
+          {"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--ctx"}))),
+      with_session_switches(with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"})));
   const std::string path = a.required("-m", "model path");
   std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.required("-p", "prompt");
   const int n_predict = static_cast<int>(a.integer("-n", 64, 0, 1 << 20));
@@ -24,13 +27,12 @@ int cmd_run(const Argv& argv) {
 
   auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
   const Offload offload = install_offload(a, *m);
-  model::SessionOptions so;
-  so.n_threads = threads_flag(a);
-  so.n_ctx = static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20));
-  so.cache_type = cache_type_flag(a);
+  model::SessionOptions so =
+      session_flags(a, *m, static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20)));
   const auto odp = odp_flags(a, *m);
   so.odp = odp.get();
   model::Session session(*m, so);
+  print_session_memory(session);
   const std::vector<int32_t> ids = prompt_ids(*m, text);
   api::Sampler sampler(sp);
   std::vector<int32_t> out;

@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "model/model.h"
+#include "model/session.h"
 #include "moe/odp.h"
 
 namespace mcmoe::cli {
@@ -21,8 +22,24 @@ std::string read_text_file(const std::string& path);
 // Prompt ids: BOS (when the tokenizer asks for it) + encode(text).
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text);
 
-// --cache-type f32|f16|q8_0 (KV cache element type; default f32).
-DType cache_type_flag(const Args& a);
+// --cache-type f32|f16|q8_0 (KV cache element type; default f16), or another flag of the
+// same values.
+DType cache_type_flag(const Args& a, const std::string& flag = "--cache-type");
+
+// Session flags of run / ppl / bench (list them in the command's flags):
+//   --cache-type T, --threads N, --batch-size N (prefill runs in chunks of N tokens, which
+//   bounds its scratch memory; default 512), --allow-long-context (switch: a context beyond
+//   the model's trained length is refused without it).
+inline constexpr const char* kSessionValueFlags[] = {"--cache-type", "--threads", "--batch-size"};
+inline constexpr const char* kSessionSwitches[] = {"--allow-long-context"};
+std::set<std::string> with_session_flags(std::set<std::string> value_flags);
+std::set<std::string> with_session_switches(std::set<std::string> switches);
+// Session options from those flags for a context of ctx tokens (0: the session's default),
+// after checking ctx against the model's trained length.
+model::SessionOptions session_flags(const Args& a, const model::Model& m, int ctx);
+// One stderr line: KV cache bytes (allocated up front for the whole context), per token, and
+// the batch scratch.
+void print_session_memory(const model::Session& s);
 
 // "1,2,3" → {1, 2, 3}; fails naming the flag on anything else.
 std::vector<int> parse_int_list(const std::string& s, const std::string& flag);

@@ -16,8 +16,9 @@ usage: mcmoe <command> [flags]
 
 commands:
   run       -m MODEL -p PROMPT [-n N] [--temp T --top-k K --top-p P --seed S] [--threads N] [--ctx N]
-            [--cache-type f32|f16|q8_0]
-  ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N] [--kl-base MODEL] [--odp] [--cache-type T]
+            [--cache-type f32|f16|q8_0 (default f16)] [--batch-size 512] [--allow-long-context]
+  ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N] [--kl-base MODEL [--kl-base-cache-type T]]
+            [--odp] [--cache-type T] [--batch-size 512] [--allow-long-context]
   tokenize  -m MODEL (-p TEXT | -f FILE)
   inspect   MODEL
   convert   HF_DIR -o FILE.gguf [--type f16|bf16|f32|q8_0|q4_0]
@@ -29,6 +30,7 @@ commands:
              gpt-oss-20b, glm-4.5-air, granite-3.0-1b-a400m, olmoe-1b-7b, mixtral-8x7b; flags given override it]
             [--tokenizer-from MODEL.gguf --routing-from TRACE --routing-noise 0.3]
   bench     -m MODEL [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--depth N] [--cache-type T] [--text FILE]
+            [--batch-size 512]
   (run, ppl and bench also take --expert-cache SIZE|PCT [--cache-policy lfu|lru --prefetch D --fallback M
    --fallback-threshold W --stats ...]: experts read from the file into a byte-budgeted cache)
   dump      -m MODEL (-p TEXT | --ids 1,2,3) --name NAME[.LAYER] [-o FILE.json] [--greedy N]

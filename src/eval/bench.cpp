@@ -53,7 +53,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
   model::SessionOptions so;
   so.n_threads = o.threads;
   so.n_ctx = std::max(o.prompt_tokens, o.depth) + o.gen_tokens + 8;
-  so.n_batch = o.prompt_tokens;
+  so.n_batch = o.batch_size;
   so.observer = &counter;
   so.odp = o.odp;
   so.cache_type = o.cache_type;
@@ -99,18 +99,21 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     best_prefill = std::max(best_prefill, o.prompt_tokens / seconds_since(t0));
     // Decode starts from an empty cache, as llama-bench's tg test does, so the figure is the
     // weight-streaming rate rather than a mix with attention over the prompt; with a depth,
-    // after that many prompt tokens (llama-bench -d).
-    session.reset();
-    if (o.depth > 0) {
-      for (int done = 0; done < o.depth;) {
-        const int n = std::min(o.depth - done, o.prompt_tokens);
-        std::vector<int32_t> chunk(static_cast<size_t>(n));
-        for (auto& t : chunk) t = tok(rng);
-        logits = session.eval(chunk, false);
-        done += n;
+    // after that many prompt tokens (llama-bench -d). A depth equal to the prompt reuses the
+    // prompt just timed.
+    if (o.depth != o.prompt_tokens) {
+      session.reset();
+      if (o.depth > 0) {
+        for (int done = 0; done < o.depth;) {
+          const int n = std::min(o.depth - done, o.prompt_tokens);
+          std::vector<int32_t> chunk(static_cast<size_t>(n));
+          for (auto& t : chunk) t = tok(rng);
+          logits = session.eval(chunk, false);
+          done += n;
+        }
+      } else {
+        logits = session.eval(std::span<const int32_t>(prompt.data(), 1), false);
       }
-    } else {
-      logits = session.eval(std::span<const int32_t>(prompt.data(), 1), false);
     }
     counter.enabled = true;
     counter.bytes = counter.experts = 0;
@@ -141,6 +144,9 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     r.roofline_tok_s = r.bandwidth_gb_s * 1e9 / r.bytes_per_token;
   }
   r.odp_pruned_fraction = session.odp_counters().pruned_fraction();
+  r.n_ctx = session.n_ctx();
+  r.kv_cache_bytes = session.kv_cache_bytes();
+  r.scratch_bytes = session.scratch_bytes();
   return r;
 }
 

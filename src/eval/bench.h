@@ -17,7 +17,8 @@ struct BenchOptions {
   // Decode starts after this many prompt tokens in the KV cache (llama-bench's depth), so its
   // speed includes reading that much cache per token; 0: from an empty cache.
   int depth = 0;
-  DType cache_type = DType::F32;  // KV cache element type
+  DType cache_type = DType::F16;  // KV cache element type
+  int batch_size = 512;           // prefill runs in chunks of this many tokens
   int repetitions = 2;  // best of
   bool measure_bandwidth = true;
   const moe::OdpParams* odp = nullptr;  // online dynamic pruning during the runs
@@ -44,6 +45,9 @@ struct BenchResult {
   double prefill_gflop_s = 0;   // 2 * active parameters per token * tok/s
   double expert_hit_avg = 0;    // average distinct experts used per layer per decode token
   double odp_pruned_fraction = 0;  // with odp: expert activations dropped, over all runs
+  int n_ctx = 0;                   // the session's context (prompt or depth + generated)
+  size_t kv_cache_bytes = 0;       // allocated up front for n_ctx
+  size_t scratch_bytes = 0;        // batch scratch for batch_size-token chunks
 };
 
 BenchResult bench(model::Model& m, const BenchOptions& o);

@@ -18,7 +18,7 @@ Session::Session(Model& model, const SessionOptions& options)
     : model_(model),
       cfg_(model.config()),
       n_ctx_(options.n_ctx > 0 ? options.n_ctx : std::min(cfg_.n_ctx_train, 4096)),
-      n_batch_(std::max(1, options.n_batch)),
+      n_batch_(std::clamp(options.n_batch, 1, n_ctx_)),
       pool_(options.n_threads),
       observer_(options.observer),
       odp_(options.odp),
@@ -108,6 +108,15 @@ size_t Session::kv_cache_bytes_per_token() const {
                                ? row_bytes(cache_type_, cfg_.mla.latent())
                                : row_bytes(cache_type_, cfg_.kv_dim()) + row_bytes(cache_type_, cfg_.v_dim());
   return per_layer * cfg_.n_layer;
+}
+
+size_t Session::scratch_bytes() const {
+  const Scratch& s = *s_;
+  const auto bytes = [](const auto&... v) { return ((v.capacity() * sizeof(v[0])) + ...); };
+  return bytes(s.x, s.h, s.q, s.k, s.v, s.att, s.proj, s.qa, s.kva, s.q_lat, s.att_lat, s.kv_exp,
+               s.k_full, s.v_full, s.lat_f32, s.router_logits, s.probs, s.merged_probs, s.topk_ids,
+               s.topk_w, s.moe_out, s.ex_in, s.ex_gate, s.ex_up, s.ex_out, s.shared_gate,
+               s.final_rows, s.pick_row, s.row_token, s.row_weight, s.att_probs, s.importance);
 }
 
 Session::~Session() = default;

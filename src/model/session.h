@@ -54,6 +54,13 @@ class Session {
   // the cache's element type.
   size_t kv_cache_bytes_per_token() const;
   DType cache_type() const { return cache_type_; }
+  // Bytes of the KV cache, allocated (and touched) for n_ctx() tokens at construction.
+  size_t kv_cache_bytes() const { return kv_cache_bytes_per_token() * static_cast<size_t>(n_ctx_); }
+  // Bytes of the per-batch scratch buffers, sized for n_batch() tokens at construction:
+  // prefill runs in chunks of n_batch tokens, so this bounds the activations of any prompt.
+  // (Logits are extra: n_vocab floats per returned row.)
+  size_t scratch_bytes() const;
+  int n_batch() const { return n_batch_; }
   void reset() { n_past_ = 0; }
   ThreadPool& pool() { return pool_; }
   Model& model() { return model_; }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "common/hf_fixture.h"
 #include "common/test_util.h"
@@ -37,6 +38,36 @@ TEST(Cli, SynthRunIsDeterministicAndGreedy) {
     const auto sampled2 = run_cli("run -m " + quote(path) + " -p 'hello' -n 8 --temp 1 --seed 5 --json");
     EXPECT_EQ(sampled1.out, sampled2.out);
   }
+}
+
+// A context beyond the trained length is refused naming both numbers, unless asked for; the
+// KV cache is allocated for the whole context up front and its size printed; --batch-size
+// chunks the prefill without changing the output.
+TEST(Cli, ContextLimitsAndPrintedCache) {
+  test::TempDir dir;
+  const std::string path = synth_small(dir);  // synth writes a trained length of 4096
+  const std::string run =
+      "run -m " + quote(path) + " -p 'hello world, once upon a time' -n 6 --temp 0 --json";
+  expect_clean_error(run_cli(run + " --ctx 8192"),
+                     {"context 8192", "trained length 4096", "--allow-long-context"});
+  expect_clean_error(run_cli("ppl -m " + quote(path) + " -f " + quote(path) + " --ctx 5000"),
+                     {"context 5000", "trained length 4096"});
+  const auto long_ctx = run_cli(run + " --ctx 8192 --allow-long-context");
+  ASSERT_EQ(long_ctx.exit_code, 0) << long_ctx.err;
+  // 2 layers × (k + v) × 1 kv head of 64 values × 2 bytes (f16, the default) = 512 per token.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      long_ctx.err, m,
+      std::regex("KV cache: ([0-9.]+) MiB for 8192 tokens \\(([0-9]+) bytes per token, f16\\)")))
+      << long_ctx.err;
+  EXPECT_EQ(std::stoi(m[2]), 512);
+  EXPECT_NEAR(std::stod(m[1]), 8192.0 * 512 / (1 << 20), 0.05);
+  const auto whole = run_cli(run + " --batch-size 512"), chunked = run_cli(run + " --batch-size 3");
+  ASSERT_EQ(chunked.exit_code, 0) << chunked.err;
+  EXPECT_EQ(whole.out, chunked.out);
+  EXPECT_NE(chunked.err.find("for 3-token chunks"), std::string::npos) << chunked.err;
+  expect_clean_error(run_cli(run + " --cache-type q4_0"),
+                     {"--cache-type q4_0", "f32, f16 or q8_0"});
 }
 
 // bench --isa forces a kernel path (to compare them on one model); the path is printed.

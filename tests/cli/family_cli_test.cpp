@@ -84,12 +84,13 @@ TEST(FamilyCli, BenchPrintsTheLatentCacheBytesPerToken) {
     EXPECT_EQ(std::stoi(m[1]), bytes) << type;
     EXPECT_NE(r.out.find("at depth 40"), std::string::npos) << r.out;
   }
-  // A GQA model of the same size keeps k and v per kv head: 2 × 2 heads × 32 × 4 bytes.
+  // A GQA model of the same size keeps k and v per kv head: 2 × 2 heads × 32 values, in f16
+  // (the default cache type) 2 bytes each.
   const std::string gqa = synth(dir, "qwen3moe");
   const auto r = run_cli("bench -m " + quote(gqa) +
                          " --threads 2 --prompt-tokens 8 --gen-tokens 2 --reps 1 --no-bandwidth");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("KV cache: " + std::to_string(2 * 2 * 32 * 4 * layers) + " bytes per token"),
+  EXPECT_NE(r.out.find("KV cache: " + std::to_string(2 * 2 * 32 * 2 * layers) + " bytes per token"),
             std::string::npos)
       << r.out;
 }
