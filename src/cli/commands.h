@@ -12,6 +12,7 @@ int cmd_convert(const Argv& args);
 int cmd_synth(const Argv& args);
 int cmd_bench(const Argv& args);
 int cmd_tokenize(const Argv& args);
+int cmd_template(const Argv& args);
 int cmd_dump(const Argv& args);
 int cmd_calibrate(const Argv& args);
 int cmd_quantize(const Argv& args);

@@ -20,6 +20,8 @@ commands:
   ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N] [--kl-base MODEL [--kl-base-cache-type T]]
             [--odp] [--cache-type T] [--batch-size 512] [--allow-long-context]
   tokenize  -m MODEL (-p TEXT | -f FILE)
+  template  -m MODEL (-p TEXT [--system TEXT] | --messages FILE.json) [--tools FILE.json] [--no-generation-prompt]
+            (the model's chat template applied: GGUF tokenizer.chat_template, HF chat_template, else plain)
   inspect   MODEL
   convert   HF_DIR -o FILE.gguf [--type f16|bf16|f32|q8_0|q4_0]
   convert   MODEL.gguf -o FILE.gguf [--type ...]   (llama.cpp's layout; merged experts expanded)
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
     if (cmd == "synth") return mcmoe::cli::cmd_synth(args);
     if (cmd == "bench") return mcmoe::cli::cmd_bench(args);
     if (cmd == "tokenize") return mcmoe::cli::cmd_tokenize(args);
+    if (cmd == "template") return mcmoe::cli::cmd_template(args);
     if (cmd == "dump") return mcmoe::cli::cmd_dump(args);
     if (cmd == "calibrate") return mcmoe::cli::cmd_calibrate(args);
     if (cmd == "quantize") return mcmoe::cli::cmd_quantize(args);

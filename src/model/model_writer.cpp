@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "format/tensor_names.h"
 #include "model/arch/arch.h"
+#include "model/chat_template.h"
 #include "model/inventory.h"
 #include "quant/quantize.h"
 #include "tokenizer/tokenizer.h"
@@ -20,6 +21,10 @@ void set_model_metadata(GgufWriter& g, const Model& m, const ModelConfig& c, con
                         uint32_t file_type) {
   set_config_metadata(g, c, name, file_type);
   m.tokenizer().write_gguf_metadata(g);
+  // The chat template travels with the model (llama.cpp's converter keeps it too).
+  if (const ChatTemplate t = chat_template_of(m); t.source != kPlainTemplate) {
+    g.set("tokenizer.chat_template", GgufValue::str(t.source));
+  }
 }
 
 void set_config_metadata(GgufWriter& g, const ModelConfig& c, const std::string& name, uint32_t file_type) {

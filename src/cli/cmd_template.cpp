@@ -1,0 +1,55 @@
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "model/chat_template.h"
+
+namespace mcmoe::cli {
+
+namespace {
+
+nlohmann::ordered_json read_json_file(const std::string& path, const char* flag) {
+  try {
+    return nlohmann::ordered_json::parse(read_text_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{} {}: not valid JSON ({})", flag, path, e.what());
+  }
+}
+
+}  // namespace
+
+// The model's chat template applied to a conversation: the prompt that chat and serve would
+// feed the model (llama-server's /apply-template).
+int cmd_template(const Argv& argv) {
+  const Args a(argv, {"-m", "-p", "--messages", "--system", "--tools"},
+               {"--no-generation-prompt", "--mmap", "--no-mmap"});
+  const std::string path = a.required("-m", "model path");
+  if (a.has("-p") == a.has("--messages"))
+    fail("template: give exactly one of -p TEXT or --messages FILE.json");
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (a.has("--messages")) {
+    messages = read_json_file(a.str("--messages", ""), "--messages");
+    if (!messages.is_array())
+      fail("--messages {}: expected a list of {{role, content}}", a.str("--messages", ""));
+  } else {
+    if (a.has("--system"))
+      messages.push_back({{"role", "system"}, {"content", a.str("--system", "")}});
+    messages.push_back({{"role", "user"}, {"content", a.str("-p", "")}});
+  }
+  const nlohmann::ordered_json tools =
+      a.has("--tools") ? read_json_file(a.str("--tools", ""), "--tools") : nullptr;
+  model::LoadOptions lo = load_options_flags(a);
+  if (!a.has("--no-mmap"))
+    lo.memory = model::LoadOptions::Memory::kMap;  // only the vocabulary is read
+  const auto m = load_model_verbose(path, lo);
+  const model::ChatTemplate t = model::chat_template_of(*m);
+  std::fprintf(stderr, "chat template: %s\n", t.origin.c_str());
+  const std::string prompt =
+      model::render_chat(t, messages, tools, !a.has("--no-generation-prompt"));
+  std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+  return 0;
+}
+
+}  // namespace mcmoe::cli
