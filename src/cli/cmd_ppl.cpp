@@ -29,7 +29,9 @@ int cmd_ppl(const Argv& argv) {
   std::vector<int32_t> ids = m->tokenizer().encode(text);
   std::fprintf(stderr, "%s: %zu bytes, %zu tokens\n", text_path.c_str(), text.size(), ids.size());
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
-  model::SessionOptions so = session_flags(a, *m, ctx);
+  // Each window is one batch unless --batch-size says otherwise: ODP's token protection ranks
+  // the tokens of a batch, so chunking would change its scores.
+  model::SessionOptions so = session_flags(a, *m, ctx, ctx);
   model::SessionOptions base_so = so;  // the base model runs without ODP
   // The base may keep its cache in another type: the same model with an f32 cache as the base
   // measures what a narrower cache costs.

@@ -70,7 +70,8 @@ std::set<std::string> with_session_switches(std::set<std::string> switches) {
   return switches;
 }
 
-model::SessionOptions session_flags(const Args& a, const model::Model& m, int ctx) {
+model::SessionOptions session_flags(const Args& a, const model::Model& m, int ctx,
+                                    int default_batch) {
   const int trained = m.config().n_ctx_train;
   if (ctx > trained && !a.has("--allow-long-context")) {
     fail(
@@ -81,7 +82,7 @@ model::SessionOptions session_flags(const Args& a, const model::Model& m, int ct
   model::SessionOptions so;
   so.n_ctx = ctx;
   so.n_threads = threads_flag(a);
-  so.n_batch = static_cast<int>(a.integer("--batch-size", 512, 1, 1 << 20));
+  so.n_batch = static_cast<int>(a.integer("--batch-size", default_batch, 1, 1 << 20));
   so.cache_type = cache_type_flag(a);
   return so;
 }

@@ -35,8 +35,10 @@ inline constexpr const char* kSessionSwitches[] = {"--allow-long-context"};
 std::set<std::string> with_session_flags(std::set<std::string> value_flags);
 std::set<std::string> with_session_switches(std::set<std::string> switches);
 // Session options from those flags for a context of ctx tokens (0: the session's default),
-// after checking ctx against the model's trained length.
-model::SessionOptions session_flags(const Args& a, const model::Model& m, int ctx);
+// after checking ctx against the model's trained length; default_batch when --batch-size is
+// not given.
+model::SessionOptions session_flags(const Args& a, const model::Model& m, int ctx,
+                                    int default_batch = 512);
 // One stderr line: KV cache bytes (allocated up front for the whole context), per token, and
 // the batch scratch.
 void print_session_memory(const model::Session& s);

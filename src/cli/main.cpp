@@ -18,7 +18,7 @@ commands:
   run       -m MODEL -p PROMPT [-n N] [--temp T --top-k K --top-p P --seed S] [--threads N] [--ctx N]
             [--cache-type f32|f16|q8_0 (default f16)] [--batch-size 512] [--allow-long-context]
   ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N] [--kl-base MODEL [--kl-base-cache-type T]]
-            [--odp] [--cache-type T] [--batch-size 512] [--allow-long-context]
+            [--odp] [--cache-type T] [--batch-size N (default: ctx)] [--allow-long-context]
   tokenize  -m MODEL (-p TEXT | -f FILE)
   template  -m MODEL (-p TEXT [--system TEXT] | --messages FILE.json) [--tools FILE.json] [--no-generation-prompt]
             (the model's chat template applied: GGUF tokenizer.chat_template, HF chat_template, else plain)
