@@ -34,7 +34,7 @@ for entry in "${inputs[@]}"; do
   for r in $ranks; do
     f="$out/$name-r$r-s$rows-$type-$svd.gguf"
     [ -f "$f" ] || $mc lowrank -m "$src" -f "$calib" --rank "$r" --sparse-rows "$rows" --type "$type" --svd "$svd" \
-      --samples 64 --ctx 512 -o "$f" > "$f.lowrank.log"
+      --samples 64 --seq 512 -o "$f" > "$f.lowrank.log"
     files+=("$f")
   done
 done

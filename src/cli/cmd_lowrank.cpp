@@ -29,7 +29,8 @@ int cmd_lowrank(const Argv& argv) {
   if (svd != "plain" && svd != "whitened") fail("--svd: unknown '{}' (expected plain or whitened)", svd);
   o.factor.whitened = svd == "whitened";
   o.sampling.samples = static_cast<int>(a.integer("--samples", 64, 1, 1 << 20));
-  o.sampling.seq = static_cast<int>(a.integer(a.has("--ctx") ? "--ctx" : "--seq", 512, 2, 1 << 20));
+  calibration_length_flag(a);  // refuses --ctx, the other commands' name for a context
+  o.sampling.seq = static_cast<int>(a.integer("--seq", 512, 2, 1 << 20));
   o.threads = threads_flag(a);
   auto m = load_model_verbose(path, load_options_flags(a));
   compress::check_lowrank_options(*m, o.factor);  // before reading the text: fail fast

@@ -10,7 +10,9 @@
 namespace mcmoe::cli {
 
 int cmd_reduce(const Argv& argv) {
-  const Args a(argv, {"-m", "-f", "-o", "--method", "--keep", "--per-layer", "--samples", "--ctx", "--threads"},
+  const Args a(argv,
+               {"-m", "-f", "-o", "--method", "--keep", "--per-layer", "--samples", "--seq",
+                "--ctx", "--threads"},
                {"--mmap", "--no-mmap"});
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "calibration text file");
@@ -27,7 +29,8 @@ int cmd_reduce(const Argv& argv) {
   }
   o.adaptive = per_layer == "adaptive";
   o.sampling.samples = static_cast<int>(a.integer("--samples", o.sampling.samples, 1, 1 << 20));
-  o.sampling.seq = static_cast<int>(a.integer("--ctx", o.sampling.seq, 2, 1 << 20));
+  calibration_length_flag(a);  // refuses --ctx, the other commands' name for a context
+  o.sampling.seq = static_cast<int>(a.integer("--seq", o.sampling.seq, 2, 1 << 20));
   o.threads = threads_flag(a);
   auto m = load_model_verbose(path, load_options_flags(a));
   const std::string text = read_text_file(text_path);

@@ -60,6 +60,10 @@ DType cache_type_flag(const Args& a, const std::string& flag) {
   return *t;
 }
 
+void calibration_length_flag(const Args& a) {
+  if (a.has("--ctx")) fail("--ctx: the calibration length is --seq (as in calibrate and quantize)");
+}
+
 std::set<std::string> with_session_flags(std::set<std::string> value_flags) {
   value_flags.insert(std::begin(kSessionValueFlags), std::end(kSessionValueFlags));
   return value_flags;

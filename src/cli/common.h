@@ -43,6 +43,11 @@ model::SessionOptions session_flags(const Args& a, const model::Model& m, int ct
 // the batch scratch.
 void print_session_memory(const model::Session& s);
 
+// Calibration length is --seq in every command that samples calibration text (calibrate,
+// quantize, reduce, lowrank); --ctx, which names a context window elsewhere, is refused there
+// with a pointer to --seq (list "--ctx" among the command's flags so this can say so).
+void calibration_length_flag(const Args& a);
+
 // "1,2,3" → {1, 2, 3}; fails naming the flag on anything else.
 std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
 

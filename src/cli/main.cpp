@@ -44,9 +44,9 @@ commands:
   cachesim  TRACE [--budget 50%|512MiB] [--policy lru|lfu|lfu-seeded|belady[+prefetch]]
             [--prefetch-depth 1 --prefetch-m 2 --per-layer --layers]
   lowrank   -m MODEL -f TEXT --rank R --sparse-rows S -o OUT.gguf [--type f16|q8_0|f32 --svd plain|whitened
-             --samples 64 --ctx 512]
+             --samples 64 --seq 512]
   reduce    -m MODEL -f TEXT --method merge|prune|frequency|cluster --keep 0.75 -o OUT.gguf
-            [--per-layer adaptive|uniform --samples 32 --ctx 512]
+            [--per-layer adaptive|uniform --samples 32 --seq 512]
 
 MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
 )";

@@ -70,6 +70,23 @@ TEST(Cli, ContextLimitsAndPrintedCache) {
                      {"--cache-type q4_0", "f32, f16 or q8_0"});
 }
 
+// One spelling for one concept: the calibration length is --seq in every command that samples
+// calibration text; --ctx (a context window elsewhere) is refused there with a pointer.
+TEST(Cli, CalibrationLengthIsSeqEverywhere) {
+  test::TempDir dir;
+  const std::string path = synth_small(dir, "f16");
+  const std::string text = test::write_word_salad(dir.path("text.txt"), 2000);
+  for (const std::string cmd :
+       {"reduce --method prune --keep 0.5", "lowrank --rank 8 --sparse-rows 0"}) {
+    const std::string base = cmd.substr(0, cmd.find(' ')) + " -m " + quote(path) + " -f " +
+                             quote(text) + cmd.substr(cmd.find(' ')) + " --samples 2 -o " +
+                             quote(dir.path("out.gguf"));
+    expect_clean_error(run_cli(base + " --ctx 32"), {"--ctx", "calibration length is --seq"});
+    const auto ok = run_cli(base + " --seq 32");
+    EXPECT_EQ(ok.exit_code, 0) << cmd << ": " << ok.err;
+  }
+}
+
 // bench --isa forces a kernel path (to compare them on one model); the path is printed.
 TEST(Cli, BenchKernelPathCanBeForced) {
   test::TempDir dir;

@@ -34,8 +34,8 @@ class LowRankCli : public ::testing::Test {
   static void TearDownTestSuite() { delete dir_; }
   static std::string model() { return dir_->path("mixtral"); }
   static std::string lowrank(const std::string& flags, const std::string& out) {
-    return "lowrank -m " + quote(model()) + " -f " + quote(dir_->path("text.txt")) + " --samples 4 --ctx 64 " + flags +
-           " -o " + quote(out);
+    return "lowrank -m " + quote(model()) + " -f " + quote(dir_->path("text.txt")) +
+           " --samples 4 --seq 64 " + flags + " -o " + quote(out);
   }
   static test::TempDir* dir_;
 };

@@ -241,8 +241,9 @@ TEST(OffloadCli, TraceAndCachesimPrintEveryPolicy) {
 TEST(OffloadCli, CacheSeedOnLayersWithDifferentExpertCounts) {
   test::TempDir dir;
   const std::string text = quote(write_text(dir, 800)), reduced = dir.path("pruned.gguf"), stats = dir.path("pruned.json");
-  const auto r = run_cli("reduce -m " + small() + " -f " + text + " --method prune --keep 0.6 --per-layer adaptive --samples 4 --ctx 128 -o " +
-                         quote(reduced));
+  const auto r = run_cli(
+      "reduce -m " + small() + " -f " + text +
+      " --method prune --keep 0.6 --per-layer adaptive --samples 4 --seq 128 -o " + quote(reduced));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   {
     auto m = model::Model::load(reduced, {.memory = model::LoadOptions::Memory::kMap});

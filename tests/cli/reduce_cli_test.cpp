@@ -32,8 +32,8 @@ class ReduceCli : public ::testing::Test {
   static std::string text() { return dir_->path("text.txt"); }
   // Runs reduce and returns stdout; fails the test on a non-zero exit.
   static std::string reduce(const std::string& model, const std::string& flags, const std::string& out) {
-    const auto r = run_cli("reduce -m " + quote(model) + " -f " + quote(text()) + " --samples 4 --ctx 64 " + flags +
-                           " -o " + quote(out));
+    const auto r = run_cli("reduce -m " + quote(model) + " -f " + quote(text()) +
+                           " --samples 4 --seq 64 " + flags + " -o " + quote(out));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.out;
   }
@@ -125,7 +125,8 @@ TEST_F(ReduceCli, ReducedModelCalibratesAndQuantizes) {
 
 TEST_F(ReduceCli, BadFlagsGiveClearErrors) {
   const std::string out = dir_->path("bad.gguf");
-  const std::string base = "reduce -m " + quote(f16()) + " -f " + quote(text()) + " --samples 4 --ctx 64 -o " + quote(out);
+  const std::string base = "reduce -m " + quote(f16()) + " -f " + quote(text()) +
+                           " --samples 4 --seq 64 -o " + quote(out);
   expect_error(run_cli(base + " --method prune --keep 0"), "--keep 0: the fraction of experts to keep must be in (0, 1]");
   expect_error(run_cli(base + " --method merge --keep 1.5"), "--keep 1.5");
   expect_error(run_cli(base + " --method prune --keep -0.25"), "--keep -0.25");

@@ -28,7 +28,7 @@ class FamilyLowRank : public ::testing::Test {
   static test::CliResult lowrank(const std::string& model, const std::string& flags,
                                  const std::string& out) {
     return run_cli("lowrank -m " + quote(model) + " -f " + quote(text()) +
-                   " --samples 4 --ctx 64 " + flags + " -o " + quote(out));
+                   " --samples 4 --seq 64 " + flags + " -o " + quote(out));
   }
   static test::TempDir* dir_;
   static std::vector<test::FamilyFile>* models_;

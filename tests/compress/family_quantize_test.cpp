@@ -217,9 +217,9 @@ TEST_F(FamilyQuantize, ModelWithoutMoeLayerIsRefusedEverywhere) {
   const std::string from = " -m " + quote(dense) + " -f " + quote(text()) + " --samples 4 ";
   test::expect_clean_error(run_cli("calibrate" + from + "--seq 64 -o " + quote(out)),
                            {"all-dense.gguf", "none of this model's 2 layers is an MoE layer"});
-  test::expect_clean_error(run_cli("reduce" + from + "--ctx 64 --method prune -o " + quote(out)),
+  test::expect_clean_error(run_cli("reduce" + from + "--seq 64 --method prune -o " + quote(out)),
                            {"none of this model's 2 layers is an MoE layer"});
-  test::expect_clean_error(run_cli("lowrank" + from + "--ctx 64 --rank 32 -o " + quote(out)),
+  test::expect_clean_error(run_cli("lowrank" + from + "--seq 64 --rank 32 -o " + quote(out)),
                            {"none of the model's 2 layers has routed experts"});
   EXPECT_FALSE(std::filesystem::exists(out));
 }

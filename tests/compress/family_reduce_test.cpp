@@ -30,7 +30,7 @@ class FamilyReduce : public ::testing::Test {
   static std::string text() { return dir_->path("text.txt"); }
   static test::CliResult reduce(const std::string& model, const std::string& flags,
                                 const std::string& out) {
-    return run_cli("reduce -m " + quote(model) + " -f " + quote(text()) + " --samples 4 --ctx 64 " +
+    return run_cli("reduce -m " + quote(model) + " -f " + quote(text()) + " --samples 4 --seq 64 " +
                    flags + " -o " + quote(out));
   }
   static test::TempDir* dir_;
