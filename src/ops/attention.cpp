@@ -173,38 +173,27 @@ void flash_rows(const AttentionParams& p, const Layout& d, int kvh, int64_t n_ro
                         v_off + d.dv <= k_off + p.head_dim;
     const bool few_rows = rows <= kRowKernelMax;
     const float* q_rows = q_base + r_lo * q_ld;
-    if (few_rows && p.kv_type == DType::Q8_0 && k_off % 32 == 0 && v_off % 32 == 0 &&
-        p.head_dim % 32 == 0 && d.dv % 32 == 0) {
-      const auto* k8 =
+    // Few rows (decode): the row kernels stream the cached rows in place, widening f16 and
+    // q8_0 in registers (q8_0 needs each head's rows to start on a block boundary).
+    const bool blocks_aligned =
+        p.kv_type != DType::Q8_0 ||
+        (k_off % 32 == 0 && v_off % 32 == 0 && p.head_dim % 32 == 0 && d.dv % 32 == 0);
+    if (few_rows && blocks_aligned) {
+      const auto* k =
           static_cast<const uint8_t*>(p.k) + row_bytes(p.kv_type, j0 * d.k_stride + k_off);
-      const auto* v8 =
+      const auto* v =
           static_cast<const uint8_t*>(p.v) + row_bytes(p.kv_type, j0 * d.v_stride + v_off);
-      qk_rows_q8_0(q_rows, rows, q_ld, k8, static_cast<int64_t>(row_bytes(p.kv_type, d.k_stride)),
-                   nb, p.head_dim, d.scale, s, nb);
+      qk_rows(p.kv_type, q_rows, rows, q_ld, k, row_bytes(p.kv_type, d.k_stride), nb, p.head_dim,
+              d.scale, s, nb);
       softmax_block(p, d, row_pos, r_lo, r_hi, j0, nb, st, s);
-      pv_rows_q8_0(s, rows, nb, v8, static_cast<int64_t>(row_bytes(p.kv_type, d.v_stride)), nb,
-                   d.dv, st.o + r_lo * d.dv, d.dv);
-      continue;
-    }
-    if (few_rows && p.kv_type == DType::F16) {
-      // Streamed in place: f16 rows widened in registers.
-      const auto* k16 = static_cast<const uint16_t*>(p.k) + j0 * d.k_stride + k_off;
-      const auto* v16 = static_cast<const uint16_t*>(p.v) + j0 * d.v_stride + v_off;
-      qk_rows_f16(q_rows, rows, q_ld, k16, d.k_stride, nb, p.head_dim, d.scale, s, nb);
-      softmax_block(p, d, row_pos, r_lo, r_hi, j0, nb, st, s);
-      pv_rows_f16(s, rows, nb, v16, d.v_stride, nb, d.dv, st.o + r_lo * d.dv, d.dv);
+      pv_rows(p.kv_type, s, rows, nb, v, row_bytes(p.kv_type, d.v_stride), nb, d.dv,
+              st.o + r_lo * d.dv, d.dv);
       continue;
     }
     const Rows kr = cached_rows(p.k, p.kv_type, d.k_stride, k_off, p.head_dim, j0, nb, k_scratch);
     const Rows vr = shared
                         ? Rows{kr.p + (v_off - k_off), kr.ld}
                         : cached_rows(p.v, p.kv_type, d.v_stride, v_off, d.dv, j0, nb, v_scratch);
-    if (few_rows) {
-      qk_rows_f32(q_rows, rows, q_ld, kr.p, kr.ld, nb, p.head_dim, d.scale, s, nb);
-      softmax_block(p, d, row_pos, r_lo, r_hi, j0, nb, st, s);
-      pv_rows_f32(s, rows, nb, vr.p, vr.ld, nb, d.dv, st.o + r_lo * d.dv, d.dv);
-      continue;
-    }
     // S = scale · Q Kᵀ for this block.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                 static_cast<int>(nb), p.head_dim, d.scale, q_rows, static_cast<int>(q_ld), kr.p,

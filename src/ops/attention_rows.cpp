@@ -10,6 +10,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/error.h"
 #include "core/fp16.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -279,6 +280,38 @@ void pv_rows_q8_0(const float* p, int64_t n_rows, int64_t p_ld, const void* v, i
                   int64_t nb, int64_t dv, float* o, int64_t o_ld) {
   HWY_DYNAMIC_DISPATCH(PvRowsQ8)
   (p, n_rows, p_ld, static_cast<const uint8_t*>(v), v_ld_bytes, nb, dv, o, o_ld);
+}
+
+void qk_rows(DType type, const float* q, int64_t n_rows, int64_t q_ld, const void* k,
+             size_t k_ld_bytes, int64_t nb, int64_t dim, float scale, float* s, int64_t s_ld) {
+  const auto ld = static_cast<int64_t>(k_ld_bytes);
+  switch (type) {
+    case DType::F32:
+      return qk_rows_f32(q, n_rows, q_ld, static_cast<const float*>(k), ld / 4, nb, dim, scale, s,
+                         s_ld);
+    case DType::F16:
+      return qk_rows_f16(q, n_rows, q_ld, static_cast<const uint16_t*>(k), ld / 2, nb, dim, scale,
+                         s, s_ld);
+    case DType::Q8_0:
+      return qk_rows_q8_0(q, n_rows, q_ld, k, ld, nb, dim, scale, s, s_ld);
+    default:
+      fail("attention: no row kernel for cache type {}", dtype_name(type));
+  }
+}
+
+void pv_rows(DType type, const float* p, int64_t n_rows, int64_t p_ld, const void* v,
+             size_t v_ld_bytes, int64_t nb, int64_t dv, float* o, int64_t o_ld) {
+  const auto ld = static_cast<int64_t>(v_ld_bytes);
+  switch (type) {
+    case DType::F32:
+      return pv_rows_f32(p, n_rows, p_ld, static_cast<const float*>(v), ld / 4, nb, dv, o, o_ld);
+    case DType::F16:
+      return pv_rows_f16(p, n_rows, p_ld, static_cast<const uint16_t*>(v), ld / 2, nb, dv, o, o_ld);
+    case DType::Q8_0:
+      return pv_rows_q8_0(p, n_rows, p_ld, v, ld, nb, dv, o, o_ld);
+    default:
+      fail("attention: no row kernel for cache type {}", dtype_name(type));
+  }
 }
 
 void qk_rows_reference(const float* q, int64_t n_rows, int64_t q_ld, const float* k, int64_t k_ld,
