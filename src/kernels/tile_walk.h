@@ -33,10 +33,35 @@ struct Tile {
 
 // Calls on_token_block(t0, t_end) before the tiles of each token block, then on_tile(tile)
 // for every tile of g's rows.
+//
+// Batch invariance: a token's sums must not depend on how many tokens share the call (the
+// server decodes several sequences in one step and promises each the text it would get
+// alone; tests/ops/batch_invariance_test.cpp). So rows wider than one column chunk are
+// always summed chunk by chunk, partials added to y in chunk order, whatever n_tokens is.
+// With one token tile (decode) the chunks of a row tile are walked one after the other
+// before the next rows, so the weights are still read in file order; with more tokens the
+// chunk loop is outermost, so a token block's activations of one chunk stay in L2.
 template <typename TokenBlockFn, typename TileFn>
 inline void walk_tiles(const GemmArgs& g, const TileWalk& w, TokenBlockFn&& on_token_block,
                        TileFn&& on_tile) {
-  const int64_t chunk = w.chunk_blocks > 0 && g.n_tokens > w.tok_tile ? w.chunk_blocks : w.blocks;
+  const int64_t chunk = w.chunk_blocks > 0 ? w.chunk_blocks : w.blocks;
+  if (g.n_tokens <= w.tok_tile) {
+    on_token_block(0, g.n_tokens);
+    for (int64_t r = g.row_begin; r < g.row_end; r += w.row_tile) {
+      const int64_t rows = r + w.row_tile < g.row_end ? w.row_tile : g.row_end - r;
+      for (int64_t b0 = 0; b0 < w.blocks; b0 += chunk) {
+        on_tile(Tile{.r = r,
+                     .rows = rows,
+                     .t = 0,
+                     .tokens = g.n_tokens,
+                     .b_begin = b0,
+                     .b_end = b0 + chunk < w.blocks ? b0 + chunk : w.blocks,
+                     .accumulate = b0 > 0,
+                     .prefetch = b0 == 0 && r + w.row_tile < g.row_end});
+      }
+    }
+    return;
+  }
   for (int64_t b0 = 0; b0 < w.blocks; b0 += chunk) {
     const int64_t b_end = b0 + chunk < w.blocks ? b0 + chunk : w.blocks;
     for (int64_t t0 = 0; t0 < g.n_tokens; t0 += w.tok_block) {
