@@ -88,19 +88,36 @@ void Session::moe_block(int l, int64_t n) {
     probs = s.merged_probs.data();
   }
   if (odp_ && odp_->enabled(l) && k > 1) {
+    // Token protection ranks the tokens of each sequence's rows among themselves (as when it
+    // runs alone); rows without probabilities (decode) are not protected.
     const uint8_t* protect = nullptr;
-    if (!s.att_probs.empty() && n > 1 && odp_->protect_fraction > 0) {
+    if (!s.att_probs.empty()) {
       s.importance.resize(n);
-      moe::token_importance(s.att_probs.data(), cfg_.n_head, n, n_past_, s.h.data(), d, s.importance.data());
-      moe::protect_top(s.importance.data(), n, odp_->protect_fraction, s.odp_protect);
-      protect = s.odp_protect.data();
+      s.odp_protect_rows.assign(n, 0);
+      for (const Segment& seg : segments_) {
+        if (seg.probs < 0) continue;
+        moe::token_importance(s.att_probs.data() + seg.probs, cfg_.n_head, seg.n, seg.pos0,
+                              s.h.data() + seg.row0 * d, d, s.importance.data() + seg.row0);
+        moe::protect_top(s.importance.data() + seg.row0, seg.n, odp_->protect_fraction,
+                         s.odp_protect);
+        std::copy(s.odp_protect.begin(), s.odp_protect.end(),
+                  s.odp_protect_rows.begin() + seg.row0);
+      }
+      protect = s.odp_protect_rows.data();
     }
     moe::apply_odp(*odp_, l, n, n_expert, probs, s.topk_ids.data(), s.topk_w.data(), protect, odp_counters_);
   }
   if (observer_) {
-    observer_->on_routing({.layer = l, .n_tokens = n, .n_expert = n_expert, .n_router = n_router, .k = k, .pos0 = n_past_,
-                           .router_logits = s.router_logits.data(), .probs = probs,
-                           .topk_ids = s.topk_ids.data(), .topk_weights = s.topk_w.data()});
+    observer_->on_routing({.layer = l,
+                           .n_tokens = n,
+                           .n_expert = n_expert,
+                           .n_router = n_router,
+                           .k = k,
+                           .pos0 = segments_.front().pos0,
+                           .router_logits = s.router_logits.data(),
+                           .probs = probs,
+                           .topk_ids = s.topk_ids.data(),
+                           .topk_weights = s.topk_w.data()});
   }
 
   // Group (token, slot) picks by expert with a counting sort: rows of expert e occupy

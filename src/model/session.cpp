@@ -26,6 +26,8 @@ Session::Session(Model& model, const SessionOptions& options)
       rope_(ops::RopeTable::make(cfg_.rope)),
       mla_mode_(options.mla_mode),
       s_(std::make_unique<Scratch>()) {
+  if (options.n_seq < 1) fail("a session needs at least one sequence, got n_seq {}", options.n_seq);
+  n_past_.assign(static_cast<size_t>(options.n_seq), 0);
   if (odp_) {
     if (odp_->n_layer != cfg_.n_layer || odp_->k != cfg_.n_expert_used ||
         odp_->mu.size() != static_cast<size_t>(cfg_.n_layer) * (cfg_.n_expert_used - 1)) {
@@ -50,7 +52,7 @@ Session::Session(Model& model, const SessionOptions& options)
         "(keys) and {} (values)",
         model.path(), dtype_name(cache_type_), block, k_row, v_row);
   }
-  const size_t ctx = static_cast<size_t>(n_ctx_);
+  const size_t ctx = static_cast<size_t>(n_ctx_) * n_past_.size();  // every sequence's rows
   k_cache_.resize(cfg_.n_layer);
   v_cache_.resize(cfg_.n_layer);
   for (int l = 0; l < cfg_.n_layer; ++l) {
@@ -121,11 +123,19 @@ size_t Session::scratch_bytes() const {
 
 Session::~Session() = default;
 
+uint8_t* Session::k_cache(int l, int seq) {
+  return k_cache_[l].data() + k_cache_[l].size() / n_past_.size() * static_cast<size_t>(seq);
+}
+
+uint8_t* Session::v_cache(int l, int seq) {
+  return v_cache_[l].data() + v_cache_[l].size() / n_past_.size() * static_cast<size_t>(seq);
+}
+
 std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_logits) {
   if (tokens.empty()) fail("eval: no tokens given");
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
+  if (n_past_[0] + static_cast<int64_t>(tokens.size()) > n_ctx_) {
     fail("context full: {} tokens already in the cache + {} new exceed the context size {}",
-         n_past_, tokens.size(), n_ctx_);
+         n_past_[0], tokens.size(), n_ctx_);
   }
   for (int32_t t : tokens) {
     if (t < 0 || t >= cfg_.n_vocab) fail("token id {} out of range [0, {})", t, cfg_.n_vocab);
@@ -134,15 +144,54 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
   logits_.resize(n_out * static_cast<size_t>(cfg_.n_vocab));
   for (size_t begin = 0; begin < tokens.size(); begin += static_cast<size_t>(n_batch_)) {
     const size_t end = std::min(tokens.size(), begin + static_cast<size_t>(n_batch_));
-    const bool last_chunk = end == tokens.size();
+    const int64_t n = static_cast<int64_t>(end - begin);
+    segments_.assign(1, Segment{.seq = 0, .row0 = 0, .n = n, .pos0 = n_past_[0]});
+    out_rows_.clear();
     float* out = nullptr;
     if (all_logits) {
+      for (int64_t r = 0; r < n; ++r) out_rows_.push_back(r);
       out = logits_.data() + begin * static_cast<size_t>(cfg_.n_vocab);
-    } else if (last_chunk) {
+    } else if (end == tokens.size()) {
+      out_rows_.push_back(n - 1);
       out = logits_.data();
     }
-    forward_chunk(tokens.subspan(begin, end - begin), all_logits, out);
+    forward(tokens.data() + begin, n, out_rows_, out);
   }
+  return logits_;
+}
+
+std::span<const float> Session::eval_batch(std::span<const SeqTokens> batch) {
+  if (batch.empty()) fail("eval_batch: no sequences given");
+  std::vector<int32_t>& tokens = batch_tokens_;
+  tokens.clear();
+  segments_.clear();
+  out_rows_.clear();
+  std::vector<uint8_t> seen(n_past_.size(), 0);
+  for (const SeqTokens& e : batch) {
+    if (e.seq < 0 || e.seq >= n_seq())
+      fail("eval_batch: sequence {} out of range [0, {})", e.seq, n_seq());
+    if (seen[e.seq]++) fail("eval_batch: sequence {} appears twice in one batch", e.seq);
+    if (e.tokens.empty()) fail("eval_batch: sequence {} has no tokens", e.seq);
+    const int64_t n = static_cast<int64_t>(e.tokens.size());
+    if (n_past_[e.seq] + n > n_ctx_) {
+      fail(
+          "context full: sequence {} has {} tokens in its cache + {} new, more than the context "
+          "size {}",
+          e.seq, n_past_[e.seq], n, n_ctx_);
+    }
+    for (int32_t t : e.tokens) {
+      if (t < 0 || t >= cfg_.n_vocab) fail("token id {} out of range [0, {})", t, cfg_.n_vocab);
+    }
+    segments_.push_back(Segment{
+        .seq = e.seq, .row0 = static_cast<int64_t>(tokens.size()), .n = n, .pos0 = n_past_[e.seq]});
+    tokens.insert(tokens.end(), e.tokens.begin(), e.tokens.end());
+    out_rows_.push_back(static_cast<int64_t>(tokens.size()) - 1);
+  }
+  if (static_cast<int64_t>(tokens.size()) > n_batch_) {
+    fail("eval_batch: {} tokens in one batch; at most n_batch = {}", tokens.size(), n_batch_);
+  }
+  logits_.resize(batch.size() * static_cast<size_t>(cfg_.n_vocab));
+  forward(tokens.data(), static_cast<int64_t>(tokens.size()), out_rows_, logits_.data());
   return logits_;
 }
 
@@ -154,13 +203,11 @@ void Session::eval_layer(int layer, float* x, int64_t n) {
   const int64_t d = cfg_.n_embd;
   Scratch& s = *s_;
   std::copy_n(x, n * d, s.x.data());
-  // The sequence starts at position 0 in this layer's cache; the other layers' caches and
-  // n_past() are untouched.
-  const int64_t saved_past = n_past_;
-  n_past_ = 0;
+  // The sequence starts at position 0 in this layer's cache of sequence 0; the other
+  // layers' caches and n_past() are untouched.
+  segments_.assign(1, Segment{.seq = 0, .row0 = 0, .n = n, .pos0 = 0});
   attention_block(layer, n);
   moe_block(layer, n);
-  n_past_ = saved_past;
   if (observer_) observer_->on_tensor("layer_out", layer, s.x.data(), n, d);
   std::copy_n(s.x.data(), n * d, x);
 }
@@ -175,26 +222,25 @@ void Session::embed(std::span<const int32_t> tokens, float* x) const {
   }
 }
 
-void Session::forward_chunk(std::span<const int32_t> tokens, bool all_logits, float* logits_out) {
-  const int64_t n = static_cast<int64_t>(tokens.size());
+void Session::forward(const int32_t* tokens, int64_t n, std::span<const int64_t> out_rows,
+                      float* logits_out) {
   const int64_t d = cfg_.n_embd;
   const ModelWeights& w = model_.weights();
   Scratch& s = *s_;
-  embed(tokens, s.x.data());
+  embed(std::span<const int32_t>(tokens, static_cast<size_t>(n)), s.x.data());
   for (int l = 0; l < cfg_.n_layer; ++l) {
     attention_block(l, n);
     moe_block(l, n);
     if (observer_) observer_->on_tensor("layer_out", l, s.x.data(), n, d);
     model_.experts().after_layer(l, s.x.data(), n);
   }
-  n_past_ += n;
-  if (!logits_out) return;
+  for (const Segment& seg : segments_) n_past_[seg.seq] += seg.n;
+  if (!logits_out || out_rows.empty()) return;
   // Only the rows whose logits are wanted go through the (large) output projection.
-  const int64_t first = all_logits ? 0 : n - 1;
-  const int64_t rows = n - first;
-  for (int64_t t = 0; t < rows; ++t) {
-    ops::rms_norm(s.x.data() + (first + t) * d, static_cast<const float*>(w.output_norm.data),
-                  s.final_rows.data() + t * d, d, cfg_.rms_eps);
+  const int64_t rows = static_cast<int64_t>(out_rows.size());
+  for (int64_t i = 0; i < rows; ++i) {
+    ops::rms_norm(s.x.data() + out_rows[i] * d, static_cast<const float*>(w.output_norm.data),
+                  s.final_rows.data() + i * d, d, cfg_.rms_eps);
   }
   if (observer_) observer_->on_tensor("result_norm", -1, s.final_rows.data(), rows, d);
   ops::matmul(w.output, s.final_rows.data(), rows, logits_out, pool_);

@@ -1,6 +1,9 @@
 #pragma once
 // An inference session over a Model: KV cache, scratch buffers, thread pool. eval() runs a
-// batch of tokens (prefill) or one token (decode) through the one forward path.
+// batch of tokens (prefill) or one token (decode) through the one forward path; with
+// n_seq > 1, eval_batch() runs the tokens of several independent sequences (the server's
+// slots) in one forward pass, each against its own KV cache.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -30,6 +33,15 @@ struct SessionOptions {
   // Element type of the KV cache: f32, f16 or q8_0 (ggml's blocks of 32). Attention widens
   // cached blocks to f32 before its products, so only the stored values are rounded.
   DType cache_type = DType::F32;
+  // Independent sequences, each with its own KV cache of n_ctx positions (allocated at
+  // construction: n_seq × kv_cache_bytes_per_token × n_ctx).
+  int n_seq = 1;
+};
+
+// One sequence's share of a multi-sequence batch (Session::eval_batch).
+struct SeqTokens {
+  int seq = 0;
+  std::span<const int32_t> tokens;
 };
 
 class Session {
@@ -39,8 +51,19 @@ class Session {
 
   // Appends tokens at positions n_past()...; returns logits [n_out, n_vocab] where n_out is
   // tokens.size() when all_logits, else 1 (the last token). Valid until the next call.
+  // Sequence 0.
   std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits);
-  int64_t n_past() const { return n_past_; }
+  // Appends each entry's tokens to its sequence, all in one forward pass: the non-attention
+  // work (projections, routing, experts) runs over every row at once, so an expert picked
+  // by several sequences is read once; attention runs per sequence over its own cache.
+  // Returns the logits of each entry's last token, [batch.size(), n_vocab]. At most n_batch()
+  // tokens in all; each sequence at most once. Every per-row op is batch invariant
+  // (kernels/tile_walk.h), so a sequence gets the same bits as when it runs alone with the
+  // same chunks.
+  std::span<const float> eval_batch(std::span<const SeqTokens> batch);
+  int64_t n_past() const { return n_past_[0]; }
+  int64_t n_past(int seq) const { return n_past_.at(static_cast<size_t>(seq)); }
+  int n_seq() const { return static_cast<int>(n_past_.size()); }
 
   // Layer-streamed passes (calibration, layer-sequential quantization): the token
   // embeddings of a sequence, x [tokens.size(), n_embd]; then one decoder layer applied in
@@ -54,26 +77,45 @@ class Session {
   // the cache's element type.
   size_t kv_cache_bytes_per_token() const;
   DType cache_type() const { return cache_type_; }
-  // Bytes of the KV cache, allocated (and touched) for n_ctx() tokens at construction.
-  size_t kv_cache_bytes() const { return kv_cache_bytes_per_token() * static_cast<size_t>(n_ctx_); }
+  // Bytes of the KV cache, allocated (and touched) for n_ctx() tokens of each sequence at
+  // construction.
+  size_t kv_cache_bytes() const {
+    return kv_cache_bytes_per_token() * static_cast<size_t>(n_ctx_) * n_past_.size();
+  }
   // Bytes of the per-batch scratch buffers, sized for n_batch() tokens at construction:
   // prefill runs in chunks of n_batch tokens, so this bounds the activations of any prompt.
   // (Logits are extra: n_vocab floats per returned row.)
   size_t scratch_bytes() const;
   int n_batch() const { return n_batch_; }
-  void reset() { n_past_ = 0; }
+  void reset() { std::fill(n_past_.begin(), n_past_.end(), 0); }
+  void reset(int seq) { n_past_.at(static_cast<size_t>(seq)) = 0; }
   ThreadPool& pool() { return pool_; }
   Model& model() { return model_; }
   void set_observer(ForwardObserver* o) { observer_ = o; }
   const moe::OdpCounters& odp_counters() const { return odp_counters_; }
 
  private:
-  void forward_chunk(std::span<const int32_t> tokens, bool all_logits, float* logits_out);
+  // The rows of the batch in flight that belong to one sequence: rows [row0, row0 + n) at
+  // positions pos0... of sequence seq. probs: offset of its attention probabilities in
+  // Scratch::att_probs for ODP's token protection, -1 when not kept.
+  struct Segment {
+    int seq = 0;
+    int64_t row0 = 0, n = 0, pos0 = 0;
+    int64_t probs = -1;
+  };
+  // Runs the rows of segments_ (their embeddings gathered in order) through every layer;
+  // logits of the rows out_rows (ascending) go to logits_out [out_rows.size(), n_vocab].
+  void forward(const int32_t* tokens, int64_t n, std::span<const int64_t> out_rows,
+               float* logits_out);
   void attention_block(int layer, int64_t n);
   void attention_gqa(int layer, int64_t n);
   void attention_mla(int layer, int64_t n);
-  // Attention of n query rows against the cache; writes s_->att (and ODP's probabilities).
-  void attend(int layer, int64_t n, ops::AttentionParams& ap);
+  // Attention of one segment's query rows against its sequence's cache; writes its rows of
+  // ap.out (and ODP's probabilities).
+  void attend(int layer, Segment& seg, ops::AttentionParams& ap);
+  // Layer l's key (or MLA latent) and value cache of one sequence.
+  uint8_t* k_cache(int layer, int seq);
+  uint8_t* v_cache(int layer, int seq);
   void moe_block(int layer, int64_t n);
   // Gate/up/down of one dense MLP over rows x [n, n_embd] into out [n, n_embd].
   void dense_mlp(int layer, const moe::ExpertWeights& w, int64_t ff, const float* x, int64_t n, float* out,
@@ -90,12 +132,15 @@ class Session {
   ForwardObserver* observer_;
   const moe::OdpParams* odp_;
   moe::OdpCounters odp_counters_;
-  int64_t n_past_ = 0;
-  // [n_layer] of cache_type_ rows. GQA: head-major, [n_head_kv][n_ctx][head_dim] keys and
-  // [n_head_kv][n_ctx][head_dim_v] values, so that one head's rows are one contiguous run:
-  // decode attention streams them (interleaved heads left a 2 KiB stride that defeated the
-  // prefetchers and mapped a key block onto a few L1 sets). MLA: [n_ctx] latents
-  // [c_kv | k_pe] (kv_lora_rank + qk_rope) in k_cache_, v_cache_ empty.
+  std::vector<int64_t> n_past_;  // [n_seq]
+  std::vector<Segment> segments_;
+  std::vector<int64_t> out_rows_;
+  std::vector<int32_t> batch_tokens_;
+  // [n_layer] of n_seq per-sequence caches of cache_type_ rows, one after the other. GQA:
+  // head-major, [n_head_kv][n_ctx][head_dim] keys and [n_head_kv][n_ctx][head_dim_v] values, so
+  // that one head's rows are one contiguous run: decode attention streams them (interleaved heads
+  // left a 2 KiB stride that defeated the prefetchers and mapped a key block onto a few L1 sets).
+  // MLA: [n_ctx] latents [c_kv | k_pe] (kv_lora_rank + qk_rope) in k_cache_, v_cache_ empty.
   std::vector<std::vector<uint8_t>> k_cache_, v_cache_;
   DType cache_type_;
   ops::RopeTable rope_;

@@ -56,11 +56,13 @@ struct Session::Scratch {
   ops::ProductBatch products;          // gate/up then down products of one layer
   std::vector<TensorView> head_views;  // MLA: per-head W_UK / W_UV views of one layer
   std::vector<ops::MatmulJob> head_jobs;
-  // ODP (prefill with protection only): attention probabilities of the current layer
-  // [n_head, n, n_past + n], token importance [n] and the protected-token flags [n].
+  // ODP (prefill with protection only): attention probabilities of the current layer, per
+  // sequence [n_head, n, pos0 + n] at Segment::probs, token importance [n] and the
+  // protected-token flags.
   std::vector<float> att_probs;
   std::vector<float> importance;
-  std::vector<uint8_t> odp_protect;
+  std::vector<uint8_t> odp_protect;       // of one sequence's rows
+  std::vector<uint8_t> odp_protect_rows;  // [n] of the whole batch
 };
 
 }  // namespace mcmoe::model
