@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev          # Unicode-aware regexes for GPT-2 style pre-tokenizers
   libfmt-dev            # std::format is not in GCC 12; fmt is its origin
+  libcpp-httplib-dev    # HTTP/1.1 server of mcmoe serve (llama.cpp's choice too)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -76,4 +76,30 @@ GenerateStats generate(model::Session& session, std::span<const int32_t> prompt,
   return st;
 }
 
+std::vector<int32_t> prompt_tokens(const tokenizer::Tokenizer& tok, const std::string& text,
+                                   bool parse_special) {
+  std::vector<int32_t> body = parse_special ? tok.encode_with_special(text) : tok.encode(text);
+  std::vector<int32_t> ids;
+  ids.reserve(body.size() + 1);
+  if (tok.add_bos() && tok.bos_id() >= 0 && (body.empty() || body.front() != tok.bos_id()))
+    ids.push_back(tok.bos_id());
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
+std::vector<int32_t> end_of_generation_ids(const tokenizer::Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());
+  for (const char* text : {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<|return|>",
+                           "<|call|>", "<|endoftext|>", "<|end_of_text|>", "<end_of_turn>",
+                           "<|user|>", "<|observation|>", "</s>", "<｜end▁of▁sentence｜>"}) {
+    const int32_t id = tok.find_token(text);
+    if (id >= 0 && tok.token_type(id) == tokenizer::TokenType::Control &&
+        std::find(ids.begin(), ids.end(), id) == ids.end()) {
+      ids.push_back(id);
+    }
+  }
+  return ids;
+}
+
 }  // namespace mcmoe::api

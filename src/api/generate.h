@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/session.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mcmoe::api {
 
@@ -29,6 +30,17 @@ class Sampler {
 };
 
 int32_t argmax(std::span<const float> logits);
+
+// A prompt's token ids: BOS when the tokenizer asks for one and the text does not already
+// start with it, then the text. parse_special: control tokens spelled in the text become their
+// ids (a rendered chat template, llama.cpp's parse_special); otherwise the text is only text.
+std::vector<int32_t> prompt_tokens(const tokenizer::Tokenizer& tok, const std::string& text,
+                                   bool parse_special);
+
+// Tokens that end a generation: EOS, and the end-of-turn control tokens chat templates close
+// a reply with (<|im_end|>, <|eot_id|>, <|end|>, <|return|>, <|call|>, <|endoftext|>, ...)
+// when the vocabulary has them as control tokens.
+std::vector<int32_t> end_of_generation_ids(const tokenizer::Tokenizer& tok);
 
 struct GenerateStats {
   int64_t prompt_tokens = 0, generated_tokens = 0;

@@ -20,5 +20,6 @@ int cmd_trace(const Argv& args);
 int cmd_cachesim(const Argv& args);
 int cmd_lowrank(const Argv& args);
 int cmd_reduce(const Argv& args);
+int cmd_serve(const Argv& args);
 
 }  // namespace mcmoe::cli

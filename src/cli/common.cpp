@@ -1,10 +1,5 @@
 #include "cli/common.h"
 
-#include <variant>
-
-#include "core/error.h"
-#include "format/gguf.h"
-
 #include <unistd.h>
 
 #include <chrono>
@@ -12,8 +7,11 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <variant>
 
+#include "api/generate.h"
 #include "core/error.h"
+#include "format/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::cli {
@@ -93,19 +91,16 @@ model::SessionOptions session_flags(const Args& a, const model::Model& m, int ct
 
 void print_session_memory(const model::Session& s) {
   std::fprintf(stderr,
-               "KV cache: %.1f MiB for %d tokens (%zu bytes per token, %s); batch scratch: %.1f "
+               "KV cache: %.1f MiB for %s%d tokens (%zu bytes per token, %s); batch scratch: %.1f "
                "MiB for %d-token chunks\n",
-               static_cast<double>(s.kv_cache_bytes()) / (1 << 20), s.n_ctx(),
+               static_cast<double>(s.kv_cache_bytes()) / (1 << 20),
+               s.n_seq() > 1 ? fmt::format("{} sequences x ", s.n_seq()).c_str() : "", s.n_ctx(),
                s.kv_cache_bytes_per_token(), std::string(dtype_name(s.cache_type())).c_str(),
                static_cast<double>(s.scratch_bytes()) / (1 << 20), s.n_batch());
 }
 
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text) {
-  std::vector<int32_t> ids;
-  if (m.tokenizer().add_bos()) ids.push_back(m.tokenizer().bos_id());
-  const auto body = m.tokenizer().encode(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  return ids;
+  return api::prompt_tokens(m.tokenizer(), text, false);
 }
 
 Progress::Progress(std::string label) : label_(std::move(label)), tty_(::isatty(2)) {}

@@ -48,6 +48,11 @@ commands:
   reduce    -m MODEL -f TEXT --method merge|prune|frequency|cluster --keep 0.75 -o OUT.gguf
             [--per-layer adaptive|uniform --samples 32 --seq 512]
 
+  serve     -m MODEL [--host 127.0.0.1 --port 8080 --parallel 4 --ctx-size T --queue N --api-key KEY --alias NAME
+             --batch-size 512 --max-body 4MiB --threads N --cache-type f16] [offloading and ODP flags as run]
+            OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models, /health,
+            /apply-template, /tokenize, /metrics, and a chat page at /
+
 MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
 )";
 
@@ -76,6 +81,7 @@ int main(int argc, char** argv) {
     if (cmd == "cachesim") return mcmoe::cli::cmd_cachesim(args);
     if (cmd == "lowrank") return mcmoe::cli::cmd_lowrank(args);
     if (cmd == "reduce") return mcmoe::cli::cmd_reduce(args);
+    if (cmd == "serve") return mcmoe::cli::cmd_serve(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 1;
   } catch (const mcmoe::Error& e) {

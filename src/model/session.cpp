@@ -17,8 +17,9 @@ namespace mcmoe::model {
 Session::Session(Model& model, const SessionOptions& options)
     : model_(model),
       cfg_(model.config()),
-      n_ctx_(options.n_ctx > 0 ? options.n_ctx : std::min(cfg_.n_ctx_train, 4096)),
-      n_batch_(std::clamp(options.n_batch, 1, n_ctx_)),
+      n_ctx_(options.n_ctx > 0 ? options.n_ctx : default_context(cfg_)),
+      // A batch holds at most n_ctx tokens of each sequence.
+      n_batch_(std::clamp(options.n_batch, 1, n_ctx_ * std::max(1, options.n_seq))),
       pool_(options.n_threads),
       observer_(options.observer),
       odp_(options.odp),

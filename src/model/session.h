@@ -18,8 +18,13 @@
 
 namespace mcmoe::model {
 
+// The context a session gets when none is asked for: min(n_ctx_train, 4096).
+inline int default_context(const ModelConfig& c) {
+  return std::min(c.n_ctx_train, 4096);
+}
+
 struct SessionOptions {
-  int n_ctx = 0;        // 0: min(n_ctx_train, 4096)
+  int n_ctx = 0;  // 0: default_context()
   int n_threads = 2;
   int n_batch = 512;    // tokens per forward chunk during prefill
   ForwardObserver* observer = nullptr;

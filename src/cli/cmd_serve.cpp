@@ -1,0 +1,136 @@
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "api/batcher.h"
+#include "api/generate.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/offload_flags.h"
+#include "core/error.h"
+#include "model/chat_template.h"
+#include "server/http_server.h"
+
+namespace mcmoe::cli {
+
+namespace {
+
+// Set by SIGINT / SIGTERM; a watcher thread stops the server. (A handler, not sigwait:
+// OpenBLAS starts its threads before main, so a blocked mask cannot cover every thread.)
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+}
+
+// Prometheus lines of the offloading cache.
+std::string offload_metrics(const offload::OffloadingProvider& p) {
+  const offload::OffloadStats s = p.stats();
+  std::string out;
+  const auto metric = [&](const char* name, const char* type, const char* help, double value) {
+    out += fmt::format("# HELP mcmoe_{0} {1}\n# TYPE mcmoe_{0} {2}\nmcmoe_{0} {3}\n", name, help,
+                       type, value);
+  };
+  metric("expert_cache_accesses_total", "counter", "Expert lookups.",
+         static_cast<double>(s.accesses));
+  metric("expert_cache_hits_total", "counter", "Expert lookups found in the cache.",
+         static_cast<double>(s.hits));
+  metric("expert_cache_hit_rate", "gauge", "Hits per lookup since start.",
+         s.accesses ? static_cast<double>(s.hits) / static_cast<double>(s.accesses) : 0.0);
+  metric("expert_bytes_read_total", "counter", "Bytes of experts read from the file.",
+         static_cast<double>(s.bytes_read));
+  metric("expert_cache_bytes", "gauge", "Bytes the expert cache holds now.",
+         static_cast<double>(p.cache_bytes()));
+  metric("expert_cache_budget_bytes", "gauge", "The expert cache's budget.",
+         static_cast<double>(s.budget));
+  metric("expert_read_stall_seconds_total", "counter", "Time spent waiting for expert reads.",
+         s.stall_s);
+  return out;
+}
+
+}  // namespace
+
+// An OpenAI-compatible HTTP server (server/http_server.h) over continuous batching
+// (api/batcher.h).
+int cmd_serve(const Argv& argv) {
+  const Args a(argv,
+               with_session_flags(with_offload_flags(
+                   with_odp_flags({"-m", "--host", "--port", "--parallel", "--ctx-size", "--queue",
+                                   "--api-key", "--alias", "--max-body", "--http-threads"}))),
+               with_session_switches(with_offload_switches({"--mmap", "--no-mmap", "--odp"})));
+  const std::string path = a.required("-m", "model path");
+  server::ServerOptions so;
+  so.host = a.str("--host", "127.0.0.1");
+  so.port = static_cast<int>(a.integer("--port", 8080, 0, 65535));
+  so.api_key = a.str("--api-key", "");
+  so.max_body_bytes = parse_bytes(a.str("--max-body", "4MiB"), "--max-body");
+  so.http_threads = static_cast<int>(a.integer("--http-threads", 0, 0, 4096));
+  api::BatcherOptions bo;
+  bo.n_parallel = static_cast<int>(a.integer("--parallel", 4, 1, 256));
+  bo.queue_size = static_cast<int>(a.integer("--queue", 4 * bo.n_parallel, 0, 1 << 16));
+  bo.prefill_chunk = static_cast<int>(a.integer("--batch-size", 512, 1, 1 << 20));
+
+  auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
+  const Offload offload = install_offload(a, *m);
+  model::SessionOptions sopt =
+      session_flags(a, *m, static_cast<int>(a.integer("--ctx-size", 0, 0, 1 << 20)));
+  const int n_ctx = sopt.n_ctx > 0 ? sopt.n_ctx : model::default_context(m->config());
+  bo.prefill_chunk = std::min(bo.prefill_chunk, n_ctx);
+  // The batch holds one prefill chunk plus one decode row per slot (api/batcher.h).
+  sopt.n_batch = bo.prefill_chunk + bo.n_parallel;
+  sopt.n_seq = bo.n_parallel;
+  const auto odp = odp_flags(a, *m);
+  sopt.odp = odp.get();
+  model::Session session(*m, sopt);
+  print_session_memory(session);
+
+  server::ModelContext ctx{
+      .model = m.get(),
+      .chat_template = model::chat_template_of(*m),
+      .n_ctx = session.n_ctx(),
+      .name = a.str("--alias", std::filesystem::path(path).filename().string())};
+  std::fprintf(stderr, "chat template: %s\n", ctx.chat_template.origin.c_str());
+  api::Batcher batcher(session, api::end_of_generation_ids(m->tokenizer()), bo);
+  std::function<std::string()> extra;
+  if (offload.provider) extra = [p = offload.provider] { return offload_metrics(*p); };
+  server::Server srv(ctx, batcher, so, extra);
+
+  const int port = srv.bind();
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::atomic<bool> served{false};
+  std::thread watcher([&] {
+    while (!served && g_stop_signal == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (g_stop_signal != 0) {
+      std::fprintf(stderr, "serve: signal %d, stopping\n", g_stop_signal.load());
+      srv.stop();
+    }
+  });
+  std::fprintf(
+      stderr,
+      "serving %s on http://%s:%d (%d slots of %d tokens, queue %d, prefill chunks of %d)%s\n",
+      ctx.name.c_str(), so.host.c_str(), port, bo.n_parallel, session.n_ctx(), bo.queue_size,
+      bo.prefill_chunk, so.api_key.empty() ? "" : ", API key required");
+  std::fflush(stderr);
+  srv.run();
+  served = true;
+  watcher.join();
+  batcher.stop();
+  const api::BatcherMetrics& bm = batcher.metrics();
+  std::fprintf(
+      stderr, "serve: stopped after %lld requests, %lld prompt and %lld generated tokens\n",
+      static_cast<long long>(bm.requests.load()), static_cast<long long>(bm.prompt_tokens.load()),
+      static_cast<long long>(bm.generated_tokens.load()));
+  return 0;
+}
+
+}  // namespace mcmoe::cli

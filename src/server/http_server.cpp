@@ -1,0 +1,318 @@
+#include "server/http_server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <csignal>
+#include <ctime>
+#include <random>
+
+#include "api/generate.h"
+#include "core/error.h"
+
+namespace mcmoe::server {
+
+using json = nlohmann::json;
+
+namespace {
+
+void send_json(httplib::Response& res, int status, const json& j) {
+  res.status = status;
+  res.set_content(dump(j), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message,
+                const std::string& param = {}, const std::string& code = {}) {
+  send_json(res, status, error_json(status, message, param, code));
+}
+
+std::string new_id(const char* prefix) {
+  static std::mt19937_64 rng(std::random_device{}());
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  return fmt::format("{}-{:016x}", prefix, rng());
+}
+
+int64_t unix_now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
+std::string sse(const json& j) {
+  return "data: " + dump(j) + "\n\n";
+}
+
+}  // namespace
+
+Server::Server(ModelContext ctx, api::Batcher& batcher, ServerOptions o,
+               std::function<std::string()> extra_metrics)
+    : ctx_(std::move(ctx)),
+      batcher_(batcher),
+      o_(std::move(o)),
+      extra_metrics_(std::move(extra_metrics)),
+      http_(std::make_unique<httplib::Server>()) {
+  std::signal(SIGPIPE, SIG_IGN);  // a client that went away must not end the server
+  const api::BatcherOptions& b = batcher_.options();
+  const int threads =
+      o_.http_threads > 0 ? o_.http_threads : 4 * (b.n_parallel + b.queue_size) + 16;
+  http_->new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<size_t>(threads));
+  };
+  http_->set_payload_max_length(o_.max_body_bytes);
+  http_->set_read_timeout(o_.read_timeout_seconds, 0);
+  http_->set_write_timeout(o_.read_timeout_seconds, 0);
+  http_->set_keep_alive_timeout(5);
+  routes();
+}
+
+Server::~Server() {
+  stop();
+}
+
+int Server::bind() {
+  int port = o_.port;
+  if (port == 0) {
+    port = http_->bind_to_any_port(o_.host);
+  } else if (!http_->bind_to_port(o_.host, port)) {
+    port = -1;
+  }
+  if (port <= 0)
+    fail("serve: cannot listen on {}:{} (in use, or not an address of this machine)", o_.host,
+         o_.port);
+  return port;
+}
+
+void Server::run() {
+  http_->listen_after_bind();
+}
+
+void Server::stop() {
+  if (http_) http_->stop();
+}
+
+std::string Server::metrics_text() const {
+  const api::BatcherMetrics& m = batcher_.metrics();
+  const double busy = static_cast<double>(m.busy_microseconds.load()) * 1e-6;
+  std::string out;
+  const auto metric = [&](const char* name, const char* type, const char* help, double value) {
+    out += fmt::format("# HELP mcmoe_{0} {1}\n# TYPE mcmoe_{0} {2}\nmcmoe_{0} {3}\n", name, help,
+                       type, value);
+  };
+  metric("requests_total", "counter", "Generation requests accepted.",
+         static_cast<double>(m.requests.load()));
+  metric("requests_refused_total", "counter",
+         "Requests refused with 503: every slot and the queue full.",
+         static_cast<double>(m.requests_refused.load()));
+  metric("requests_cancelled_total", "counter", "Generations stopped because the client went away.",
+         static_cast<double>(m.requests_cancelled.load()));
+  metric("prompt_tokens_total", "counter", "Prompt tokens prefilled.",
+         static_cast<double>(m.prompt_tokens.load()));
+  metric("generated_tokens_total", "counter", "Tokens generated.",
+         static_cast<double>(m.generated_tokens.load()));
+  metric("forward_steps_total", "counter", "Batched forward passes.",
+         static_cast<double>(m.steps.load()));
+  metric("busy_seconds_total", "counter", "Seconds spent in forward passes.", busy);
+  metric("tokens_per_second", "gauge", "Prompt and generated tokens per busy second since start.",
+         busy > 0 ? static_cast<double>(m.prompt_tokens.load() + m.generated_tokens.load()) / busy
+                  : 0.0);
+  metric("generated_tokens_per_second", "gauge", "Generated tokens per busy second since start.",
+         busy > 0 ? static_cast<double>(m.generated_tokens.load()) / busy : 0.0);
+  metric("queue_depth", "gauge", "Requests waiting for a slot.", m.queue_depth.load());
+  metric("slots_in_use", "gauge", "Slots generating.", m.slots_in_use.load());
+  metric("slots_total", "gauge", "Slots (--parallel).", batcher_.options().n_parallel);
+  if (extra_metrics_) out += extra_metrics_();
+  return out;
+}
+
+void Server::routes() {
+  httplib::Server& h = *http_;
+  h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (o_.api_key.empty() || req.path == "/" || req.path == "/health")
+      return httplib::Server::HandlerResponse::Unhandled;
+    if (req.get_header_value("Authorization") != "Bearer " + o_.api_key) {
+      send_error(res, 401,
+                 req.has_header("Authorization")
+                     ? "the API key is wrong"
+                     : "an API key is required (Authorization: Bearer KEY)",
+                 {}, "invalid_api_key");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  h.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;  // a handler's own error object
+    if (res.status == 404) {
+      send_error(res, 404, fmt::format("no route {} {}", req.method, req.path));
+    } else if (res.status == 413) {
+      send_error(
+          res, 413,
+          fmt::format("the body is larger than this server takes ({} bytes)", o_.max_body_bytes));
+    } else {
+      send_error(res, res.status, fmt::format("HTTP {}", res.status));
+    }
+  });
+  h.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        send_error(res, 500, what);
+      });
+
+  h.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  const auto models = [this](const httplib::Request&, httplib::Response& res) {
+    send_json(
+        res, 200,
+        {{"object", "list"},
+         {"data",
+          json::array(
+              {{{"id", ctx_.name},
+                {"object", "model"},
+                {"created", std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()},
+                {"owned_by", "mcmoe"},
+                {"meta", {{"n_ctx", ctx_.n_ctx}, {"n_vocab", ctx_.model->config().n_vocab}}}}})}});
+  };
+  h.Get("/v1/models", models);
+  h.Get("/models", models);
+  h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_text(), "text/plain; version=0.0.4");
+  });
+  h.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(web_page(), "text/html; charset=utf-8");
+  });
+
+  h.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) {
+    try {
+      send_json(res, 200, {{"prompt", apply_template_request(req.body, ctx_)}});
+    } catch (const ApiError& e) {
+      send_error(res, e.status, e.what(), e.param, e.code);
+    }
+  });
+  h.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    try {
+      const json j = parse_body(req.body);
+      if (!j.contains("content") || !j["content"].is_string())
+        throw ApiError(400, "'content' must be a string", "content");
+      const bool add_special = j.value("add_special", false),
+                 with_pieces = j.value("with_pieces", false);
+      const tokenizer::Tokenizer& tok = ctx_.model->tokenizer();
+      const std::string text = j["content"].get<std::string>();
+      const std::vector<int32_t> ids =
+          add_special ? api::prompt_tokens(tok, text, true) : tok.encode_with_special(text);
+      json tokens = json::array();
+      for (int32_t id : ids) {
+        if (with_pieces) {
+          tokens.push_back({{"id", id}, {"piece", tok.token_to_piece(id)}});
+        } else {
+          tokens.push_back(id);
+        }
+      }
+      send_json(res, 200, {{"tokens", tokens}});
+    } catch (const ApiError& e) {
+      send_error(res, e.status, e.what(), e.param, e.code);
+    } catch (const json::exception& e) {
+      send_error(res, 400, e.what());
+    }
+  });
+
+  const auto completion = [this](const httplib::Request& req, httplib::Response& res, bool chat) {
+    CompletionRequest cr;
+    try {
+      cr = chat ? parse_chat_request(req.body, ctx_) : parse_completion_request(req.body, ctx_);
+    } catch (const ApiError& e) {
+      send_error(res, e.status, e.what(), e.param, e.code);
+      return;
+    }
+    const int64_t prompt_tokens = static_cast<int64_t>(cr.gen.prompt.size());
+    std::shared_ptr<api::Job> job;
+    try {
+      job = batcher_.submit(std::move(cr.gen));
+    } catch (const Error& e) {
+      send_error(res, 400, e.what());
+      return;
+    }
+    if (!job) {
+      res.set_header("Retry-After", "1");
+      const api::BatcherOptions& b = batcher_.options();
+      send_error(res, 503,
+                 fmt::format("all {} slots and the queue of {} are busy; retry later", b.n_parallel,
+                             b.queue_size));
+      return;
+    }
+    const ResponseMeta meta{.id = new_id(chat ? "chatcmpl" : "cmpl"),
+                            .model = ctx_.name,
+                            .created = unix_now(),
+                            .chat = chat};
+    if (!cr.stream) {
+      std::string text;
+      api::Job::Update u;
+      do {
+        u = job->wait(std::chrono::milliseconds(200));
+        text += u.text;
+      } while (!u.done);
+      if (u.finish == api::FinishReason::kError || u.finish == api::FinishReason::kCancelled) {
+        send_error(res, 500,
+                   fmt::format("generation failed: {}", u.finish == api::FinishReason::kError
+                                                            ? job->error()
+                                                            : "the server is stopping"));
+        return;
+      }
+      send_json(res, 200,
+                completion_json(meta, text, api::finish_reason_name(u.finish), prompt_tokens,
+                                job->completion_tokens()));
+      return;
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    auto first = std::make_shared<bool>(true);
+    const bool include_usage = cr.include_usage;
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [job, meta, first, include_usage, prompt_tokens](size_t, httplib::DataSink& sink) {
+          const api::Job::Update u = job->wait(std::chrono::milliseconds(100));
+          std::string out;
+          if (*first || !u.text.empty()) out += sse(chunk_json(meta, u.text, nullptr, *first));
+          *first = false;
+          if (u.done) {
+            if (u.finish == api::FinishReason::kError ||
+                u.finish == api::FinishReason::kCancelled) {
+              out += sse(error_json(
+                  500, fmt::format("generation failed: {}", u.finish == api::FinishReason::kError
+                                                                ? job->error()
+                                                                : "the server is stopping")));
+            } else {
+              out += sse(chunk_json(meta, "", api::finish_reason_name(u.finish), false));
+              if (include_usage)
+                out += sse(usage_chunk_json(meta, prompt_tokens, job->completion_tokens()));
+            }
+            out += "data: [DONE]\n\n";
+          }
+          if (!out.empty() && !sink.write(out.data(), out.size())) {
+            job->cancel();  // the client went away: free its slot
+            return false;
+          }
+          if (u.done) sink.done();
+          return true;
+        },
+        [job](bool) { job->cancel(); });  // no-op when finished; frees the slot otherwise
+  };
+  for (const char* p : {"/v1/chat/completions", "/chat/completions"}) {
+    h.Post(p, [completion](const httplib::Request& req, httplib::Response& res) {
+      completion(req, res, true);
+    });
+  }
+  for (const char* p : {"/v1/completions", "/completions"}) {
+    h.Post(p, [completion](const httplib::Request& req, httplib::Response& res) {
+      completion(req, res, false);
+    });
+  }
+}
+
+}  // namespace mcmoe::server
