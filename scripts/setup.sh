@@ -37,3 +37,31 @@ if [ ! -f "$hf_tokenizers/gpt-oss/tokenizer.json" ]; then
     echo "setup: warning: could not fetch the tokenizer.json files; their tests will be skipped" >&2
   fi
 fi
+
+# The end-to-end tests of mcmoe serve in tests/server/js: the official OpenAI client, and the
+# chat page in headless Chromium. Debian's chromium (with fonts, so the page renders text), and
+# the node packages pinned by tests/server/js/package-lock.json. Without network, npm or
+# chromium this warns and goes on; those tests then skip themselves (exit 77).
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+browser_packages=(chromium fonts-liberation fonts-dejavu-core)
+missing=()
+for p in "${browser_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
+    # Package lists older than the archive: refresh them once, then try again.
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"; } ||
+      echo "setup: warning: could not install ${missing[*]}; the web page test will be skipped" >&2
+  fi
+fi
+js_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/server/js"
+if [ ! -f "$js_tests/node_modules/.package-lock.json" ] ||
+   [ "$js_tests/package-lock.json" -nt "$js_tests/node_modules/.package-lock.json" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "setup: warning: npm is missing; the tests in tests/server/js will be skipped" >&2
+  elif ! (cd "$js_tests" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+    echo "setup: warning: npm ci failed in $js_tests; its tests will be skipped" >&2
+  fi
+fi

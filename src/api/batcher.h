@@ -4,7 +4,7 @@
 // several sequences is read once per step. New requests wait in a bounded queue and join
 // between steps; a prompt is prefilled in chunks of `prefill_chunk` tokens, at most one
 // chunk per step beside the decode rows, so a running stream waits at most one forward pass
-// of prefill_chunk + n_parallel tokens between two of its tokens.
+// of prefill_chunk + n_parallel - 1 tokens between two of its tokens.
 //
 // Same text as alone: every per-row op is batch invariant (kernels/tile_walk.h) and a
 // prompt's chunks are the same as `mcmoe run --batch-size prefill_chunk` makes them, so a
@@ -96,8 +96,9 @@ struct BatcherMetrics {
 
 class Batcher {
  public:
-  // The session must have n_seq >= n_parallel and n_batch >= prefill_chunk + n_parallel; it
-  // is used only by the batcher's thread from here on.
+  // The session must have n_seq >= n_parallel and n_batch >= prefill_chunk + n_parallel - 1
+  // (a chunk and the other slots' decode rows); it is used only by the batcher's thread from
+  // here on.
   Batcher(model::Session& session, std::vector<int32_t> end_ids, const BatcherOptions& o);
   ~Batcher();  // stops the thread; unfinished jobs end as cancelled
   // Queues a generation; null when every slot and the queue are full. Fails (Error) on a

@@ -10,11 +10,11 @@
 namespace mcmoe::cli {
 
 int cmd_run(const Argv& argv) {
-  const Args a(
-      argv,
-      with_session_flags(with_offload_flags(with_odp_flags(
-          {"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--ctx"}))),
-      with_session_switches(with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"})));
+  const Args a(argv,
+               with_session_flags(with_offload_flags(with_odp_flags(
+                   {"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--ctx"}))),
+               with_session_switches(
+                   with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp", "--special"})));
   const std::string path = a.required("-m", "model path");
   std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.required("-p", "prompt");
   const int n_predict = static_cast<int>(a.integer("-n", 64, 0, 1 << 20));
@@ -33,7 +33,9 @@ int cmd_run(const Argv& argv) {
   so.odp = odp.get();
   model::Session session(*m, so);
   print_session_memory(session);
-  const std::vector<int32_t> ids = prompt_ids(*m, text);
+  // --special: control tokens spelled in the prompt (a rendered chat template from `mcmoe
+  // template`) become their ids, as serve tokenizes chat prompts.
+  const std::vector<int32_t> ids = api::prompt_tokens(m->tokenizer(), text, a.has("--special"));
   api::Sampler sampler(sp);
   std::vector<int32_t> out;
   if (!json) {

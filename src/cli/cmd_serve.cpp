@@ -69,7 +69,7 @@ int cmd_serve(const Argv& argv) {
   so.port = static_cast<int>(a.integer("--port", 8080, 0, 65535));
   so.api_key = a.str("--api-key", "");
   so.max_body_bytes = parse_bytes(a.str("--max-body", "4MiB"), "--max-body");
-  so.http_threads = static_cast<int>(a.integer("--http-threads", 0, 0, 4096));
+  so.http_threads = static_cast<int>(a.integer("--http-threads", 1024, 1, 1 << 16));
   api::BatcherOptions bo;
   bo.n_parallel = static_cast<int>(a.integer("--parallel", 4, 1, 256));
   bo.queue_size = static_cast<int>(a.integer("--queue", 4 * bo.n_parallel, 0, 1 << 16));

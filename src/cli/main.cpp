@@ -17,6 +17,7 @@ usage: mcmoe <command> [flags]
 commands:
   run       -m MODEL -p PROMPT [-n N] [--temp T --top-k K --top-p P --seed S] [--threads N] [--ctx N]
             [--cache-type f32|f16|q8_0 (default f16)] [--batch-size 512] [--allow-long-context]
+            [--special (control tokens in the prompt, e.g. from `mcmoe template`, become their ids)]
   ppl       -m MODEL -f TEXT [--ctx 512] [--max-tokens N] [--threads N] [--kl-base MODEL [--kl-base-cache-type T]]
             [--odp] [--cache-type T] [--batch-size N (default: ctx)] [--allow-long-context]
   tokenize  -m MODEL (-p TEXT | -f FILE)

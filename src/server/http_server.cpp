@@ -2,10 +2,15 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
+#include <condition_variable>
 #include <csignal>
 #include <ctime>
+#include <deque>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "api/generate.h"
 #include "core/error.h"
@@ -41,6 +46,50 @@ std::string sse(const json& j) {
   return "data: " + dump(j) + "\n\n";
 }
 
+// One thread per connection, up to `cap` at once; more wait for a free thread. httplib's
+// fixed pool lets a flood of silent connections hold every worker until its read timeout,
+// so one real request waited (connections / workers) × timeout; here each connection gets
+// its own thread at once and a silent one only holds itself.
+class ConnectionThreads : public httplib::TaskQueue {
+ public:
+  explicit ConnectionThreads(int cap) : cap_(cap) {}
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    if (active_ >= cap_) {
+      waiting_.push_back(std::move(fn));
+      return;
+    }
+    start_locked(std::move(fn));
+  }
+  void shutdown() override {
+    std::unique_lock lock(mu_);
+    idle_.wait(lock, [&] { return active_ == 0 && waiting_.empty(); });
+  }
+
+ private:
+  void start_locked(std::function<void()> fn) {
+    ++active_;
+    std::thread([this, fn = std::move(fn)]() mutable {
+      for (;;) {
+        fn();
+        std::lock_guard lock(mu_);
+        if (waiting_.empty()) {
+          --active_;
+          idle_.notify_all();
+          return;
+        }
+        fn = std::move(waiting_.front());
+        waiting_.pop_front();
+      }
+    }).detach();
+  }
+  const int cap_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int active_ = 0;
+  std::deque<std::function<void()>> waiting_;
+};
+
 }  // namespace
 
 Server::Server(ModelContext ctx, api::Batcher& batcher, ServerOptions o,
@@ -51,12 +100,8 @@ Server::Server(ModelContext ctx, api::Batcher& batcher, ServerOptions o,
       extra_metrics_(std::move(extra_metrics)),
       http_(std::make_unique<httplib::Server>()) {
   std::signal(SIGPIPE, SIG_IGN);  // a client that went away must not end the server
-  const api::BatcherOptions& b = batcher_.options();
-  const int threads =
-      o_.http_threads > 0 ? o_.http_threads : 4 * (b.n_parallel + b.queue_size) + 16;
-  http_->new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<size_t>(threads));
-  };
+  const int threads = std::max(1, o_.http_threads);
+  http_->new_task_queue = [threads] { return new ConnectionThreads(threads); };
   http_->set_payload_max_length(o_.max_body_bytes);
   http_->set_read_timeout(o_.read_timeout_seconds, 0);
   http_->set_write_timeout(o_.read_timeout_seconds, 0);
@@ -69,6 +114,15 @@ Server::~Server() {
 }
 
 int Server::bind() {
+  // httplib listens with a backlog of 5: under a burst of connections the kernel then drops
+  // handshakes, and clients wait seconds for SYN retries. Capture the listening socket and
+  // listen again with a deep backlog (Linux updates it in place).
+  int listen_fd = -1;
+  http_->set_socket_options([&listen_fd](socket_t fd) {
+    const int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_fd = fd;
+  });
   int port = o_.port;
   if (port == 0) {
     port = http_->bind_to_any_port(o_.host);
@@ -78,6 +132,7 @@ int Server::bind() {
   if (port <= 0)
     fail("serve: cannot listen on {}:{} (in use, or not an address of this machine)", o_.host,
          o_.port);
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   return port;
 }
 
@@ -184,6 +239,7 @@ void Server::routes() {
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_text(), "text/plain; version=0.0.4");
   });
+  h.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
   h.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(web_page(), "text/html; charset=utf-8");
   });

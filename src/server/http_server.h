@@ -21,7 +21,7 @@ struct ServerOptions {
   int port = 8080;      // 0: any free port (bind() says which)
   std::string api_key;  // non-empty: /v1/*, /apply-template, /tokenize and /metrics need it
   size_t max_body_bytes = size_t{4} << 20;  // larger bodies: 413
-  int http_threads = 0;                     // connection threads; 0: 4 × (parallel + queue) + 16
+  int http_threads = 1024;                  // connections served at once (a thread each); more wait
   int read_timeout_seconds = 10;            // a connection silent this long is closed
 };
 
