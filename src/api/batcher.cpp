@@ -1,6 +1,7 @@
 #include "api/batcher.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
@@ -197,8 +198,14 @@ void Batcher::loop() {
     for (size_t j = 0; j < who.size(); ++j) {
       Slot& s = slots_[who[j]];
       if (s.prompt_fed < s.job->request().prompt.size()) continue;  // more prompt to come
-      const int32_t t =
-          s.sampler->sample(logits.subspan(j * static_cast<size_t>(V), static_cast<size_t>(V)));
+      std::span<const float> row =
+          logits.subspan(j * static_cast<size_t>(V), static_cast<size_t>(V));
+      if (s.job->request().ignore_eos) {
+        masked_.assign(row.begin(), row.end());
+        for (int32_t e : end_ids_) masked_[e] = -std::numeric_limits<float>::infinity();
+        row = masked_;
+      }
+      const int32_t t = s.sampler->sample(row);
       ++metrics_.generated_tokens;
       ++s.generated;
       const bool end = std::find(end_ids_.begin(), end_ids_.end(), t) != end_ids_.end();

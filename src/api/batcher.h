@@ -33,6 +33,7 @@ struct GenerationRequest {
   int max_tokens = 256;         // generation also ends at the context's end
   SamplerParams sampling;
   std::vector<std::string> stop;  // stop strings
+  bool ignore_eos = false;        // end-of-generation tokens are never sampled (benchmarks)
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -127,6 +128,7 @@ class Batcher {
   BatcherOptions o_;
   BatcherMetrics metrics_;
   std::vector<Slot> slots_;
+  std::vector<float> masked_;  // a logits row with end-of-generation tokens masked
   std::deque<std::shared_ptr<Job>> queue_;
   std::mutex mu_;
   std::condition_variable cv_;

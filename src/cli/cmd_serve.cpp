@@ -77,12 +77,21 @@ int cmd_serve(const Argv& argv) {
 
   auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
   const Offload offload = install_offload(a, *m);
-  model::SessionOptions sopt =
-      session_flags(a, *m, static_cast<int>(a.integer("--ctx-size", 0, 0, 1 << 20)));
+  // --ctx-size is the total over all slots, as llama-server's -c: each slot gets an equal
+  // share (default: the model's default context per slot).
+  const int64_t total_ctx = a.integer("--ctx-size", 0, 0, 1 << 26);
+  const int slot_ctx = static_cast<int>(total_ctx / bo.n_parallel);
+  if (total_ctx > 0 && slot_ctx < 16) {
+    fail(
+        "--ctx-size {} over --parallel {} slots leaves {} tokens per slot; give at least 16 per "
+        "slot",
+        total_ctx, bo.n_parallel, slot_ctx);
+  }
+  model::SessionOptions sopt = session_flags(a, *m, slot_ctx);
   const int n_ctx = sopt.n_ctx > 0 ? sopt.n_ctx : model::default_context(m->config());
   bo.prefill_chunk = std::min(bo.prefill_chunk, n_ctx);
-  // The batch holds one prefill chunk plus one decode row per slot (api/batcher.h).
-  sopt.n_batch = bo.prefill_chunk + bo.n_parallel;
+  // The batch holds one prefill chunk plus a decode row for every other slot (api/batcher.h).
+  sopt.n_batch = bo.prefill_chunk + bo.n_parallel - 1;
   sopt.n_seq = bo.n_parallel;
   const auto odp = odp_flags(a, *m);
   sopt.odp = odp.get();
@@ -112,14 +121,19 @@ int cmd_serve(const Argv& argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (g_stop_signal != 0) {
       std::fprintf(stderr, "serve: signal %d, stopping\n", g_stop_signal.load());
+      // In-flight streams end with an error event and [DONE] (well-formed), then the HTTP
+      // side stops accepting and waits for its connections.
+      batcher.stop();
       srv.stop();
     }
   });
   std::fprintf(
       stderr,
-      "serving %s on http://%s:%d (%d slots of %d tokens, queue %d, prefill chunks of %d)%s\n",
-      ctx.name.c_str(), so.host.c_str(), port, bo.n_parallel, session.n_ctx(), bo.queue_size,
-      bo.prefill_chunk, so.api_key.empty() ? "" : ", API key required");
+      "serving %s on http://%s:%d (%d slots of %d tokens = context %d, queue %d, prefill chunks of "
+      "%d)%s\n",
+      ctx.name.c_str(), so.host.c_str(), port, bo.n_parallel, session.n_ctx(),
+      bo.n_parallel * session.n_ctx(), bo.queue_size, bo.prefill_chunk,
+      so.api_key.empty() ? "" : ", API key required");
   std::fflush(stderr);
   srv.run();
   served = true;

@@ -120,6 +120,7 @@ void common_fields(const json& j, const ModelContext& ctx, CompletionRequest& r)
     }
   }
   r.stream = bool_field(j, "stream", false);
+  r.gen.ignore_eos = bool_field(j, "ignore_eos", false);  // llama-server's extension
   if (has(j, "stream_options")) {
     const json& so = j["stream_options"];
     if (!so.is_object())
