@@ -198,7 +198,7 @@ async function errors(api, modelId) {
 }
 
 async function apiKey() {
-  const server = await startServer(['--parallel', '2', '--ctx-size', '256', '--api-key', 'sesame']);
+  const server = await startServer(['--parallel', '2', '--ctx-size', '512', '--api-key', 'sesame']);
   const e = await expectError(client(server, 'wrong').models.list(), OpenAI.AuthenticationError, 401, 'a wrong API key');
   const right = client(server, 'sesame');
   const models = await right.models.list();
@@ -210,7 +210,7 @@ async function apiKey() {
 }
 
 await runTest('openai_client', async () => {
-  const server = await startServer(['--parallel', String(N_CONCURRENT), '--ctx-size', '2048']);
+  const server = await startServer(['--parallel', String(N_CONCURRENT), '--ctx-size', String(N_CONCURRENT * 2048)]);
   log(`server on ${server.url}`);
   const api = client(server);
   const models = await api.models.list();

@@ -32,7 +32,7 @@ async function say(page, text, turn) {
 }
 
 await runTest('web_page', async () => {
-  const server = await startServer(['--parallel', '2', '--ctx-size', '1024']);
+  const server = await startServer(['--parallel', '2', '--ctx-size', '2048']);
   log(`server on ${server.url}`);
   // Signals are the harness's (it stops the server and exits); puppeteer-core still kills the
   // browser when this process exits, however it exits.
