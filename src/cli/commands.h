@@ -21,5 +21,6 @@ int cmd_cachesim(const Argv& args);
 int cmd_lowrank(const Argv& args);
 int cmd_reduce(const Argv& args);
 int cmd_serve(const Argv& args);
+int cmd_chat(const Argv& args);
 
 }  // namespace mcmoe::cli

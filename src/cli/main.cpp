@@ -49,6 +49,8 @@ commands:
   reduce    -m MODEL -f TEXT --method merge|prune|frequency|cluster --keep 0.75 -o OUT.gguf
             [--per-layer adaptive|uniform --samples 32 --seq 512]
 
+  chat      -m MODEL [-n 512 --temp T --top-k K --top-p P --seed S --system TEXT --ctx N --threads N]
+            [offloading and ODP flags as run]  interactive chat with the model's template; /clear, /exit
   serve     -m MODEL [--host 127.0.0.1 --port 8080 --parallel 4 --ctx-size T --queue N --api-key KEY --alias NAME
              --batch-size 512 --max-body 4MiB --threads N --cache-type f16] [offloading and ODP flags as run]
             OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models, /health,
@@ -83,6 +85,7 @@ int main(int argc, char** argv) {
     if (cmd == "lowrank") return mcmoe::cli::cmd_lowrank(args);
     if (cmd == "reduce") return mcmoe::cli::cmd_reduce(args);
     if (cmd == "serve") return mcmoe::cli::cmd_serve(args);
+    if (cmd == "chat") return mcmoe::cli::cmd_chat(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 1;
   } catch (const mcmoe::Error& e) {

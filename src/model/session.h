@@ -94,6 +94,11 @@ class Session {
   int n_batch() const { return n_batch_; }
   void reset() { std::fill(n_past_.begin(), n_past_.end(), 0); }
   void reset(int seq) { n_past_.at(static_cast<size_t>(seq)) = 0; }
+  // Forgets a sequence's positions from n on (keeps its first n: a shared prompt prefix).
+  void truncate(int seq, int64_t n) {
+    int64_t& past = n_past_.at(static_cast<size_t>(seq));
+    past = std::clamp<int64_t>(n, 0, past);
+  }
   ThreadPool& pool() { return pool_; }
   Model& model() { return model_; }
   void set_observer(ForwardObserver* o) { observer_ = o; }

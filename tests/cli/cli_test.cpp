@@ -204,3 +204,27 @@ TEST(Cli, MissingFileAndBadFlags) {
 
 }  // namespace
 }  // namespace mcmoe
+
+namespace mcmoe {
+namespace {
+
+// mcmoe chat reads messages line by line (piped here), streams each reply on its own line,
+// and takes /clear and /exit.
+TEST(ChatCli, PipedConversationWithClearAndExit) {
+  const std::string model =
+      test::quote(std::string(MCMOE_SOURCE_DIR) + "/models/mixtral-tiny-q4_0.gguf");
+  const test::CliResult r = test::run_cli(
+      "chat -m " + model + " --temp 0 -n 12",
+      "Tell me about the king.\n\n/clear\nTell me about the king.\n/exit\nnever read\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t nl = r.out.find('\n');
+  ASSERT_NE(nl, std::string::npos);
+  const std::string first = r.out.substr(0, nl);
+  EXPECT_FALSE(first.empty());
+  EXPECT_EQ(r.out, first + "\n" + first + "\n");  // after /clear the same question, the same reply
+  EXPECT_NE(r.err.find("conversation cleared"), std::string::npos);
+  EXPECT_NE(r.err.find("chat template: plain"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mcmoe

@@ -56,10 +56,13 @@ void expect_clean_error(const CliResult& r, const std::vector<std::string>& frag
   for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
 }
 
-CliResult run_cli(const std::string& args) {
+CliResult run_cli(const std::string& args, const std::string& stdin_text) {
   TempDir tmp;
-  const std::string out_path = tmp.path("out"), err_path = tmp.path("err");
-  const std::string cmd = quote(MCMOE_CLI_PATH) + " " + args + " >" + quote(out_path) + " 2>" + quote(err_path) + " </dev/null";
+  const std::string out_path = tmp.path("out"), err_path = tmp.path("err"),
+                    in_path = tmp.path("in");
+  write_bytes(in_path, std::vector<uint8_t>(stdin_text.begin(), stdin_text.end()));
+  const std::string cmd = quote(MCMOE_CLI_PATH) + " " + args + " >" + quote(out_path) + " 2>" +
+                          quote(err_path) + " <" + quote(in_path);
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

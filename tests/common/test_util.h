@@ -25,8 +25,9 @@ struct CliResult {
   std::string out;  // stdout
   std::string err;  // stderr
 };
-// Runs the built mcmoe binary with the given argument string (shell-quoted by the caller).
-CliResult run_cli(const std::string& args);
+// Runs the built mcmoe binary with the given argument string (shell-quoted by the caller),
+// stdin_text on its standard input.
+CliResult run_cli(const std::string& args, const std::string& stdin_text = {});
 // Expects exit code 1 and one final "error: ..." line on stderr (status lines may come
 // first) containing every fragment.
 void expect_clean_error(const CliResult& r, const std::vector<std::string>& fragments);
