@@ -113,11 +113,12 @@ std::shared_ptr<Job> Batcher::submit(GenerationRequest r) {
 }
 
 void Batcher::release(Slot& s, FinishReason r, const std::string& error) {
+  // Counters first: a client that sees its reply end may read /metrics at once.
   if (r == FinishReason::kCancelled) ++metrics_.requests_cancelled;
+  --metrics_.slots_in_use;
   s.job->finish(r, error);
   s.job.reset();
   s.sampler.reset();
-  --metrics_.slots_in_use;
 }
 
 bool Batcher::admit_locked() {

@@ -17,7 +17,7 @@ namespace mcmoe::api {
 struct ChatOptions {
   int max_reply_tokens = 512;
   SamplerParams sampling;
-  std::string system;  // empty: none
+  std::string system = {};  // empty: none
 };
 
 class Chat {

@@ -26,8 +26,10 @@ int cmd_bench(const Argv& argv) {
     if (!kernels::isa_supported(*isa)) fail("--isa {}: this CPU cannot run it", name);
     kernels::set_isa_override(isa);
   }
-  auto m = load_model_verbose(a.required("-m", "model path"), offload_load_options(a, load_options_flags(a)));
-  const Offload offload = install_offload(a, *m);
+  api::OpenOptions oo = open_options(a, a.required("-m", "model path"), 0);
+  oo.with_session = false;  // eval::bench opens its own sessions for each measurement
+  api::OpenModel om = api::open_model(oo);
+  model::Model* m = om.model.get();
   eval::BenchOptions o;
   o.threads = threads_flag(a);
   o.prompt_tokens = static_cast<int>(a.integer("--prompt-tokens", 512, 1, 1 << 20));
@@ -43,16 +45,15 @@ int cmd_bench(const Argv& argv) {
   }
   o.repetitions = static_cast<int>(a.integer("--reps", 2, 1, 100));
   o.measure_bandwidth = !a.has("--no-bandwidth");
-  o.touch_weights = offload.provider == nullptr;
-  if (offload.provider) o.on_decode_start = [p = offload.provider] { p->reset_stats(); };
+  o.touch_weights = om.provider == nullptr;
+  if (om.provider) o.on_decode_start = [p = om.provider] { p->reset_stats(); };
   if (a.has("--text")) {
     o.decode_tokens = m->tokenizer().encode(read_text_file(a.str("--text", "")));
     if (static_cast<int>(o.decode_tokens.size()) < o.gen_tokens) {
       fail("--text {}: {} tokens, fewer than --gen-tokens {}", a.str("--text", ""), o.decode_tokens.size(), o.gen_tokens);
     }
   }
-  const auto odp = odp_flags(a, *m);
-  o.odp = odp.get();
+  o.odp = om.odp.get();
   const eval::BenchResult r = eval::bench(*m, o);
   std::printf("threads %d, kernels %s\n", o.threads,
               kernels::isa_name(kernels::active_kernels().isa));
@@ -69,10 +70,11 @@ int cmd_bench(const Argv& argv) {
     std::printf("machine read bandwidth %.1f GB/s -> roofline %.2f tok/s; decode at %.0f%% of roofline\n",
                 r.bandwidth_gb_s, r.roofline_tok_s, 100.0 * r.decode_tok_s / r.roofline_tok_s);
   }
-  if (odp) std::printf("odp: %.2f%% of expert activations pruned\n", 100.0 * r.odp_pruned_fraction);
+  if (om.odp)
+    std::printf("odp: %.2f%% of expert activations pruned\n", 100.0 * r.odp_pruned_fraction);
   std::fflush(stdout);
   // With --reps > 1 the counters describe the last run; its speed is printed above.
-  print_offload_stats(a, offload, 0, 0);
+  print_offload_stats(a, om.provider, 0, 0);
   return 0;
 }
 

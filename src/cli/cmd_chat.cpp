@@ -28,14 +28,10 @@ int cmd_chat(const Argv& argv) {
   co.sampling.seed = static_cast<uint64_t>(a.integer("--seed", 0, 0, INT64_MAX));
   co.system = a.str("--system", "");
 
-  auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
-  const Offload offload = install_offload(a, *m);
-  model::SessionOptions so =
-      session_flags(a, *m, static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20)));
-  const auto odp = odp_flags(a, *m);
-  so.odp = odp.get();
-  model::Session session(*m, so);
-  print_session_memory(session);
+  api::OpenModel om =
+      api::open_model(open_options(a, path, static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20))));
+  model::Model* m = om.model.get();
+  model::Session& session = *om.session;
   const model::ChatTemplate tpl = model::chat_template_of(*m);
   std::fprintf(stderr, "chat template: %s\n", tpl.origin.c_str());
   api::Chat chat(session, tpl, co);

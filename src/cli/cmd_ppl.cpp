@@ -23,24 +23,20 @@ int cmd_ppl(const Argv& argv) {
   const std::string text_path = a.required("-f", "text file");
   const int ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));
   const int64_t max_tokens = a.integer("--max-tokens", 0, 0, INT64_MAX);
-  auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
-  const Offload offload = install_offload(a, *m);
+  // Each window is one batch unless --batch-size says otherwise: ODP's token protection ranks
+  // the tokens of a batch, so chunking would change its scores.
+  api::OpenModel om = api::open_model(open_options(a, path, ctx, ctx));
+  model::Model* m = om.model.get();
+  model::Session& session = *om.session;
   const std::string text = read_text_file(text_path);
   std::vector<int32_t> ids = m->tokenizer().encode(text);
   std::fprintf(stderr, "%s: %zu bytes, %zu tokens\n", text_path.c_str(), text.size(), ids.size());
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
-  // Each window is one batch unless --batch-size says otherwise: ODP's token protection ranks
-  // the tokens of a batch, so chunking would change its scores.
-  model::SessionOptions so = session_flags(a, *m, ctx, ctx);
-  model::SessionOptions base_so = so;  // the base model runs without ODP
-  // The base may keep its cache in another type: the same model with an f32 cache as the base
-  // measures what a narrower cache costs.
+  // The base runs without ODP, and may keep its cache in another type: the same model with an
+  // f32 cache as the base measures what a narrower cache costs.
+  model::SessionOptions base_so = session_options(a, ctx, ctx);
   if (a.has("--kl-base-cache-type"))
     base_so.cache_type = cache_type_flag(a, "--kl-base-cache-type");
-  const auto odp = odp_flags(a, *m);
-  so.odp = odp.get();
-  model::Session session(*m, so);
-  print_session_memory(session);
   std::unique_ptr<model::Model> base_model;
   std::unique_ptr<model::Session> base_session;
   if (a.has("--kl-base")) {
@@ -58,8 +54,8 @@ int cmd_ppl(const Argv& argv) {
   }, base_session.get());
   progress.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (odp) print_odp_summary(session.odp_counters());
-  print_offload_stats(a, offload, r.tokens_scored, seconds);
+  if (om.odp) print_odp_summary(session.odp_counters());
+  print_offload_stats(a, om.provider, r.tokens_scored, seconds);
   if (a.has("--json")) {
     nlohmann::json j{{"ppl", r.ppl}, {"tokens_scored", r.tokens_scored}, {"ctx", ctx}};
     if (r.has_base) {
@@ -68,7 +64,7 @@ int cmd_ppl(const Argv& argv) {
       j["kl_p99"] = r.kl_p99;
       j["top1_agree"] = r.top1_agree;
     }
-    if (odp) j["odp_pruned_fraction"] = session.odp_counters().pruned_fraction();
+    if (om.odp) j["odp_pruned_fraction"] = session.odp_counters().pruned_fraction();
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("ppl %.4f over %lld tokens (%lld windows of ctx %d)\n", r.ppl,

@@ -25,14 +25,10 @@ int cmd_run(const Argv& argv) {
   sp.seed = static_cast<uint64_t>(a.integer("--seed", 0, 0, INT64_MAX));
   const bool json = a.has("--json");
 
-  auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
-  const Offload offload = install_offload(a, *m);
-  model::SessionOptions so =
-      session_flags(a, *m, static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20)));
-  const auto odp = odp_flags(a, *m);
-  so.odp = odp.get();
-  model::Session session(*m, so);
-  print_session_memory(session);
+  api::OpenModel om =
+      api::open_model(open_options(a, path, static_cast<int>(a.integer("--ctx", 0, 0, 1 << 20))));
+  model::Model* m = om.model.get();
+  model::Session& session = *om.session;
   // --special: control tokens spelled in the prompt (a rendered chat template from `mcmoe
   // template`) become their ids, as serve tokenizes chat prompts.
   const std::vector<int32_t> ids = api::prompt_tokens(m->tokenizer(), text, a.has("--special"));
@@ -65,13 +61,16 @@ int cmd_run(const Argv& argv) {
     std::printf("\n");
   }
   std::fflush(stdout);  // the text ends before the statistics line on stderr
-  std::fprintf(stderr, "prompt %lld tokens, %.1f tok/s | generated %lld tokens, %.2f tok/s | %d threads\n",
-               static_cast<long long>(st.prompt_tokens), st.prompt_tokens / std::max(1e-9, st.prefill_seconds),
-               static_cast<long long>(st.generated_tokens),
-               st.generated_tokens > 1 ? (st.generated_tokens - 1) / std::max(1e-9, st.decode_seconds) : 0.0,
-               so.n_threads);
-  if (odp) print_odp_summary(session.odp_counters());
-  print_offload_stats(a, offload, std::max<int64_t>(0, st.generated_tokens - 1), st.decode_seconds);
+  std::fprintf(
+      stderr, "prompt %lld tokens, %.1f tok/s | generated %lld tokens, %.2f tok/s | %d threads\n",
+      static_cast<long long>(st.prompt_tokens),
+      st.prompt_tokens / std::max(1e-9, st.prefill_seconds),
+      static_cast<long long>(st.generated_tokens),
+      st.generated_tokens > 1 ? (st.generated_tokens - 1) / std::max(1e-9, st.decode_seconds) : 0.0,
+      threads_flag(a));
+  if (om.odp) print_odp_summary(session.odp_counters());
+  print_offload_stats(a, om.provider, std::max<int64_t>(0, st.generated_tokens - 1),
+                      st.decode_seconds);
   return 0;
 }
 

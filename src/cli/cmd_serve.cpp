@@ -75,8 +75,6 @@ int cmd_serve(const Argv& argv) {
   bo.queue_size = static_cast<int>(a.integer("--queue", 4 * bo.n_parallel, 0, 1 << 16));
   bo.prefill_chunk = static_cast<int>(a.integer("--batch-size", 512, 1, 1 << 20));
 
-  auto m = load_model_verbose(path, offload_load_options(a, load_options_flags(a)));
-  const Offload offload = install_offload(a, *m);
   // --ctx-size is the total over all slots, as llama-server's -c: each slot gets an equal
   // share (default: the model's default context per slot).
   const int64_t total_ctx = a.integer("--ctx-size", 0, 0, 1 << 26);
@@ -87,26 +85,33 @@ int cmd_serve(const Argv& argv) {
         "slot",
         total_ctx, bo.n_parallel, slot_ctx);
   }
-  model::SessionOptions sopt = session_flags(a, *m, slot_ctx);
-  const int n_ctx = sopt.n_ctx > 0 ? sopt.n_ctx : model::default_context(m->config());
+  api::OpenOptions oo = open_options(a, path, slot_ctx);
+  oo.with_session = false;  // sized below, once the model says its default context
+  api::OpenModel om = api::open_model(oo);
+  model::Model* m = om.model.get();
+  const int n_ctx = slot_ctx > 0 ? slot_ctx : model::default_context(m->config());
   bo.prefill_chunk = std::min(bo.prefill_chunk, n_ctx);
   // The batch holds one prefill chunk plus a decode row for every other slot (api/batcher.h).
-  sopt.n_batch = bo.prefill_chunk + bo.n_parallel - 1;
-  sopt.n_seq = bo.n_parallel;
-  const auto odp = odp_flags(a, *m);
-  sopt.odp = odp.get();
-  model::Session session(*m, sopt);
-  print_session_memory(session);
+  api::check_context(*m, n_ctx, oo.allow_long_context);
+  oo.session.n_ctx = n_ctx;
+  oo.session.n_batch = bo.prefill_chunk + bo.n_parallel - 1;
+  oo.session.n_seq = bo.n_parallel;
+  oo.session.odp = om.odp.get();
+  model::Session session(*m, oo.session);
+  oo.log(fmt::format("KV cache: {:.1f} MiB for {} slots x {} tokens ({} bytes per token, {})",
+                     static_cast<double>(session.kv_cache_bytes()) / (1 << 20), session.n_seq(),
+                     session.n_ctx(), session.kv_cache_bytes_per_token(),
+                     dtype_name(session.cache_type())));
 
   server::ModelContext ctx{
-      .model = m.get(),
+      .model = m,
       .chat_template = model::chat_template_of(*m),
       .n_ctx = session.n_ctx(),
       .name = a.str("--alias", std::filesystem::path(path).filename().string())};
   std::fprintf(stderr, "chat template: %s\n", ctx.chat_template.origin.c_str());
   api::Batcher batcher(session, api::end_of_generation_ids(m->tokenizer()), bo);
   std::function<std::string()> extra;
-  if (offload.provider) extra = [p = offload.provider] { return offload_metrics(*p); };
+  if (om.provider) extra = [p = om.provider] { return offload_metrics(*p); };
   server::Server srv(ctx, batcher, so, extra);
 
   const int port = srv.bind();

@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "api/generate.h"
+#include "cli/offload_flags.h"
 #include "core/error.h"
 #include "format/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -25,11 +26,8 @@ model::LoadOptions load_options_flags(const Args& a) {
 }
 
 std::unique_ptr<model::Model> load_model_verbose(const std::string& path, const model::LoadOptions& o) {
-  const auto t0 = std::chrono::steady_clock::now();
-  auto m = model::Model::load(path, o);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "loaded %s in %.2f s: %s\n", path.c_str(), s, m->config().summary().c_str());
-  return m;
+  return api::load_model(
+      path, o, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
 }
 
 int default_threads() {
@@ -72,15 +70,7 @@ std::set<std::string> with_session_switches(std::set<std::string> switches) {
   return switches;
 }
 
-model::SessionOptions session_flags(const Args& a, const model::Model& m, int ctx,
-                                    int default_batch) {
-  const int trained = m.config().n_ctx_train;
-  if (ctx > trained && !a.has("--allow-long-context")) {
-    fail(
-        "{}: context {} exceeds the model's trained length {}; positions past it are outside "
-        "what the model learned (pass --allow-long-context to run anyway)",
-        m.path(), ctx, trained);
-  }
+model::SessionOptions session_options(const Args& a, int ctx, int default_batch) {
   model::SessionOptions so;
   so.n_ctx = ctx;
   so.n_threads = threads_flag(a);
@@ -89,14 +79,16 @@ model::SessionOptions session_flags(const Args& a, const model::Model& m, int ct
   return so;
 }
 
-void print_session_memory(const model::Session& s) {
-  std::fprintf(stderr,
-               "KV cache: %.1f MiB for %s%d tokens (%zu bytes per token, %s); batch scratch: %.1f "
-               "MiB for %d-token chunks\n",
-               static_cast<double>(s.kv_cache_bytes()) / (1 << 20),
-               s.n_seq() > 1 ? fmt::format("{} sequences x ", s.n_seq()).c_str() : "", s.n_ctx(),
-               s.kv_cache_bytes_per_token(), std::string(dtype_name(s.cache_type())).c_str(),
-               static_cast<double>(s.scratch_bytes()) / (1 << 20), s.n_batch());
+api::OpenOptions open_options(const Args& a, const std::string& path, int ctx, int default_batch) {
+  api::OpenOptions o;
+  o.path = path;
+  o.load = load_options_flags(a);
+  o.offload = offload_spec(a);
+  o.odp = odp_spec(a);
+  o.session = session_options(a, ctx, default_batch);
+  o.allow_long_context = a.has("--allow-long-context");
+  o.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  return o;
 }
 
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& text) {
@@ -154,46 +146,18 @@ std::set<std::string> with_odp_flags(std::set<std::string> value_flags) {
   return value_flags;
 }
 
-std::unique_ptr<moe::OdpParams> odp_flags(const Args& a, const model::Model& m) {
+api::OdpSpec odp_spec(const Args& a) {
+  api::OdpSpec o;
   const bool any = a.has("--odp-mu") || a.has("--odp-layers") || a.has("--odp-protect");
   if (!a.has("--odp")) {
     if (any) fail("--odp-mu / --odp-layers / --odp-protect need --odp");
-    return nullptr;
+    return o;
   }
-  const model::ModelConfig& c = m.config();
-  if (c.n_expert_used < 2) fail("--odp: {} routes each token to {} expert; nothing to prune", m.path(), c.n_expert_used);
-  auto p = std::make_unique<moe::OdpParams>();
-  p->n_layer = c.n_layer;
-  p->k = c.n_expert_used;
-  const size_t n_mu = static_cast<size_t>(c.n_layer) * (c.n_expert_used - 1);
-  if (a.has("--odp-mu")) {
-    p->mu.assign(n_mu, static_cast<float>(a.number("--odp-mu", 0.5, 0, 1)));
-  } else {
-    const format::GgufValue* v = m.gguf() ? m.gguf()->find("mcmoe.odp.mu") : nullptr;
-    if (!v) {
-      fail("--odp: {} has no calibrated thresholds (metadata key mcmoe.odp.mu, written by mcmoe quantize); "
-           "give a fixed one with --odp-mu 0.5", m.path());
-    }
-    const auto* arr = std::get_if<format::GgufArray>(&v->v);
-    if (!arr || arr->items.size() != n_mu) {
-      fail("{}: mcmoe.odp.mu should be an array of {} floats (layers x (top-k - 1)), found {}", m.path(), n_mu,
-           v->to_string());
-    }
-    for (const auto& item : arr->items) {
-      const double* x = std::get_if<double>(&item.v);
-      if (!x) fail("{}: mcmoe.odp.mu holds a non-float value", m.path());
-      p->mu.push_back(static_cast<float>(*x));
-    }
-  }
-  if (a.has("--odp-layers")) {
-    p->layer_on.assign(c.n_layer, 0);
-    for (int l : parse_int_list(a.str("--odp-layers", ""), "--odp-layers")) {
-      if (l < 0 || l >= c.n_layer) fail("--odp-layers: layer {} out of range [0, {})", l, c.n_layer);
-      p->layer_on[l] = 1;
-    }
-  }
-  p->protect_fraction = a.number("--odp-protect", 0.02, 0, 1);
-  return p;
+  o.on = true;
+  if (a.has("--odp-mu")) o.mu = static_cast<float>(a.number("--odp-mu", 0.5, 0, 1));
+  if (a.has("--odp-layers")) o.layers = parse_int_list(a.str("--odp-layers", ""), "--odp-layers");
+  o.protect_fraction = a.number("--odp-protect", 0.02, 0, 1);
+  return o;
 }
 
 void print_odp_summary(const moe::OdpCounters& c) {

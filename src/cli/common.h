@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "api/open_model.h"
 #include "cli/args.h"
 #include "model/model.h"
 #include "model/session.h"
@@ -34,14 +35,15 @@ inline constexpr const char* kSessionValueFlags[] = {"--cache-type", "--threads"
 inline constexpr const char* kSessionSwitches[] = {"--allow-long-context"};
 std::set<std::string> with_session_flags(std::set<std::string> value_flags);
 std::set<std::string> with_session_switches(std::set<std::string> switches);
-// Session options from those flags for a context of ctx tokens (0: the session's default),
-// after checking ctx against the model's trained length; default_batch when --batch-size is
-// not given.
-model::SessionOptions session_flags(const Args& a, const model::Model& m, int ctx,
-                                    int default_batch = 512);
-// One stderr line: KV cache bytes (allocated up front for the whole context), per token, and
-// the batch scratch.
-void print_session_memory(const model::Session& s);
+// Session options from those flags for a context of ctx tokens (0: the session's default);
+// default_batch when --batch-size is not given. (The trained-length check is open_model's.)
+model::SessionOptions session_options(const Args& a, int ctx, int default_batch = 512);
+
+// Everything run, chat, serve, ppl and bench open a model with (api::open_model): -m's path,
+// --mmap / --no-mmap, the offloading, ODP and session flags, for a context of ctx tokens;
+// status lines go to stderr.
+api::OpenOptions open_options(const Args& a, const std::string& path, int ctx,
+                              int default_batch = 512);
 
 // Calibration length is --seq in every command that samples calibration text (calibrate,
 // quantize, reduce, lowrank); --ctx, which names a context window elsewhere, is refused there
@@ -56,9 +58,9 @@ std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
 //   --odp-layers 0,5,7 (restrict to these layers), --odp-protect F (fraction of prefill
 //   tokens protected, default 0.02).
 inline constexpr const char* kOdpValueFlags[] = {"--odp-mu", "--odp-layers", "--odp-protect"};
-// Null when --odp is not given. Thresholds come from the model's mcmoe.odp.mu metadata
-// (written by mcmoe quantize from calibration statistics) unless --odp-mu is given.
-std::unique_ptr<moe::OdpParams> odp_flags(const Args& a, const model::Model& m);
+// The ODP flags as the library's spec (thresholds come from the model's mcmoe.odp.mu metadata,
+// written by mcmoe quantize, unless --odp-mu is given).
+api::OdpSpec odp_spec(const Args& a);
 std::set<std::string> with_odp_flags(std::set<std::string> value_flags);
 void print_odp_summary(const moe::OdpCounters& c);
 

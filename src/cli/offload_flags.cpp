@@ -7,9 +7,7 @@
 #include <span>
 
 #include "cli/common.h"
-#include "compress/stats.h"
 #include "core/error.h"
-#include "offload/expert_layout.h"
 
 namespace mcmoe::cli {
 
@@ -50,79 +48,47 @@ std::set<std::string> with_offload_switches(std::set<std::string> s) {
   return s;
 }
 
-model::LoadOptions offload_load_options(const Args& a, model::LoadOptions base) {
-  if (a.has("--expert-cache")) base.memory = model::LoadOptions::Memory::kMap;
-  return base;
-}
-
-Offload install_offload(const Args& a, model::Model& m) {
-  Offload out;
+api::OffloadSpec offload_spec(const Args& a) {
+  api::OffloadSpec o;
   if (!a.has("--expert-cache")) {
     for (const auto& flags : {std::span<const char* const>(kOffloadValueFlags), std::span<const char* const>(kOffloadSwitches)}) {
       for (const char* f : flags) {
         if (a.has(f)) fail("{} needs --expert-cache (offloading is off without it)", f);
       }
     }
-    return out;
+    return o;
   }
-  const std::vector<uint64_t> sizes = offload::expert_cache_bytes(m);
-  const uint64_t total = std::accumulate(sizes.begin(), sizes.end(), uint64_t{0});
-  offload::OffloadOptions o;
-  o.budget = parse_bytes_or_percent(a.str("--expert-cache", ""), total, "--expert-cache");
+  o.on = true;
+  const std::string budget = a.str("--expert-cache", "");
+  if (!budget.empty() && budget.back() == '%') {
+    constexpr unsigned long long kWhole = 1000000000000ULL;  // the percentage, checked, to 1e-12
+    o.budget_fraction =
+        static_cast<double>(parse_bytes_or_percent(budget, kWhole, "--expert-cache")) / kWhole;
+  } else {
+    o.budget_bytes = parse_bytes(budget, "--expert-cache");
+    if (o.budget_bytes == 0) fail("--expert-cache: the budget must be above 0, found '{}'", budget);
+  }
   o.policy = a.str("--cache-policy", "lfu");
   o.per_layer = a.has("--per-layer-cache");
   o.prefetch_depth = static_cast<int>(a.integer("--prefetch", 1, 0, 16));
-  o.prefetch_m = static_cast<int>(a.integer("--prefetch-m", m.config().n_expert_used, 1, m.config().n_expert));
+  o.prefetch_m = static_cast<int>(a.integer("--prefetch-m", 0, 1, 1 << 16));
   o.prefetch_min_prob = static_cast<float>(a.number("--prefetch-min-prob", 0, 0, 1));
   o.io_threads = static_cast<int>(a.integer("--io-threads", 2, 1, 64));
   o.direct_io = !a.has("--no-direct-io");
-  if (a.has("--cache-seed")) {
-    const std::string path = a.str("--cache-seed", "");
-    const compress::CalibrationStats s = compress::load_stats(path);
-    compress::check_stats_match(s, m, path);
-    // A prior worth a few hundred tokens: enough to start warm, little enough to adapt.
-    constexpr double kPriorTokens = 256;
-    // Indexed as the cache names experts (layer * stride + expert): a dense layer, or a
-    // reduced layer with fewer experts, leaves its ids at 0.
-    const size_t stride = static_cast<size_t>(offload::expert_stride(m));
-    o.lfu_seed.assign(m.stored_experts().size() * stride, 0.0);
-    if (s.layers.size() != m.stored_experts().size()) {
-      fail("{}: statistics for {} layers; {} has {}", path, s.layers.size(), m.path(), m.stored_experts().size());
-    }
-    for (size_t l = 0; l < s.layers.size(); ++l) {
-      const compress::LayerStats& L = s.layers[l];
-      if (L.experts.size() != m.stored_experts()[l].size()) {
-        fail("{}: layer {} has statistics for {} experts; {} stores {} there", path, l, L.experts.size(), m.path(),
-             m.stored_experts()[l].size());
-      }
-      for (size_t e = 0; e < L.experts.size(); ++e) {
-        o.lfu_seed[l * stride + e] = L.phi(static_cast<int>(e)) * m.config().n_expert_used * kPriorTokens;
-      }
-    }
-  }
+  o.seed_stats = a.str("--cache-seed", "");
   if (a.has("--fallback") != a.has("--fallback-threshold")) fail("--fallback and --fallback-threshold go together");
-  if (a.has("--fallback")) {
-    // Mapped: only the experts the fallback actually serves are ever paged in.
-    out.fallback = load_model_verbose(a.str("--fallback", ""), {.memory = model::LoadOptions::Memory::kMap});
-    o.fallback = out.fallback.get();
-    o.fallback_threshold = static_cast<float>(a.number("--fallback-threshold", 0, 0, 1));
-  }
-  auto p = std::make_unique<offload::OffloadingProvider>(m, o);
-  out.provider = p.get();
-  std::fprintf(stderr, "offloading experts: cache %.1f MiB of %.1f MiB (%.0f%%), policy %s%s, prefetch %d layer(s) top-%d, %s I/O%s\n",
-               o.budget / 1048576.0, total / 1048576.0, 100.0 * o.budget / std::max<uint64_t>(1, total), o.policy.c_str(),
-               o.per_layer ? " per layer" : "", o.prefetch_depth, o.prefetch_m, p->stats().direct_io ? "O_DIRECT" : "buffered",
-               o.fallback ? fmt::format(", low-bit fallback below weight {}", o.fallback_threshold).c_str() : "");
-  m.set_expert_provider(std::move(p));
-  return out;
+  o.fallback = a.str("--fallback", "");
+  o.fallback_threshold = static_cast<float>(a.number("--fallback-threshold", 0, 0, 1));
+  return o;
 }
 
-void print_offload_stats(const Args& a, const Offload& o, int64_t tokens, double seconds) {
+void print_offload_stats(const Args& a, const offload::OffloadingProvider* provider, int64_t tokens,
+                         double seconds) {
   if (!a.has("--stats")) return;
   std::fprintf(stderr, "stats:\n");
   if (tokens > 0 && seconds > 0) std::fprintf(stderr, "  decode %lld tokens, %.2f tok/s\n", static_cast<long long>(tokens), tokens / seconds);
-  if (o.provider) {
-    const offload::OffloadStats s = o.provider->stats();
+  if (provider) {
+    const offload::OffloadStats s = provider->stats();
     const double per_tok = static_cast<double>(std::max<int64_t>(1, tokens > 0 ? tokens : s.decode_tokens));
     std::fprintf(stderr, "  expert cache: budget %.1f MiB, peak %.1f MiB, %s I/O; resident besides: %.1f MiB\n",
                  s.budget / 1048576.0, s.peak_cache_bytes / 1048576.0, s.direct_io ? "O_DIRECT" : "buffered",
@@ -132,7 +98,7 @@ void print_offload_stats(const Args& a, const Offload& o, int64_t tokens, double
                  static_cast<long long>(s.accesses), static_cast<long long>(s.inflight_hits));
     std::fprintf(stderr, "  per layer:");
     for (size_t l = 0; l < s.layer_hits.size(); ++l) {
-      if (o.provider->n_experts(static_cast<int>(l)) == 0) {
+      if (provider->n_experts(static_cast<int>(l)) == 0) {
         std::fprintf(stderr, " -");  // a dense layer: no routed experts, nothing cached
         continue;
       }

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "api/open_model.h"
 #include "cli/args.h"
 #include "model/model.h"
 #include "offload/offload_provider.h"
@@ -20,17 +21,12 @@ namespace mcmoe::cli {
 
 std::set<std::string> with_offload_flags(std::set<std::string> value_flags);
 std::set<std::string> with_offload_switches(std::set<std::string> switches);
-// Offloading maps the file (nothing read up front); otherwise `base` unchanged.
-model::LoadOptions offload_load_options(const Args& a, model::LoadOptions base);
-
-struct Offload {
-  std::unique_ptr<model::Model> fallback;
-  offload::OffloadingProvider* provider = nullptr;  // owned by the model; null when off
-};
-// Installs the offloading provider on m when --expert-cache is given.
-Offload install_offload(const Args& a, model::Model& m);
-// The --stats block: cache figures when offloading, and peak RSS either way. `tokens` and
-// `seconds` are the decode tokens and time the caller measured (0: not shown).
-void print_offload_stats(const Args& a, const Offload& o, int64_t tokens, double seconds);
+// The offloading flags as the library's spec (api/open_model.h); offloading is on with
+// --expert-cache. Fails naming the flag when one is given without --expert-cache.
+api::OffloadSpec offload_spec(const Args& a);
+// The --stats block: cache figures when offloading (provider non-null), and peak RSS either
+// way. `tokens` and `seconds` are the decode tokens and time the caller measured (0: not shown).
+void print_offload_stats(const Args& a, const offload::OffloadingProvider* provider, int64_t tokens,
+                         double seconds);
 
 }  // namespace mcmoe::cli

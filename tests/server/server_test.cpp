@@ -173,6 +173,8 @@ TEST(Server, ADisconnectedStreamFreesItsSlot) {
           std::to_string(body.size()) + "\r\n\r\n" + body));
   char buf[512];
   ASSERT_GT(::recv(fd, buf, sizeof(buf), 0), 0);  // headers and the first chunk: it is generating
+  for (int i = 0; i < 500 && metric(c, "slots_in_use") != 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_EQ(metric(c, "slots_in_use"), 1);
   ::close(fd);
   const auto t0 = std::chrono::steady_clock::now();

@@ -23,7 +23,7 @@ struct TestServerOptions {
   int parallel = 4;
   int queue = 8;
   int n_ctx = 512;
-  std::string api_key;
+  std::string api_key = {};
   size_t max_body = size_t{1} << 20;
 };
 

@@ -1,0 +1,173 @@
+#include "api/open_model.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <numeric>
+
+#include "compress/stats.h"
+#include "core/error.h"
+#include "format/gguf.h"
+#include "offload/expert_layout.h"
+
+namespace mcmoe::api {
+
+namespace {
+
+void install_offload(const OpenOptions& oo, OpenModel& out) {
+  const OffloadSpec& spec = oo.offload;
+  model::Model& m = *out.model;
+  const std::vector<uint64_t> sizes = offload::expert_cache_bytes(m);
+  const uint64_t total = std::accumulate(sizes.begin(), sizes.end(), uint64_t{0});
+  offload::OffloadOptions o;
+  o.budget = spec.budget_bytes > 0 ? spec.budget_bytes
+                                   : static_cast<uint64_t>(spec.budget_fraction * total);
+  o.policy = spec.policy;
+  o.per_layer = spec.per_layer;
+  o.prefetch_depth = spec.prefetch_depth;
+  o.prefetch_m = spec.prefetch_m > 0 ? spec.prefetch_m : m.config().n_expert_used;
+  if (o.prefetch_m > m.config().n_expert) {
+    fail("prefetch of {} experts per layer; {} has {}", o.prefetch_m, m.path(),
+         m.config().n_expert);
+  }
+  o.prefetch_min_prob = spec.prefetch_min_prob;
+  o.io_threads = spec.io_threads;
+  o.direct_io = spec.direct_io;
+  if (!spec.seed_stats.empty()) {
+    const std::string& path = spec.seed_stats;
+    const compress::CalibrationStats s = compress::load_stats(path);
+    compress::check_stats_match(s, m, path);
+    // A prior worth a few hundred tokens: enough to start warm, little enough to adapt.
+    constexpr double kPriorTokens = 256;
+    // Indexed as the cache names experts (layer * stride + expert): a dense layer, or a
+    // reduced layer with fewer experts, leaves its ids at 0.
+    const size_t stride = static_cast<size_t>(offload::expert_stride(m));
+    o.lfu_seed.assign(m.stored_experts().size() * stride, 0.0);
+    if (s.layers.size() != m.stored_experts().size()) {
+      fail("{}: statistics for {} layers; {} has {}", path, s.layers.size(), m.path(),
+           m.stored_experts().size());
+    }
+    for (size_t l = 0; l < s.layers.size(); ++l) {
+      const compress::LayerStats& L = s.layers[l];
+      if (L.experts.size() != m.stored_experts()[l].size()) {
+        fail("{}: layer {} has statistics for {} experts; {} stores {} there", path, l,
+             L.experts.size(), m.path(), m.stored_experts()[l].size());
+      }
+      for (size_t e = 0; e < L.experts.size(); ++e) {
+        o.lfu_seed[l * stride + e] =
+            L.phi(static_cast<int>(e)) * m.config().n_expert_used * kPriorTokens;
+      }
+    }
+  }
+  if (!spec.fallback.empty()) {
+    // Mapped: only the experts the fallback actually serves are ever paged in.
+    out.fallback = load_model(spec.fallback, {.memory = model::LoadOptions::Memory::kMap}, oo.log);
+    o.fallback = out.fallback.get();
+    o.fallback_threshold = spec.fallback_threshold;
+  }
+  auto p = std::make_unique<offload::OffloadingProvider>(m, o);
+  out.provider = p.get();
+  if (oo.log) {
+    oo.log(fmt::format(
+        "offloading experts: cache {:.1f} MiB of {:.1f} MiB ({:.0f}%), policy {}{}, prefetch {} "
+        "layer(s) top-{}, {} I/O{}",
+        o.budget / 1048576.0, total / 1048576.0, 100.0 * o.budget / std::max<uint64_t>(1, total),
+        o.policy, o.per_layer ? " per layer" : "", o.prefetch_depth, o.prefetch_m,
+        p->stats().direct_io ? "O_DIRECT" : "buffered",
+        o.fallback ? fmt::format(", low-bit fallback below weight {}", o.fallback_threshold) : ""));
+  }
+  m.set_expert_provider(std::move(p));
+}
+
+}  // namespace
+
+std::unique_ptr<model::Model> load_model(const std::string& path, const model::LoadOptions& lo,
+                                         const std::function<void(const std::string&)>& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto m = model::Model::load(path, lo);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (log) log(fmt::format("loaded {} in {:.2f} s: {}", path, s, m->config().summary()));
+  return m;
+}
+
+std::unique_ptr<moe::OdpParams> odp_params(const OdpSpec& spec, const model::Model& m) {
+  if (!spec.on) return nullptr;
+  const model::ModelConfig& c = m.config();
+  if (c.n_expert_used < 2)
+    fail("ODP: {} routes each token to {} expert; nothing to prune", m.path(), c.n_expert_used);
+  auto p = std::make_unique<moe::OdpParams>();
+  p->n_layer = c.n_layer;
+  p->k = c.n_expert_used;
+  const size_t n_mu = static_cast<size_t>(c.n_layer) * (c.n_expert_used - 1);
+  if (spec.mu) {
+    p->mu.assign(n_mu, *spec.mu);
+  } else {
+    const format::GgufValue* v = m.gguf() ? m.gguf()->find("mcmoe.odp.mu") : nullptr;
+    if (!v) {
+      fail(
+          "--odp: {} has no calibrated thresholds (metadata key mcmoe.odp.mu, written by mcmoe "
+          "quantize); "
+          "give a fixed one with --odp-mu 0.5",
+          m.path());
+    }
+    const auto* arr = std::get_if<format::GgufArray>(&v->v);
+    if (!arr || arr->items.size() != n_mu) {
+      fail("{}: mcmoe.odp.mu should be an array of {} floats (layers x (top-k - 1)), found {}",
+           m.path(), n_mu, v->to_string());
+    }
+    for (const auto& item : arr->items) {
+      const double* x = std::get_if<double>(&item.v);
+      if (!x) fail("{}: mcmoe.odp.mu holds a non-float value", m.path());
+      p->mu.push_back(static_cast<float>(*x));
+    }
+  }
+  if (!spec.layers.empty()) {
+    p->layer_on.assign(c.n_layer, 0);
+    for (int l : spec.layers) {
+      if (l < 0 || l >= c.n_layer)
+        fail("--odp-layers: layer {} out of range [0, {})", l, c.n_layer);
+      p->layer_on[l] = 1;
+    }
+  }
+  p->protect_fraction = spec.protect_fraction;
+  return p;
+}
+
+void check_context(const model::Model& m, int n_ctx, bool allow_long_context) {
+  const int trained = m.config().n_ctx_train;
+  if (n_ctx > trained && !allow_long_context) {
+    fail(
+        "{}: context {} exceeds the model's trained length {}; positions past it are outside what "
+        "the model "
+        "learned (pass --allow-long-context to run anyway)",
+        m.path(), n_ctx, trained);
+  }
+}
+
+OpenModel open_model(const OpenOptions& o) {
+  OpenModel out;
+  model::LoadOptions lo = o.load;
+  if (o.offload.on) lo.memory = model::LoadOptions::Memory::kMap;  // experts are read on demand
+  out.model = load_model(o.path, lo, o.log);
+  if (o.offload.on) install_offload(o, out);
+  out.odp = odp_params(o.odp, *out.model);
+  if (!o.with_session) return out;
+  check_context(*out.model, o.session.n_ctx, o.allow_long_context);
+  model::SessionOptions so = o.session;
+  so.odp = out.odp.get();
+  out.session = std::make_unique<model::Session>(*out.model, so);
+  if (o.log) {
+    const model::Session& s = *out.session;
+    o.log(
+        fmt::format("KV cache: {:.1f} MiB for {}{} tokens ({} bytes per token, {}); batch scratch: "
+                    "{:.1f} MiB for "
+                    "{}-token chunks",
+                    static_cast<double>(s.kv_cache_bytes()) / (1 << 20),
+                    s.n_seq() > 1 ? fmt::format("{} sequences x ", s.n_seq()) : "", s.n_ctx(),
+                    s.kv_cache_bytes_per_token(), dtype_name(s.cache_type()),
+                    static_cast<double>(s.scratch_bytes()) / (1 << 20), s.n_batch()));
+  }
+  return out;
+}
+
+}  // namespace mcmoe::api
