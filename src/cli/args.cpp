@@ -1,15 +1,68 @@
 #include "cli/args.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "core/error.h"
 
 namespace mcmoe::cli {
 
+std::string usage_text(const CommandSpec& spec) {
+  std::string out = fmt::format("mcmoe {}: {}\n\nflags:\n", spec.name, spec.synopsis);
+  size_t width = 0;
+  const auto head = [](const FlagSpec& f) {
+    return f.value ? fmt::format("{} {}", f.name, f.value) : std::string(f.name);
+  };
+  for (const FlagSpec& f : spec.flags) width = std::max(width, head(f).size());
+  for (const FlagSpec& f : spec.flags) {
+    out += fmt::format("  {:<{}}  {}", head(f), width, f.help);
+    if (f.def && *f.def) out += fmt::format(" (default: {})", f.def);
+    out += "\n";
+  }
+  return out;
+}
+
+namespace {
+
+std::set<std::string> names(const FlagTable& t, bool switches) {
+  std::set<std::string> out;
+  for (const FlagSpec& f : t) {
+    if ((f.value == nullptr) == switches) out.insert(f.name);
+  }
+  return out;
+}
+
+bool wants_help(const std::vector<std::string>& argv) {
+  return std::find_if(argv.begin(), argv.end(), [](const std::string& a) {
+           return a == "--help" || a == "-h";
+         }) != argv.end();
+}
+
+}  // namespace
+
+Args::Args(const std::vector<std::string>& argv, const CommandSpec& spec)
+    : Args(wants_help(argv) ? std::vector<std::string>{} : argv, names(spec.flags, false),
+           names(spec.flags, true)) {
+  if (wants_help(argv)) {
+    std::fputs(usage_text(spec).c_str(), stdout);
+    throw HelpShown{};
+  }
+}
+
 Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& value_flags,
            const std::set<std::string>& switch_flags) {
+  if (wants_help(argv)) {
+    std::string known;
+    for (const auto& f : value_flags) known += " " + f + " VALUE";
+    for (const auto& f : switch_flags) known += " " + f;
+    std::printf("flags:%s\n", known.c_str());
+    throw HelpShown{};
+  }
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
     if (a.size() > 1 && a[0] == '-' && !(a.size() > 1 && (std::isdigit(static_cast<unsigned char>(a[1])) || a[1] == '.'))) {

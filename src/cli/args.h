@@ -9,9 +9,33 @@
 
 namespace mcmoe::cli {
 
+// One flag of a command: the table drives both parsing and `mcmoe COMMAND --help`.
+struct FlagSpec {
+  const char* name;   // "--ctx", "-m"
+  const char* value;  // what the value is ("N", "PATH"); nullptr: a switch
+  const char* def;    // the default as shown ("" for none)
+  const char* help;
+};
+using FlagTable = std::vector<FlagSpec>;
+// A command's flag table: its own flags, then shared groups appended (session, offloading...).
+struct CommandSpec {
+  const char* name;      // "run"
+  const char* synopsis;  // one line: what it does
+  FlagTable flags;
+};
+// The text `mcmoe COMMAND --help` prints: synopsis, then every flag with its value, default
+// and help, aligned.
+std::string usage_text(const CommandSpec& spec);
+// Thrown by Args after it printed a command's --help (main exits 0).
+struct HelpShown {};
+
 class Args {
  public:
-  // value_flags take a value ("-m", "--ctx"); switch_flags do not ("--stats").
+  // Parses argv against the command's table; -h / --help prints usage_text and throws
+  // HelpShown.
+  Args(const std::vector<std::string>& argv, const CommandSpec& spec);
+  // value_flags take a value ("-m", "--ctx"); switch_flags do not ("--stats"). (Commands
+  // without a described table yet; --help lists the names.)
   Args(const std::vector<std::string>& argv, const std::set<std::string>& value_flags,
        const std::set<std::string>& switch_flags);
 

@@ -13,11 +13,20 @@
 namespace mcmoe::cli {
 
 int cmd_bench(const Argv& argv) {
-  const Args a(argv,
-               with_offload_flags(
-                   with_odp_flags({"-m", "--threads", "--prompt-tokens", "--gen-tokens", "--depth",
-                                   "--reps", "--text", "--cache-type", "--isa", "--batch-size"})),
-               with_offload_switches({"--no-bandwidth", "--mmap", "--no-mmap", "--odp"}));
+  static const CommandSpec spec{
+      "bench", "prefill and decode speed, with the machine's read bandwidth as the roofline",
+      with_groups(
+          {kModelFlag,
+           {"--prompt-tokens", "N", "512", "prefill length"},
+           {"--gen-tokens", "N", "128", "decode length"},
+           {"--depth", "N", "0", "tokens already in the KV cache before decoding"},
+           {"--reps", "N", "2", "repetitions (the best is reported)"},
+           {"--text", "FILE", "",
+            "decode the tokens of this text instead of token 0 (routing as in use)"},
+           {"--isa", "scalar|avx2|avx512", "the best this CPU runs", "force a kernel path"},
+           {"--no-bandwidth", nullptr, "", "skip the read-bandwidth measurement"}},
+          {session_flag_table(), load_flag_table(), offload_flag_table(), odp_flag_table()})};
+  const Args a(argv, spec);
   if (a.has("--isa")) {
     // Forces a kernel path, to compare them on one model (default: the best this CPU runs).
     const std::string name = a.str("--isa", "");

@@ -15,10 +15,20 @@ namespace mcmoe::cli {
 // An interactive terminal chat (api/chat.h): one line per message, the reply streamed;
 // /clear forgets the history, /exit (or end of input) ends. Reads piped input too.
 int cmd_chat(const Argv& argv) {
-  const Args a(argv,
-               with_session_flags(with_offload_flags(with_odp_flags(
-                   {"-m", "-n", "--temp", "--top-k", "--top-p", "--seed", "--ctx", "--system"}))),
-               with_session_switches(with_offload_switches({"--mmap", "--no-mmap", "--odp"})));
+  static const CommandSpec spec{
+      "chat", "interactive chat with the model's template: one line per message; /clear, /exit",
+      with_groups(
+          {kModelFlag,
+           {"-n", "N", "512", "most tokens per reply"},
+           {"--temp", "T", "0.8", "sampling temperature (0: greedy)"},
+           {"--top-k", "K", "40", "sample among the K most likely tokens (0: all)"},
+           {"--top-p", "P", "0.95", "nucleus sampling threshold"},
+           {"--seed", "S", "0", "sampling seed"},
+           {"--system", "TEXT", "", "a system message"},
+           {"--ctx", "N", "min(trained, 4096)",
+            "context size; the oldest turns are dropped to fit"}},
+          {session_flag_table(), load_flag_table(), offload_flag_table(), odp_flag_table()})};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   api::ChatOptions co;
   co.max_reply_tokens = static_cast<int>(a.integer("-n", 512, 1, 1 << 20));

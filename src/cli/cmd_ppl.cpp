@@ -14,11 +14,19 @@
 namespace mcmoe::cli {
 
 int cmd_ppl(const Argv& argv) {
-  const Args a(
-      argv,
-      with_session_flags(with_offload_flags(with_odp_flags(
-          {"-m", "-f", "--ctx", "--max-tokens", "--kl-base", "--kl-base-cache-type"}))),
-      with_session_switches(with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp"})));
+  static const CommandSpec spec{
+      "ppl", "perplexity of a text, and KL divergence to a base model",
+      with_groups(
+          {kModelFlag,
+           {"-f", "TEXT", "", "the text file"},
+           {"--ctx", "N", "512", "window size"},
+           {"--max-tokens", "N", "all", "score at most N tokens of the text"},
+           {"--kl-base", "MODEL", "",
+            "also measure KL divergence and top-1 agreement to this model"},
+           {"--kl-base-cache-type", "T", "--cache-type", "the base model's KV cache type"},
+           {"--json", nullptr, "", "print the result as JSON"}},
+          {session_flag_table("ctx"), load_flag_table(), offload_flag_table(), odp_flag_table()})};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "text file");
   const int ctx = static_cast<int>(a.integer("--ctx", 512, 2, 1 << 20));

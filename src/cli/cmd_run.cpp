@@ -10,11 +10,23 @@
 namespace mcmoe::cli {
 
 int cmd_run(const Argv& argv) {
-  const Args a(argv,
-               with_session_flags(with_offload_flags(with_odp_flags(
-                   {"-m", "-p", "-f", "-n", "--temp", "--top-k", "--top-p", "--seed", "--ctx"}))),
-               with_session_switches(
-                   with_offload_switches({"--json", "--mmap", "--no-mmap", "--odp", "--special"})));
+  static const CommandSpec spec{
+      "run", "generate text from a prompt",
+      with_groups(
+          {kModelFlag,
+           {"-p", "TEXT", "", "the prompt (or -f)"},
+           {"-f", "FILE", "", "read the prompt from a file"},
+           {"-n", "N", "64", "tokens to generate"},
+           {"--temp", "T", "0.8", "sampling temperature (0: greedy)"},
+           {"--top-k", "K", "40", "sample among the K most likely tokens (0: all)"},
+           {"--top-p", "P", "0.95", "nucleus sampling threshold"},
+           {"--seed", "S", "0", "sampling seed"},
+           {"--ctx", "N", "min(trained, 4096)", "context size"},
+           {"--json", nullptr, "", "print JSON (prompt, ids, text) instead of streaming text"},
+           {"--special", nullptr, "",
+            "control tokens spelled in the prompt (e.g. from `mcmoe template`) become their ids"}},
+          {session_flag_table(), load_flag_table(), offload_flag_table(), odp_flag_table()})};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.required("-p", "prompt");
   const int n_predict = static_cast<int>(a.integer("-n", 64, 0, 1 << 20));

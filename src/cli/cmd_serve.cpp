@@ -58,11 +58,22 @@ std::string offload_metrics(const offload::OffloadingProvider& p) {
 // An OpenAI-compatible HTTP server (server/http_server.h) over continuous batching
 // (api/batcher.h).
 int cmd_serve(const Argv& argv) {
-  const Args a(argv,
-               with_session_flags(with_offload_flags(
-                   with_odp_flags({"-m", "--host", "--port", "--parallel", "--ctx-size", "--queue",
-                                   "--api-key", "--alias", "--max-body", "--http-threads"}))),
-               with_session_switches(with_offload_switches({"--mmap", "--no-mmap", "--odp"})));
+  static const CommandSpec spec{
+      "serve", "OpenAI-compatible HTTP server with continuous batching",
+      with_groups(
+          {kModelFlag,
+           {"--host", "ADDR", "127.0.0.1", "address to listen on"},
+           {"--port", "N", "8080", "port (0: any free one)"},
+           {"--parallel", "N", "4", "slots: sequences decoded together"},
+           {"--ctx-size", "T", "parallel x min(trained, 4096)",
+            "total context, split evenly over the slots"},
+           {"--queue", "N", "4 x parallel", "requests waiting for a slot; more get 503"},
+           {"--api-key", "KEY", "", "require Authorization: Bearer KEY"},
+           {"--alias", "NAME", "the file name", "the model id /v1/models reports"},
+           {"--max-body", "SIZE", "4MiB", "largest request body (413 beyond)"},
+           {"--http-threads", "N", "1024", "connections served at once"}},
+          {session_flag_table(), load_flag_table(), offload_flag_table(), odp_flag_table()})};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   server::ServerOptions so;
   so.host = a.str("--host", "127.0.0.1");

@@ -23,8 +23,18 @@ nlohmann::ordered_json read_json_file(const std::string& path, const char* flag)
 // The model's chat template applied to a conversation: the prompt that chat and serve would
 // feed the model (llama-server's /apply-template).
 int cmd_template(const Argv& argv) {
-  const Args a(argv, {"-m", "-p", "--messages", "--system", "--tools"},
-               {"--no-generation-prompt", "--mmap", "--no-mmap"});
+  static const CommandSpec spec{
+      "template",
+      "render a conversation with the model's chat template (llama-server's /apply-template)",
+      with_groups(
+          {kModelFlag,
+           {"-p", "TEXT", "", "one user message (or --messages)"},
+           {"--system", "TEXT", "", "a system message before -p"},
+           {"--messages", "FILE.json", "", "the conversation: a list of {role, content}"},
+           {"--tools", "FILE.json", "", "tools in OpenAI's shape"},
+           {"--no-generation-prompt", nullptr, "", "do not open an assistant turn at the end"}},
+          {load_flag_table()})};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   if (a.has("-p") == a.has("--messages"))
     fail("template: give exactly one of -p TEXT or --messages FILE.json");

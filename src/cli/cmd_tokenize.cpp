@@ -11,7 +11,13 @@
 namespace mcmoe::cli {
 
 int cmd_tokenize(const Argv& argv) {
-  const Args a(argv, {"-m", "-p", "-f"}, {});
+  static const CommandSpec spec{
+      "tokenize",
+      "token ids and pieces of a text",
+      {{"-m", "MODEL", "", "model or vocabulary: a GGUF file or a Hugging Face directory"},
+       {"-p", "TEXT", "", "the text (or -f)"},
+       {"-f", "FILE", "", "read the text from a file"}}};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   if (a.has("-p") == a.has("-f")) fail("tokenize: give exactly one of -p TEXT or -f FILE");
   const std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.str("-p", "");

@@ -60,14 +60,39 @@ void calibration_length_flag(const Args& a) {
   if (a.has("--ctx")) fail("--ctx: the calibration length is --seq (as in calibrate and quantize)");
 }
 
-std::set<std::string> with_session_flags(std::set<std::string> value_flags) {
-  value_flags.insert(std::begin(kSessionValueFlags), std::end(kSessionValueFlags));
-  return value_flags;
+FlagTable session_flag_table(const char* batch_default) {
+  return {
+      {"--threads", "N", "all cores", "compute threads"},
+      {"--batch-size", "N", batch_default,
+       "prefill chunk: tokens per forward pass (bounds the scratch memory)"},
+      {"--cache-type", "f32|f16|q8_0", "f16", "KV cache element type"},
+      {"--allow-long-context", nullptr, "", "allow a context beyond the model's trained length"},
+  };
 }
 
-std::set<std::string> with_session_switches(std::set<std::string> switches) {
-  switches.insert(std::begin(kSessionSwitches), std::end(kSessionSwitches));
-  return switches;
+const FlagTable& odp_flag_table() {
+  static const FlagTable t = {
+      {"--odp", nullptr, "", "online dynamic pruning of low-weight experts (MC-MoE)"},
+      {"--odp-mu", "X", "the file's mcmoe.odp.mu", "a fixed pruning threshold"},
+      {"--odp-layers", "0,5,7", "all", "prune only in these layers"},
+      {"--odp-protect", "F", "0.02", "share of prefill tokens protected from pruning"},
+  };
+  return t;
+}
+
+const FlagTable& load_flag_table() {
+  static const FlagTable t = {
+      {"--mmap", nullptr, "", "map the file (pages in on demand)"},
+      {"--no-mmap", nullptr, "",
+       "read the file into memory (default: read files of 64 MiB up to half of free memory, map "
+       "the rest)"},
+  };
+  return t;
+}
+
+FlagTable with_groups(FlagTable own, std::initializer_list<FlagTable> groups) {
+  for (const FlagTable& g : groups) own.insert(own.end(), g.begin(), g.end());
+  return own;
 }
 
 model::SessionOptions session_options(const Args& a, int ctx, int default_batch) {
@@ -139,11 +164,6 @@ std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
   }
   if (out.empty()) fail("{}: empty list", flag);
   return out;
-}
-
-std::set<std::string> with_odp_flags(std::set<std::string> value_flags) {
-  for (const char* f : kOdpValueFlags) value_flags.insert(f);
-  return value_flags;
 }
 
 api::OdpSpec odp_spec(const Args& a) {

@@ -31,10 +31,10 @@ DType cache_type_flag(const Args& a, const std::string& flag = "--cache-type");
 //   --cache-type T, --threads N, --batch-size N (prefill runs in chunks of N tokens, which
 //   bounds its scratch memory; default 512), --allow-long-context (switch: a context beyond
 //   the model's trained length is refused without it).
-inline constexpr const char* kSessionValueFlags[] = {"--cache-type", "--threads", "--batch-size"};
-inline constexpr const char* kSessionSwitches[] = {"--allow-long-context"};
-std::set<std::string> with_session_flags(std::set<std::string> value_flags);
-std::set<std::string> with_session_switches(std::set<std::string> switches);
+FlagTable session_flag_table(const char* batch_default = "512");
+// -m, as every inference command takes it.
+inline constexpr FlagSpec kModelFlag{"-m", "MODEL", "",
+                                     "model: a GGUF file or a Hugging Face directory"};
 // Session options from those flags for a context of ctx tokens (0: the session's default);
 // default_batch when --batch-size is not given. (The trained-length check is open_model's.)
 model::SessionOptions session_options(const Args& a, int ctx, int default_batch = 512);
@@ -57,11 +57,14 @@ std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
 //   --odp (switch), --odp-mu X (fixed threshold instead of the file's calibrated μ_l),
 //   --odp-layers 0,5,7 (restrict to these layers), --odp-protect F (fraction of prefill
 //   tokens protected, default 0.02).
-inline constexpr const char* kOdpValueFlags[] = {"--odp-mu", "--odp-layers", "--odp-protect"};
+const FlagTable& odp_flag_table();
+// --mmap / --no-mmap.
+const FlagTable& load_flag_table();
+// A command's own flags followed by shared groups.
+FlagTable with_groups(FlagTable own, std::initializer_list<FlagTable> groups);
 // The ODP flags as the library's spec (thresholds come from the model's mcmoe.odp.mu metadata,
 // written by mcmoe quantize, unless --odp-mu is given).
 api::OdpSpec odp_spec(const Args& a);
-std::set<std::string> with_odp_flags(std::set<std::string> value_flags);
 void print_odp_summary(const moe::OdpCounters& c);
 
 // A one-line progress bar on stderr, redrawn in place when stderr is a terminal and printed

@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
 
@@ -57,6 +58,8 @@ commands:
             /apply-template, /tokenize, /metrics, and a chat page at /
 
 MODEL is a Hugging Face directory (config.json + *.safetensors + tokenizer) or a GGUF file.
+`mcmoe COMMAND --help` lists a command's flags (run, chat, serve, ppl, bench, template and
+tokenize with their defaults and meaning).
 )";
 
 }  // namespace
@@ -88,6 +91,8 @@ int main(int argc, char** argv) {
     if (cmd == "chat") return mcmoe::cli::cmd_chat(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 1;
+  } catch (const mcmoe::cli::HelpShown&) {
+    return 0;
   } catch (const mcmoe::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

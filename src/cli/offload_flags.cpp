@@ -31,30 +31,48 @@ uint64_t peak_rss() {
 
 }  // namespace
 
-// The flags besides --expert-cache (and --stats) only mean something when offloading is on.
-constexpr const char* kOffloadValueFlags[] = {"--cache-policy", "--cache-seed", "--prefetch", "--prefetch-m", "--prefetch-min-prob",
-                                              "--io-threads", "--fallback", "--fallback-threshold"};
-constexpr const char* kOffloadSwitches[] = {"--per-layer-cache", "--no-direct-io"};
+const FlagTable& offload_flag_table() {
+  static const FlagTable t = {
+      {"--expert-cache", "SIZE|PCT", "",
+       "offload experts: read them from the file into a cache of SIZE bytes (512MiB) or PCT of all "
+       "experts (50%)"},
+      {"--cache-policy", "lfu|lru|lfu:HALF_LIFE", "lfu", "expert cache eviction policy"},
+      {"--per-layer-cache", nullptr, "", "split the cache budget evenly over the layers"},
+      {"--cache-seed", "STATS.json", "", "LFU prior from `mcmoe calibrate` statistics"},
+      {"--prefetch", "D", "1", "prefetch the experts the next D layers' routers predict (0: off)"},
+      {"--prefetch-m", "M", "top-k", "experts guessed per layer"},
+      {"--prefetch-min-prob", "P", "0", "skip guesses below this router probability"},
+      {"--io-threads", "N", "2", "expert reader threads"},
+      {"--no-direct-io", nullptr, "", "read through the page cache instead of O_DIRECT"},
+      {"--fallback", "LOWBIT.gguf", "", "a low-bit copy of the model that serves misses (HOBBIT)"},
+      {"--fallback-threshold", "W", "",
+       "misses with routing weight below W use the --fallback copy"},
+      {"--stats", nullptr, "", "print expert cache statistics and peak RSS at the end"},
+  };
+  return t;
+}
 
 std::set<std::string> with_offload_flags(std::set<std::string> v) {
-  v.insert("--expert-cache");
-  v.insert(std::begin(kOffloadValueFlags), std::end(kOffloadValueFlags));
+  for (const FlagSpec& f : offload_flag_table()) {
+    if (f.value) v.insert(f.name);
+  }
   return v;
 }
 
 std::set<std::string> with_offload_switches(std::set<std::string> s) {
-  s.insert("--stats");
-  s.insert(std::begin(kOffloadSwitches), std::end(kOffloadSwitches));
+  for (const FlagSpec& f : offload_flag_table()) {
+    if (!f.value) s.insert(f.name);
+  }
   return s;
 }
 
 api::OffloadSpec offload_spec(const Args& a) {
   api::OffloadSpec o;
   if (!a.has("--expert-cache")) {
-    for (const auto& flags : {std::span<const char* const>(kOffloadValueFlags), std::span<const char* const>(kOffloadSwitches)}) {
-      for (const char* f : flags) {
-        if (a.has(f)) fail("{} needs --expert-cache (offloading is off without it)", f);
-      }
+    // The others only mean something when offloading is on (--stats prints RSS either way).
+    for (const FlagSpec& f : offload_flag_table()) {
+      if (a.has(f.name) && std::string_view(f.name) != "--stats")
+        fail("{} needs --expert-cache (offloading is off without it)", f.name);
     }
     return o;
   }

@@ -19,6 +19,8 @@
 
 namespace mcmoe::cli {
 
+// The offloading flags with their help (appended to a command's table), and their names.
+const FlagTable& offload_flag_table();
 std::set<std::string> with_offload_flags(std::set<std::string> value_flags);
 std::set<std::string> with_offload_switches(std::set<std::string> switches);
 // The offloading flags as the library's spec (api/open_model.h); offloading is on with

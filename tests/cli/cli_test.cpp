@@ -228,3 +228,39 @@ TEST(ChatCli, PipedConversationWithClearAndExit) {
 
 }  // namespace
 }  // namespace mcmoe
+
+namespace mcmoe {
+namespace {
+
+// `mcmoe COMMAND --help` prints the command's flag table (the one its parser uses) and exits
+// 0; commands without a described table yet list their flag names.
+TEST(CliHelp, CommandsPrintTheirFlags) {
+  for (const char* cmd : {"run", "chat", "serve", "ppl", "bench", "template", "tokenize"}) {
+    SCOPED_TRACE(cmd);
+    const test::CliResult r = test::run_cli(std::string(cmd) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find(std::string("mcmoe ") + cmd + ": "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("-m MODEL"), std::string::npos) << r.out;
+  }
+  const test::CliResult run = test::run_cli("run -h");
+  for (const char* line :
+       {"--temp T", "(default: 0.8)", "--expert-cache SIZE|PCT", "--odp-protect F",
+        "(default: 0.02)", "--cache-type f32|f16|q8_0", "(default: f16)", "--special"}) {
+    EXPECT_NE(run.out.find(line), std::string::npos) << line;
+  }
+  const test::CliResult serve = test::run_cli("serve --help");
+  EXPECT_NE(serve.out.find("--ctx-size T"), std::string::npos);
+  EXPECT_NE(serve.out.find("(default: 127.0.0.1)"), std::string::npos);
+  const test::CliResult ppl = test::run_cli("ppl --help");
+  EXPECT_NE(ppl.out.find("--batch-size N"), std::string::npos);
+  EXPECT_NE(ppl.out.find("(default: ctx)"), std::string::npos);
+  const test::CliResult q = test::run_cli("quantize --help");
+  EXPECT_EQ(q.exit_code, 0);
+  EXPECT_NE(q.out.find("--bits VALUE"), std::string::npos);
+  // A flag the table does not know is still refused, naming it.
+  test::expect_clean_error(test::run_cli("run -m x --no-such-flag"),
+                           {"unknown flag --no-such-flag"});
+}
+
+}  // namespace
+}  // namespace mcmoe
