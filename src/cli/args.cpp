@@ -56,13 +56,6 @@ Args::Args(const std::vector<std::string>& argv, const CommandSpec& spec)
 
 Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& value_flags,
            const std::set<std::string>& switch_flags) {
-  if (wants_help(argv)) {
-    std::string known;
-    for (const auto& f : value_flags) known += " " + f + " VALUE";
-    for (const auto& f : switch_flags) known += " " + f;
-    std::printf("flags:%s\n", known.c_str());
-    throw HelpShown{};
-  }
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
     if (a.size() > 1 && a[0] == '-' && !(a.size() > 1 && (std::isdigit(static_cast<unsigned char>(a[1])) || a[1] == '.'))) {

@@ -34,10 +34,6 @@ class Args {
   // Parses argv against the command's table; -h / --help prints usage_text and throws
   // HelpShown.
   Args(const std::vector<std::string>& argv, const CommandSpec& spec);
-  // value_flags take a value ("-m", "--ctx"); switch_flags do not ("--stats"). (Commands
-  // without a described table yet; --help lists the names.)
-  Args(const std::vector<std::string>& argv, const std::set<std::string>& value_flags,
-       const std::set<std::string>& switch_flags);
 
   bool has(const std::string& flag) const { return values_.count(flag) || switches_.count(flag); }
   std::string str(const std::string& flag, const std::string& def) const;
@@ -47,6 +43,10 @@ class Args {
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:
+  // value_flags take a value ("-m", "--ctx"); switch_flags do not ("--stats").
+  Args(const std::vector<std::string>& argv, const std::set<std::string>& value_flags,
+       const std::set<std::string>& switch_flags);
+
   std::map<std::string, std::string> values_;
   std::set<std::string> switches_;
   std::vector<std::string> positional_;

@@ -10,8 +10,19 @@
 namespace mcmoe::cli {
 
 int cmd_calibrate(const Argv& argv) {
-  const Args a(argv, {"-m", "-f", "-o", "--samples", "--seq", "--candidates", "--group", "--threads"},
-               {"--mmap", "--no-mmap"});
+  static const CommandSpec spec{
+      "calibrate",
+      "routing statistics and per-expert quantization errors, for quantize's bit allocation",
+      with_groups(
+          {kModelFlag,
+           {"-o", "STATS.json", "", "where to write the statistics"},
+           {"--candidates", "1,2,3,4", "1,2,3,4",
+            "bit-widths whose reconstruction error is measured"},
+           {"--group", "N", "128", "quantization group size of the measured errors (32 to 128)"},
+           kThreadsFlag},
+          {calibration_flag_table({}), {kCalibrationCtxFlag}, load_flag_table()})};
+  const Args a(argv, spec);
+  calibration_length_flag(a);  // refuses --ctx, the other commands' name for a context
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "calibration text file");
   const std::string out = a.required("-o", "output statistics file");

@@ -21,7 +21,14 @@ DType parse_type(const std::string& s, std::initializer_list<DType> allowed) {
 }  // namespace
 
 int cmd_convert(const Argv& argv) {
-  const Args a(argv, {"-o", "--type"}, {});
+  static const CommandSpec spec{
+      "convert",
+      "a Hugging Face directory to GGUF, or a GGUF to llama.cpp's layout with merged experts "
+      "expanded (mcmoe convert HF_DIR|MODEL.gguf -o OUT.gguf)",
+      {{"-o", "OUT.gguf", "", "the output file"},
+       {"--type", "f32|f16|bf16|q8_0|q4_0", "f16; a GGUF input keeps its types",
+        "type of the weight matrices"}}};
+  const Args a(argv, spec);
   if (a.positional().size() != 1) fail("convert: expected one HF_DIR or GGUF argument, found {}", a.positional().size());
   const std::string out = a.required("-o", "output file");
   api::ConvertOptions o;
@@ -45,11 +52,48 @@ int cmd_convert(const Argv& argv) {
 }
 
 int cmd_synth(const Argv& argv) {
-  const Args a(argv,
-               {"--arch", "--preset", "--layers", "--dim", "--ff", "--experts", "--top-k", "--vocab", "--type", "-o", "--heads",
-                "--kv-heads", "--head-dim", "--seed", "--shared-ff", "--dense-ff", "--dense-layers", "--q-lora", "--kv-lora",
-                "--rope-dim", "--nope-dim", "--v-dim", "--rope-theta", "--tokenizer-from", "--routing-from", "--routing-noise"},
-               {"--v3-routing", "--yarn"});
+  // Shape defaults are SynthOptions' (api/synth.h); a --preset replaces them.
+  static const CommandSpec spec{
+      "synth",
+      "a random-weight model of a family's shapes, for tests and benchmarks (shape defaults "
+      "as below, or a --preset's)",
+      {{"-o", "OUT.gguf", "", "the output file"},
+       {"--preset", "NAME", "",
+        "a released model's shapes: deepseek-v2-lite, deepseek-v3, qwen3-30b-a3b, gpt-oss-20b, "
+        "glm-4.5-air, granite-3.0-1b-a400m, olmoe-1b-7b, mixtral-8x7b (flags given override it)"},
+       {"--arch", "ARCH", "mixtral",
+        "mixtral, qwen2moe, qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss or granitemoe"},
+       {"--layers", "L", "2", "layers"},
+       {"--dim", "D", "256", "hidden size"},
+       {"--ff", "F", "512", "routed expert width"},
+       {"--experts", "E", "8", "routed experts per layer"},
+       {"--top-k", "K", "2", "experts per token"},
+       {"--vocab", "V", "512", "vocabulary size"},
+       {"--heads", "H", "dim / 64", "attention heads"},
+       {"--kv-heads", "H", "heads / 4; MLA: heads", "key/value heads"},
+       {"--head-dim", "D", "dim / heads", "head dimension"},
+       {"--shared-ff", "F", "0", "shared expert width (qwen2moe, deepseek2, glm4moe; 0: none)"},
+       {"--dense-layers", "N", "0", "leading dense layers (deepseek2, glm4moe)"},
+       {"--dense-ff", "F", "4 x dim", "MLP width of the leading dense layers"},
+       {"--q-lora", "R", "0", "MLA (deepseek2): query compression rank (0: none)"},
+       {"--kv-lora", "R", "512", "MLA: key/value compression rank"},
+       {"--rope-dim", "D", "64", "MLA: rotary dimensions per head"},
+       {"--nope-dim", "D", "128", "MLA: non-rotary query/key dimensions per head"},
+       {"--v-dim", "D", "128", "MLA: value dimensions per head"},
+       {"--v3-routing", nullptr, "",
+        "deepseek2: V3's sigmoid scores + bias, 8 groups keep 4, scale 2.5"},
+       {"--yarn", nullptr, "", "deepseek2: DeepSeek's YaRN (factor 40 from 4096)"},
+       {"--rope-theta", "T", "the family's usual base", "RoPE base"},
+       {"--type", "f32|f16|bf16|q8_0|q4_0|mxfp4", "q8_0", "type of the weight matrices"},
+       {"--seed", "S", "1", "weight seed"},
+       {"--tokenizer-from", "MODEL.gguf", "",
+        "this GGUF's vocabulary instead of a filler one (--vocab becomes its size)"},
+       {"--routing-from", "TRACE", "",
+        "route like the model of this `mcmoe trace` (needs --tokenizer-from; softmax-routed "
+        "families)"},
+       {"--routing-noise", "X", "0.3",
+        "with --routing-from: noise each layer adds to the routing features"}}};
+  const Args a(argv, spec);
   // A preset sets every shape of a released model; any flag given overrides it (e.g.
   // --layers 4 for a reduced-depth copy).
   api::SynthOptions o = a.has("--preset") ? api::synth_preset(a.str("--preset", "")) : api::SynthOptions{};

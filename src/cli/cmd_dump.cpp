@@ -33,7 +33,20 @@ class DumpObserver : public model::ForwardObserver {
 }  // namespace
 
 int cmd_dump(const Argv& argv) {
-  const Args a(argv, {"-m", "-p", "--ids", "--name", "-o", "--threads", "--greedy"}, {});
+  static const CommandSpec spec{
+      "dump",
+      "one named intermediate of the forward pass as JSON, to compare with a reference",
+      {kModelFlag,
+       {"-p", "TEXT", "", "the prompt (or --ids)"},
+       {"--ids", "1,2,3", "", "token ids instead of -p (no BOS added)"},
+       {"--name", "NAME[.LAYER]", "",
+        "required: attn_norm, q_a_norm, kv_a_norm, attn_ctx, attn_out, ffn_inp, ffn_norm, "
+        "router_logits, dense_hidden, shared_hidden, moe_out, layer_out (NAME.LAYER), "
+        "result_norm or logits"},
+       {"-o", "FILE.json", "stdout", "where to write the JSON"},
+       {"--greedy", "N", "0", "then decode N greedy tokens (their ids under \"greedy\")"},
+       kThreadsFlag}};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   std::string name = a.required("--name", "intermediate name (e.g. router_logits.3 or logits)");
   int layer = -1;

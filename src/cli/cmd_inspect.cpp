@@ -54,7 +54,12 @@ void print_low_rank_summary(const model::Model& m) {
 }  // namespace
 
 int cmd_inspect(const Argv& argv) {
-  const Args a(argv, {}, {"--metadata"});
+  static const CommandSpec spec{
+      "inspect",
+      "a model's configuration, tokenizer, tensors and bits per weight (mcmoe inspect MODEL "
+      "[flags])",
+      {{"--metadata", nullptr, "", "also print a GGUF's metadata"}}};
+  const Args a(argv, spec);
   if (a.positional().size() != 1) fail("inspect: expected exactly one MODEL argument, found {}", a.positional().size());
   auto m = model::Model::load(a.positional()[0]);
   const model::ModelConfig& c = m->config();

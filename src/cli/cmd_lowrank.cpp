@@ -11,8 +11,21 @@
 namespace mcmoe::cli {
 
 int cmd_lowrank(const Argv& argv) {
-  const Args a(argv, {"-m", "-f", "-o", "--rank", "--sparse-rows", "--samples", "--ctx", "--seq", "--type", "--threads", "--svd"},
-               {"--mmap", "--no-mmap"});
+  static const CommandSpec spec{
+      "lowrank", "expert matrices as low-rank factors plus sparse rows (MC-SMoE without training)",
+      with_groups(
+          {kModelFlag,
+           {"-o", "OUT.gguf", "", "the factored model"},
+           {"--rank", "R", "", "required: rank of the factors L [n_out, R] and R [R, n_in]"},
+           {"--sparse-rows", "S", "0",
+            "rows of the residual W - LR kept exactly (those that matter most on the text)"},
+           {"--type", "f16|q8_0|f32", "f16", "type of the factors and sparse rows"},
+           {"--svd", "plain|whitened", "plain",
+            "plain: best fit to the weights; whitened: best fit to the outputs on the calibration "
+            "inputs (SVD-LLM)"},
+           kThreadsFlag},
+          {calibration_flag_table({}), {kCalibrationCtxFlag}, load_flag_table()})};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "calibration text file");
   const std::string out = a.required("-o", "output GGUF file");

@@ -9,11 +9,41 @@
 namespace mcmoe::cli {
 
 int cmd_quantize(const Argv& argv) {
-  const Args a(argv,
-               {"-m", "--stats", "--bits", "--alloc", "--candidates", "-o", "-f", "--samples", "--seq",
-                "--group", "--attn-bits", "--router-bits", "--shared-bits", "--embd-type", "--alpha",
-                "--beta", "--gamma", "--seed", "--damp", "--threads"},
-               {"--global", "--rtn", "--act-order", "--no-top-two", "--no-search", "--mmap", "--no-mmap"});
+  static const CommandSpec spec{
+      "quantize", "MC-MoE mixed-precision quantization: expert bit allocation, then GPTQ",
+      with_groups(
+          {kModelFlag,
+           {"--stats", "STATS.json", "", "calibration statistics from `mcmoe calibrate`"},
+           {"-o", "OUT.gguf", "", "the quantized model"},
+           {"--bits", "B", "2.5", "target average bits per routed-expert weight"},
+           {"--alloc", "METHOD", "pmq",
+            "bit allocation over experts: pmq, uniform, hessian, frequency or random"},
+           {"--candidates", "1,2,3", "1,2,3", "expert bit-widths to allocate"},
+           {"--global", nullptr, "",
+            "one bit budget across all layers (weighted by parameters), not one per layer"},
+           {"--no-top-two", nullptr, "",
+            "drop the rule of at least one expert at each of the two widest widths per layer"},
+           {"--alpha", "A", "1", "pmq / frequency: exponent of an expert's activation frequency"},
+           {"--beta", "B", "1.5", "pmq: exponent of its mean routing weight"},
+           {"--gamma", "G", "1", "pmq: exponent of its reconstruction error"},
+           {"--seed", "S", "1", "seed of the random allocation"},
+           {"--rtn", nullptr, "", "round to nearest instead of GPTQ (no calibration text read)"},
+           {"--act-order", nullptr, "", "GPTQ: quantize columns by decreasing Hessian diagonal"},
+           {"--no-search", nullptr, "", "no least-squares clip search for each group's grid"},
+           {"--damp", "X", "0.01", "GPTQ dampening, a fraction of the Hessian's mean diagonal"},
+           {"--group", "N", "128", "quantization group size: 32, 64 or 128"},
+           {"--attn-bits", "N", "4", "width of the attention projections"},
+           {"--router-bits", "N", "4", "width of the routers (0: kept as stored)"},
+           {"--shared-bits", "N", "--attn-bits", "width of shared experts and dense layers' MLPs"},
+           {"--embd-type", "f16|q8_0|f32", "f16", "type of the token embeddings and output head"},
+           kThreadsFlag},
+          {calibration_flag_table({.text = "the statistics' text",
+                                   .samples = "the statistics'",
+                                   .seq = "the statistics'"}),
+           {kCalibrationCtxFlag},
+           load_flag_table()})};
+  const Args a(argv, spec);
+  calibration_length_flag(a);  // refuses --ctx, the other commands' name for a context
   const std::string path = a.required("-m", "model path");
   const std::string stats_path = a.required("--stats", "calibration statistics (from mcmoe calibrate)");
   const std::string out = a.required("-o", "output GGUF file");

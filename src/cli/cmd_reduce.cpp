@@ -10,10 +10,22 @@
 namespace mcmoe::cli {
 
 int cmd_reduce(const Argv& argv) {
-  const Args a(argv,
-               {"-m", "-f", "-o", "--method", "--keep", "--per-layer", "--samples", "--seq",
-                "--ctx", "--threads"},
-               {"--mmap", "--no-mmap"});
+  static const CommandSpec spec{
+      "reduce", "fewer experts: REAP pruning, M-SMoE merging or HC-SMoE-style clustering",
+      with_groups(
+          {kModelFlag,
+           {"-o", "OUT.gguf", "", "the reduced model"},
+           {"--method", "merge|prune|frequency|cluster", "",
+            "required: merge (M-SMoE), prune (REAP saliency), frequency (least routed dropped) or "
+            "cluster (HC-SMoE-style)"},
+           {"--keep", "F", "0.75",
+            "fraction of experts kept, in (0, 1] (a merged group counts as one)"},
+           {"--per-layer", "adaptive|uniform", "adaptive",
+            "adaptive: one threshold across layers, so counts differ; uniform: the same count in "
+            "each layer"},
+           kThreadsFlag},
+          {calibration_flag_table({.samples = "32"}), {kCalibrationCtxFlag}, load_flag_table()})};
+  const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   const std::string text_path = a.required("-f", "calibration text file");
   const std::string out = a.required("-o", "output GGUF file");

@@ -14,7 +14,18 @@
 namespace mcmoe::cli {
 
 int cmd_trace(const Argv& argv) {
-  const Args a(argv, {"-m", "-f", "-o", "--ctx", "--max-tokens", "--threads", "--depth", "--top-m"}, {"--mmap", "--no-mmap"});
+  static const CommandSpec spec{
+      "trace", "record a model's routing over a text, for cachesim and synth --routing-from",
+      with_groups({kModelFlag,
+                   {"-f", "TEXT", "", "the text file"},
+                   {"-o", "TRACE", "", "where to write the trace"},
+                   {"--ctx", "N", "512", "window size; the KV cache is reset between windows"},
+                   {"--max-tokens", "N", "all", "trace at most N tokens of the text"},
+                   {"--depth", "D", "2", "record router predictions up to D layers ahead"},
+                   {"--top-m", "M", "min(4, experts)", "experts predicted per layer"},
+                   kThreadsFlag},
+                  {load_flag_table()})};
+  const Args a(argv, spec);
   auto m = load_model_verbose(a.required("-m", "model path"), load_options_flags(a));
   const std::string text_path = a.required("-f", "text file");
   const std::string out = a.required("-o", "output trace path");
@@ -37,7 +48,23 @@ int cmd_trace(const Argv& argv) {
 }
 
 int cmd_cachesim(const Argv& argv) {
-  const Args a(argv, {"--budget", "--policy", "--prefetch-depth", "--prefetch-m", "--seed-tokens"}, {"--per-layer", "--layers"});
+  static const CommandSpec spec{
+      "cachesim",
+      "replay a routing trace from `mcmoe trace` against expert-cache policies and budgets "
+      "(mcmoe cachesim TRACE [flags])",
+      {{"--budget", "SIZE|PCT", "50%",
+        "cache size: bytes (512MiB) or a share of all experts' bytes"},
+       {"--policy", "POLICY", "lru, lfu, lfu-seeded (with and without prefetch) and belady",
+        "simulate lru, lfu, lfu:HALF_LIFE, lfu-seeded or belady, with +prefetch or not, and "
+        "belady (the optimum) beside it"},
+       {"--prefetch-depth", "D", "min(1, the trace's depth)",
+        "layers ahead prefetched by the +prefetch runs (0: none)"},
+       {"--prefetch-m", "M", "min(top-k, the trace's top-m)", "experts prefetched per layer"},
+       {"--seed-tokens", "N", "a fifth of the trace",
+        "tokens lfu-seeded learns its prior from; every policy replays the rest"},
+       {"--per-layer", nullptr, "", "split the budget evenly over the layers"},
+       {"--layers", nullptr, "", "also print each layer's hit rate"}}};
+  const Args a(argv, spec);
   if (a.positional().size() != 1) fail("cachesim: expected one TRACE argument, found {}", a.positional().size());
   const offload::RoutingTrace t = offload::read_trace(a.positional()[0]);
   const uint64_t total = std::accumulate(t.expert_bytes.begin(), t.expert_bytes.end(), uint64_t{0});

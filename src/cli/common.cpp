@@ -57,12 +57,25 @@ DType cache_type_flag(const Args& a, const std::string& flag) {
 }
 
 void calibration_length_flag(const Args& a) {
-  if (a.has("--ctx")) fail("--ctx: the calibration length is --seq (as in calibrate and quantize)");
+  if (a.has("--ctx")) {
+    fail(
+        "--ctx: the calibration length is --seq in calibrate, quantize, reduce and lowrank (--ctx "
+        "is a context "
+        "window in run, ppl and trace)");
+  }
+}
+
+FlagTable calibration_flag_table(const CalibrationDefaults& d) {
+  return {
+      {"-f", "TEXT", d.text, "calibration text file"},
+      {"--samples", "N", d.samples, "calibration windows, spread evenly over the text"},
+      {"--seq", "N", d.seq, "tokens per calibration window (BOS included)"},
+  };
 }
 
 FlagTable session_flag_table(const char* batch_default) {
   return {
-      {"--threads", "N", "all cores", "compute threads"},
+      kThreadsFlag,
       {"--batch-size", "N", batch_default,
        "prefill chunk: tokens per forward pass (bounds the scratch memory)"},
       {"--cache-type", "f32|f16|q8_0", "f16", "KV cache element type"},

@@ -35,6 +35,8 @@ FlagTable session_flag_table(const char* batch_default = "512");
 // -m, as every inference command takes it.
 inline constexpr FlagSpec kModelFlag{"-m", "MODEL", "",
                                      "model: a GGUF file or a Hugging Face directory"};
+// --threads (threads_flag), in the session group and in every command that computes.
+inline constexpr FlagSpec kThreadsFlag{"--threads", "N", "all cores", "compute threads"};
 // Session options from those flags for a context of ctx tokens (0: the session's default);
 // default_batch when --batch-size is not given. (The trained-length check is open_model's.)
 model::SessionOptions session_options(const Args& a, int ctx, int default_batch = 512);
@@ -47,8 +49,21 @@ api::OpenOptions open_options(const Args& a, const std::string& path, int ctx,
 
 // Calibration length is --seq in every command that samples calibration text (calibrate,
 // quantize, reduce, lowrank); --ctx, which names a context window elsewhere, is refused there
-// with a pointer to --seq (list "--ctx" among the command's flags so this can say so).
+// with a pointer to --seq (kCalibrationCtxFlag in the command's table lets it through to say
+// so).
 void calibration_length_flag(const Args& a);
+inline constexpr FlagSpec kCalibrationCtxFlag{"--ctx", "N", "",
+                                              "refused: the calibration length is --seq"};
+
+// The calibration text flags of calibrate, quantize, reduce and lowrank: -f (the text),
+// --samples (windows sampled evenly over it), --seq (tokens per window, BOS included), with
+// the command's defaults as shown (compress::SampleOptions).
+struct CalibrationDefaults {
+  const char* text = "";  // "": -f is required
+  const char* samples = "64";
+  const char* seq = "512";
+};
+FlagTable calibration_flag_table(const CalibrationDefaults& d);
 
 // "1,2,3" → {1, 2, 3}; fails naming the flag on anything else.
 std::vector<int> parse_int_list(const std::string& s, const std::string& flag);

@@ -52,20 +52,6 @@ const FlagTable& offload_flag_table() {
   return t;
 }
 
-std::set<std::string> with_offload_flags(std::set<std::string> v) {
-  for (const FlagSpec& f : offload_flag_table()) {
-    if (f.value) v.insert(f.name);
-  }
-  return v;
-}
-
-std::set<std::string> with_offload_switches(std::set<std::string> s) {
-  for (const FlagSpec& f : offload_flag_table()) {
-    if (!f.value) s.insert(f.name);
-  }
-  return s;
-}
-
 api::OffloadSpec offload_spec(const Args& a) {
   api::OffloadSpec o;
   if (!a.has("--expert-cache")) {

@@ -19,10 +19,8 @@
 
 namespace mcmoe::cli {
 
-// The offloading flags with their help (appended to a command's table), and their names.
+// The offloading flags with their help (appended to a command's table).
 const FlagTable& offload_flag_table();
-std::set<std::string> with_offload_flags(std::set<std::string> value_flags);
-std::set<std::string> with_offload_switches(std::set<std::string> switches);
 // The offloading flags as the library's spec (api/open_model.h); offloading is on with
 // --expert-cache. Fails naming the flag when one is given without --expert-cache.
 api::OffloadSpec offload_spec(const Args& a);
