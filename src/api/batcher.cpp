@@ -148,35 +148,45 @@ bool Batcher::admit_locked() {
 void Batcher::loop() {
   const tokenizer::Tokenizer& tok = session_.model().tokenizer();
   std::vector<model::SeqTokens> batch;
-  std::vector<int> who;
+  std::vector<int> who, prefilling;
+  std::vector<std::pair<int, size_t>> chunks;  // (slot, prompt tokens) prefilled this step
   while (true) {
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || admit_locked(); });
       if (stopping_) break;
     }
-    // Every decoding slot's next token, then one prefill chunk: the oldest admitted prompt.
+    // Every decoding slot's next token, then prefill chunks, oldest admitted prompt first, up
+    // to prefill_chunk prompt tokens in all. A prompt's chunks are always [k·C, (k+1)·C) of it
+    // (C = prefill_chunk), as `run --batch-size C` makes them, so a chunk that does not fit
+    // what is left of the step waits for the next one instead of being split.
     batch.clear();
     who.clear();
-    int prefill = -1;
+    prefilling.clear();
     for (int i = 0; i < static_cast<int>(slots_.size()); ++i) {
       Slot& s = slots_[i];
       if (!s.job) continue;
       if (s.prompt_fed == s.job->request().prompt.size()) {
         batch.push_back({.seq = i, .tokens = std::span<const int32_t>(&s.next, 1)});
         who.push_back(i);
-      } else if (prefill < 0 || s.admitted < slots_[prefill].admitted) {
-        prefill = i;
+      } else {
+        prefilling.push_back(i);
       }
     }
-    size_t chunk = 0;
-    if (prefill >= 0) {
-      Slot& s = slots_[prefill];
+    std::sort(prefilling.begin(), prefilling.end(),
+              [&](int x, int y) { return slots_[x].admitted < slots_[y].admitted; });
+    chunks.clear();
+    size_t budget = static_cast<size_t>(o_.prefill_chunk);
+    for (int i : prefilling) {
+      Slot& s = slots_[i];
       const std::vector<int32_t>& p = s.job->request().prompt;
-      chunk = std::min(p.size() - s.prompt_fed, static_cast<size_t>(o_.prefill_chunk));
+      const size_t chunk = std::min(p.size() - s.prompt_fed, static_cast<size_t>(o_.prefill_chunk));
+      if (chunk > budget) break;
+      budget -= chunk;
       batch.push_back(
-          {.seq = prefill, .tokens = std::span<const int32_t>(p).subspan(s.prompt_fed, chunk)});
-      who.push_back(prefill);
+          {.seq = i, .tokens = std::span<const int32_t>(p).subspan(s.prompt_fed, chunk)});
+      who.push_back(i);
+      chunks.emplace_back(i, chunk);
     }
     std::span<const float> logits;
     const auto t0 = Job::Clock::now();
@@ -190,8 +200,8 @@ void Batcher::loop() {
     metrics_.busy_microseconds +=
         std::chrono::duration_cast<std::chrono::microseconds>(Job::Clock::now() - t0).count();
     ++metrics_.steps;
-    if (prefill >= 0) {
-      slots_[prefill].prompt_fed += chunk;
+    for (const auto& [i, chunk] : chunks) {
+      slots_[i].prompt_fed += chunk;
       metrics_.prompt_tokens += static_cast<int64_t>(chunk);
     }
     const int32_t V = session_.model().config().n_vocab;

@@ -2,9 +2,10 @@
 // Continuous batching: up to n_parallel generations decode together, one forward pass per
 // step over every active sequence's next token (Session::eval_batch), so an expert picked by
 // several sequences is read once per step. New requests wait in a bounded queue and join
-// between steps; a prompt is prefilled in chunks of `prefill_chunk` tokens, at most one
-// chunk per step beside the decode rows, so a running stream waits at most one forward pass
-// of prefill_chunk + n_parallel - 1 tokens between two of its tokens.
+// between steps; a prompt is prefilled in chunks of `prefill_chunk` tokens, and a step takes
+// at most prefill_chunk prompt tokens in all (several short prompts' chunks fit together)
+// beside the decode rows, so a running stream waits at most one forward pass of
+// prefill_chunk + n_parallel - 1 tokens between two of its tokens.
 //
 // Same text as alone: every per-row op is batch invariant (kernels/tile_walk.h) and a
 // prompt's chunks are the same as `mcmoe run --batch-size prefill_chunk` makes them, so a
