@@ -188,6 +188,32 @@ TEST(Server, ADisconnectedStreamFreesItsSlot) {
   EXPECT_FALSE(chat_text(c, "Once upon a time", 4).empty());
 }
 
+// SIGTERM's path (cli/cmd_serve.cpp): a stream in flight ends well-formed, with an error
+// event saying the server is stopping and [DONE], and the server stops.
+TEST(Server, ShutdownEndsInFlightStreamsWellFormed) {
+  TestServer srv;
+  std::string body;
+  std::thread client([&] {
+    auto c = srv.client();
+    json req = chat_body("Once upon a time", 400, true);
+    req["ignore_eos"] = true;
+    const auto res = c.Post("/v1/chat/completions", req.dump(), "application/json");
+    if (res) body = res->body;
+  });
+  auto c = srv.client();
+  for (int i = 0; i < 500 && metric(c, "generated_tokens_total") < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  srv.shutdown();
+  client.join();
+  const std::vector<std::string> events = test::sse_events(body);
+  ASSERT_GE(events.size(), 3u) << body;
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_NE(events[events.size() - 2].find("the server is stopping"), std::string::npos)
+      << events[events.size() - 2];
+  EXPECT_LT(srv.metrics().generated_tokens.load(), 400);
+}
+
 struct BadRequest {
   const char* what;
   std::string method, path, body;

@@ -42,10 +42,16 @@ TestServer::TestServer(const TestServerOptions& o) {
   thread_ = std::thread([this] { server_->run(); });
 }
 
-TestServer::~TestServer() {
-  server_->stop();
+void TestServer::shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
   batcher_->stop();  // ends the generations that in-flight handlers wait on
+  server_->stop();
   thread_.join();
+}
+
+TestServer::~TestServer() {
+  shutdown();
 }
 
 httplib::Client TestServer::client(int timeout_seconds) const {

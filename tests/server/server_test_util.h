@@ -35,6 +35,8 @@ class TestServer {
   httplib::Client client(int timeout_seconds = 60) const;
   model::Model& model() { return *model_; }
   const api::BatcherMetrics& metrics() const { return batcher_->metrics(); }
+  // What serve does on SIGTERM: end the generations, then stop the HTTP side.
+  void shutdown();
 
  private:
   std::unique_ptr<model::Model> model_;
@@ -43,6 +45,7 @@ class TestServer {
   std::unique_ptr<server::Server> server_;
   std::thread thread_;
   int port_ = 0;
+  bool stopped_ = false;
 };
 
 // A connected TCP socket to 127.0.0.1:port (-1 on failure).
