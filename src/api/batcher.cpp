@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "api/tool_calls.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -222,10 +223,10 @@ void Batcher::loop() {
       const bool end = std::find(end_ids_.begin(), end_ids_.end(), t) != end_ids_.end();
       bool stop_hit = false;
       // End-of-generation and other control tokens are structure, not text.
-      s.job->push_token(end || tok.token_type(t) == tokenizer::TokenType::Control
-                            ? std::string()
-                            : tok.token_to_piece(t),
-                        &stop_hit);
+      const bool hidden =
+          tok.token_type(t) == tokenizer::TokenType::Control &&
+          !(s.job->request().keep_tool_markers && is_tool_call_marker(tok.token_text(t)));
+      s.job->push_token(end || hidden ? std::string() : tok.token_to_piece(t), &stop_hit);
       if (end || stop_hit) {
         release(s, FinishReason::kStop);
       } else if (s.generated >= s.job->request().max_tokens ||

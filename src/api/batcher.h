@@ -35,6 +35,7 @@ struct GenerationRequest {
   SamplerParams sampling;
   std::vector<std::string> stop;  // stop strings
   bool ignore_eos = false;        // end-of-generation tokens are never sampled (benchmarks)
+  bool keep_tool_markers = false;  // tool-call markers stored as control tokens keep their text
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };

@@ -320,9 +320,17 @@ void Server::routes() {
                                                             : "the server is stopping"));
         return;
       }
-      send_json(res, 200,
-                completion_json(meta, text, api::finish_reason_name(u.finish), prompt_tokens,
-                                job->completion_tokens()));
+      std::string content;
+      const std::vector<api::ToolCall> calls = tool_calls_of(cr.tool_names, text, &content);
+      json j = completion_json(meta, content,
+                               calls.empty() ? api::finish_reason_name(u.finish) : "tool_calls",
+                               prompt_tokens, job->completion_tokens());
+      if (!calls.empty()) {
+        json& message = j["choices"][0]["message"];
+        message["tool_calls"] = tool_calls_json(calls);
+        if (content.empty()) message["content"] = nullptr;
+      }
+      send_json(res, 200, j);
       return;
     }
     res.set_header("Cache-Control", "no-cache");
@@ -331,10 +339,18 @@ void Server::routes() {
     const bool include_usage = cr.include_usage;
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, meta, first, include_usage, prompt_tokens](size_t, httplib::DataSink& sink) {
+        [job, meta, first, include_usage, prompt_tokens, tool_names = cr.tool_names,
+         held = std::make_shared<std::string>()](size_t, httplib::DataSink& sink) {
           const api::Job::Update u = job->wait(std::chrono::milliseconds(100));
           std::string out;
-          if (*first || !u.text.empty()) out += sse(chunk_json(meta, u.text, nullptr, *first));
+          // With tools the reply may be a call: it is held back and sent whole at the end,
+          // as content or as tool_calls.
+          std::string text = u.text;
+          if (!tool_names.empty()) {
+            *held += text;
+            text.clear();
+          }
+          if (*first || !text.empty()) out += sse(chunk_json(meta, text, nullptr, *first));
           *first = false;
           if (u.done) {
             if (u.finish == api::FinishReason::kError ||
@@ -344,7 +360,17 @@ void Server::routes() {
                                                                 ? job->error()
                                                                 : "the server is stopping")));
             } else {
-              out += sse(chunk_json(meta, "", api::finish_reason_name(u.finish), false));
+              std::string content;
+              const std::vector<api::ToolCall> calls = tool_calls_of(tool_names, *held, &content);
+              if (!content.empty()) out += sse(chunk_json(meta, content, nullptr, false));
+              if (!calls.empty()) {
+                json chunk = chunk_json(meta, "", nullptr, false);
+                chunk["choices"][0]["delta"]["tool_calls"] = tool_calls_json(calls);
+                out += sse(chunk);
+              }
+              out += sse(chunk_json(
+                  meta, "", calls.empty() ? api::finish_reason_name(u.finish) : "tool_calls",
+                  false));
               if (include_usage)
                 out += sse(usage_chunk_json(meta, prompt_tokens, job->completion_tokens()));
             }

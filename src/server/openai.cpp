@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <random>
 
 #include "api/generate.h"
 #include "core/error.h"
@@ -239,7 +242,49 @@ CompletionRequest parse_chat_request(const std::string& body, const ModelContext
   r.prompt_text = render(j, ctx, true);
   r.gen.prompt = api::prompt_tokens(ctx.model->tokenizer(), r.prompt_text, true);
   check_prompt_fits(r, ctx);
+  const bool choice_none = has(j, "tool_choice") && j["tool_choice"] == "none";
+  if (has(j, "tools") && !choice_none) {
+    for (const json& t : j["tools"]) {
+      if (t.is_object() && t.contains("function") && t["function"].is_object() &&
+          t["function"].contains("name") && t["function"]["name"].is_string()) {
+        r.tool_names.push_back(t["function"]["name"].get<std::string>());
+      }
+    }
+    // Some families mark calls with control tokens ([TOOL_CALLS], Kimi's and DeepSeek's
+    // markers): keep their text so the calls can be found.
+    r.gen.keep_tool_markers = !r.tool_names.empty();
+  }
   return r;
+}
+
+std::vector<api::ToolCall> tool_calls_of(const std::vector<std::string>& tool_names,
+                                         const std::string& text, std::string* content) {
+  *content = text;
+  if (tool_names.empty()) return {};
+  api::ParsedReply p = api::parse_tool_calls(text);
+  for (const api::ToolCall& c : p.calls) {
+    if (std::find(tool_names.begin(), tool_names.end(), c.name) == tool_names.end()) return {};
+  }
+  if (!p.calls.empty()) *content = p.content;
+  return p.calls;
+}
+
+json tool_calls_json(const std::vector<api::ToolCall>& calls) {
+  static std::mt19937_64 rng(std::random_device{}());
+  static std::mutex mu;
+  json out = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    uint64_t id;
+    {
+      std::lock_guard lock(mu);
+      id = rng();
+    }
+    out.push_back({{"index", i},
+                   {"id", fmt::format("call_{:016x}", id)},
+                   {"type", "function"},
+                   {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+  }
+  return out;
 }
 
 CompletionRequest parse_completion_request(const std::string& body, const ModelContext& ctx) {

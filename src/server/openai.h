@@ -7,6 +7,7 @@
 #include <string>
 
 #include "api/batcher.h"
+#include "api/tool_calls.h"
 #include "model/chat_template.h"
 #include "model/model.h"
 
@@ -42,6 +43,9 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   std::string prompt_text;     // the rendered prompt (chat) or the prompt
+  // Names of the request's tools: the reply is searched for calls to them (api/tool_calls.h)
+  // unless tool_choice is "none". Empty: no tools.
+  std::vector<std::string> tool_names;
 };
 
 // Parses and checks a request body (JSON text); throws ApiError.
@@ -64,6 +68,12 @@ nlohmann::json completion_json(const ResponseMeta& m, const std::string& text,
 // One stream chunk: text (and, for chat, the role on the first), or the finish reason.
 nlohmann::json chunk_json(const ResponseMeta& m, const std::string& text, const char* finish_reason,
                           bool first);
+// The tool calls of a reply to a request with tools: only calls to tools the request named
+// count; none (or any unknown name) leaves the reply as text.
+std::vector<api::ToolCall> tool_calls_of(const std::vector<std::string>& tool_names,
+                                         const std::string& text, std::string* content);
+// OpenAI's tool_calls list: [{index, id, type: "function", function: {name, arguments}}].
+nlohmann::json tool_calls_json(const std::vector<api::ToolCall>& calls);
 nlohmann::json usage_chunk_json(const ResponseMeta& m, int64_t prompt_tokens,
                                 int64_t completion_tokens);
 // Generated text need not be valid UTF-8 (byte tokens): JSON gets U+FFFD for those bytes.

@@ -214,6 +214,53 @@ TEST(Server, ShutdownEndsInFlightStreamsWellFormed) {
   EXPECT_LT(srv.metrics().generated_tokens.load(), 400);
 }
 
+// With tools, a reply is searched for calls (api/tool_calls.h, tested per format there) and,
+// streaming, held back until it is whole. The tiny model never calls a tool and its plain
+// template ignores tools, so the reply is the same text as without tools, in one piece.
+TEST(Server, RepliesToRequestsWithToolsAreWholeText) {
+  TestServer srv;
+  auto c = srv.client();
+  const std::string plain = chat_text(c, "Weather in Paris?", 16);
+  json body = chat_body("Weather in Paris?", 16);
+  body["tools"] =
+      json::parse(R"([{"type": "function", "function": {"name": "get_weather", "parameters":
+      {"type": "object", "properties": {"city": {"type": "string"}}}}}])");
+  const auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+  EXPECT_EQ(j["choices"][0]["message"]["content"], plain);
+  EXPECT_FALSE(j["choices"][0]["message"].contains("tool_calls"));
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  body["stream"] = true;
+  const auto sres = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(sres);
+  const test::StreamResult s = test::parse_stream(sres->body, true);
+  EXPECT_TRUE(s.well_formed) << s.problem;
+  EXPECT_EQ(s.text, plain);
+  EXPECT_EQ(test::sse_events(sres->body).size(), 4u);  // role, the whole text, finish, [DONE]
+}
+
+TEST(ServerToolCalls, OnlyCallsToTheRequestsToolsCount) {
+  std::string content;
+  const std::string reply =
+      "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+      "\"Paris\"}}\n</tool_call>";
+  auto calls = server::tool_calls_of({"get_weather"}, reply, &content);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(content, "Checking.");
+  const json tc = server::tool_calls_json(calls);
+  EXPECT_EQ(tc[0]["type"], "function");
+  EXPECT_EQ(tc[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(tc[0]["function"]["arguments"], R"({"city":"Paris"})");
+  EXPECT_EQ(tc[0]["id"].get<std::string>().rfind("call_", 0), 0u);
+  calls = server::tool_calls_of({"other_tool"}, reply, &content);  // an unknown name: text
+  EXPECT_TRUE(calls.empty());
+  EXPECT_EQ(content, reply);
+  calls = server::tool_calls_of({}, reply, &content);  // no tools asked for: text
+  EXPECT_TRUE(calls.empty());
+}
+
 struct BadRequest {
   const char* what;
   std::string method, path, body;
