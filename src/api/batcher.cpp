@@ -64,7 +64,7 @@ Batcher::Batcher(model::Session& session, std::vector<int32_t> end_ids, const Ba
   if (o_.n_parallel < 1 || o_.n_parallel > session.n_seq()) {
     fail("batcher: {} parallel sequences; the session holds {}", o_.n_parallel, session.n_seq());
   }
-  if (o_.prefill_chunk < 1 || o_.prefill_chunk + o_.n_parallel - 1 > session.n_batch()) {
+  if (o_.prefill_chunk < 1 || o_.step_rows() > session.n_batch()) {
     fail("batcher: prefill chunks of {} tokens + {} decode rows exceed the session's batch of {}",
          o_.prefill_chunk, o_.n_parallel - 1, session.n_batch());
   }

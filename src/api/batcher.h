@@ -87,6 +87,9 @@ struct BatcherOptions {
   int n_parallel = 4;       // slots: sequences decoded together
   int queue_size = 16;      // requests waiting for a slot; beyond: refused
   int prefill_chunk = 512;  // prompt tokens per step
+  // The most rows a step holds, the session's n_batch at least: a prefill chunk and a decode
+  // row for every other slot.
+  int step_rows() const { return prefill_chunk + n_parallel - 1; }
 };
 
 // Counters for /metrics (read while the batcher runs).

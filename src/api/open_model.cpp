@@ -79,6 +79,18 @@ void install_offload(const OpenOptions& oo, OpenModel& out) {
   m.set_expert_provider(std::move(p));
 }
 
+// Refuses a context beyond the model's trained length unless allowed (the error says how).
+void check_context(const model::Model& m, int n_ctx, bool allow_long_context) {
+  const int trained = m.config().n_ctx_train;
+  if (n_ctx > trained && !allow_long_context) {
+    fail(
+        "{}: context {} exceeds the model's trained length {}; positions past it are outside what "
+        "the model "
+        "learned (pass --allow-long-context to run anyway)",
+        m.path(), n_ctx, trained);
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<model::Model> load_model(const std::string& path, const model::LoadOptions& lo,
@@ -131,17 +143,6 @@ std::unique_ptr<moe::OdpParams> odp_params(const OdpSpec& spec, const model::Mod
   }
   p->protect_fraction = spec.protect_fraction;
   return p;
-}
-
-void check_context(const model::Model& m, int n_ctx, bool allow_long_context) {
-  const int trained = m.config().n_ctx_train;
-  if (n_ctx > trained && !allow_long_context) {
-    fail(
-        "{}: context {} exceeds the model's trained length {}; positions past it are outside what "
-        "the model "
-        "learned (pass --allow-long-context to run anyway)",
-        m.path(), n_ctx, trained);
-  }
 }
 
 OpenModel open_model(const OpenOptions& o) {

@@ -67,9 +67,6 @@ OpenModel open_model(const OpenOptions& o);
 std::unique_ptr<model::Model> load_model(const std::string& path, const model::LoadOptions& lo,
                                          const std::function<void(const std::string&)>& log);
 
-// Refuses a context beyond the model's trained length unless allowed (the error says how).
-void check_context(const model::Model& m, int n_ctx, bool allow_long_context);
-
 // ODP parameters for a model (the file's thresholds unless spec.mu); null when spec.on is false.
 std::unique_ptr<moe::OdpParams> odp_params(const OdpSpec& spec, const model::Model& m);
 

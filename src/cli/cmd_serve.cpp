@@ -33,8 +33,7 @@ std::string offload_metrics(const offload::OffloadingProvider& p) {
   const offload::OffloadStats s = p.stats();
   std::string out;
   const auto metric = [&](const char* name, const char* type, const char* help, double value) {
-    out += fmt::format("# HELP mcmoe_{0} {1}\n# TYPE mcmoe_{0} {2}\nmcmoe_{0} {3}\n", name, help,
-                       type, value);
+    server::prometheus_metric(out, name, type, help, value);
   };
   metric("expert_cache_accesses_total", "counter", "Expert lookups.",
          static_cast<double>(s.accesses));
@@ -97,22 +96,14 @@ int cmd_serve(const Argv& argv) {
         total_ctx, bo.n_parallel, slot_ctx);
   }
   api::OpenOptions oo = open_options(a, path, slot_ctx);
-  oo.with_session = false;  // sized below, once the model says its default context
+  oo.session.n_seq = bo.n_parallel;
+  oo.session.n_batch = bo.step_rows();  // the session clamps it to n_seq x its context
   api::OpenModel om = api::open_model(oo);
   model::Model* m = om.model.get();
-  const int n_ctx = slot_ctx > 0 ? slot_ctx : model::default_context(m->config());
-  bo.prefill_chunk = std::min(bo.prefill_chunk, n_ctx);
-  // The batch holds one prefill chunk plus a decode row for every other slot (api/batcher.h).
-  api::check_context(*m, n_ctx, oo.allow_long_context);
-  oo.session.n_ctx = n_ctx;
-  oo.session.n_batch = bo.prefill_chunk + bo.n_parallel - 1;
-  oo.session.n_seq = bo.n_parallel;
-  oo.session.odp = om.odp.get();
-  model::Session session(*m, oo.session);
-  oo.log(fmt::format("KV cache: {:.1f} MiB for {} slots x {} tokens ({} bytes per token, {})",
-                     static_cast<double>(session.kv_cache_bytes()) / (1 << 20), session.n_seq(),
-                     session.n_ctx(), session.kv_cache_bytes_per_token(),
-                     dtype_name(session.cache_type())));
+  model::Session& session = *om.session;
+  // A slot's context may be shorter than --batch-size; the batch above still holds a whole
+  // slot's prompt plus the other slots' decode rows.
+  bo.prefill_chunk = std::min(bo.prefill_chunk, session.n_ctx());
 
   server::ModelContext ctx{
       .model = m,

@@ -9,7 +9,6 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "api/generate.h"
@@ -31,11 +30,12 @@ void send_error(httplib::Response& res, int status, const std::string& message,
   send_json(res, status, error_json(status, message, param, code));
 }
 
-std::string new_id(const char* prefix) {
-  static std::mt19937_64 rng(std::random_device{}());
-  static std::mutex mu;
-  std::lock_guard lock(mu);
-  return fmt::format("{}-{:016x}", prefix, rng());
+// Why a generation ended without a reply (an error, or the server stopping); "" when it did
+// not fail.
+std::string failure(const api::Job& job, api::FinishReason finish) {
+  if (finish == api::FinishReason::kError) return "generation failed: " + job.error();
+  if (finish == api::FinishReason::kCancelled) return "generation failed: the server is stopping";
+  return {};
 }
 
 int64_t unix_now() {
@@ -149,8 +149,7 @@ std::string Server::metrics_text() const {
   const double busy = static_cast<double>(m.busy_microseconds.load()) * 1e-6;
   std::string out;
   const auto metric = [&](const char* name, const char* type, const char* help, double value) {
-    out += fmt::format("# HELP mcmoe_{0} {1}\n# TYPE mcmoe_{0} {2}\nmcmoe_{0} {3}\n", name, help,
-                       type, value);
+    prometheus_metric(out, name, type, help, value);
   };
   metric("requests_total", "counter", "Generation requests accepted.",
          static_cast<double>(m.requests.load()));
@@ -313,11 +312,8 @@ void Server::routes() {
         u = job->wait(std::chrono::milliseconds(200));
         text += u.text;
       } while (!u.done);
-      if (u.finish == api::FinishReason::kError || u.finish == api::FinishReason::kCancelled) {
-        send_error(res, 500,
-                   fmt::format("generation failed: {}", u.finish == api::FinishReason::kError
-                                                            ? job->error()
-                                                            : "the server is stopping"));
+      if (const std::string failed = failure(*job, u.finish); !failed.empty()) {
+        send_error(res, 500, failed);
         return;
       }
       std::string content;
@@ -353,12 +349,8 @@ void Server::routes() {
           if (*first || !text.empty()) out += sse(chunk_json(meta, text, nullptr, *first));
           *first = false;
           if (u.done) {
-            if (u.finish == api::FinishReason::kError ||
-                u.finish == api::FinishReason::kCancelled) {
-              out += sse(error_json(
-                  500, fmt::format("generation failed: {}", u.finish == api::FinishReason::kError
-                                                                ? job->error()
-                                                                : "the server is stopping")));
+            if (const std::string failed = failure(*job, u.finish); !failed.empty()) {
+              out += sse(error_json(500, failed));
             } else {
               std::string content;
               const std::vector<api::ToolCall> calls = tool_calls_of(tool_names, *held, &content);

@@ -269,18 +269,24 @@ std::vector<api::ToolCall> tool_calls_of(const std::vector<std::string>& tool_na
   return p.calls;
 }
 
-json tool_calls_json(const std::vector<api::ToolCall>& calls) {
+std::string new_id(const char* prefix, char separator) {
   static std::mt19937_64 rng(std::random_device{}());
   static std::mutex mu;
+  std::lock_guard lock(mu);
+  return fmt::format("{}{}{:016x}", prefix, separator, rng());
+}
+
+void prometheus_metric(std::string& out, const char* name, const char* type, const char* help,
+                       double value) {
+  out += fmt::format("# HELP mcmoe_{0} {1}\n# TYPE mcmoe_{0} {2}\nmcmoe_{0} {3}\n", name, help,
+                     type, value);
+}
+
+json tool_calls_json(const std::vector<api::ToolCall>& calls) {
   json out = json::array();
   for (size_t i = 0; i < calls.size(); ++i) {
-    uint64_t id;
-    {
-      std::lock_guard lock(mu);
-      id = rng();
-    }
     out.push_back({{"index", i},
-                   {"id", fmt::format("call_{:016x}", id)},
+                   {"id", new_id("call", '_')},
                    {"type", "function"},
                    {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
   }

@@ -76,6 +76,11 @@ std::vector<api::ToolCall> tool_calls_of(const std::vector<std::string>& tool_na
 nlohmann::json tool_calls_json(const std::vector<api::ToolCall>& calls);
 nlohmann::json usage_chunk_json(const ResponseMeta& m, int64_t prompt_tokens,
                                 int64_t completion_tokens);
+// A fresh identifier: PREFIX SEPARATOR 16 random hex digits ("chatcmpl-…", "call_…").
+std::string new_id(const char* prefix, char separator = '-');
+// One Prometheus metric (HELP, TYPE and value lines) appended to out, named mcmoe_NAME.
+void prometheus_metric(std::string& out, const char* name, const char* type, const char* help,
+                       double value);
 // Generated text need not be valid UTF-8 (byte tokens): JSON gets U+FFFD for those bytes.
 std::string dump(const nlohmann::json& j);
 

@@ -20,12 +20,12 @@ TestServer::TestServer(const TestServerOptions& o) {
   model_ = model::Model::load(tiny_model_path());
   api::BatcherOptions bo{.n_parallel = o.parallel, .queue_size = o.queue, .prefill_chunk = 512};
   bo.prefill_chunk = std::min(bo.prefill_chunk, o.n_ctx);
-  session_ = std::make_unique<model::Session>(
-      *model_, model::SessionOptions{.n_ctx = o.n_ctx,
-                                     .n_threads = 2,
-                                     .n_batch = bo.prefill_chunk + o.parallel - 1,
-                                     .cache_type = DType::F16,
-                                     .n_seq = o.parallel});
+  session_ =
+      std::make_unique<model::Session>(*model_, model::SessionOptions{.n_ctx = o.n_ctx,
+                                                                      .n_threads = 2,
+                                                                      .n_batch = bo.step_rows(),
+                                                                      .cache_type = DType::F16,
+                                                                      .n_seq = o.parallel});
   batcher_ = std::make_unique<api::Batcher>(*session_,
                                             api::end_of_generation_ids(model_->tokenizer()), bo);
   server::ModelContext ctx{.model = model_.get(),
