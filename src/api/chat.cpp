@@ -55,23 +55,26 @@ std::string Chat::reply(const std::string& user,
   cached_ = ids;
 
   const tokenizer::Tokenizer& tok = session_.model().tokenizer();
+  // A reply's leading whitespace belongs to the prompt's "assistant:" boundary, not its
+  // content: neither streamed nor kept.
   TextStream text({});
+  std::string content;
+  const auto deliver = [&](std::string piece) {
+    if (content.empty()) piece.erase(0, std::min(piece.size(), piece.find_first_not_of(" \t\n")));
+    content += piece;
+    return piece.empty() || on_text(piece);
+  };
   bool go_on = true;
   for (int i = 0; i < o_.max_reply_tokens && go_on; ++i) {
     const int32_t t = sampler_.sample(logits);
     if (std::find(end_ids_.begin(), end_ids_.end(), t) != end_ids_.end()) break;
     if (tok.token_type(t) != tokenizer::TokenType::Control) text.append(tok.token_to_piece(t));
-    const std::string piece = text.take();
-    if (!piece.empty()) go_on = on_text(piece);
+    go_on = deliver(text.take());
     if (session_.n_past() >= session_.n_ctx()) break;
     logits = session_.eval(std::span<const int32_t>(&t, 1), false);
     cached_.push_back(t);
   }
-  const std::string rest = text.take(true);
-  if (!rest.empty()) on_text(rest);
-  // A reply's leading space belongs to the prompt's "assistant:" boundary, not its content.
-  const std::string& all = text.text();
-  const std::string content = all.substr(std::min(all.size(), all.find_first_not_of(" \t\n")));
+  deliver(text.take(true));
   messages_.push_back({{"role", "assistant"}, {"content", content}});
   return content;
 }

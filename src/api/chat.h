@@ -24,7 +24,8 @@ class Chat {
  public:
   Chat(model::Session& session, model::ChatTemplate tpl, const ChatOptions& o);
   // Adds the user's message and generates the reply, calling on_text with each final piece of
-  // text (return false to stop early). Returns the reply (also kept in the history).
+  // text (return false to stop early), leading whitespace left out. Returns the reply (also
+  // kept in the history).
   std::string reply(const std::string& user,
                     const std::function<bool(const std::string&)>& on_text);
   void clear();                                   // forgets the history (the system message stays)

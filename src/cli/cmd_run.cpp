@@ -17,24 +17,17 @@ int cmd_run(const Argv& argv) {
            {"-p", "TEXT", "", "the prompt (or -f)"},
            {"-f", "FILE", "", "read the prompt from a file"},
            {"-n", "N", "64", "tokens to generate"},
-           {"--temp", "T", "0.8", "sampling temperature (0: greedy)"},
-           {"--top-k", "K", "40", "sample among the K most likely tokens (0: all)"},
-           {"--top-p", "P", "0.95", "nucleus sampling threshold"},
-           {"--seed", "S", "0", "sampling seed"},
            {"--ctx", "N", "min(trained, 4096)", "context size"},
            {"--json", nullptr, "", "print JSON (prompt, ids, text) instead of streaming text"},
            {"--special", nullptr, "",
             "control tokens spelled in the prompt (e.g. from `mcmoe template`) become their ids"}},
-          {session_flag_table(), load_flag_table(), offload_flag_table(), odp_flag_table()})};
+          {sampling_flag_table(), session_flag_table(), load_flag_table(), offload_flag_table(),
+           odp_flag_table()})};
   const Args a(argv, spec);
   const std::string path = a.required("-m", "model path");
   std::string text = a.has("-f") ? read_text_file(a.str("-f", "")) : a.required("-p", "prompt");
   const int n_predict = static_cast<int>(a.integer("-n", 64, 0, 1 << 20));
-  api::SamplerParams sp;
-  sp.temperature = static_cast<float>(a.number("--temp", 0.8, 0, 100));
-  sp.top_k = static_cast<int>(a.integer("--top-k", 40, 0, 1 << 24));
-  sp.top_p = static_cast<float>(a.number("--top-p", 0.95, 0, 1));
-  sp.seed = static_cast<uint64_t>(a.integer("--seed", 0, 0, INT64_MAX));
+  const api::SamplerParams sp = sampler_params(a);
   const bool json = a.has("--json");
 
   api::OpenModel om =

@@ -25,9 +25,17 @@ model::LoadOptions load_options_flags(const Args& a) {
   return o;
 }
 
+namespace {
+
+// The library's status lines (api::OpenOptions::log) go to stderr.
+void log_to_stderr(const std::string& line) {
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+}  // namespace
+
 std::unique_ptr<model::Model> load_model_verbose(const std::string& path, const model::LoadOptions& o) {
-  return api::load_model(
-      path, o, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+  return api::load_model(path, o, log_to_stderr);
 }
 
 int default_threads() {
@@ -83,6 +91,25 @@ FlagTable session_flag_table(const char* batch_default) {
   };
 }
 
+const FlagTable& sampling_flag_table() {
+  static const FlagTable t = {
+      {"--temp", "T", "0.8", "sampling temperature (0: greedy)"},
+      {"--top-k", "K", "40", "sample among the K most likely tokens (0: all)"},
+      {"--top-p", "P", "0.95", "nucleus sampling threshold"},
+      {"--seed", "S", "0", "sampling seed"},
+  };
+  return t;
+}
+
+api::SamplerParams sampler_params(const Args& a) {
+  api::SamplerParams sp;
+  sp.temperature = static_cast<float>(a.number("--temp", 0.8, 0, 100));
+  sp.top_k = static_cast<int>(a.integer("--top-k", 40, 0, 1 << 24));
+  sp.top_p = static_cast<float>(a.number("--top-p", 0.95, 0, 1));
+  sp.seed = static_cast<uint64_t>(a.integer("--seed", 0, 0, INT64_MAX));
+  return sp;
+}
+
 const FlagTable& odp_flag_table() {
   static const FlagTable t = {
       {"--odp", nullptr, "", "online dynamic pruning of low-weight experts (MC-MoE)"},
@@ -125,7 +152,7 @@ api::OpenOptions open_options(const Args& a, const std::string& path, int ctx, i
   o.odp = odp_spec(a);
   o.session = session_options(a, ctx, default_batch);
   o.allow_long_context = a.has("--allow-long-context");
-  o.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  o.log = log_to_stderr;
   return o;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "api/generate.h"
 #include "api/open_model.h"
 #include "cli/args.h"
 #include "model/model.h"
@@ -32,6 +33,9 @@ DType cache_type_flag(const Args& a, const std::string& flag = "--cache-type");
 //   bounds its scratch memory; default 512), --allow-long-context (switch: a context beyond
 //   the model's trained length is refused without it).
 FlagTable session_flag_table(const char* batch_default = "512");
+// Sampling flags of run and chat (--temp, --top-k, --top-p, --seed) and their values.
+const FlagTable& sampling_flag_table();
+api::SamplerParams sampler_params(const Args& a);
 // -m, as every inference command takes it.
 inline constexpr FlagSpec kModelFlag{"-m", "MODEL", "",
                                      "model: a GGUF file or a Hugging Face directory"};
