@@ -11,6 +11,7 @@ packages=(
   libpcre2-dev          # Unicode-aware regexes for GPT-2 style pre-tokenizers
   libfmt-dev            # std::format is not in GCC 12; fmt is its origin
   libcpp-httplib-dev    # HTTP/1.1 server of mcmoe serve (llama.cpp's choice too)
+  clang libclang-rt-14-dev  # libFuzzer for the harnesses in fuzz/ (scripts/fuzz.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -45,11 +45,16 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 // Generous limits that still stop a corrupted count from allocating the machine away.
 constexpr uint64_t kMaxStringBytes = uint64_t{1} << 30;
 constexpr int kMaxArrayDepth = 2;
+// Array elements in all of a file's metadata. Each costs about 48 bytes in memory, so a
+// small file of one-byte elements could otherwise ask for 48x its size; the largest real
+// vocabularies (gpt-oss: 200k tokens, 446k merges, scores, types) hold about 1.1M.
+constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;
 
 class Cursor {
  public:
   Cursor(const MappedFile& f) : f_(f) {}
   uint64_t pos() const { return pos_; }
+  uint64_t values_left = kMaxMetadataValues;  // see kMaxMetadataValues
 
   void need(uint64_t n, const char* what) {
     if (n > f_.size() || pos_ > f_.size() - n) {
@@ -120,10 +125,17 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& key, const std
       }
       const uint64_t n = c.read<uint64_t>(key.c_str());
       const GgufType elem = static_cast<GgufType>(et);
-      // Every element needs at least min_value_bytes: reject counts the file cannot hold
-      // before reserving memory for them.
-      c.need(n * min_value_bytes(elem) / std::max<size_t>(1, 1), key.c_str());
-      if (n > (uint64_t{1} << 32)) fail("{}: key '{}': array of {} elements is not plausible", path, key, n);
+      // Every element needs at least min_value_bytes: reject counts the file cannot hold, or
+      // that no model's metadata reaches, before reserving memory for them (n is bounded
+      // first, so n * min_value_bytes cannot overflow).
+      if (n > c.values_left) {
+        fail(
+            "{}: key '{}': array of {} elements takes the file's metadata past {} values, not "
+            "plausible",
+            path, key, n, kMaxMetadataValues);
+      }
+      c.values_left -= n;
+      c.need(n * min_value_bytes(elem), key.c_str());
       GgufArray arr;
       arr.elem_type = elem;
       arr.items.reserve(n);

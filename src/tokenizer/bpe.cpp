@@ -67,13 +67,15 @@ class BpeTokenizer final : public Tokenizer {
       cp_to_byte_.emplace(cps[b], static_cast<uint8_t>(b));
     }
     const auto n = static_cast<int32_t>(v_.tokens.size());
-    // Merge parts that are not tokens themselves get ids after the vocabulary.
-    std::unordered_map<std::string, int32_t> extra;
-    const auto part_id = [&](const std::string& s) -> int32_t {
+    // A merge must name tokens: its two parts and their concatenation (Hugging Face's BPE
+    // refuses a merge otherwise; llama.cpp would silently never apply it).
+    const auto token_of = [&](const std::string& s, size_t r, const std::string& m,
+                              const char* what) {
       const int32_t id = find_token(s);
-      if (id >= 0) return id;
-      auto [it, inserted] = extra.emplace(s, n + static_cast<int32_t>(extra.size()));
-      return it->second;
+      if (id < 0)
+        fail("{}: merge {} ('{}'): its {} '{}' is not a token of the vocabulary", v_.source, r, m,
+             what, s);
+      return id;
     };
     ranks_.reserve(v_.merges.size() * 2);
     for (size_t r = 0; r < v_.merges.size(); ++r) {
@@ -83,10 +85,10 @@ class BpeTokenizer final : public Tokenizer {
         fail("{}: merge {} ('{}') is not of the form 'left right'", v_.source, r, m);
       }
       const std::string a = m.substr(0, sp), b = m.substr(sp + 1);
-      const int32_t pa = part_id(a), pb = part_id(b), res = part_id(a + b);
+      const int32_t pa = token_of(a, r, m, "left part"), pb = token_of(b, r, m, "right part");
+      const int32_t res = token_of(a + b, r, m, "result");
       ranks_.emplace(key(pa, pb), std::make_pair(static_cast<int32_t>(r), res));  // first rank wins
     }
-    extra_parts_ = std::move(extra);
 
     pieces_.resize(n);
     for (int32_t i = 0; i < n; ++i) pieces_[i] = make_piece(i);
@@ -131,12 +133,7 @@ class BpeTokenizer final : public Tokenizer {
  private:
   static uint64_t key(int32_t a, int32_t b) { return uint64_t(uint32_t(a)) << 32 | uint32_t(b); }
 
-  int32_t part_of(std::string_view s) const {
-    const int32_t id = find_token(s);
-    if (id >= 0) return id;
-    auto it = extra_parts_.find(std::string(s));  // rare: characters that are not tokens
-    return it == extra_parts_.end() ? -1 : it->second;
-  }
+  int32_t part_of(std::string_view s) const { return find_token(s); }
 
   void encode_word(std::string_view word, std::vector<int32_t>& out) const {
     if (word.empty()) return;
@@ -224,8 +221,8 @@ class BpeTokenizer final : public Tokenizer {
   std::unique_ptr<PreTokenizer> pre_;
   std::array<std::string, 256> byte_chars_;        // byte → its character (UTF-8)
   std::unordered_map<uint32_t, uint8_t> cp_to_byte_;
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> ranks_;  // (left, right) → (rank, result)
-  std::unordered_map<std::string, int32_t> extra_parts_;  // merge parts that are not tokens
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>>
+      ranks_;  // (left, right) → (rank, result)
 };
 
 }  // namespace
