@@ -1,13 +1,13 @@
 // Dumps one named intermediate of the forward pass as JSON, for comparison with a reference
 // (e.g. moe_reference.py dump).
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/commands.h"
-#include "core/error.h"
 #include "cli/common.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
 #include "model/observer.h"
 #include "model/session.h"
 
@@ -109,8 +109,8 @@ int cmd_dump(const Argv& argv) {
     j["greedy"] = out;
   }
   if (a.has("-o")) {
-    std::ofstream out(a.str("-o", ""));
-    out << j.dump();
+    // Temp file, fsync, rename: a killed or failed dump never leaves half a JSON behind.
+    write_file_atomically(a.str("-o", ""), j.dump());
   } else {
     std::printf("%s\n", j.dump().c_str());
   }

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "core/error.h"
@@ -101,14 +102,44 @@ void AtomicFileWriter::write_zeros(size_t n) {
   }
 }
 
+namespace {
+
+// A rename changes the directory, not the file: until the directory's own metadata reaches
+// the disk, a crash can bring back the old name (or none) although the data was synced.
+void sync_directory_of(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    fail("{}: cannot open its directory {} to sync the rename: {}", path, dir,
+         std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  // EINVAL: the file system cannot sync a directory (some network and FUSE ones); the rename
+  // is as durable there as it can be made.
+  if (rc != 0 && err != EINVAL)
+    fail("{}: fsync of its directory {} failed: {}", path, dir, std::strerror(err));
+}
+
+}  // namespace
+
 void AtomicFileWriter::commit() {
   if (::fsync(fd_) != 0) fail("{}: fsync failed: {}", tmp_path_, std::strerror(errno));
-  ::close(fd_);
+  const int rc = ::close(fd_);
   fd_ = -1;
+  if (rc != 0) fail("{}: close failed: {}", tmp_path_, std::strerror(errno));
   if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
     fail("{}: rename to {} failed: {}", tmp_path_, path_, std::strerror(errno));
   }
   committed_ = true;
+  sync_directory_of(path_);
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+  AtomicFileWriter out(path);
+  out.write(bytes.data(), bytes.size());
+  out.commit();
 }
 
 }  // namespace mcmoe

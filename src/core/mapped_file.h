@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace mcmoe {
 
@@ -36,8 +37,9 @@ class MappedFile {
 };
 
 // Writes a file atomically: content goes to PATH.tmp.<pid>, is fsync'ed, then renamed over
-// PATH. If the writer is destroyed without commit(), the temp file is removed, so a failed
-// job never leaves a half-written output behind.
+// PATH, and the directory is fsync'ed so the rename itself survives a crash. If the writer is
+// destroyed without commit(), the temp file is removed, so a failed job never leaves a
+// half-written output behind; a killed one leaves at most PATH.tmp.<pid>, never a partial PATH.
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(const std::string& path);
@@ -56,5 +58,8 @@ class AtomicFileWriter {
   uint64_t offset_ = 0;
   bool committed_ = false;
 };
+
+// A whole small file (JSON, text) through AtomicFileWriter.
+void write_file_atomically(const std::string& path, std::string_view bytes);
 
 }  // namespace mcmoe

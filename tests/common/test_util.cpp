@@ -1,10 +1,13 @@
 #include "common/test_util.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
-
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -75,6 +78,36 @@ CliResult run_cli(const std::string& args, const std::string& stdin_text) {
   r.out = slurp(out_path);
   r.err = slurp(err_path);
   return r;
+}
+
+pid_t spawn_cli(const std::vector<std::string>& args, const SpawnOptions& o) {
+  // Everything the child needs is built before fork: between fork and exec a multithreaded
+  // parent's child may only make async-signal-safe calls.
+  std::vector<std::string> all{MCMOE_CLI_PATH};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : all) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) ADD_FAILURE() << "fork failed";
+  if (pid != 0) return pid;
+  const int out = ::open(o.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int err = ::open(o.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0 || err < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(126);
+  if (o.address_space > 0) {
+    const rlimit lim{o.address_space, o.address_space};
+    if (::setrlimit(RLIMIT_AS, &lim) != 0) ::_exit(126);
+  }
+  ::execv(argv[0], argv.data());
+  ::_exit(127);
+}
+
+int wait_cli(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 std::vector<uint8_t> read_bytes(const std::string& path) {

@@ -1,5 +1,7 @@
 #pragma once
 // Helpers shared by the test files: temp directories, running the CLI, file bytes.
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <span>
@@ -28,6 +30,18 @@ struct CliResult {
 // Runs the built mcmoe binary with the given argument string (shell-quoted by the caller),
 // stdin_text on its standard input.
 CliResult run_cli(const std::string& args, const std::string& stdin_text = {});
+// Starts the built mcmoe binary with these arguments (no shell) and returns its pid, without
+// waiting: for tests that signal it or watch its files while it runs. Its stdout and stderr
+// go to the given files (/dev/null by default); address_space > 0 runs it under an RLIMIT_AS
+// of that many bytes, so an allocation the size of a bogus header fails instead of paging.
+struct SpawnOptions {
+  std::string out_path = "/dev/null", err_path = "/dev/null";
+  uint64_t address_space = 0;
+};
+pid_t spawn_cli(const std::vector<std::string>& args, const SpawnOptions& o = {});
+// Waits for a spawned process: its exit code, or 128 + the signal that ended it (as run_cli).
+int wait_cli(pid_t pid);
+
 // Expects exit code 1 and one final "error: ..." line on stderr (status lines may come
 // first) containing every fragment.
 void expect_clean_error(const CliResult& r, const std::vector<std::string>& fragments);
