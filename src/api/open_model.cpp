@@ -7,6 +7,7 @@
 
 #include "compress/stats.h"
 #include "core/error.h"
+#include "core/memory_info.h"
 #include "format/gguf.h"
 #include "offload/expert_layout.h"
 
@@ -22,6 +23,15 @@ void install_offload(const OpenOptions& oo, OpenModel& out) {
   offload::OffloadOptions o;
   o.budget = spec.budget_bytes > 0 ? spec.budget_bytes
                                    : static_cast<uint64_t>(spec.budget_fraction * total);
+  // The budget as given or as a share of the experts: a cache the machine cannot hold would
+  // fill until the OOM killer ends the run, so it is refused before anything is read.
+  check_memory_fits(
+      o.budget, available_memory(),
+      spec.budget_bytes > 0
+          ? fmt::format("{}: the expert cache (--expert-cache)", m.path())
+          : fmt::format("{}: the expert cache (--expert-cache {:g}% of {:.1f} MiB of experts)",
+                        m.path(), 100 * spec.budget_fraction, total / 1048576.0),
+      "give a smaller --expert-cache");
   o.policy = spec.policy;
   o.per_layer = spec.per_layer;
   o.prefetch_depth = spec.prefetch_depth;

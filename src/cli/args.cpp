@@ -132,6 +132,8 @@ unsigned long long parse_bytes(const std::string& s, const std::string& flag) {
   else if (unit == "MB") mult = 1e6;
   else if (unit == "GB") mult = 1e9;
   else fail("{}: unknown size unit '{}' in '{}' (use B, KiB, MiB, GiB, KB, MB, GB)", flag, unit, s);
+  // strtod takes "inf", "nan" and 1e30: converting those to an integer is undefined.
+  if (!(v * mult < 0x1p63)) fail("{}: size '{}' is not a byte count below 2^63", flag, s);
   return static_cast<unsigned long long>(v * mult);
 }
 

@@ -15,6 +15,11 @@
 
 namespace mcmoe {
 
+size_t read_memory_bytes(size_t size) {
+  const size_t huge = size_t{2} << 20;
+  return (size + huge - 1) / huge * huge;
+}
+
 MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
@@ -30,8 +35,7 @@ MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0 && mode == LoadMode::kReadHugePages) {
-    const size_t huge = size_t{2} << 20;
-    alloc_size_ = (size_ + huge - 1) / huge * huge;
+    alloc_size_ = read_memory_bytes(size_);
     void* p = ::mmap(nullptr, alloc_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
       ::close(fd);

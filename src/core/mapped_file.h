@@ -18,6 +18,10 @@ enum class LoadMode {
   kReadHugePages,
 };
 
+// The anonymous memory LoadMode::kReadHugePages takes for a file of `size` bytes: whole
+// 2 MiB pages, for checks made before the allocation.
+size_t read_memory_bytes(size_t size);
+
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path, LoadMode mode = LoadMode::kMap);  // throws Error naming the path

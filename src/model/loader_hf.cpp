@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/memory_info.h"
 #include "format/safetensors.h"
 #include "model/arch/arch.h"
 #include "model/inventory.h"
@@ -29,6 +30,37 @@ size_t element_size(const std::string& dir, const std::string& name, DType t) {
   }
 }
 
+// Bytes the load copies out of the mapped checkpoint: vectors converted to f32, and matrices
+// transposed, interleaved or repacked from MXFP4 (gpt-oss: every expert, most of the model).
+// Tensors used as they are stay in the map and need no room.
+uint64_t copied_bytes(const ModelConfig& c, const arch::ArchInfo& family,
+                      const format::SafetensorsSet& st) {
+  ModelWeights w;
+  w.layers.assign(c.n_layer, {});
+  LayerExperts experts(c.n_layer);
+  for (int l = 0; l < c.n_layer; ++l) experts[l].resize(c.experts(l));
+  uint64_t total = 0;
+  for_each_tensor(c, w, experts, [&](const TensorSlot& s) {
+    if (s.shape.empty()) return;
+    int64_t n = 1;
+    for (int64_t d : s.shape) n *= d;
+    const int64_t cols = s.shape.back();
+    if (!s.matrix) {
+      total += static_cast<uint64_t>(n) * 4;
+      return;
+    }
+    const arch::HfSource src = family.hf_source(c, s);
+    using T = arch::HfSource::Take;
+    const TensorView* t = st.find(src.name);
+    if (!t && st.find(src.name + "_blocks")) {
+      total += row_bytes(DType::MXFP4, cols) * static_cast<uint64_t>(n / cols);
+    } else if (t && (src.take == T::Transposed || src.take == T::EveryOther)) {
+      total += row_bytes(t->type, cols) * static_cast<uint64_t>(n / cols);
+    }
+  });
+  return total;
+}
+
 }  // namespace
 
 void HfLoader::load(Model& m, const std::string& dir) {
@@ -38,6 +70,12 @@ void HfLoader::load(Model& m, const std::string& dir) {
   const format::SafetensorsSet& st = *m.safetensors_;
   for (const auto& name : st.names()) m.file_tensors_.push_back({name, st.get(name)});
   const arch::ArchInfo& family = arch::info(c.arch);
+  check_memory_fits(
+      copied_bytes(c, family, st), available_memory(),
+      fmt::format("{}: loading the checkpoint (the tensors it copies: transposed, interleaved, "
+                  "repacked or converted to f32)",
+                  dir),
+      "");
 
   // The sub-tensor `index` of a stacked tensor, checked to exist.
   auto sub = [&](const arch::HfSource& src, const TensorView& t) {

@@ -1,15 +1,16 @@
 #include "model/model.h"
-#include "model/loaders.h"
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "core/error.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
 #include "model/inventory.h"
+#include "model/loaders.h"
 #include "model/mla.h"
 #include "quant/quantize.h"
 #include "tokenizer/tokenizer.h"
@@ -87,34 +88,23 @@ void Model::replace_layer(int l, const LayerWeights& weights, std::vector<moe::E
   experts_ = std::make_unique<moe::ResidentExpertProvider>(stored_experts_, experts_check_path_);
 }
 
-namespace {
-
-// MemAvailable from /proc/meminfo in bytes, 0 when unknown.
-uint64_t available_memory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return 0;
-}
-
-}  // namespace
-
-LoadMode choose_load_mode(const std::string& path, const LoadOptions& o) {
+LoadMode choose_load_mode(const std::string& path, uint64_t size, const LoadOptions& o,
+                          const AvailableMemory& avail) {
   switch (o.memory) {
     case LoadOptions::Memory::kMap: return LoadMode::kMap;
-    case LoadOptions::Memory::kRead: return LoadMode::kReadHugePages;
+    case LoadOptions::Memory::kRead:
+      // Refused here, before the allocation: past the limit the OOM killer would end the
+      // process half-way through the read instead.
+      check_memory_fits(read_memory_bytes(size), avail,
+                        fmt::format("{}: reading the file into memory", path),
+                        "map it instead (--mmap)");
+      return LoadMode::kReadHugePages;
     case LoadOptions::Memory::kAuto: break;
   }
-  std::error_code ec;
-  const uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) return LoadMode::kMap;
   // Small files gain nothing measurable; large ones must leave room for everything else.
-  const uint64_t avail = available_memory();
-  return size >= (uint64_t{64} << 20) && avail > 0 && size <= avail / 2 ? LoadMode::kReadHugePages : LoadMode::kMap;
+  return size >= (uint64_t{64} << 20) && avail.known() && size <= avail.bytes / 2
+             ? LoadMode::kReadHugePages
+             : LoadMode::kMap;
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
@@ -123,7 +113,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (std::filesystem::is_directory(path)) {
     HfLoader::load(*m, path);
   } else if (std::filesystem::exists(path)) {
-    GgufLoader::load(*m, path, choose_load_mode(path, options));
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    // A size it cannot read (not a regular file) is the reader's to report: map, it will.
+    const LoadMode mode = ec || options.memory == LoadOptions::Memory::kMap
+                              ? LoadMode::kMap
+                              : choose_load_mode(path, size, options, available_memory());
+    GgufLoader::load(*m, path, mode);
   } else {
     fail("{}: no such file or directory", path);
   }
