@@ -188,6 +188,7 @@ void chat_template(Input in) {
   jinja::Template::Options o;
   o.now = 1'700'000'000;  // deterministic strftime_now
   o.max_output = size_t{1} << 20;
+  o.max_steps = 100'000;  // real templates take a few thousand; keeps each input fast
   (void)t.render(context, o);
 }
 

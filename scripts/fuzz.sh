@@ -145,17 +145,8 @@ cmd_seeds() {
 }
 
 run_env() {
-  export MCMOE_FUZZ_MODEL=$build/seed-work/mixtral-q4_0.gguf
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-}
-
-children_cpu_seconds() {  # user + system seconds of this shell's finished children
-  local f
-  f=$(mktemp)
-  times >"$f"
-  sed -n 2p "$f" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }'
-  rm -f "$f"
 }
 
 cmd_run() {
@@ -171,18 +162,14 @@ cmd_run() {
     # -timeout=1: an input taking over a second is a hang finding; -malloc_limit_mb=2048: an
     # allocation over 2 GB is one too. The run goes on after a finding (-fork keeps going),
     # so one bug does not end the campaign early.
-    # CPU time: user + system of the fuzzer and its fork children, from bash's `times` (this
-    # shell's children) before and after. With FUZZ_NICE set (e.g. 19, to fuzz only on idle
-    # cores) wall time overstates it.
-    local before after
-    before=$(children_cpu_seconds)
-    (cd "$build/findings/$h" &&
-      exec nice -n "${FUZZ_NICE:-0}" "$build/fuzz/fuzz_$h" -max_total_time="$seconds" -timeout=1 \
-        -rss_limit_mb=4096 -malloc_limit_mb=2048 -dict="$build/dict/$h.dict" \
-        -artifact_prefix="$build/findings/$h/" -print_final_stats=1 -fork=1 -ignore_crashes=1 \
-        -ignore_timeouts=1 -ignore_ooms=1 "$build/corpus/$h" "$build/seeds/$h" >"$log" 2>&1) || true
-    after=$(children_cpu_seconds)
-    echo "cpu_seconds $(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" >>"$log"
+    # CPU time: the user + system time of the fuzzer and its fork children, which the shell
+    # that waits for them prints with `times` at the end of the log. With FUZZ_NICE set (e.g.
+    # 19, to fuzz only on idle cores) wall time overstates it.
+    nice -n "${FUZZ_NICE:-0}" bash -c 'cd "$1" && shift && "$@"; times' _ "$build/findings/$h" \
+      "$build/fuzz/fuzz_$h" -max_total_time="$seconds" -timeout=1 -rss_limit_mb=4096 \
+      -malloc_limit_mb=2048 -dict="$build/dict/$h.dict" -artifact_prefix="$build/findings/$h/" \
+      -print_final_stats=1 -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
+      "$build/corpus/$h" "$build/seeds/$h" >"$log" 2>&1 || true
     tail -n 3 "$log"
   done
 }
@@ -221,7 +208,9 @@ cmd_stats() {
       [ -n "$last" ] || continue
       runs=$((runs + 1))
       execs=$((execs + $(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")))
-      secs=$(grep -E '^cpu_seconds ' "$log" | tail -n 1 | awk -v s="$secs" '{print s + $2}')
+      # `times`' second line: the children's user and system time, as 1m2.345s 0m0.678s.
+      secs=$(grep -E '^[0-9]+m[0-9.]+s [0-9]+m[0-9.]+s$' "$log" | tail -n 1 |
+        awk -v s="$secs" '{ split($1, u, /[ms]/); split($2, y, /[ms]/); print s + u[1] * 60 + u[2] + y[1] * 60 + y[2] }')
       local c f
       c=$(sed -E 's/.* cov: ([0-9]+) .*/\1/' <<<"$last")
       f=$(sed -E 's/.* ft: ([0-9]+) .*/\1/' <<<"$last")

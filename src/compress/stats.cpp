@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "core/mapped_file.h"
 #include "quant/quantize.h"
 
@@ -140,27 +141,39 @@ CalibrationStats load_stats(const std::string& path) {
   }
   CalibrationStats s;
   try {
-    s.version = j.at("version").get<int>();
+    const auto integer = [&](const json& parent, const char* key) {
+      return json_int<int>(parent.at(key), fmt::format("{}: {}", path, key));
+    };
+    const auto count = [&](const json& parent, const char* key) {
+      return json_int<int64_t>(parent.at(key), fmt::format("{}: {}", path, key));
+    };
+    s.version = integer(j, "version");
     if (s.version != kStatsVersion) {
       fail("{}: calibration format version {}, this mcmoe reads version {}", path, s.version, kStatsVersion);
     }
     const json& m = j.at("model");
-    s.model = {m.at("arch").get<std::string>(), m.at("n_layer").get<int>(), m.at("n_expert").get<int>(),
-               m.at("n_expert_used").get<int>(), m.at("n_embd").get<int64_t>(), m.at("n_ff").get<int64_t>(),
-               m.at("router_hash").get<std::string>(), {}};
-    if (m.contains("layer_experts")) s.model.layer_experts = m.at("layer_experts").get<std::vector<int>>();
+    s.model = {m.at("arch").get<std::string>(),
+               integer(m, "n_layer"),
+               integer(m, "n_expert"),
+               integer(m, "n_expert_used"),
+               count(m, "n_embd"),
+               count(m, "n_ff"),
+               m.at("router_hash").get<std::string>(),
+               {}};
+    if (m.contains("layer_experts"))
+      s.model.layer_experts = json_ints<int>(m.at("layer_experts"), path + ": layer_experts");
     s.text = j.at("text").get<std::string>();
-    s.samples = j.at("samples").get<int>();
-    s.seq = j.at("seq").get<int>();
-    s.group = j.at("group").get<int64_t>();
-    s.candidates = j.at("candidates").get<std::vector<int>>();
+    s.samples = integer(j, "samples");
+    s.seq = integer(j, "seq");
+    s.group = count(j, "group");
+    s.candidates = json_ints<int>(j.at("candidates"), path + ": candidates");
     for (const json& L : j.at("layers")) {
       LayerStats ls;
-      ls.tokens = L.at("tokens").get<int64_t>();
+      ls.tokens = count(L, "tokens");
       ls.ratio_quantiles = L.at("ratio_quantiles").get<std::vector<std::vector<float>>>();
       for (const json& e : L.at("experts")) {
         ExpertStats es;
-        es.picks = e.at("picks").get<int64_t>();
+        es.picks = count(e, "picks");
         es.mass = e.at("mass").get<double>();
         es.in_sq = e.at("in_sq").get<double>();
         es.hidden_sq = e.at("hidden_sq").get<double>();

@@ -21,7 +21,9 @@ size_t read_memory_bytes(size_t size) {
 }
 
 MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO named as a model file would otherwise wait for a writer
+  // forever; the check below refuses anything but a regular file (where the flag is moot).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

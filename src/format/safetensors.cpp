@@ -104,7 +104,15 @@ SafetensorsSet::SafetensorsSet(const std::string& dir) : dir_(dir) {
     std::set<std::string> unique;
     for (const auto& [name, file] : j["weight_map"].items()) {
       if (!file.is_string()) fail("{}: weight_map['{}'] is not a file name", index_path.string(), name);
-      unique.insert(file.get<std::string>());
+      // Shards sit beside the index: a path elsewhere ("/dev/stdin", "../x") would make a
+      // downloaded index read any file of this machine, or block on a device.
+      const std::string shard = file.get<std::string>();
+      if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos ||
+          shard.find('\0') != std::string::npos) {
+        fail("{}: weight_map['{}'] = '{}' is not a file name in the model directory",
+             index_path.string(), name, shard);
+      }
+      unique.insert(shard);
     }
     shards.assign(unique.begin(), unique.end());
   } else if (fs::exists(single)) {

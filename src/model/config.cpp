@@ -25,6 +25,29 @@ void ModelConfig::validate(const std::string& source) const {
   auto positive = [&](const char* name, int v) {
     if (v <= 0) fail("{}: {} must be positive, found {}", source, name, v);
   };
+  // Plausibility bounds far above any released model (DeepSeek-V3: 61 layers, 256 experts,
+  // hidden 7168, vocab 129k; expert and MLP widths up to ~50k), so that a corrupted count is
+  // refused before per-layer and per-expert tables are sized from it, and products such as
+  // n_head * head_dim stay far from int overflow.
+  auto at_most = [&](const char* name, int v, int limit) {
+    if (v > limit) fail("{}: {} is {}, more than any model has (limit {})", source, name, v, limit);
+  };
+  at_most("vocab size", n_vocab, 1 << 24);
+  at_most("hidden size", n_embd, 1 << 17);
+  at_most("layer count", n_layer, 1 << 10);
+  at_most("attention head count", n_head, 1 << 12);
+  at_most("key/value head count", n_head_kv, 1 << 12);
+  at_most("head dimension", head_dim, 1 << 14);
+  at_most("value head dimension", head_dim_v, 1 << 14);
+  at_most("expert count", n_expert, 1 << 12);
+  at_most("expert width", n_ff, 1 << 20);
+  at_most("dense MLP width", n_ff_dense, 1 << 20);
+  at_most("shared expert width", n_ff_shared, 1 << 20);
+  at_most("MLA q_lora_rank", mla.q_lora_rank, 1 << 16);
+  at_most("MLA kv_lora_rank", mla.kv_lora_rank, 1 << 16);
+  at_most("MLA nope dimension", mla.qk_nope, 1 << 14);
+  at_most("MLA rope dimension", mla.qk_rope, 1 << 14);
+  at_most("MLA value dimension", mla.v_dim, 1 << 14);
   positive("vocab size", n_vocab);
   positive("hidden size", n_embd);
   positive("layer count", n_layer);

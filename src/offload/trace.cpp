@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "core/mapped_file.h"
 #include "model/session.h"
 #include "offload/expert_layout.h"
@@ -133,14 +134,16 @@ RoutingTrace read_trace(const std::string& path) {
     std::getline(in, line);
     const nlohmann::json h = nlohmann::json::parse(line);
     t.model = h.at("model").get<std::string>();
-    t.n_layer = h.at("n_layer").get<int>();
-    t.n_expert = h.at("n_expert").get<int>();
-    t.k = h.at("k").get<int>();
-    t.depth = h.at("depth").get<int>();
-    t.m = h.at("m").get<int>();
-    n = h.at("n_tokens").get<int64_t>();
-    t.expert_bytes = h.at("expert_bytes").get<std::vector<uint64_t>>();
-    if (h.contains("layer_experts")) t.layer_experts = h.at("layer_experts").get<std::vector<int>>();
+    const auto field = [&](const char* key) { return fmt::format("{}: line 2: {}", path, key); };
+    t.n_layer = json_int<int>(h.at("n_layer"), field("n_layer"));
+    t.n_expert = json_int<int>(h.at("n_expert"), field("n_expert"));
+    t.k = json_int<int>(h.at("k"), field("k"));
+    t.depth = json_int<int>(h.at("depth"), field("depth"));
+    t.m = json_int<int>(h.at("m"), field("m"));
+    n = json_int<int64_t>(h.at("n_tokens"), field("n_tokens"));
+    t.expert_bytes = json_ints<uint64_t>(h.at("expert_bytes"), field("expert_bytes"));
+    if (h.contains("layer_experts"))
+      t.layer_experts = json_ints<int>(h.at("layer_experts"), field("layer_experts"));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: line 2: bad trace header: {}", path, e.what());
   }

@@ -10,6 +10,7 @@
 
 #include "api/generate.h"
 #include "core/error.h"
+#include "core/json_number.h"
 
 namespace mcmoe::server {
 
@@ -51,15 +52,15 @@ bool has(const json& j, const char* key) {
 int64_t int_field(const json& j, const char* key, int64_t lo, int64_t hi, int64_t def) {
   if (!has(j, key)) return def;
   const json& v = j[key];
-  if (!v.is_number_integer() && !(v.is_number_float() && std::isfinite(v.get<double>()) &&
-                                  v.get<double>() == std::floor(v.get<double>()))) {
+  if (!v.is_number() || (v.is_number_float() && (!std::isfinite(v.get<double>()) ||
+                                                 v.get<double>() != std::floor(v.get<double>())))) {
     bad(key, fmt::format("'{}' must be an integer, got {}", key, shown(v)));
   }
-  const double d = v.get<double>();
-  if (d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+  const std::optional<int64_t> x = json_integer<int64_t>(v);  // nullopt: beyond int64
+  if (!x || *x < lo || *x > hi) {
     bad(key, fmt::format("'{}' must be between {} and {}, got {}", key, lo, hi, shown(v)));
   }
-  return v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(d);
+  return *x;
 }
 
 double number_field(const json& j, const char* key, double lo, double hi, double def) {

@@ -57,24 +57,12 @@ std::string write_terabyte_tensor_gguf(const std::string& path) {
   return path;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
-
 // The CLI under RLIMIT_AS of 4 GiB (not under ASan, whose shadow memory reserves terabytes of
 // address space at start).
 test::CliResult run_limited(const std::vector<std::string>& args, const test::TempDir& dir) {
   test::SpawnOptions o{.out_path = dir.path("stdout"),
                        .err_path = dir.path("stderr"),
-                       .address_space = kSanitized ? 0 : uint64_t{4} << 30};
+                       .address_space = test::kAddressSanitizer ? 0 : uint64_t{4} << 30};
   test::CliResult r;
   r.exit_code = test::wait_cli(test::spawn_cli(args, o));
   auto slurp = [](const std::string& p) {

@@ -10,6 +10,20 @@
 
 namespace mcmoe::test {
 
+// Whether this build runs under AddressSanitizer, whose shadow memory and quarantine make
+// resident-memory and address-space limits meaningless (tests that measure them skip).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {
  public:

@@ -1,4 +1,7 @@
+#include "format/safetensors.h"
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -8,7 +11,6 @@
 #include "common/hf_fixture.h"
 #include "common/test_util.h"
 #include "core/error.h"
-#include "format/safetensors.h"
 #include "model/model.h"
 #include "model/session.h"
 
@@ -91,6 +93,35 @@ TEST(Safetensors, OffsetsThatDisagreeWithShape) {
   const std::string msg = error_of([&] { SafetensorsFile f(dir.path("a.safetensors")); });
   EXPECT_NE(msg.find("tensor 'x'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("needs 18"), std::string::npos) << msg;
+}
+
+TEST(Safetensors, IndexNamesShardsOnlyBesideIt) {
+  // A downloaded index must not make mcmoe read other files of the machine, or block on a
+  // FIFO or device it names.
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path("m"));
+  std::vector<uint16_t> data(2, 0);
+  TensorView v{.type = DType::F16, .shape = {2}, .data = data.data(), .nbytes = 4};
+  write_safetensors(dir.path("outside.safetensors"), {{"x", v}});
+  for (const std::string shard : {"../outside.safetensors", "/dev/stdin", "..", ""}) {
+    std::ofstream(dir.path("m") + "/model.safetensors.index.json")
+        << nlohmann::json{{"weight_map", {{"x", shard}}}}.dump();
+    const std::string msg = error_of([&] { SafetensorsSet set(dir.path("m")); });
+    EXPECT_NE(msg.find("model.safetensors.index.json"), std::string::npos) << shard << ": " << msg;
+    EXPECT_NE(msg.find("'" + shard + "' is not a file name in the model directory"),
+              std::string::npos)
+        << msg;
+  }
+}
+
+TEST(Safetensors, FifoIsRefusedWithoutWaitingForAWriter) {
+  test::TempDir dir;
+  const std::string fifo = dir.path("m") + "/model.safetensors";
+  std::filesystem::create_directories(dir.path("m"));
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string msg = error_of([&] { SafetensorsFile f(fifo); });  // blocked forever before
+  EXPECT_NE(msg.find(fifo), std::string::npos) << msg;
+  EXPECT_NE(msg.find("not a regular file"), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -5,12 +5,13 @@
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "api/convert.h"
-#include "core/error.h"
 #include "api/generate.h"
 #include "common/hf_fixture.h"
 #include "common/test_util.h"
+#include "core/error.h"
 #include "model/model.h"
 #include "model/session.h"
 
@@ -109,6 +110,32 @@ TEST(Model, RejectsConfigThatDisagreesWithTensors) {
     EXPECT_NE(msg.find("model.embed_tokens.weight"), std::string::npos) << msg;
     EXPECT_NE(msg.find("[2048, 64]"), std::string::npos) << msg;
     EXPECT_NE(msg.find("[2048, 128]"), std::string::npos) << msg;
+  }
+}
+
+TEST(Model, RejectsImplausibleCountsBeforeSizingTablesFromThem) {
+  // Found by fuzzing (fuzz/regressions/gguf/expert-count-2e8-allocates-14gb): a corrupted
+  // expert count sized the per-expert tables (14 GB) before any tensor was compared with it.
+  test::TempDir dir;
+  test::write_hf_fixture(dir.path("hf"), {});
+  nlohmann::json cfg;
+  std::ifstream(dir.path("hf") + "/config.json") >> cfg;
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, int>>{{"num_local_experts", 200'000'000},
+                                                {"num_hidden_layers", 100'000},
+                                                {"hidden_size", 1 << 20}}) {
+    nlohmann::json bad = cfg;
+    bad[key] = value;
+    std::ofstream(dir.path("hf") + "/config.json") << bad.dump();
+    try {
+      model::Model::load(dir.path("hf"));
+      ADD_FAILURE() << key;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(std::to_string(value)), std::string::npos) << msg;
+      EXPECT_NE(msg.find("more than any model has"), std::string::npos) << msg;
+    }
   }
 }
 

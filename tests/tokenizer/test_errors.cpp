@@ -284,5 +284,26 @@ TEST(TokenizerErrors, BadIdsAndDuplicates) {
   expect_error([&] { Tokenizer::from_vocab(w); }, {"add_eos", "no EOS"});
 }
 
+TEST(TokenizerErrors, MergesMustNameTokens) {
+  // Each merge's two parts and its result must be tokens (Hugging Face refuses them
+  // otherwise; llama.cpp would keep a merge that can never apply, silently).
+  {
+    VocabData v = synthetic_gpt2();
+    v.merges.push_back("q z");  // the result "qz" is not a token
+    expect_error([&] { Tokenizer::from_vocab(v); },
+                 {"synthetic-gpt2", "merge 9", "'q z'", "result 'qz'"});
+  }
+  {
+    VocabData v = synthetic_gpt2();
+    v.merges.insert(v.merges.begin(), "hel lo");  // neither part is a token
+    expect_error([&] { Tokenizer::from_vocab(v); }, {"merge 0", "'hel lo'", "left part 'hel'"});
+  }
+  {
+    VocabData v = synthetic_gpt2();
+    v.merges.push_back("h ello");
+    expect_error([&] { Tokenizer::from_vocab(v); }, {"merge 9", "right part 'ello'"});
+  }
+}
+
 }  // namespace
 }  // namespace mcmoe::tokenizer::test

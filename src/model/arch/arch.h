@@ -10,9 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "model/config.h"
 #include "model/inventory.h"
 
@@ -33,6 +35,11 @@ class HfConfig {
   template <typename T>
   T get(const std::string& key) const {
     if (!has(key)) fail("{}: missing key '{}'", path_, key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // A number is range-checked (the JSON library's cast would be undefined beyond T's
+      // range); anything else is the type error below.
+      if (j_[key].is_number()) return json_int<T>(j_[key], fmt::format("{}: key '{}'", path_, key));
+    }
     try {
       return j_[key].get<T>();
     } catch (const nlohmann::json::exception&) {

@@ -1,0 +1,62 @@
+#pragma once
+// Integers read from JSON with their range checked first. nlohmann's get<int>() converts a
+// floating-point number to the integer unchecked, and 1e30 (or 3e9 into an int) is then
+// undefined behaviour: fuzzing found it in a routing trace's header. Every reader that takes
+// an integer from a JSON file or request goes through here.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+
+namespace mcmoe {
+
+// `v` as a T when it is a number with an integral value within T's range (a float such as
+// 4096.0 counts); nullopt otherwise.
+template <typename T, typename Json>
+std::optional<T> json_integer(const Json& v) {
+  static_assert(std::is_integral_v<T> && !std::is_same_v<T, bool>);
+  if (v.is_number_unsigned()) {
+    const auto u = v.template get<uint64_t>();
+    return std::in_range<T>(u) ? std::optional<T>(static_cast<T>(u)) : std::nullopt;
+  }
+  if (v.is_number_integer()) {
+    const auto i = v.template get<int64_t>();
+    return std::in_range<T>(i) ? std::optional<T>(static_cast<T>(i)) : std::nullopt;
+  }
+  if (v.is_number_float()) {
+    const double d = v.template get<double>();
+    const double bound = std::ldexp(1.0, std::numeric_limits<T>::digits);  // T's max + 1
+    if (d != std::floor(d) || d >= bound || d < (std::is_signed_v<T> ? -bound : 0.0))
+      return std::nullopt;
+    return static_cast<T>(d);
+  }
+  return std::nullopt;
+}
+
+// As json_integer, failing with "WHAT = VALUE is not an integer in [min, max]".
+template <typename T, typename Json>
+T json_int(const Json& v, const std::string& what) {
+  if (const auto x = json_integer<T>(v)) return *x;
+  fail("{} = {} is not an integer in [{}, {}]", what, v.dump(), std::numeric_limits<T>::min(),
+       std::numeric_limits<T>::max());
+}
+
+// A JSON array of such integers.
+template <typename T, typename Json>
+std::vector<T> json_ints(const Json& v, const std::string& what) {
+  if (!v.is_array()) fail("{} = {} is not an array of integers", what, v.dump().substr(0, 80));
+  std::vector<T> out;
+  out.reserve(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out.push_back(json_int<T>(v[i], what + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+}  // namespace mcmoe

@@ -1,0 +1,49 @@
+// Integers from JSON: in range, integral floats accepted; anything the JSON library would
+// convert with undefined behaviour (found by fuzzing a trace header) refused with its value.
+#include "core/json_number.h"
+
+#include <gtest/gtest.h>
+
+namespace mcmoe {
+namespace {
+
+using nlohmann::json;
+
+TEST(JsonNumber, AcceptsIntegersInRange) {
+  EXPECT_EQ(json_integer<int>(json(42)), 42);
+  EXPECT_EQ(json_integer<int>(json(-7)), -7);
+  EXPECT_EQ(json_integer<int>(json(4096.0)), 4096);  // an integral float counts
+  EXPECT_EQ(json_integer<int>(json(2147483647)), 2147483647);
+  EXPECT_EQ(json_integer<int>(json(-2147483648.0)), std::numeric_limits<int>::min());
+  EXPECT_EQ(json_integer<uint64_t>(json(UINT64_MAX)), UINT64_MAX);
+  EXPECT_EQ(json_integer<int64_t>(json(-9223372036854775807LL - 1)), INT64_MIN);
+}
+
+TEST(JsonNumber, RefusesWhatTheLibraryWouldConvertWithUndefinedBehaviour) {
+  EXPECT_FALSE(json_integer<uint64_t>(json(1.6e85)));  // the fuzzing finding
+  EXPECT_FALSE(json_integer<int>(json(3e9)));
+  EXPECT_FALSE(json_integer<int>(json(2147483648.0)));
+  EXPECT_FALSE(json_integer<int64_t>(json(9223372036854775808.0)));  // 2^63: one past the max
+  EXPECT_FALSE(json_integer<uint32_t>(json(-1)));
+  EXPECT_FALSE(json_integer<int>(json(UINT64_MAX)));
+  EXPECT_FALSE(json_integer<int>(json(1.5)));
+  EXPECT_FALSE(json_integer<int>(json(std::numeric_limits<double>::infinity())));
+  EXPECT_FALSE(json_integer<int>(json(std::nan(""))));
+  EXPECT_FALSE(json_integer<int>(json("12")));
+  EXPECT_FALSE(json_integer<int>(json(nullptr)));
+}
+
+TEST(JsonNumber, ErrorsNameTheFieldAndValue) {
+  try {
+    json_ints<int>(json::parse("[1, 2, 1e30]"), "trace.txt: line 2: layer_experts");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(),
+                 "trace.txt: line 2: layer_experts[2] = 1e+30 is not an integer in "
+                 "[-2147483648, 2147483647]");
+  }
+  EXPECT_THROW(json_ints<int>(json::parse("{}"), "x"), Error);
+}
+
+}  // namespace
+}  // namespace mcmoe
