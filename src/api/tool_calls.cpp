@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/json_read.h"
+
 namespace mcmoe::api {
 
 namespace {
@@ -15,9 +17,9 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
-std::optional<json> parse_json(const std::string& s) {
+std::optional<json> try_parse_json(const std::string& s) {
   try {
-    return json::parse(s);
+    return mcmoe::parse_json(s);
   } catch (const json::exception&) {
     return std::nullopt;
   }
@@ -32,7 +34,7 @@ std::optional<ToolCall> call_from_object(const json& j) {
   if (!key) return std::nullopt;  // {"name": ...} alone is data, not a call
   json args = j[key];
   if (args.is_string()) {  // arguments already serialised
-    const auto parsed = parse_json(args.get<std::string>());
+    const auto parsed = try_parse_json(args.get<std::string>());
     if (!parsed || !parsed->is_object()) return std::nullopt;
     args = *parsed;
   }
@@ -81,7 +83,7 @@ std::optional<ToolCall> glm_call(const std::string& body) {
       return std::nullopt;
     const std::string key = body.substr(pos + 9, ke - pos - 9);
     const std::string value = body.substr(vb + 11, ve - vb - 11);
-    const auto parsed = parse_json(value);
+    const auto parsed = try_parse_json(value);
     args[key] = parsed && !parsed->is_string() ? *parsed : json(value);
     pos = body.find("<arg_key>", ve);
   }
@@ -120,7 +122,7 @@ ParsedReply parse_tool_calls(const std::string& reply) {
   ParsedReply out;
   out.content = reply;
   const auto json_call = [](const std::string& body) -> std::optional<ToolCall> {
-    const auto j = parse_json(trim(body));
+    const auto j = try_parse_json(trim(body));
     return j ? call_from_object(*j) : std::nullopt;
   };
   // Hermes / Qwen, then GLM-4.5 (same tags, a different body).
@@ -138,7 +140,7 @@ ParsedReply parse_tool_calls(const std::string& reply) {
             std::string name = trim(body.substr(0, sep));
             if (name.rfind("functions.", 0) == 0) name = name.substr(10);
             name = name.substr(0, name.rfind(':'));
-            const auto args = parse_json(body.substr(sep + 28));
+            const auto args = try_parse_json(body.substr(sep + 28));
             if (name.empty() || !args || !args->is_object()) return std::nullopt;
             return ToolCall{name, args->dump()};
           },
@@ -158,7 +160,7 @@ ParsedReply parse_tool_calls(const std::string& reply) {
             const size_t s = body.find(sep);
             if (s == std::string::npos) return std::nullopt;
             const std::string name = trim(body.substr(0, s));
-            const auto args = parse_json(trim(body.substr(s + sep.size())));
+            const auto args = try_parse_json(trim(body.substr(s + sep.size())));
             if (name.empty() || !args || !args->is_object()) return std::nullopt;
             return ToolCall{name, args->dump()};
           },
@@ -179,7 +181,7 @@ ParsedReply parse_tool_calls(const std::string& reply) {
   } else if (body.rfind("<|python_tag|>", 0) == 0) {
     body = trim(body.substr(14));
   }
-  if (const auto j = parse_json(body)) {
+  if (const auto j = try_parse_json(body)) {
     std::vector<ToolCall> calls;
     for (const json& item : j->is_array() ? *j : json::array({*j})) {
       const auto c = call_from_object(item);

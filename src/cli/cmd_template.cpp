@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/json_read.h"
 #include "model/chat_template.h"
 
 namespace mcmoe::cli {
@@ -12,7 +13,7 @@ namespace {
 
 nlohmann::ordered_json read_json_file(const std::string& path, const char* flag) {
   try {
-    return nlohmann::ordered_json::parse(read_text_file(path));
+    return parse_json<nlohmann::ordered_json>(read_text_file(path));
   } catch (const nlohmann::json::exception& e) {
     fail("{} {}: not valid JSON ({})", flag, path, e.what());
   }

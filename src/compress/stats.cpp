@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/json_number.h"
+#include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "quant/quantize.h"
 
@@ -132,7 +132,7 @@ CalibrationStats load_stats(const std::string& path) {
   if (!in) fail("{}: cannot open calibration statistics", path);
   json j;
   try {
-    j = json::parse(in);
+    j = parse_json(in);
   } catch (const json::exception& e) {
     fail("{}: not valid JSON: {}", path, e.what());
   }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_read.h"
 
 namespace mcmoe::format {
 
@@ -35,7 +36,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_shar
   }
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(file_->data() + 8, file_->data() + 8 + header_len);
+    header =
+        parse_json(std::string_view(reinterpret_cast<const char*>(file_->data()) + 8, header_len));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed safetensors header JSON: {}", path, e.what());
   }
@@ -96,7 +98,7 @@ SafetensorsSet::SafetensorsSet(const std::string& dir) : dir_(dir) {
     std::ifstream in(index_path);
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(in);
+      j = parse_json(in);
     } catch (const nlohmann::json::exception& e) {
       fail("{}: malformed JSON: {}", index_path.string(), e.what());
     }

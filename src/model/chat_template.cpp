@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "format/gguf.h"
 #include "template/jinja.h"
 #include "tokenizer/tokenizer.h"
@@ -26,7 +27,7 @@ std::string read_file(const fs::path& p) {
 bool template_from_config(const fs::path& path, ChatTemplate& t) {
   nlohmann::ordered_json j;
   try {
-    j = nlohmann::ordered_json::parse(read_file(path));
+    j = parse_json<nlohmann::ordered_json>(read_file(path));
   } catch (const std::exception& e) {
     fail("{}: not valid JSON ({})", path.string(), e.what());
   }

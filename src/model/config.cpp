@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "format/gguf.h"
 #include "model/arch/arch.h"
 
@@ -200,7 +201,7 @@ ModelConfig config_from_hf(const std::string& dir) {
   if (!in) fail("{}: cannot open", path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = parse_json(in);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed JSON: {}", path, e.what());
   }

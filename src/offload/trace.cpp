@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/json_number.h"
+#include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "model/session.h"
 #include "offload/expert_layout.h"
@@ -132,7 +132,7 @@ RoutingTrace read_trace(const std::string& path) {
   int64_t n = 0;
   try {
     std::getline(in, line);
-    const nlohmann::json h = nlohmann::json::parse(line);
+    const nlohmann::json h = parse_json(line);
     t.model = h.at("model").get<std::string>();
     const auto field = [&](const char* key) { return fmt::format("{}: line 2: {}", path, key); };
     t.n_layer = json_int<int>(h.at("n_layer"), field("n_layer"));

@@ -10,7 +10,7 @@
 
 #include "api/generate.h"
 #include "core/error.h"
-#include "core/json_number.h"
+#include "core/json_read.h"
 
 namespace mcmoe::server {
 
@@ -226,7 +226,7 @@ json error_json(int status, const std::string& message, const std::string& param
 json parse_body(const std::string& body) {
   json j;
   try {
-    j = json::parse(body);
+    j = parse_json(body);
   } catch (const json::exception& e) {
     throw ApiError(400, fmt::format("the body is not valid JSON: {}", e.what()));
   }

@@ -11,6 +11,11 @@ namespace mcmoe::jinja {
 
 namespace {
 
+// Nesting deeper than this is refused: each level costs the parser (and later the renderer)
+// several stack frames, and a hostile template of 20,000 "(" overflowed the stack. Real chat
+// templates nest a handful of levels.
+constexpr int kMaxNesting = 200;
+
 class ExprParser {
  public:
   ExprParser(std::vector<Token> tokens, const std::string& name, int line)
@@ -158,6 +163,7 @@ class ExprParser {
   ExprPtr parse_level(int level) {
     if (level == kUnaryLevel) return parse_unary(true);
     if (level == kNot && accept_name("not")) {
+      const Nesting nesting(*this);  // "not not not ..." recurses here without parse_unary
       auto e = make(Expr::Kind::kUnary);
       e->name = "not";
       e->args.push_back(parse_level(kNot));
@@ -170,6 +176,7 @@ class ExprParser {
     return e;
   }
   ExprPtr parse_unary(bool with_filter) {
+    const Nesting nesting(*this);  // parentheses, lists, dicts, calls and "- - -" recurse here
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       e = make(Expr::Kind::kUnary);
@@ -354,6 +361,16 @@ class ExprParser {
   size_t i_ = 0;
   const std::string& name_;
   int line_;
+  int depth_ = 0;
+
+  struct Nesting {
+    explicit Nesting(ExprParser& p) : p(p) {
+      if (++p.depth_ > kMaxNesting)
+        p.error(fmt::format("expression nested deeper than {} levels", kMaxNesting));
+    }
+    ~Nesting() { --p.depth_; }
+    ExprParser& p;
+  };
 };
 
 class Parser {
@@ -373,6 +390,14 @@ class Parser {
   // Parses nodes into `body` until a statement whose first word is in `ends`; returns that
   // word (its tag's tokens are left in pending_), or "" at the end of the template.
   std::string parse_body(Body& body, const std::set<std::string>& ends) {
+    // Blocks inside blocks recurse here (see kMaxNesting).
+    if (++depth_ > kMaxNesting) {
+      fail("{}: line {}: blocks nested deeper than {} levels", name_, last_line_, kMaxNesting);
+    }
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     while (pos_ < segs_.size()) {
       const Segment& seg = segs_[pos_++];
       last_line_ = seg.line;
@@ -526,6 +551,7 @@ class Parser {
   size_t pos_ = 0;
   const std::string& name_;
   int last_line_ = 1;
+  int depth_ = 0;
   std::unique_ptr<ExprParser> pending_;
 };
 

@@ -196,6 +196,17 @@ void Renderer::exec_for(const Node& n) {
 void Renderer::define_macro(const Node& n) {
   const Node* def = &n;
   assign(n.text, Value::function([this, def](const CallArgs& a) {
+           // A macro calling itself without end would overflow the stack long before
+           // max_steps; Jinja stops at Python's recursion limit.
+           if (macro_depth_ >= kMaxMacroDepth) {
+             error(def->line, fmt::format("macro '{}' calls nested deeper than {}", def->text,
+                                          kMaxMacroDepth));
+           }
+           ++macro_depth_;
+           struct Leave {
+             int& depth;
+             ~Leave() { --depth; }
+           } leave{macro_depth_};
            frames_.emplace_back();
            for (size_t i = 0; i < def->params.size(); ++i) {
              const auto& [param, dflt] = def->params[i];

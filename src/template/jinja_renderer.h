@@ -147,6 +147,8 @@ class Renderer {
   std::vector<Frame> frames_;
   std::string out_;
   int64_t steps_ = 0;
+  static constexpr int kMaxMacroDepth = 100;
+  int macro_depth_ = 0;  // macro calls in progress
 };
 
 }  // namespace mcmoe::jinja::detail

@@ -10,15 +10,16 @@
 // style BPE (byte_fallback, Metaspace, or a normaliser replacing ' ' by U+2581) becomes a
 // "llama" vocabulary with scores derived from the merge ranks (score = -rank of the first
 // merge forming the token), which is how the SentencePiece trainer orders them too.
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include <fmt/format.h>
-
 #include "core/error.h"
-#include "tokenizer/internal.h"
+#include "core/json_read.h"
 #include "tokenizer/hf_pre_tokenizer.h"
+#include "tokenizer/internal.h"
 
 namespace mcmoe::tokenizer::detail {
 
@@ -34,7 +35,7 @@ json read_json(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open", path);
   try {
-    return json::parse(in);
+    return parse_json(in);
   } catch (const json::exception& e) {
     fail("{}: malformed JSON: {}", path, e.what());
   }

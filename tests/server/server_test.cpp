@@ -279,6 +279,11 @@ TEST(Server, MalformedRequestsGetTheRightStatusAndTheServerKeepsServing) {
   const std::vector<BadRequest> cases = {
       {"invalid JSON", "POST", chat, "{bad", 400, "not valid JSON"},
       {"empty body", "POST", chat, "", 400, "not valid JSON"},
+      // 200,000 nested arrays overflowed the stack when the body was copied (found while
+      // writing the fuzzing harness for request bodies).
+      {"nested 200,000 deep", "POST", chat,
+       "{" + msgs + R"(, "x": )" + std::string(200000, '[') + std::string(200000, ']') + "}", 400,
+       "nesting deeper than 128 levels"},
       {"a JSON list", "POST", chat, "[]", 400, "must be a JSON object"},
       {"a JSON string", "POST", chat, "\"hi\"", 400, "must be a JSON object"},
       {"no messages", "POST", chat, "{}", 400, "'messages'"},

@@ -183,6 +183,24 @@ TEST(Jinja, ErrorsNameTheLineAndStayErrors) {
           .find("steps"),
       std::string::npos);
   EXPECT_NE(error_of("{{ 'x' * 100000000 }}", {}).find("too long"), std::string::npos);
+  // Nesting and recursion stop before the stack does (20,000 "(" overflowed it; found while
+  // writing the fuzzing harness for templates).
+  const std::string parens =
+      "{{ " + std::string(20000, '(') + "1" + std::string(20000, ')') + " }}";
+  EXPECT_NE(error_of(parens, {}).find("nested deeper than 200 levels"), std::string::npos);
+  std::string nots = "{{ ";
+  for (int i = 0; i < 20000; ++i) nots += "not ";
+  EXPECT_NE(error_of(nots + "x }}", {}).find("nested deeper than 200 levels"), std::string::npos);
+  std::string ifs;
+  for (int i = 0; i < 5000; ++i) ifs += "{% if true %}";
+  EXPECT_NE(error_of(ifs, {}).find("blocks nested deeper than 200 levels"), std::string::npos);
+  EXPECT_NE(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", {})
+                .find("macro 'f' calls nested deeper than 100"),
+            std::string::npos);
+  EXPECT_EQ(render("{{ " + std::string(150, '(') + "1" + std::string(150, ')') + " }}", {}), "1");
+  EXPECT_EQ(
+      render("{% macro f(n) %}{{ f(n - 1) if n > 0 else 'done' }}{% endmacro %}{{ f(90) }}", {}),
+      "done");
 }
 
 }  // namespace

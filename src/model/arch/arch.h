@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/json_number.h"
+#include "core/json_read.h"
 #include "model/config.h"
 #include "model/inventory.h"
 

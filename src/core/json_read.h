@@ -1,8 +1,12 @@
 #pragma once
-// Integers read from JSON with their range checked first. nlohmann's get<int>() converts a
-// floating-point number to the integer unchecked, and 1e30 (or 3e9 into an int) is then
-// undefined behaviour: fuzzing found it in a routing trace's header. Every reader that takes
-// an integer from a JSON file or request goes through here.
+// Reading JSON that strangers wrote (model files, request bodies) without the two ways
+// nlohmann/json lets it harm the reader, both found by fuzzing:
+// - get<int>() converts a floating-point number to the integer unchecked, and 1e30 (or 3e9
+//   into an int) is then undefined behaviour (a routing trace's header). Every reader that
+//   takes an integer goes through json_integer / json_int / json_ints.
+// - The parser itself does not recurse, but copying, comparing, converting and destroying a
+//   value do: a request body of 200,000 nested arrays overflowed the stack. Every parse goes
+//   through parse_json, which refuses nesting deeper than kMaxJsonDepth.
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -16,6 +20,24 @@
 #include "core/error.h"
 
 namespace mcmoe {
+
+// Far deeper than any model file or request (tokenizer.json nests about 6 levels).
+inline constexpr int kMaxJsonDepth = 128;
+
+// Json::parse(input), with nesting beyond kMaxJsonDepth refused by the library's own
+// exception type (json::exception), so each reader reports it as it reports other malformed
+// JSON.
+template <typename Json = nlohmann::json, typename Input>
+Json parse_json(Input&& input) {
+  return Json::parse(
+      std::forward<Input>(input), [](int depth, typename Json::parse_event_t, Json&) {
+        if (depth >= kMaxJsonDepth) {  // depth counts from 0 at the top level
+          throw Json::other_error::create(
+              501, "nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels", nullptr);
+        }
+        return true;
+      });
+}
 
 // `v` as a T when it is a number with an integral value within T's range (a float such as
 // 4096.0 counts); nullopt otherwise.

@@ -1,6 +1,6 @@
 // Integers from JSON: in range, integral floats accepted; anything the JSON library would
 // convert with undefined behaviour (found by fuzzing a trace header) refused with its value.
-#include "core/json_number.h"
+#include "core/json_read.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@ namespace {
 
 using nlohmann::json;
 
-TEST(JsonNumber, AcceptsIntegersInRange) {
+TEST(JsonRead, AcceptsIntegersInRange) {
   EXPECT_EQ(json_integer<int>(json(42)), 42);
   EXPECT_EQ(json_integer<int>(json(-7)), -7);
   EXPECT_EQ(json_integer<int>(json(4096.0)), 4096);  // an integral float counts
@@ -19,7 +19,7 @@ TEST(JsonNumber, AcceptsIntegersInRange) {
   EXPECT_EQ(json_integer<int64_t>(json(-9223372036854775807LL - 1)), INT64_MIN);
 }
 
-TEST(JsonNumber, RefusesWhatTheLibraryWouldConvertWithUndefinedBehaviour) {
+TEST(JsonRead, RefusesWhatTheLibraryWouldConvertWithUndefinedBehaviour) {
   EXPECT_FALSE(json_integer<uint64_t>(json(1.6e85)));  // the fuzzing finding
   EXPECT_FALSE(json_integer<int>(json(3e9)));
   EXPECT_FALSE(json_integer<int>(json(2147483648.0)));
@@ -33,7 +33,7 @@ TEST(JsonNumber, RefusesWhatTheLibraryWouldConvertWithUndefinedBehaviour) {
   EXPECT_FALSE(json_integer<int>(json(nullptr)));
 }
 
-TEST(JsonNumber, ErrorsNameTheFieldAndValue) {
+TEST(JsonRead, ErrorsNameTheFieldAndValue) {
   try {
     json_ints<int>(json::parse("[1, 2, 1e30]"), "trace.txt: line 2: layer_experts");
     FAIL();
@@ -43,6 +43,20 @@ TEST(JsonNumber, ErrorsNameTheFieldAndValue) {
                  "[-2147483648, 2147483647]");
   }
   EXPECT_THROW(json_ints<int>(json::parse("{}"), "x"), Error);
+}
+
+TEST(JsonRead, ParseRefusesNestingDeeperThanTheLimit) {
+  const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_TRUE(parse_json(nested(kMaxJsonDepth)).is_array());
+  try {
+    parse_json(nested(200000));  // copying this overflowed the stack
+    FAIL();
+  } catch (const nlohmann::json::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("nesting deeper than 128 levels"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(parse_json<nlohmann::ordered_json>(nested(kMaxJsonDepth + 1)),
+               nlohmann::json::exception);
 }
 
 }  // namespace
