@@ -209,7 +209,7 @@ cmd_stats() {
       runs=$((runs + 1))
       execs=$((execs + $(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")))
       # `times`' second line: the children's user and system time, as 1m2.345s 0m0.678s.
-      secs=$(grep -E '^[0-9]+m[0-9.]+s [0-9]+m[0-9.]+s$' "$log" | tail -n 1 |
+      secs=$( (grep -E '^[0-9]+m[0-9.]+s [0-9]+m[0-9.]+s$' "$log" || echo "0m0s 0m0s") | tail -n 1 |
         awk -v s="$secs" '{ split($1, u, /[ms]/); split($2, y, /[ms]/); print s + u[1] * 60 + u[2] + y[1] * 60 + y[2] }')
       local c f
       c=$(sed -E 's/.* cov: ([0-9]+) .*/\1/' <<<"$last")
