@@ -30,18 +30,19 @@ namespace {
 namespace fs = std::filesystem;
 using Input = std::span<const uint8_t>;
 
-// A directory private to this process, removed at exit.
+// A directory private to this process, removed when the process exits normally (an object
+// whose destructor removes it: an atexit handler would run after the path was destroyed).
 const fs::path& scratch_dir() {
-  static const fs::path dir = [] {
-    fs::path d = fs::path("/dev/shm") / ("mcmoe-fuzz-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    std::atexit([] {
+  struct Scratch {
+    fs::path path = fs::path("/dev/shm") / ("mcmoe-fuzz-" + std::to_string(::getpid()));
+    Scratch() { fs::create_directories(path); }
+    ~Scratch() {
       std::error_code ec;
-      fs::remove_all(scratch_dir(), ec);
-    });
-    return d;
-  }();
-  return dir;
+      fs::remove_all(path, ec);
+    }
+  };
+  static const Scratch dir;
+  return dir.path;
 }
 
 // Writes `data` to scratch_dir()/name and returns the path.

@@ -18,8 +18,7 @@ namespace mcmoe::fuzz {
 
 enum class Outcome { kAccepted, kRefused };
 
-// The targets' names: gguf, gguf_vocab, safetensors, config_json, tokenizer_json,
-// tokenizer_model, stats, trace, template, http_request.
+// The targets' names, sorted (fuzz/targets.txt lists the same, for CMake and fuzz.sh).
 const std::vector<std::string>& target_names();
 
 // Runs target `name` on `input`. Returns whether the input was accepted or refused with

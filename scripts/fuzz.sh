@@ -19,8 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 build=$root/build-fuzz
-harnesses=(gguf gguf_vocab safetensors config_json tokenizer_json tokenizer_model stats trace
-           template http_request)
+mapfile -t harnesses <fuzz/targets.txt
 mcmoe=${MCMOE:-$root/build/mcmoe}
 
 # The sources whose string literals make each harness's dictionary.
@@ -59,11 +58,23 @@ cmd_build() {
   cmake --build "$build" -j"$(nproc)" --target "${harnesses[@]/#/fuzz_}"
 }
 
+quietly() {  # runs a seed-making command; on failure shows its output and stops
+  local log
+  log=$(mktemp)
+  if ! "$@" >"$log" 2>&1; then
+    echo "fuzz.sh seeds: failed: $*" >&2
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+}
+
 tiny_model() {  # ARCH TYPE OUT [more synth flags]
   local arch=$1 type=$2 out=$3
   shift 3
-  [ -f "$out" ] || "$mcmoe" synth --arch "$arch" --type "$type" --layers 2 --dim 64 --ff 32 \
-    --experts 4 --top-k 2 --vocab 300 --heads 2 -o "$out" "$@" >/dev/null 2>&1
+  [ -f "$out" ] || quietly "$mcmoe" synth --arch "$arch" --type "$type" --layers 2 --dim 64 \
+    --ff 32 --experts 4 --top-k 2 --vocab 300 --heads 2 -o "$out" "$@"
 }
 
 cmd_seeds() {
@@ -92,17 +103,17 @@ cmd_seeds() {
   tiny_model granitemoe q8_0 "$work/granitemoe.gguf"
   head -c 20000 ../shared/corpus/wikitext2-valid.txt >"$work/text.txt" 2>/dev/null ||
     head -c 20000 README.md >"$work/text.txt"
-  [ -f "$work/stats.json" ] || "$mcmoe" calibrate -m "$work/mixtral-f16.gguf" -f "$work/text.txt" \
-    --samples 4 --seq 64 --group 32 -o "$work/stats.json" >/dev/null 2>&1
+  [ -f "$work/stats.json" ] || quietly "$mcmoe" calibrate -m "$work/mixtral-f16.gguf" -f "$work/text.txt" \
+    --samples 4 --seq 64 --group 32 -o "$work/stats.json"
   for method in merge prune; do
-    [ -f "$work/reduced-$method.gguf" ] || "$mcmoe" reduce -m "$work/mixtral-f16.gguf" \
+    [ -f "$work/reduced-$method.gguf" ] || quietly "$mcmoe" reduce -m "$work/mixtral-f16.gguf" \
       -f "$work/text.txt" --samples 4 --seq 64 --method $method --keep 0.5 \
-      -o "$work/reduced-$method.gguf" >/dev/null 2>&1
+      -o "$work/reduced-$method.gguf"
   done
-  [ -f "$work/lowrank.gguf" ] || "$mcmoe" lowrank -m "$work/mixtral-f16.gguf" -f "$work/text.txt" \
-    --samples 4 --seq 64 --rank 8 --sparse-rows 2 -o "$work/lowrank.gguf" >/dev/null 2>&1
-  [ -f "$work/trace.txt" ] || "$mcmoe" trace -m "$work/mixtral-q4_0.gguf" -f "$work/text.txt" \
-    --max-tokens 48 --ctx 32 -o "$work/trace.txt" >/dev/null 2>&1
+  [ -f "$work/lowrank.gguf" ] || quietly "$mcmoe" lowrank -m "$work/mixtral-f16.gguf" -f "$work/text.txt" \
+    --samples 4 --seq 64 --rank 8 --sparse-rows 2 -o "$work/lowrank.gguf"
+  [ -f "$work/trace.txt" ] || quietly "$mcmoe" trace -m "$work/mixtral-q4_0.gguf" -f "$work/text.txt" \
+    --max-tokens 48 --ctx 32 -o "$work/trace.txt"
   for f in "$work"/*.gguf; do cp "$f" "$s/gguf/"; cp "$f" "$s/gguf_vocab/"; done
   # Real vocabularies: small SentencePiece and BPE ones converted from the test fixtures.
   for d in tests/data/families/qwen3moe_f16 tests/data/families/gpt_oss_f16 tests/data/tiny-spm; do
@@ -178,6 +189,7 @@ cmd_check() {
   local list=("$@")
   ((${#list[@]})) || list=("${harnesses[@]}")
   run_env
+  mkdir -p "$build/logs"
   local failed=0
   for h in "${list[@]}"; do
     local inputs=()

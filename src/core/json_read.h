@@ -29,14 +29,15 @@ inline constexpr int kMaxJsonDepth = 128;
 // JSON.
 template <typename Json = nlohmann::json, typename Input>
 Json parse_json(Input&& input) {
-  return Json::parse(
-      std::forward<Input>(input), [](int depth, typename Json::parse_event_t, Json&) {
-        if (depth >= kMaxJsonDepth) {  // depth counts from 0 at the top level
-          throw Json::other_error::create(
-              501, "nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels", nullptr);
-        }
-        return true;
-      });
+  using Event = typename Json::parse_event_t;
+  return Json::parse(std::forward<Input>(input), [](int depth, Event event, Json&) {
+    // A container's start event has depth = the containers around it (0 at the top).
+    if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxJsonDepth) {
+      throw Json::other_error::create(
+          501, "nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels", nullptr);
+    }
+    return true;
+  });
 }
 
 // `v` as a T when it is a number with an integral value within T's range (a float such as

@@ -152,12 +152,13 @@ std::string AvailableMemory::describe() const {
     case Source::kMemAvailable:
       if (cgroup_limit == 0) return fmt::format("{} in /proc/meminfo", meminfo);
       return fmt::format("{} in /proc/meminfo; the cgroup limit {} leaves {:.1f} MiB", meminfo,
-                         cgroup_dir, mib(cgroup_limit - std::min(cgroup_limit, cgroup_used)));
+                         cgroup_limit_file,
+                         mib(cgroup_limit - std::min(cgroup_limit, cgroup_used)));
     case Source::kCgroupV2:
     case Source::kCgroupV1:
       return fmt::format("cgroup {} limit {:.1f} MiB - {:.1f} MiB in use = {:.1f} MiB ({}; {})",
                          source == Source::kCgroupV2 ? "v2" : "v1", mib(cgroup_limit),
-                         mib(cgroup_used), mib(bytes), cgroup_dir, meminfo);
+                         mib(cgroup_used), mib(bytes), cgroup_limit_file, meminfo);
   }
   return "";
 }
@@ -178,7 +179,7 @@ AvailableMemory read_available_memory(const std::string& root) {
     cg = tightest_cgroup(root, false);
   }
   if (cg) {
-    m.cgroup_dir = cg->dir;
+    m.cgroup_limit_file = cg->dir;
     m.cgroup_limit = cg->limit;
     m.cgroup_used = cg->used;
     if (!m.known() || cg->free() < m.bytes) {

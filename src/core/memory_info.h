@@ -16,9 +16,9 @@ struct AvailableMemory {
   uint64_t bytes = 0;                // the lower bound (0 with kUnknown)
   uint64_t mem_available = 0;        // MemAvailable, 0 when unknown
   // The tightest memory cgroup on the path from this process's cgroup up to the hierarchy's
-  // root (limits nest): its directory, limit and the memory in use there, counted as usage
+  // root (limits nest): its limit file, limit and the memory in use there, counted as usage
   // less the inactive file cache it could reclaim (what kubelet calls the working set).
-  std::string cgroup_dir;
+  std::string cgroup_limit_file;
   uint64_t cgroup_limit = 0, cgroup_used = 0;  // cgroup_limit 0: no cgroup limit found
 
   bool known() const { return source != Source::kUnknown; }

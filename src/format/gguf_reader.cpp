@@ -49,6 +49,7 @@ constexpr int kMaxArrayDepth = 2;
 // small file of one-byte elements could otherwise ask for 48x its size; the largest real
 // vocabularies (gpt-oss: 200k tokens, 446k merges, scores, types) hold about 1.1M.
 constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;
+constexpr uint64_t kMaxTensors = uint64_t{1} << 20;
 
 class Cursor {
  public:
@@ -168,6 +169,9 @@ GgufFile::GgufFile(const std::string& path, LoadMode mode)
   if (n_kv > file_->size() / 13) fail("{}: corrupted header: metadata count {} exceeds what {} bytes can hold", path, n_kv, file_->size());
 
   for (uint64_t i = 0; i < n_kv; ++i) {
+    if (c.values_left == 0)
+      fail("{}: metadata past {} values, not plausible", path, kMaxMetadataValues);
+    --c.values_left;  // each entry costs about as much as an array element (kMaxMetadataValues)
     std::string key = c.read_string("metadata key");
     const uint32_t t = c.read<uint32_t>("metadata value type");
     if (t > static_cast<uint32_t>(GgufType::F64)) {
@@ -183,6 +187,10 @@ GgufFile::GgufFile(const std::string& path, LoadMode mode)
     fail("{}: general.alignment is {}, expected a power of two", path, alignment);
   }
 
+  // Far above any model (DeepSeek-V3: ~1.1k tensors with stacked experts, ~92k unstacked);
+  // each info costs ~100 bytes, 3.5x the 28 bytes a hostile file spends on it.
+  if (n_tensors > kMaxTensors)
+    fail("{}: {} tensors, more than plausible ({})", path, n_tensors, kMaxTensors);
   tensors_.reserve(n_tensors);
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo info;

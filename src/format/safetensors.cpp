@@ -71,8 +71,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_shar
       const uint64_t x = d.get<uint64_t>();
       if (x > (uint64_t{1} << 40)) fail("{}: tensor '{}': dimension {} not plausible", path, name, x);
       v.shape.push_back(static_cast<int64_t>(x));
+      // Checked before multiplying: [2^40, 2^24] would wrap to 0 elements.
+      if (x != 0 && numel > (uint64_t{1} << 44) / x) {
+        fail("{}: tensor '{}': shape {} has more elements than plausible (2^44)", path, name,
+             shape_j.dump());
+      }
       numel *= x;
-      if (numel > (uint64_t{1} << 44)) fail("{}: tensor '{}': {} elements not plausible", path, name, numel);
     }
     if (v.shape.empty()) v.shape.push_back(1);  // a scalar
     const uint64_t begin = off_j[0].get<uint64_t>(), end = off_j[1].get<uint64_t>();

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <variant>
 
@@ -10,6 +11,7 @@
 #include "core/json_read.h"
 #include "format/gguf.h"
 #include "model/arch/arch.h"
+#include "tokenizer/vocab.h"
 
 namespace mcmoe::model {
 
@@ -20,6 +22,23 @@ bool ModelConfig::has_dense_layers() const {
     if (!is_moe(l)) return true;
   }
   return false;
+}
+
+int derived_head_dim(const std::string& source, int64_t n_embd, int64_t n_head) {
+  if (n_head <= 0) return 0;
+  if (n_embd % n_head != 0) {
+    fail(
+        "{}: hidden size {} is not a multiple of the attention head count {} (and no head size is "
+        "given)",
+        source, n_embd, n_head);
+  }
+  return checked_size(source, "head size", n_embd / n_head);
+}
+
+int checked_size(const std::string& source, const char* what, int64_t value) {
+  if (value < 0 || value > std::numeric_limits<int>::max())
+    fail("{}: {} is {}, not a plausible size", source, what, value);
+  return static_cast<int>(value);
 }
 
 void ModelConfig::validate(const std::string& source) const {
@@ -33,7 +52,7 @@ void ModelConfig::validate(const std::string& source) const {
   auto at_most = [&](const char* name, int v, int limit) {
     if (v > limit) fail("{}: {} is {}, more than any model has (limit {})", source, name, v, limit);
   };
-  at_most("vocab size", n_vocab, 1 << 24);
+  at_most("vocab size", n_vocab, static_cast<int>(tokenizer::kMaxVocabSize));
   at_most("hidden size", n_embd, 1 << 17);
   at_most("layer count", n_layer, 1 << 10);
   at_most("attention head count", n_head, 1 << 12);
@@ -49,6 +68,11 @@ void ModelConfig::validate(const std::string& source) const {
   at_most("MLA nope dimension", mla.qk_nope, 1 << 14);
   at_most("MLA rope dimension", mla.qk_rope, 1 << 14);
   at_most("MLA value dimension", mla.v_dim, 1 << 14);
+  // Per-expert tables hold n_layer x n_expert entries of ~1 KB (Kimi K2: 61 x 384).
+  if (int64_t{n_layer} * n_expert > (int64_t{1} << 17)) {
+    fail("{}: {} layers x {} experts is more than any model has (limit {})", source, n_layer,
+         n_expert, 1 << 17);
+  }
   positive("vocab size", n_vocab);
   positive("hidden size", n_embd);
   positive("layer count", n_layer);
@@ -221,7 +245,8 @@ ModelConfig config_from_hf_json(const nlohmann::json& json, const std::string& p
   c.n_layer = h.get<int>("num_hidden_layers");
   c.n_head = h.get<int>("num_attention_heads");
   c.n_head_kv = h.get<int>("num_key_value_heads", c.n_head);
-  c.head_dim = h.get<int>("head_dim", c.n_head > 0 ? c.n_embd / c.n_head : 0);
+  c.head_dim =
+      h.has("head_dim") ? h.get<int>("head_dim") : derived_head_dim(path, c.n_embd, c.n_head);
   c.head_dim_v = c.head_dim;
   c.rms_eps = h.get<float>("rms_norm_eps", 1e-6f);
   c.rope.theta = h.get<float>("rope_theta", 10000.f);
@@ -246,7 +271,8 @@ ModelConfig config_from_gguf(const format::GgufFile& f) {
   c.n_layer = k.u32("block_count");
   c.n_head = k.u32("attention.head_count");
   c.n_head_kv = k.u32("attention.head_count_kv", c.n_head);
-  c.head_dim = k.u32("attention.key_length", c.n_head ? c.n_embd / c.n_head : 0);
+  c.head_dim = k.has("attention.key_length") ? k.u32("attention.key_length")
+                                             : derived_head_dim(f.path(), c.n_embd, c.n_head);
   c.head_dim_v = k.u32("attention.value_length", c.head_dim);
   c.rms_eps = k.f32("attention.layer_norm_rms_epsilon", 1e-5f);
   c.rope.theta = k.f32("rope.freq_base", 10000.f);

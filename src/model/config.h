@@ -167,6 +167,13 @@ struct ModelConfig {
 inline constexpr const char* kLayerExpertsKey = "mcmoe.layer_expert_count";
 inline constexpr const char* kExpertMapKeyPrefix = "mcmoe.reduce.expert_map.";
 
+// Arithmetic on a configuration's raw values, before validate() has bounded them: a head size
+// derived from the width (0 when there are no heads, which validate() reports; an error when
+// the heads do not divide the width), and a product or sum of two sizes that must stay a
+// positive int (an error naming `what` otherwise: int overflow is undefined).
+int derived_head_dim(const std::string& source, int64_t n_embd, int64_t n_head);
+int checked_size(const std::string& source, const char* what, int64_t value);
+
 ModelConfig config_from_hf(const std::string& dir);  // config.json
 // A parsed config.json (synthetic models describe themselves this way); `source` names it in errors.
 ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& source);

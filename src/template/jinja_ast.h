@@ -37,6 +37,7 @@ struct Expr {
   bool negated = false;  // kTest: "is not"
   std::vector<ExprPtr> args;
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
+  int height = 1;  // 1 + the tallest argument: rendering and destruction recurse this deep
 };
 
 struct Node;

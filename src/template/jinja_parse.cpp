@@ -15,6 +15,10 @@ namespace {
 // several stack frames, and a hostile template of 20,000 "(" overflowed the stack. Real chat
 // templates nest a handful of levels.
 constexpr int kMaxNesting = 200;
+// An expression's tree is refused taller than this: chains built in loops ("1+1+...",
+// "x|f|f|...", "a.b.b...") nest without the parser recursing, but rendering and destroying
+// them recurse once per level.
+constexpr int kMaxHeight = 1000;
 
 class ExprParser {
  public:
@@ -63,12 +67,13 @@ class ExprParser {
     while (with_condition && is_name("if")) {
       ++i_;
       auto c = make(Expr::Kind::kCondition);
-      c->args.push_back(parse_or());
-      c->args.insert(c->args.begin() + 1, std::move(e));
+      add(*c, parse_or());
+      add(*c, std::move(e));
       if (accept_name("else")) {
-        c->args.push_back(expression());
+        const Nesting nesting(*this);  // "a if b else c if d else ..." recurses here
+        add(*c, expression());
       } else {
-        c->args.push_back(nullptr);
+        add(*c, nullptr);
       }
       e = std::move(c);
     }
@@ -80,10 +85,10 @@ class ExprParser {
     ExprPtr first = expression();
     if (!is_op(",")) return first;
     auto t = make(Expr::Kind::kTuple);
-    t->args.push_back(std::move(first));
+    add(*t, std::move(first));
     while (accept_op(",")) {
       if (at_end() || is_op(")") || is_op("]") || is_op("}")) break;
-      t->args.push_back(expression());
+      add(*t, expression());
     }
     return t;
   }
@@ -104,10 +109,14 @@ class ExprParser {
           t_[i_ + 1].text == "=") {
         std::string key = t_[i_].text;
         i_ += 2;
-        e.kwargs.emplace_back(std::move(key), expression());
+        ExprPtr value = expression();
+        e.height = std::max(e.height, value->height + 1);
+        if (e.height > kMaxHeight)
+          error(fmt::format("expression nested deeper than {} levels", kMaxHeight));
+        e.kwargs.emplace_back(std::move(key), std::move(value));
       } else {
         if (!e.kwargs.empty()) error("a positional argument after a keyword argument");
-        e.args.push_back(expression());
+        add(e, expression());
       }
       if (!accept_op(",")) break;
     }
@@ -115,6 +124,16 @@ class ExprParser {
   }
 
  private:
+  // Appends an argument, keeping the parent's height (kMaxHeight).
+  void add(Expr& parent, ExprPtr child) {
+    if (child) {
+      parent.height = std::max(parent.height, child->height + 1);
+      if (parent.height > kMaxHeight)
+        error(fmt::format("expression nested deeper than {} levels", kMaxHeight));
+    }
+    parent.args.push_back(std::move(child));
+  }
+
   ExprPtr make(Expr::Kind k) {
     auto e = std::make_unique<Expr>();
     e->kind = k;
@@ -124,8 +143,8 @@ class ExprParser {
   ExprPtr binary(std::string op, ExprPtr a, ExprPtr b) {
     auto e = make(Expr::Kind::kBinary);
     e->name = std::move(op);
-    e->args.push_back(std::move(a));
-    e->args.push_back(std::move(b));
+    add(*e, std::move(a));
+    add(*e, std::move(b));
     return e;
   }
 
@@ -166,7 +185,7 @@ class ExprParser {
       const Nesting nesting(*this);  // "not not not ..." recurses here without parse_unary
       auto e = make(Expr::Kind::kUnary);
       e->name = "not";
-      e->args.push_back(parse_level(kNot));
+      add(*e, parse_level(kNot));
       return e;
     }
     ExprPtr e = parse_level(level + 1);
@@ -181,7 +200,7 @@ class ExprParser {
     if (is_op("-") || is_op("+")) {
       e = make(Expr::Kind::kUnary);
       e->name = t_[i_++].text;
-      e->args.push_back(parse_unary(false));
+      add(*e, parse_unary(false));
     } else {
       e = postfix(primary());
     }
@@ -228,10 +247,10 @@ class ExprParser {
           ExprPtr inner = expression();
           if (is_op(",")) {
             auto tuple = make(Expr::Kind::kTuple);
-            tuple->args.push_back(std::move(inner));
+            add(*tuple, std::move(inner));
             while (accept_op(",")) {
               if (is_op(")")) break;
-              tuple->args.push_back(expression());
+              add(*tuple, expression());
             }
             inner = std::move(tuple);
           }
@@ -241,7 +260,7 @@ class ExprParser {
         if (accept_op("[")) {
           auto list = make(Expr::Kind::kList);
           while (!is_op("]")) {
-            list->args.push_back(expression());
+            add(*list, expression());
             if (!accept_op(",")) break;
           }
           expect_op("]");
@@ -250,9 +269,9 @@ class ExprParser {
         if (accept_op("{")) {
           auto dict = make(Expr::Kind::kDict);
           while (!is_op("}")) {
-            dict->args.push_back(expression());
+            add(*dict, expression());
             expect_op(":");
-            dict->args.push_back(expression());
+            add(*dict, expression());
             if (!accept_op(",")) break;
           }
           expect_op("}");
@@ -271,13 +290,13 @@ class ExprParser {
         auto a = make(Expr::Kind::kAttr);
         if (t_[i_].kind == Token::Kind::kInt) {  // x.0: an index
           a->kind = Expr::Kind::kIndex;
-          a->args.push_back(std::move(e));
+          add(*a, std::move(e));
           auto idx = make(Expr::Kind::kLiteral);
           idx->value = t_[i_++].value;
-          a->args.push_back(std::move(idx));
+          add(*a, std::move(idx));
         } else {
           a->name = take_name("an attribute name");
-          a->args.push_back(std::move(e));
+          add(*a, std::move(e));
         }
         e = std::move(a);
       } else if (accept_op("[")) {
@@ -293,11 +312,11 @@ class ExprParser {
         }
         expect_op("]");
         auto s = make(slice ? Expr::Kind::kSlice : Expr::Kind::kIndex);
-        s->args.push_back(std::move(e));
-        s->args.push_back(std::move(parts[0]));
+        add(*s, std::move(e));
+        add(*s, std::move(parts[0]));
         if (slice) {
-          s->args.push_back(std::move(parts[1]));
-          s->args.push_back(std::move(parts[2]));
+          add(*s, std::move(parts[1]));
+          add(*s, std::move(parts[2]));
         }
         e = std::move(s);
       } else if (accept_op("(")) {
@@ -311,7 +330,7 @@ class ExprParser {
   // f(...) after its "(".
   ExprPtr call(ExprPtr f) {
     auto c = make(Expr::Kind::kCall);
-    c->args.push_back(std::move(f));
+    add(*c, std::move(f));
     call_args(*c);
     return c;
   }
@@ -322,18 +341,18 @@ class ExprParser {
         auto f = make(Expr::Kind::kFilter);
         f->name = take_name("a filter name");
         while (accept_op(".")) f->name += "." + take_name("a filter name");
-        f->args.push_back(std::move(e));
+        add(*f, std::move(e));
         if (accept_op("(")) call_args(*f);
         e = std::move(f);
       } else if (accept_name("is")) {
         auto t = make(Expr::Kind::kTest);
         t->negated = accept_name("not");
         t->name = take_name("a test name");
-        t->args.push_back(std::move(e));
+        add(*t, std::move(e));
         if (accept_op("(")) {
           call_args(*t);
         } else if (starts_test_argument()) {
-          t->args.push_back(postfix(primary()));
+          add(*t, postfix(primary()));
         }
         e = std::move(t);
       } else if (accept_op("(")) {

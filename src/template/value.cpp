@@ -201,7 +201,24 @@ std::string Value::str() const {
   }
 }
 
+namespace {
+// Printing, JSON and == recurse into lists and dicts: a value nested deeper than this, or one
+// that contains itself (a namespace assigned into its own attribute), is an error instead of
+// a stack overflow.
+constexpr int kMaxValueDepth = 512;
+
+void check_value_depth(int depth) {
+  if (depth > kMaxValueDepth)
+    fail("a value nested deeper than {} levels, or containing itself", kMaxValueDepth);
+}
+}  // namespace
+
 std::string Value::repr() const {
+  return repr_at(0);
+}
+
+std::string Value::repr_at(int depth) const {
+  check_value_depth(depth);
   switch (kind_) {
     case Kind::kUndefined:
       return "";
@@ -217,13 +234,14 @@ std::string Value::repr() const {
       return python_string_repr(s_);
     case Kind::kArray: {
       std::string out = "[";
-      for (size_t i = 0; i < a_->size(); ++i) out += (i ? ", " : "") + (*a_)[i].repr();
+      for (size_t i = 0; i < a_->size(); ++i) out += (i ? ", " : "") + (*a_)[i].repr_at(depth + 1);
       return out + "]";
     }
     case Kind::kObject: {
       std::string out = namespace_ ? "<Namespace {" : "{";
       for (size_t i = 0; i < o_->size(); ++i) {
-        out += (i ? ", " : "") + python_string_repr((*o_)[i].first) + ": " + (*o_)[i].second.repr();
+        out += (i ? ", " : "") + python_string_repr((*o_)[i].first) + ": " +
+               (*o_)[i].second.repr_at(depth + 1);
       }
       return out + (namespace_ ? "}>" : "}");
     }
@@ -289,6 +307,7 @@ void json_string(const std::string& s, bool ensure_ascii, std::string& out) {
 
 void json_value(const Value& v, int indent, bool ensure_ascii, bool sort_keys, int depth,
                 std::string& out) {
+  check_value_depth(depth);
   const std::string nl =
       indent >= 0 ? "\n" + std::string(static_cast<size_t>(indent * (depth + 1)), ' ') : "";
   const std::string nl_end =
@@ -386,7 +405,9 @@ std::string Value::type_name() const {
   return "?";
 }
 
-bool operator==(const Value& a, const Value& b) {
+namespace {
+bool equal_at(const Value& a, const Value& b, int depth) {
+  check_value_depth(depth);
   using K = Value::Kind;
   if (a.is_number() && b.is_number()) {
     if (a.kind() == K::kFloat || b.kind() == K::kFloat) return a.as_float() == b.as_float();
@@ -402,20 +423,25 @@ bool operator==(const Value& a, const Value& b) {
     case K::kArray: {
       if (a.items().size() != b.items().size()) return false;
       for (size_t i = 0; i < a.items().size(); ++i) {
-        if (!(a.items()[i] == b.items()[i])) return false;
+        if (!equal_at(a.items()[i], b.items()[i], depth + 1)) return false;
       }
       return true;
     }
     case K::kObject: {
       if (a.fields().size() != b.fields().size()) return false;
       for (const auto& [k, v] : a.fields()) {
-        if (!(b.member(k) == v)) return false;
+        if (!equal_at(b.member(k), v, depth + 1)) return false;
       }
       return true;
     }
     default:
       return false;
   }
+}
+}  // namespace
+
+bool operator==(const Value& a, const Value& b) {
+  return equal_at(a, b, 0);
 }
 
 }  // namespace mcmoe::jinja

@@ -76,6 +76,7 @@ class Value {
 
   std::string str() const;   // Python str(); undefined prints as ""
   std::string repr() const;  // Python repr()
+  std::string repr_at(int depth) const;  // repr() of a value `depth` levels inside another
   // json.dumps(x, ensure_ascii, indent, separators=None, sort_keys).
   std::string to_json(int indent, bool ensure_ascii, bool sort_keys) const;
   std::string type_name() const;

@@ -177,9 +177,8 @@ class BpeTokenizer final : public Tokenizer {
       try_add(l.prev, p.left);
       try_add(p.left, l.next);
     }
-    const auto n = static_cast<int32_t>(v_.tokens.size());
     for (int32_t i = 0; i != -1; i = sym[i].next) {
-      if (sym[i].part >= 0 && sym[i].part < n) {
+      if (sym[i].part >= 0) {
         out.push_back(sym[i].part);
         continue;
       }

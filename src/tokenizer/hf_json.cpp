@@ -94,8 +94,9 @@ VocabData read_hf_tokenizer_json(const std::string& path) {
     // Table size: the largest id among vocab and added tokens.
     int64_t max_id = -1;
     for (const auto& [tok, id] : vocab->items()) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= INT32_MAX) {
-        fail("{}: model.vocab['{}'] = {} is not a valid token id", path, tok, id.dump());
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= kMaxVocabSize) {
+        fail("{}: model.vocab['{}'] = {} is not a valid token id (0 to {})", path, tok, id.dump(),
+             kMaxVocabSize - 1);
       }
       max_id = std::max(max_id, id.get<int64_t>());
     }
@@ -105,7 +106,8 @@ VocabData read_hf_tokenizer_json(const std::string& path) {
       for (size_t i = 0; i < added->size(); ++i) {
         const json& a = (*added)[i];
         if (!member(a, "id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
-            a["id"].get<int64_t>() >= INT32_MAX || !member(a, "content") || !a["content"].is_string()) {
+            a["id"].get<int64_t>() >= kMaxVocabSize || !member(a, "content") ||
+            !a["content"].is_string()) {
           fail("{}: added_tokens[{}] lacks a valid 'id' or 'content'", path, i);
         }
         max_id = std::max(max_id, a["id"].get<int64_t>());
@@ -290,8 +292,10 @@ void apply_hf_config_files(const std::string& dir, VocabData& v) {
         id = static_cast<int32_t>(val);
       };
       if (const json* vs = member(cfg, "vocab_size")) {
-        if (!vs->is_number_integer() || vs->get<int64_t>() <= 0 || vs->get<int64_t>() >= INT32_MAX) {
-          fail("{}: vocab_size = {} is not a valid size", cfg_path, vs->dump());
+        if (!vs->is_number_integer() || vs->get<int64_t>() <= 0 ||
+            vs->get<int64_t>() > kMaxVocabSize) {
+          fail("{}: vocab_size = {} is not a valid size (1 to {})", cfg_path, vs->dump(),
+               kMaxVocabSize);
         }
         // Cover the embedding rows: ids the model can produce must decode.
         for (auto i = static_cast<int64_t>(v.tokens.size()); i < vs->get<int64_t>(); ++i) {

@@ -22,6 +22,10 @@ enum class TokenType : int32_t {
   Byte = 6,
 };
 
+// The most tokens a vocabulary may have: far above any model's (Gemma 3: 262k), and what a
+// corrupted id or size is checked against before tables are sized from it.
+inline constexpr int64_t kMaxVocabSize = int64_t{1} << 24;
+
 struct VocabData {
   std::string source;  // file the vocabulary came from, for error messages
   std::string model;   // "llama" (SentencePiece-style BPE) or "gpt2" (byte-level BPE)

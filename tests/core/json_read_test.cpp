@@ -48,6 +48,10 @@ TEST(JsonRead, ErrorsNameTheFieldAndValue) {
 TEST(JsonRead, ParseRefusesNestingDeeperThanTheLimit) {
   const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
   EXPECT_TRUE(parse_json(nested(kMaxJsonDepth)).is_array());
+  // 128 levels holding a value or a key are as deep as empty ones.
+  const std::string deepest_with_value =
+      std::string(kMaxJsonDepth - 1, '[') + R"({"k": 1})" + std::string(kMaxJsonDepth - 1, ']');
+  EXPECT_TRUE(parse_json(deepest_with_value).is_array());
   try {
     parse_json(nested(200000));  // copying this overflowed the stack
     FAIL();

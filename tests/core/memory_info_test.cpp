@@ -75,7 +75,7 @@ TEST(MemoryInfo, CgroupV2LimitBelowMemAvailableBoundsIt) {
   r.file("/sys/fs/cgroup/job.slice/memory.current", std::to_string(kGiB));
   m = read_available_memory(r.root());
   EXPECT_EQ(m.bytes, 256 * kMiB);
-  EXPECT_EQ(m.cgroup_dir, r.root() + "/sys/fs/cgroup/job.slice/memory.max");
+  EXPECT_EQ(m.cgroup_limit_file, r.root() + "/sys/fs/cgroup/job.slice/memory.max");
 }
 
 TEST(MemoryInfo, CgroupV1MemoryControllerUnderAContainerMountRoot) {

@@ -114,6 +114,20 @@ TEST(Safetensors, IndexNamesShardsOnlyBesideIt) {
   }
 }
 
+TEST(Safetensors, ElementCountThatWouldWrapIsRefused) {
+  // [2^40, 2^24] wrapped numel to 0 in 64 bits, and the tensor was accepted with 0 bytes.
+  test::TempDir dir;
+  const std::string header =
+      R"({"x":{"dtype":"F32","shape":[1099511627776,16777216],"data_offsets":[0,0]}})";
+  std::vector<uint8_t> bytes(8);
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>((header.size() >> (8 * i)) & 0xff);
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  test::write_bytes(dir.path("a.safetensors"), bytes);
+  const std::string msg = error_of([&] { SafetensorsFile f(dir.path("a.safetensors")); });
+  EXPECT_NE(msg.find("tensor 'x'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more elements than plausible"), std::string::npos) << msg;
+}
+
 TEST(Safetensors, FifoIsRefusedWithoutWaitingForAWriter) {
   test::TempDir dir;
   const std::string fifo = dir.path("m") + "/model.safetensors";

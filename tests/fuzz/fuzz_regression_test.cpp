@@ -51,6 +51,17 @@ TEST_P(FuzzRegression, AcceptedOrRefusedWithError) {
   }
 }
 
+TEST(FuzzRegression, TargetsTxtListsTheTargetsTable) {
+  // fuzz/targets.txt drives fuzz/CMakeLists.txt and scripts/fuzz.sh; targets.cpp dispatches.
+  std::ifstream in(fs::path(MCMOE_SOURCE_DIR) / "fuzz" / "targets.txt");
+  std::vector<std::string> listed;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) listed.push_back(line);
+  }
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, mcmoe::fuzz::target_names());
+}
+
 TEST(FuzzRegression, EveryTargetHasItsFolderName) {
   // A reproducer saved under a misspelt folder would silently never run.
   const fs::path root = fs::path(MCMOE_SOURCE_DIR) / "fuzz" / "regressions";

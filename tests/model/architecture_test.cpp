@@ -123,9 +123,12 @@ TEST(Model, RejectsImplausibleCountsBeforeSizingTablesFromThem) {
   for (const auto& [key, value] :
        std::vector<std::pair<std::string, int>>{{"num_local_experts", 200'000'000},
                                                 {"num_hidden_layers", 100'000},
-                                                {"hidden_size", 1 << 20}}) {
+                                                {"hidden_size", 1 << 20},
+                                                {"num_hidden_layers", 1000}}) {
     nlohmann::json bad = cfg;
     bad[key] = value;
+    if (key == "num_hidden_layers" && value == 1000)
+      bad["num_local_experts"] = 4000;  // both plausible alone
     std::ofstream(dir.path("hf") + "/config.json") << bad.dump();
     try {
       model::Model::load(dir.path("hf"));
@@ -137,6 +140,12 @@ TEST(Model, RejectsImplausibleCountsBeforeSizingTablesFromThem) {
       EXPECT_NE(msg.find("more than any model has"), std::string::npos) << msg;
     }
   }
+  // No attention heads: refused by name (the head size derived from them was a division by
+  // zero in OLMoE's and Granite's config readers).
+  nlohmann::json bad = cfg;
+  bad["num_attention_heads"] = 0;
+  std::ofstream(dir.path("hf") + "/config.json") << bad.dump();
+  EXPECT_THROW(model::Model::load(dir.path("hf")), Error);
 }
 
 TEST(Model, ReadIntoHugePagesEqualsMapped) {

@@ -198,6 +198,28 @@ TEST(Jinja, ErrorsNameTheLineAndStayErrors) {
                 .find("macro 'f' calls nested deeper than 100"),
             std::string::npos);
   EXPECT_EQ(render("{{ " + std::string(150, '(') + "1" + std::string(150, ')') + " }}", {}), "1");
+  // Chains built in loops nest without the parser recursing; rendering and destroying them
+  // does recurse (found in review).
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i) chain += "+1";
+  EXPECT_NE(error_of(chain + " }}", {}).find("nested deeper than 1000 levels"), std::string::npos);
+  std::string filters = "{{ 'x'";
+  for (int i = 0; i < 100000; ++i) filters += "|upper";
+  EXPECT_NE(error_of(filters + " }}", {}).find("nested deeper than 1000 levels"),
+            std::string::npos);
+  std::string conds = "{{ 1";
+  for (int i = 0; i < 20000; ++i) conds += " if true else 2";
+  EXPECT_FALSE(error_of(conds + " }}", {}).empty());
+  std::string chain900 = "{{ 1";
+  for (int i = 0; i < 900; ++i) chain900 += "+1";
+  EXPECT_EQ(render(chain900 + " }}", {}), "901");
+  // A value that contains itself is an error when printed, compared or turned into JSON.
+  for (const char* use : {"{{ ns | tojson }}", "{{ ns }}", "{{ ns == ns }}"}) {
+    EXPECT_NE(error_of(std::string("{% set ns = namespace(x=0) %}{% set ns.x = ns %}") + use, {})
+                  .find("nested deeper than 512 levels, or containing itself"),
+              std::string::npos)
+        << use;
+  }
   EXPECT_EQ(
       render("{% macro f(n) %}{{ f(n - 1) if n > 0 else 'done' }}{% endmacro %}{{ f(90) }}", {}),
       "done");

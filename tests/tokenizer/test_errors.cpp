@@ -91,6 +91,10 @@ TEST(TokenizerErrors, MalformedTokenizerJson) {
        R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated"},)"
        R"( "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
   expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); }, {"tokenizer.json", "ByteLevel"});
+  // One id near 2^31 sized the token table to 64 GB before anything else was checked.
+  spit(dir / "tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 2147483646}}})");
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); },
+               {"tokenizer.json", "model.vocab['a'] = 2147483646", "0 to 16777215"});
 }
 
 TEST(TokenizerErrors, BadConfigFiles) {

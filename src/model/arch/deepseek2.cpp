@@ -37,7 +37,8 @@ void from_hf(const HfConfig& j, const std::string& type, ModelConfig& c) {
   a.qk_nope = j.get<int>("qk_nope_head_dim");
   a.qk_rope = j.get<int>("qk_rope_head_dim");
   a.v_dim = j.get<int>("v_head_dim");
-  c.head_dim = a.qk_dim();
+  c.head_dim =
+      checked_size(j.path(), "qk_nope_head_dim + qk_rope_head_dim", int64_t{a.qk_nope} + a.qk_rope);
   c.head_dim_v = a.v_dim;
   if (c.n_head_kv != c.n_head) {
     fail(
@@ -49,7 +50,10 @@ void from_hf(const HfConfig& j, const std::string& type, ModelConfig& c) {
   c.rope.n_rot = a.qk_rope;
   c.rope.style = RopeStyle::Interleaved;
   if (c.rope.yarn && j.json()["rope_scaling"].contains("mscale_all_dim")) {
-    const float m = j.json()["rope_scaling"]["mscale_all_dim"].get<float>();
+    const auto& mscale = j.json()["rope_scaling"]["mscale_all_dim"];
+    if (!mscale.is_number())
+      fail("{}: rope_scaling.mscale_all_dim = {} is not a number", j.path(), mscale.dump());
+    const float m = mscale.get<float>();
     c.mla_mscale = c.rope.factor > 1.f && m != 0.f ? 0.1f * m * std::log(c.rope.factor) + 1.f : 1.f;
   }
 
@@ -57,7 +61,8 @@ void from_hf(const HfConfig& j, const std::string& type, ModelConfig& c) {
   c.n_expert_used = j.get<int>("num_experts_per_tok");
   c.n_ff = j.get<int>("moe_intermediate_size");
   c.n_ff_dense = j.get<int>("intermediate_size");
-  c.n_ff_shared = j.get<int>("n_shared_experts", v3 ? 1 : 2) * c.n_ff;
+  c.n_ff_shared = checked_size(j.path(), "n_shared_experts x moe_intermediate_size",
+                               int64_t{j.get<int>("n_shared_experts", v3 ? 1 : 2)} * c.n_ff);
   c.n_dense_lead = j.get<int>("first_k_dense_replace", v3 ? 3 : 0);
   c.moe_every = j.get<int>("moe_layer_freq", 1);
   RouterConfig& r = c.router;
@@ -114,7 +119,8 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   c.n_dense_lead = k.u32("leading_dense_block_count", 0);
   c.n_ff = k.u32("expert_feed_forward_length");
   c.n_ff_dense = k.u32("feed_forward_length", 0);
-  c.n_ff_shared = k.u32("expert_shared_count", 0) * c.n_ff;
+  c.n_ff_shared = checked_size(k.path(), "expert_shared_count x expert_feed_forward_length",
+                               int64_t{k.u32("expert_shared_count", 0)} * c.n_ff);
   RouterConfig& r = c.router;
   const float scale = k.f32("expert_weights_scale", 0.f);
   r.scale = scale == 0.f ? 1.f : scale;  // llama.cpp: 0 means no scaling

@@ -15,6 +15,10 @@ namespace {
 
 void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   const float partial = j.get<float>("partial_rotary_factor", 0.5f);
+  // Beyond this the float-to-int product below would be undefined; a factor above 1 is
+  // reported by validate() as rotary dimensions beyond the head.
+  if (!(partial >= 0.f && partial <= 1024.f))
+    fail("{}: partial_rotary_factor {} is not in [0, 1]", j.path(), partial);
   c.rope.n_rot = static_cast<int>(static_cast<float>(c.head_dim) * partial);
   c.attn_bias = j.get<bool>("attention_bias", false);
   if (j.get<bool>("use_qk_norm", false)) c.qk_norm = QkNorm::PerHead;
@@ -22,7 +26,8 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.n_expert_used = j.get<int>("num_experts_per_tok");
   c.n_ff = j.get<int>("moe_intermediate_size");
   c.n_ff_dense = j.get<int>("intermediate_size");
-  c.n_ff_shared = j.get<int>("n_shared_experts", 1) * c.n_ff;
+  c.n_ff_shared = checked_size(j.path(), "n_shared_experts x moe_intermediate_size",
+                               int64_t{j.get<int>("n_shared_experts", 1)} * c.n_ff);
   c.n_dense_lead = j.get<int>("first_k_dense_replace", 1);
   RouterConfig& r = c.router;
   r.score = ScoreFunc::Sigmoid;
@@ -42,7 +47,8 @@ void from_gguf(const GgufKeys& k, ModelConfig& c) {
   c.n_layer -= nextn;
   c.n_ff = k.u32("expert_feed_forward_length");
   c.n_ff_dense = k.u32("feed_forward_length", 0);
-  c.n_ff_shared = k.u32("expert_shared_count", 0) * c.n_ff;
+  c.n_ff_shared = checked_size(k.path(), "expert_shared_count x expert_feed_forward_length",
+                               int64_t{k.u32("expert_shared_count", 0)} * c.n_ff);
   c.n_dense_lead = k.u32("leading_dense_block_count", 0);
   c.attn_bias = k.has_tensor("blk.0.attn_q.bias");
   if (k.has_tensor("blk.0.attn_q_norm.weight")) c.qk_norm = QkNorm::PerHead;

@@ -14,7 +14,7 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.n_expert = j.get<int>("num_local_experts");
   c.n_expert_used = j.get<int>("num_experts_per_tok");
   c.n_ff = j.get<int>("intermediate_size");
-  c.head_dim = c.head_dim_v = c.rope.n_rot = c.n_embd / c.n_head;
+  c.head_dim = c.head_dim_v = c.rope.n_rot = derived_head_dim(j.path(), c.n_embd, c.n_head);
   c.attn_bias = c.attn_out_bias = j.get<bool>("attention_bias", false);
   c.embd_scale = j.get<float>("embedding_multiplier", 1.f);
   c.residual_scale = j.get<float>("residual_multiplier", 1.f);

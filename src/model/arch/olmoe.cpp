@@ -14,7 +14,7 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   c.qk_norm = QkNorm::AllHeads;
   c.clip_qkv = j.get<float>("clip_qkv", 0.f);
   c.attn_bias = c.attn_out_bias = j.get<bool>("attention_bias", false);
-  c.head_dim = c.head_dim_v = c.rope.n_rot = c.n_embd / c.n_head;
+  c.head_dim = c.head_dim_v = c.rope.n_rot = derived_head_dim(j.path(), c.n_embd, c.n_head);
 }
 
 void from_gguf(const GgufKeys& k, ModelConfig& c) {
