@@ -12,6 +12,7 @@
 #include "api/generate.h"
 #include "cli/offload_flags.h"
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "format/gguf.h"
 #include "tokenizer/tokenizer.h"
 
@@ -46,7 +47,7 @@ int default_threads() {
 int threads_flag(const Args& a) { return static_cast<int>(a.integer("--threads", default_threads(), 1, 1024)); }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in = open_regular_file(path, std::ios::binary);
   if (!in) fail("{}: cannot open", path);
   std::ostringstream ss;
   ss << in.rdbuf();

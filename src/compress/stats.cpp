@@ -128,7 +128,7 @@ void save_stats(const CalibrationStats& s, const std::string& path) {
 }
 
 CalibrationStats load_stats(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in = open_regular_file(path);
   if (!in) fail("{}: cannot open calibration statistics", path);
   json j;
   try {

@@ -74,6 +74,13 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), alloc_size_ ? alloc_size_ : size_);
 }
 
+std::ifstream open_regular_file(const std::string& path, std::ios::openmode mode) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::ifstream();  // not there: the caller says so
+  if (!S_ISREG(st.st_mode)) fail("{}: not a regular file", path);
+  return std::ifstream(path, mode);
+}
+
 AtomicFileWriter::AtomicFileWriter(const std::string& path)
     : path_(path), tmp_path_(path + ".tmp." + std::to_string(::getpid())) {
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

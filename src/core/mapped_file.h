@@ -3,6 +3,7 @@
 // before they form a pointer into the map.
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,11 @@ class MappedFile {
 // PATH, and the directory is fsync'ed so the rename itself survives a crash. If the writer is
 // destroyed without commit(), the temp file is removed, so a failed job never leaves a
 // half-written output behind; a killed one leaves at most PATH.tmp.<pid>, never a partial PATH.
+// PATH opened for reading, once it is known to be a regular file: a FIFO or a device in a
+// downloaded model folder (config.json -> /dev/zero) would otherwise block or never end. A
+// path that does not exist gives a stream that failed to open, for the caller's own message.
+std::ifstream open_regular_file(const std::string& path, std::ios::openmode mode = std::ios::in);
+
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(const std::string& path);

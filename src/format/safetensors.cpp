@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/json_read.h"
+#include "core/mapped_file.h"
 
 namespace mcmoe::format {
 
@@ -99,7 +100,7 @@ SafetensorsSet::SafetensorsSet(const std::string& dir) : dir_(dir) {
   const fs::path single = fs::path(dir) / "model.safetensors";
   std::vector<std::string> shards;
   if (fs::exists(index_path)) {
-    std::ifstream in(index_path);
+    std::ifstream in = open_regular_file(index_path.string());
     nlohmann::json j;
     try {
       j = parse_json(in);

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/json_read.h"
+#include "core/mapped_file.h"
 #include "format/gguf.h"
 #include "template/jinja.h"
 #include "tokenizer/tokenizer.h"
@@ -17,7 +18,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
+  std::ifstream in = open_regular_file(p.string(), std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();

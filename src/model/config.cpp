@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/json_read.h"
+#include "core/mapped_file.h"
 #include "format/gguf.h"
 #include "model/arch/arch.h"
 #include "tokenizer/vocab.h"
@@ -221,7 +222,7 @@ void read_reduction(const format::GgufFile& f, ModelConfig& c) {
 
 ModelConfig config_from_hf(const std::string& dir) {
   const std::string path = (std::filesystem::path(dir) / "config.json").string();
-  std::ifstream in(path);
+  std::ifstream in = open_regular_file(path);
   if (!in) fail("{}: cannot open", path);
   nlohmann::json j;
   try {

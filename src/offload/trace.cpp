@@ -124,7 +124,7 @@ void write_trace(const RoutingTrace& t, const std::string& path) {
 }
 
 RoutingTrace read_trace(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in = open_regular_file(path);
   if (!in) fail("{}: cannot open trace", path);
   std::string line;
   if (!std::getline(in, line) || line != kMagic) fail("{}: not an mcmoe routing trace (first line must be '{}')", path, kMagic);

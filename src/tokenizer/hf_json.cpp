@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/json_read.h"
+#include "core/mapped_file.h"
 #include "tokenizer/hf_pre_tokenizer.h"
 #include "tokenizer/internal.h"
 
@@ -32,7 +33,7 @@ constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";
 constexpr float kUnmergedScore = -1e9f;
 
 json read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in = open_regular_file(path, std::ios::binary);
   if (!in) fail("{}: cannot open", path);
   try {
     return parse_json(in);

@@ -7,12 +7,13 @@
 //   NormalizerSpec  1 name, 2 precompiled_charsmap, 3 add_dummy_prefix (default true),
 //                   4 remove_extra_whitespaces (default true), 5 escape_whitespaces (default true)
 // Everything else is skipped by wire type, so newer files with extra fields still load.
+#include <fmt/format.h>
+
 #include <cstring>
 #include <fstream>
 
-#include <fmt/format.h>
-
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "tokenizer/internal.h"
 
 namespace mcmoe::tokenizer::detail {
@@ -126,7 +127,7 @@ struct NormalizerSpec {
 }  // namespace
 
 VocabData read_sentencepiece_model(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in = open_regular_file(path, std::ios::binary);
   if (!in) fail("{}: cannot open the SentencePiece model", path);
   const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (data.empty()) fail("{}: the SentencePiece model is empty", path);

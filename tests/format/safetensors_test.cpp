@@ -136,6 +136,12 @@ TEST(Safetensors, FifoIsRefusedWithoutWaitingForAWriter) {
   const std::string msg = error_of([&] { SafetensorsFile f(fifo); });  // blocked forever before
   EXPECT_NE(msg.find(fifo), std::string::npos) << msg;
   EXPECT_NE(msg.find("not a regular file"), std::string::npos) << msg;
+  // The same for the JSON files beside it: a config.json that is a FIFO blocked in ifstream.
+  test::write_hf_fixture(dir.path("hf"), {});
+  std::filesystem::remove(dir.path("hf") + "/config.json");
+  ASSERT_EQ(::mkfifo((dir.path("hf") + "/config.json").c_str(), 0600), 0);
+  const std::string config = error_of([&] { model::Model::load(dir.path("hf")); });
+  EXPECT_NE(config.find("config.json: not a regular file"), std::string::npos) << config;
 }
 
 }  // namespace
