@@ -8,6 +8,11 @@
 
 #include "targets.h"
 
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  mcmoe::fuzz::prepare_target(MCMOE_FUZZ_TARGET);
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     mcmoe::fuzz::run_target(MCMOE_FUZZ_TARGET, {data, size});

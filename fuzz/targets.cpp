@@ -197,7 +197,7 @@ void chat_template(Input in) {
 // /v1/completions or /apply-template; parsed and checked against a real tiny model's
 // tokenizer and chat template (MCMOE_FUZZ_MODEL, else models/mixtral-tiny-q4_0.gguf).
 // ApiError with a 4xx status (the reply a client gets) is a refusal like Error.
-void http_request(Input in) {
+const server::ModelContext& http_context() {
   static std::unique_ptr<model::Model> model;
   static const server::ModelContext ctx = [] {
     const char* env = std::getenv("MCMOE_FUZZ_MODEL");
@@ -209,6 +209,11 @@ void http_request(Input in) {
     c.name = "fuzz";
     return c;
   }();
+  return ctx;
+}
+
+void http_request(Input in) {
+  const server::ModelContext& ctx = http_context();
   if (in.empty()) return;
   const std::string body(text_of(in.subspan(1)));
   try {
@@ -254,6 +259,10 @@ const std::vector<std::string>& target_names() {
     return n;
   }();
   return names;
+}
+
+void prepare_target(const std::string& name) {
+  if (name == "http_request") http_context();
 }
 
 Outcome run_target(const std::string& name, std::span<const uint8_t> input, std::string* error) {

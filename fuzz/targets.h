@@ -21,6 +21,10 @@ enum class Outcome { kAccepted, kRefused };
 // The targets' names, sorted (fuzz/targets.txt lists the same, for CMake and fuzz.sh).
 const std::vector<std::string>& target_names();
 
+// What a target sets up once (http_request loads its model), done before the first input so
+// that the set-up is not timed as part of it (libFuzzer's -timeout).
+void prepare_target(const std::string& name);
+
 // Runs target `name` on `input`. Returns whether the input was accepted or refused with
 // mcmoe::Error (its message in `*error` when given); any other exception propagates.
 Outcome run_target(const std::string& name, std::span<const uint8_t> input,

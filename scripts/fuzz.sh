@@ -8,6 +8,9 @@
 #                                              reproducers in fuzz/regressions/, no mutation
 #   scripts/fuzz.sh stats                      one line per harness: executions, CPU time,
 #                                              coverage and findings, summed over all runs
+#   scripts/fuzz.sh minimize [HARNESS...]      merge the working corpus into fuzz/corpus/HARNESS
+#                                              (libFuzzer -merge=1: the fewest inputs that keep
+#                                              the coverage), kept when it stays under 1 MB
 #
 # A finding (crash, UB report, leak, a non-mcmoe exception, an input taking over 1 s, an
 # allocation over 2 GB) is saved as build-fuzz/findings/HARNESS/{crash,timeout,oom,leak}-*.
@@ -208,6 +211,29 @@ cmd_check() {
   return $failed
 }
 
+cmd_minimize() {
+  local list=("$@")
+  ((${#list[@]})) || list=("${harnesses[@]}")
+  run_env
+  for h in "${list[@]}"; do
+    local out=$build/minimized/$h
+    rm -rf "$out"
+    mkdir -p "$out"
+    "$build/fuzz/fuzz_$h" -merge=1 -timeout=5 -rss_limit_mb=4096 -malloc_limit_mb=2048 "$out" \
+      "$build/corpus/$h" "$build/seeds/$h" >"$build/logs/minimize-$h.log" 2>&1 || true
+    local kb
+    kb=$(du -sk "$out" | cut -f1)
+    if ((kb <= 1024)); then
+      rm -rf "fuzz/corpus/$h"
+      mkdir -p "fuzz/corpus/$h"
+      cp "$out"/* "fuzz/corpus/$h/"
+      echo "minimize: $h: $(ls "$out" | wc -l) inputs, ${kb} KB -> fuzz/corpus/$h"
+    else
+      echo "minimize: $h: ${kb} KB minimised, too large to keep in the repository"
+    fi
+  done
+}
+
 cmd_stats() {
   printf '%-16s %5s %12s %10s %8s %8s %9s\n' harness runs executions cpu_min edges features findings
   for h in "${harnesses[@]}"; do
@@ -241,5 +267,6 @@ case ${1:-} in
   run) shift; cmd_run "$@" ;;
   check) shift; cmd_check "$@" ;;
   stats) cmd_stats ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  minimize) shift; cmd_minimize "$@" ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -22,30 +22,10 @@ using test::expect_clean_error;
 using test::quote;
 using test::run_cli;
 
-// Bytes of a GGUF v3 header, little-endian as the format is.
-class GgufBytes {
- public:
-  template <typename T>
-  GgufBytes& put(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    bytes_.insert(bytes_.end(), p, p + sizeof(T));
-    return *this;
-  }
-  GgufBytes& str(const std::string& s) {
-    put<uint64_t>(s.size());
-    bytes_.insert(bytes_.end(), s.begin(), s.end());
-    return *this;
-  }
-  std::vector<uint8_t>& bytes() { return bytes_; }
-
- private:
-  std::vector<uint8_t> bytes_;
-};
-
 // A llama GGUF whose one tensor, token_embd.weight F32 [2^18, 2^20], declares 2^40 bytes
 // (1 TiB) at offset 0 of a data section holding 64.
 std::string write_terabyte_tensor_gguf(const std::string& path) {
-  GgufBytes g;
+  test::GgufBytes g;
   g.put<uint32_t>(0x46554747).put<uint32_t>(3).put<uint64_t>(1).put<uint64_t>(1);
   g.str("general.architecture").put<uint32_t>(8).str("llama");  // 8: string
   g.str("token_embd.weight").put<uint32_t>(2);

@@ -71,4 +71,24 @@ std::string quote(const std::string& s);
 // max |got - want| / max |want|: the "relative error" of the logit checks.
 double relative_max_error(std::span<const float> got, std::span<const float> want);
 
+// Bytes of a GGUF v3 header, little-endian as the format is.
+class GgufBytes {
+ public:
+  template <typename T>
+  GgufBytes& put(T v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    bytes_.insert(bytes_.end(), p, p + sizeof(T));
+    return *this;
+  }
+  GgufBytes& str(const std::string& s) {
+    put<uint64_t>(s.size());
+    bytes_.insert(bytes_.end(), s.begin(), s.end());
+    return *this;
+  }
+  std::vector<uint8_t>& bytes() { return bytes_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
 }  // namespace mcmoe::test

@@ -75,6 +75,28 @@ void expect_error(const std::string& path, const std::string& fragment) {
   }
 }
 
+TEST(Gguf, MetadataArraysAreBoundedBeforeTheirBytesAreCounted) {
+  TempDir dir;
+  // One array of 2^62 U32 elements: count x 4 bytes wrapped to 0 before the size check.
+  test::GgufBytes g;
+  g.put<uint32_t>(0x46554747).put<uint32_t>(3).put<uint64_t>(0).put<uint64_t>(1);
+  g.str("tokenizer.ggml.token_type")
+      .put<uint32_t>(9)
+      .put<uint32_t>(4)
+      .put<uint64_t>(uint64_t{1} << 62);
+  g.bytes().resize(g.bytes().size() + 64, 0);
+  test::write_bytes(dir.path("a.gguf"), g.bytes());
+  try {
+    GgufFile f(dir.path("a.gguf"));
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("tokenizer.ggml.token_type"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("4611686018427387904 elements"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("not plausible"), std::string::npos) << msg;
+  }
+}
+
 TEST(Gguf, RejectsBadMagic) {
   TempDir dir;
   auto bytes = test::read_bytes(write_small(dir));
