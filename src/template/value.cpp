@@ -116,7 +116,32 @@ Value Value::member(const std::string& key) const {
   return Value();
 }
 
+namespace {
+// Printing, JSON and == recurse into lists and dicts, and so does destroying a value: a value
+// nested deeper than this, or one that contains itself, is an error instead of a stack
+// overflow (set_member keeps values from becoming either).
+constexpr int kMaxValueDepth = 512;
+}  // namespace
+
 void Value::set_member(const std::string& key, Value v) const {
+  // The one way a template changes a value in place ({% set ns.attr = v %}), so the one place
+  // a value could come to contain itself (a shared_ptr cycle: leaked, and printing it never
+  // ends) or nest without bound (a loop wrapping ns.x one level deeper each time: destroying
+  // it would overflow the stack). Both are refused here, walking v without recursion.
+  std::vector<std::pair<const Value*, int>> todo{{&v, 0}};
+  while (!todo.empty()) {
+    const auto [x, depth] = todo.back();
+    todo.pop_back();
+    if (depth > kMaxValueDepth)
+      fail("a value nested deeper than {} levels, or containing itself", kMaxValueDepth);
+    if (x->kind_ == Kind::kObject) {
+      if (x->o_ == o_)
+        fail("a value cannot contain itself ('{}' set to a value that holds its owner)", key);
+      for (const auto& [k, item] : *x->o_) todo.emplace_back(&item, depth + 1);
+    } else if (x->kind_ == Kind::kArray) {
+      for (const auto& item : *x->a_) todo.emplace_back(&item, depth + 1);
+    }
+  }
   for (auto& [k, old] : *o_) {
     if (k == key) {
       old = std::move(v);
@@ -202,11 +227,6 @@ std::string Value::str() const {
 }
 
 namespace {
-// Printing, JSON and == recurse into lists and dicts: a value nested deeper than this, or one
-// that contains itself (a namespace assigned into its own attribute), is an error instead of
-// a stack overflow.
-constexpr int kMaxValueDepth = 512;
-
 void check_value_depth(int depth) {
   if (depth > kMaxValueDepth)
     fail("a value nested deeper than {} levels, or containing itself", kMaxValueDepth);
