@@ -222,7 +222,7 @@ cmd_minimize() {
     "$build/fuzz/fuzz_$h" -merge=1 -timeout=5 -rss_limit_mb=4096 -malloc_limit_mb=2048 "$out" \
       "$build/corpus/$h" "$build/seeds/$h" >"$build/logs/minimize-$h.log" 2>&1 || true
     local kb
-    kb=$(du -sk "$out" | cut -f1)
+    kb=$(du -sk --apparent-size "$out" | cut -f1)
     if ((kb <= 1024)); then
       rm -rf "fuzz/corpus/$h"
       mkdir -p "fuzz/corpus/$h"
