@@ -121,6 +121,11 @@ namespace {
 // nested deeper than this, or one that contains itself, is an error instead of a stack
 // overflow (set_member keeps values from becoming either).
 constexpr int kMaxValueDepth = 512;
+
+void check_value_depth(int depth) {
+  if (depth > kMaxValueDepth)
+    fail("a value nested deeper than {} levels, or containing itself", kMaxValueDepth);
+}
 }  // namespace
 
 void Value::set_member(const std::string& key, Value v) const {
@@ -132,8 +137,7 @@ void Value::set_member(const std::string& key, Value v) const {
   while (!todo.empty()) {
     const auto [x, depth] = todo.back();
     todo.pop_back();
-    if (depth > kMaxValueDepth)
-      fail("a value nested deeper than {} levels, or containing itself", kMaxValueDepth);
+    check_value_depth(depth);
     if (x->kind_ == Kind::kObject) {
       if (x->o_ == o_)
         fail("a value cannot contain itself ('{}' set to a value that holds its owner)", key);
@@ -225,13 +229,6 @@ std::string Value::str() const {
       return repr();
   }
 }
-
-namespace {
-void check_value_depth(int depth) {
-  if (depth > kMaxValueDepth)
-    fail("a value nested deeper than {} levels, or containing itself", kMaxValueDepth);
-}
-}  // namespace
 
 std::string Value::repr() const {
   return repr_at(0);
