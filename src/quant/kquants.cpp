@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "quant/iquants.h"
+#include "quant/quantize.h"
 
 namespace mcmoe::quant {
 
@@ -84,6 +85,24 @@ bool is_kquant_family(DType type) {
 
 void decode_block(DType type, const uint8_t* block, IntBlock* o) {
   switch (type) {
+    // Q4_0 and Q8_0 (quant/quantize.h) decode here too, so that quant/ggml_encode.h can write
+    // every ggml type through one IntBlock form; they stay out of MCMOE_CASE_KQ_TYPES (the
+    // kernels have their own paths for them).
+    case DType::Q4_0: {
+      BlockQ4_0 b;
+      std::memcpy(&b, block, sizeof(b));
+      set_legacy(o, load_fp16(b.d), 0.f, 0);
+      unpack_nibbles16(b.qs, o->q);
+      for (int j = 0; j < 32; ++j) o->q[j] = static_cast<int8_t>(o->q[j] - 8);
+      return;
+    }
+    case DType::Q8_0: {
+      BlockQ8_0 b;
+      std::memcpy(&b, block, sizeof(b));
+      set_legacy(o, load_fp16(b.d), 0.f, 0);
+      std::memcpy(o->q, b.qs, 32);
+      return;
+    }
     case DType::Q4_1: {
       BlockQ4_1 b;
       std::memcpy(&b, block, sizeof(b));

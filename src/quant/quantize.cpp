@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "quant/ggml_encode.h"
 #include "quant/iq_grids.h"
 #include "quant/iquants.h"
 #include "quant/kquants.h"
@@ -105,6 +106,8 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
       return;
     default: break;
   }
+  // Q5_0, the K-quants and IQ4_NL / IQ4_XS: ggml's formats fitted by quant/ggml_encode.h.
+  if (can_encode(type)) return quantize_row_ggml(type, src, dst, n);
   fail("quantize_row: unsupported type {}", dtype_name(type));
 }
 

@@ -1,0 +1,53 @@
+#pragma once
+// Writing ggml's block formats (Q4_0, Q5_0, Q8_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS), so that
+// `mcmoe quantize --format gguf` makes files llama.cpp runs unchanged. Reading them is
+// quant/kquants.h and quant/iquants.h; every type here is written through the same unpacked
+// form they decode to (IntBlock: value[e] = (d · scale[e / 16]) · q[e] − dmin · min[e / 16]),
+// so a block is fitted once as integers and packed once, and encode_block is the exact
+// inverse of decode_block.
+//
+// Fitting follows what llama.cpp's quantizers optimise (a weighted squared error per block,
+// scales searched around the min/max fit and refitted by least squares, sub-block scales then
+// quantized to the super-block's integer scale grid) and is checked against ggml's own output
+// on the same input (tests/quant/ggml_encode_test.cpp, fixtures from ggml).
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "quant/kquants.h"
+
+namespace mcmoe::quant {
+
+// True for the types this file writes.
+bool can_encode(DType type);
+
+// The codes q one element of `type` may take: a contiguous range [lo, hi], or (IQ4_NL,
+// IQ4_XS) the `count` ascending values of `values` (then lo and hi are the first and last).
+struct CodeSet {
+  int lo = 0, hi = 0;
+  const int8_t* values = nullptr;
+  int count = 0;
+};
+CodeSet code_set(DType type);
+
+// Packs `b` into one block of `type` (dtype_traits(type).block_bytes at `block`): the inverse
+// of decode_block, bit for bit (d and dmin are stored as f16 and must be exactly
+// representable). Fails naming the field when a code, scale or min is outside the type's
+// range or b.n is not the type's block size.
+void encode_block(DType type, const IntBlock& b, uint8_t* block);
+
+// Fits one block of `type` to the dtype_traits(type).block_size values x: d, dmin, the
+// sub-block scales and mins, and the codes, minimising Σ weight_e · (x_e − value_e)². The
+// per-element weights are ggml's for the type: from `importance` (per element, an importance
+// matrix's mean squared activation, as llama.cpp's quant_weights) when given, else ggml's
+// default for the type (plus the block's mean square where ggml weights by x² or |x| alone:
+// ggml_encode.cpp says why). Q4_0 / Q5_0 / Q8_0 with importance weight by the block's mean
+// square here, the row's in quantize_row_ggml (as ggml). The result satisfies encode_block's
+// ranges; Q8_0's codes stay in [-127, 127], as ggml's.
+void fit_block(DType type, const float* x, const float* importance, IntBlock* out);
+
+// Quantizes n values (a multiple of the block size) into n / block_size blocks of `type`:
+// fit_block then encode_block per block. importance: per element of the row, or null.
+void quantize_row_ggml(DType type, const float* src, void* dst, int64_t n,
+                       const float* importance = nullptr);
+
+}  // namespace mcmoe::quant
