@@ -1,21 +1,152 @@
-// mcmoe quantize: MC-MoE mixed-precision quantization of a model (compress/quantize_model.h).
+// mcmoe quantize: MC-MoE mixed-precision quantization of a model (compress/quantize_model.h),
+// or with --format gguf a llama.cpp GGUF whose per-tensor ggml types come from an exact
+// allocation over measured errors (compress/quantize_gguf.h).
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "compress/quantize_gguf.h"
 #include "compress/quantize_model.h"
 #include "core/error.h"
 
 namespace mcmoe::cli {
+
+namespace {
+
+std::vector<DType> parse_types(const std::string& list) {
+  std::vector<DType> out;
+  std::stringstream ss(list);
+  for (std::string item; std::getline(ss, item, ',');) {
+    std::string lower = item;  // llama.cpp spells them q4_K, mcmoe q4_k: either is accepted
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
+    const auto t = dtype_from_name(lower);
+    if (!t) fail("--types: unknown type '{}'", item);
+    out.push_back(*t);
+  }
+  return out;
+}
+
+int quantize_to_gguf(const Args& a) {
+  const std::string path = a.required("-m", "model path");
+  const std::string out = a.required("-o", "output GGUF file");
+  compress::GgufQuantOptions o;
+  o.types_from = a.str("--types-from", "");
+  if (a.has("--types")) o.types = parse_types(a.str("--types", ""));
+  if (a.has("--size")) o.size = parse_bytes(a.str("--size", ""), "--size");
+  if (a.has("--tensor-type")) {
+    std::stringstream ss(a.str("--tensor-type", ""));
+    for (std::string item; std::getline(ss, item, ',');) {
+      const size_t eq = item.rfind('=');
+      if (eq == std::string::npos || eq == 0) fail("--tensor-type '{}': expected REGEX=TYPE", item);
+      o.tensor_types.emplace_back(item.substr(0, eq), parse_types(item.substr(eq + 1)).at(0));
+    }
+  }
+  if (a.has("--bits")) o.bits = a.number("--bits", 4.0, 1.0, 32.0);
+  if (!o.types_from.empty() && (a.has("--size") || a.has("--bits") || a.has("--types"))) {
+    fail("--types-from fixes every tensor's type: it takes no --size, --bits or --types");
+  }
+  for (const char* f : {"--alloc", "--candidates", "--global", "--no-top-two", "--alpha", "--beta",
+                        "--gamma", "--seed", "--act-order", "--no-search", "--group", "--attn-bits",
+                        "--router-bits", "--shared-bits", "--embd-type"}) {
+    if (a.has(f)) fail("{} applies to --format mq only", f);
+  }
+  o.gptq = !a.has("--rtn");
+  o.damp = a.number("--damp", 0.01, 0, 1);
+  o.threads = threads_flag(a);
+  o.imatrix = a.str("--imatrix", "");
+  o.save_imatrix = a.str("--save-imatrix", "");
+  std::string text_path = a.str("-f", "");
+  if (!o.imatrix.empty()) {
+    for (const char* f : {"-f", "--stats", "--save-imatrix", "--samples", "--seq"}) {
+      if (a.has(f)) fail("--imatrix replaces the calibration text: it takes no {}", f);
+    }
+  }
+  int samples = 64, seq = 512;
+  auto m = load_model_verbose(path, load_options_flags(a));
+  if (a.has("--stats")) {
+    const std::string stats_path = a.str("--stats", "");
+    const compress::CalibrationStats stats = compress::load_stats(stats_path);
+    compress::check_stats_match(stats, *m, stats_path);
+    if (text_path.empty()) text_path = stats.text;
+    samples = stats.samples;
+    seq = stats.seq;
+  }
+  if (text_path.empty() && o.imatrix.empty())
+    fail(
+        "--format gguf needs calibration text: -f TEXT (or --stats with its text), or --imatrix "
+        "FILE");
+  o.sampling.samples = static_cast<int>(a.integer("--samples", samples, 1, 1 << 20));
+  o.sampling.seq = static_cast<int>(a.integer("--seq", seq, 2, 1 << 20));
+  const std::string text = o.imatrix.empty() ? read_text_file(text_path) : std::string();
+  Progress progress("quantize");
+  o.progress = [&](int step, int steps, const std::string& what) {
+    progress.update(step, steps, what);
+  };
+  const compress::GgufQuantReport r = compress::quantize_gguf(*m, text, text_path, o, out);
+  progress.finish();
+  for (const std::string& note : r.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
+  std::printf("%-32s %10s %8s %8s %12s   candidates (type: bits/weight, error)\n", "tensor",
+              "params", "type", "bpw", "error");
+  for (const auto& t : r.tensors) {
+    std::printf("%-32s %10lld %8s %8.4f %12.5g  ", t.name.c_str(), static_cast<long long>(t.params),
+                std::string(dtype_name(t.type)).c_str(), 8.0 * t.bytes / t.params, t.error);
+    for (const auto& c : t.candidates)
+      std::printf(" %s: %.3f, %.4g", std::string(dtype_name(c.type)).c_str(),
+                  8.0 * c.bytes / t.params, c.error);
+    std::printf("\n");
+  }
+  if (r.budget > 0) {
+    std::printf("budget %.4f MiB for the quantized tensors, used %.4f MiB\n", r.budget / 1048576.0,
+                r.allocated_bytes / 1048576.0);
+  }
+  std::printf("quantized tensors: %.4f bits/weight over %lld weights, summed output error %.6g\n",
+              r.bits_per_weight(), static_cast<long long>(r.allocated_params), r.total_error);
+  std::printf("wrote %s: %llu bytes (%.2f MiB) in %.1f s\n", out.c_str(),
+              static_cast<unsigned long long>(r.file_bytes), r.file_bytes / 1048576.0, r.seconds);
+  return 0;
+}
+
+}  // namespace
 
 int cmd_quantize(const Argv& argv) {
   static const CommandSpec spec{
       "quantize", "MC-MoE mixed-precision quantization: expert bit allocation, then GPTQ",
       with_groups(
           {kModelFlag,
-           {"--stats", "STATS.json", "", "calibration statistics from `mcmoe calibrate`"},
+           {"--stats", "STATS.json", "",
+            "calibration statistics from `mcmoe calibrate` (optional with --format gguf)"},
            {"-o", "OUT.gguf", "", "the quantized model"},
-           {"--bits", "B", "2.5", "target average bits per routed-expert weight"},
+           {"--format", "mq|gguf", "mq",
+            "mq: mcmoe's per-expert formats; gguf: llama.cpp's layout and ggml's types, one type "
+            "per tensor"},
+           {"--bits", "B", "2.5",
+            "target average bits per routed-expert weight (--format gguf: bits per weight of the "
+            "quantized "
+            "tensors, scales included)"},
+           {"--size", "BYTES", "",
+            "--format gguf: the whole file's size budget (K, M, G suffixes: powers of 1024)"},
+           {"--types", "T,T,..", "q2_K,q3_K,q4_K,q5_K,q6_K,q8_0",
+            "--format gguf: the candidate types of every tensor"},
+           {"--tensor-type", "RE=T,..", "",
+            "--format gguf: tensors whose names match the regex RE take type T (as "
+            "llama-quantize's flag); the "
+            "rest are allocated"},
+           {"--imatrix", "FILE", "",
+            "--format gguf: llama.cpp's importance matrix (llama-imatrix) instead of calibration "
+            "text: "
+            "round-to-nearest weighted by it, errors under a diagonal Hessian"},
+           {"--save-imatrix", "FILE", "",
+            "--format gguf: also write the calibration's importance matrix in llama.cpp's format "
+            "(for "
+            "llama-quantize --imatrix)"},
+           {"--types-from", "FILE.gguf", "",
+            "--format gguf: give every tensor the type it has in FILE (no allocation; compares "
+            "rounding at equal "
+            "types)"},
            {"--alloc", "METHOD", "pmq",
             "bit allocation over experts: pmq, uniform, hessian, frequency or random"},
            {"--candidates", "1,2,3", "1,2,3", "expert bit-widths to allocate"},
@@ -44,6 +175,12 @@ int cmd_quantize(const Argv& argv) {
            load_flag_table()})};
   const Args a(argv, spec);
   calibration_length_flag(a);  // refuses --ctx, the other commands' name for a context
+  const std::string format = a.str("--format", "mq");
+  if (format == "gguf") return quantize_to_gguf(a);
+  if (format != "mq") fail("--format {}: expected mq or gguf", format);
+  for (const char* f : {"--size", "--types", "--types-from", "--tensor-type"}) {
+    if (a.has(f)) fail("{} applies to --format gguf only", f);
+  }
   const std::string path = a.required("-m", "model path");
   const std::string stats_path = a.required("--stats", "calibration statistics (from mcmoe calibrate)");
   const std::string out = a.required("-o", "output GGUF file");

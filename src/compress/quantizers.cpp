@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "quant/ggml_encode.h"
 
 namespace mcmoe::compress {
 
@@ -223,22 +224,115 @@ class BlasSingleThreaded {
   int prev_;
 };
 
+// The grid GPTQ's column sweep rounds onto. Every span() consecutive columns of a row share
+// one fitted set of parameters:
+//   void fit(int64_t row, int64_t span_index, const float* w)  the span's weights, natural order
+//   float round(int64_t row, int64_t col, float w)             stores w's code, returns its value
+// Rows are independent: fit and round for different rows may run on different threads.
+
+// MCMOE's grouped grids (QuantSpec) into a GroupedQuant.
+class GroupGrid {
+ public:
+  GroupGrid(const QuantSpec& s, GroupedQuant& out)
+      : s_(s),
+        out_(out),
+        gpr_(out.groups_per_row()),
+        maxq_(static_cast<float>((1 << s.bits) - 1)),
+        params_(static_cast<size_t>(out.rows * gpr_)) {}
+  int64_t span() const { return s_.group; }
+  void fit(int64_t r, int64_t gi, const float* w) {
+    GroupParams& p = params_[r * gpr_ + gi];
+    p = choose_params(w, s_.group, s_);
+    out_.scale[r * gpr_ + gi] = p.scale;
+    out_.min[r * gpr_ + gi] = p.min;
+  }
+  float round(int64_t r, int64_t c, float w) {
+    const GroupParams& p = params_[r * gpr_ + c / s_.group];
+    const int q = encode(w, p, s_.bits, maxq_);
+    out_.q[r * out_.cols + c] = static_cast<uint8_t>(q);
+    return decode(q, p);
+  }
+
+ private:
+  const QuantSpec& s_;
+  GroupedQuant& out_;
+  int64_t gpr_;
+  float maxq_;
+  std::vector<GroupParams> params_;
+};
+
+// One of ggml's block formats (quant/ggml_encode.h): a block's d, scales and mins come from
+// quant::fit_block, weighted by the importance of its columns; codes are the nearest the
+// type allows on that grid, decoded with ggml's arithmetic ((d · scale) · q − dmin · min).
+class GgmlGrid {
+ public:
+  GgmlGrid(DType type, int64_t rows, int64_t cols, std::span<const float> importance)
+      : type_(type),
+        block_(dtype_traits(type).block_size),
+        bpr_(cols / block_),
+        codes_(quant::code_set(type)),
+        importance_(importance),
+        blocks_(static_cast<size_t>(rows * bpr_)) {}
+  int64_t span() const { return block_; }
+  void fit(int64_t r, int64_t b, const float* w) {
+    quant::fit_block(type_, w, importance_.empty() ? nullptr : importance_.data() + b * block_,
+                     &blocks_[r * bpr_ + b]);
+  }
+  float round(int64_t r, int64_t c, float w) {
+    quant::IntBlock& b = blocks_[r * bpr_ + c / block_];
+    const int e = static_cast<int>(c % block_);
+    const float dl = b.d * static_cast<float>(b.scale[e / 16]);
+    const float ml = b.dmin * static_cast<float>(b.min[e / 16]);
+    const int q = nearest_code((w + ml) / dl, dl != 0.f);
+    b.q[e] = static_cast<int8_t>(q);
+    return dl * static_cast<float>(q) - ml;
+  }
+  // The packed rows, row_bytes(type, cols) each.
+  std::vector<uint8_t> pack() const {
+    const size_t bb = dtype_traits(type_).block_bytes;
+    std::vector<uint8_t> bytes(blocks_.size() * bb);
+    for (size_t i = 0; i < blocks_.size(); ++i)
+      quant::encode_block(type_, blocks_[i], bytes.data() + i * bb);
+    return bytes;
+  }
+
+ private:
+  // The allowed code nearest t = (w + ml) / dl: |w − (dl·q − ml)| = |dl|·|t − q| for either
+  // sign of dl. A zero sub-block scale decodes every code to −ml: any code will do.
+  int nearest_code(float t, bool valid) const {
+    if (!valid || !std::isfinite(t))
+      return codes_.values ? codes_.values[codes_.count / 2] : std::clamp(0, codes_.lo, codes_.hi);
+    if (!codes_.values)
+      return static_cast<int>(std::lround(std::clamp(t, float(codes_.lo), float(codes_.hi))));
+    const int8_t* v = codes_.values;
+    const int8_t* hi =
+        std::lower_bound(v, v + codes_.count, t, [](int8_t a, float x) { return a < x; });
+    if (hi == v) return v[0];
+    if (hi == v + codes_.count) return v[codes_.count - 1];
+    return t - hi[-1] <= hi[0] - t ? hi[-1] : hi[0];
+  }
+  DType type_;
+  int64_t block_, bpr_;
+  quant::CodeSet codes_;
+  std::span<const float> importance_;
+  std::vector<quant::IntBlock> blocks_;
+};
+
 // GPTQ over rows [r0, r1) (rows are independent given the factor). Works on a copy of the
-// rows in processing order. Without act-order a group's grid is computed when its first
-// column comes up, from the weights as the error feedback so far has left them (GPTQ's
-// rule); with act-order every grid comes from the original W up front ("static groups").
+// rows in processing order. Without act-order a span's grid is fitted when its first column
+// comes up, from the weights as the error feedback so far has left them (GPTQ's rule); with
+// act-order every grid comes from the original W up front ("static groups").
+template <class Grid>
 void gptq_rows(const float* w, int64_t r0, int64_t r1, int64_t cols, const GptqFactor& f,
-               const GptqOptions& o, GroupedQuant& out) {
-  const QuantSpec& s = o.spec;
-  const int64_t n = r1 - r0, g = s.group, gpr = cols / g;
-  const float maxq = static_cast<float>((1 << s.bits) - 1);
+               const GptqOptions& o, Grid& grid) {
+  const int64_t n = r1 - r0, g = grid.span(), gpr = cols / g;
   const bool static_groups = f.act_order;
   const float* u = f.u.data();
 
-  // A group's grid must see all error feedback from the columns before it. Pending updates
+  // A span's grid must see all error feedback from the columns before it. Pending updates
   // exist only for columns after the current sub-block (from this block's sub-blocks) and
-  // after the current block (from this block), so each group must start a sub-block and lie
-  // within one block: sub-blocks divide g, and blocks are whole groups. With static groups
+  // after the current block (from this block), so each span must start a sub-block and lie
+  // within one block: sub-blocks divide g, and blocks are whole spans. With static groups
   // any split works. Splits change only float rounding, never the algorithm.
   int64_t sub = kSubBlock, block = o.block;
   if (!static_groups) {
@@ -254,13 +348,11 @@ void gptq_rows(const float* w, int64_t r0, int64_t r1, int64_t cols, const GptqF
       wk[r * cols + i] = f.dead[c] ? 0.f : src[c];  // a dead input's weight never matters
     }
   }
-  std::vector<GroupParams> params(static_cast<size_t>(n * gpr));
   if (static_groups) {
     std::vector<float> row(static_cast<size_t>(cols));
     for (int64_t r = 0; r < n; ++r) {
       for (int64_t c = 0; c < cols; ++c) row[c] = f.dead[c] ? 0.f : w[(r0 + r) * cols + c];
-      for (int64_t gi = 0; gi < gpr; ++gi)
-        params[r * gpr + gi] = choose_params(row.data() + gi * g, g, s);
+      for (int64_t gi = 0; gi < gpr; ++gi) grid.fit(r0 + r, gi, row.data() + gi * g);
     }
   }
   std::vector<float> inv_diag(static_cast<size_t>(cols));
@@ -274,15 +366,9 @@ void gptq_rows(const float* w, int64_t r0, int64_t r1, int64_t cols, const GptqF
       for (int64_t r = 0; r < n; ++r) {
         float* wr = wk.data() + r * cols;
         float* er = err.data() + r * block;
-        uint8_t* qr = out.q.data() + (r0 + r) * cols;
-        GroupParams* pr = params.data() + r * gpr;
         for (int64_t i = k1; i < k2; ++i) {
-          if (!static_groups && i % g == 0) pr[i / g] = choose_params(wr + i, g, s);
-          const int64_t c = f.perm[i];
-          const GroupParams& p = pr[c / g];
-          const int q = encode(wr[i], p, s.bits, maxq);
-          qr[c] = static_cast<uint8_t>(q);
-          const float e = (wr[i] - decode(q, p)) * inv_diag[i];
+          if (!static_groups && i % g == 0) grid.fit(r0 + r, i / g, wr + i);
+          const float e = (wr[i] - grid.round(r0 + r, f.perm[i], wr[i])) * inv_diag[i];
           const float* ui = u + i * cols;
           for (int64_t j = i + 1; j < k2; ++j) wr[j] -= e * ui[j];
           er[i - i1] = e;
@@ -302,12 +388,32 @@ void gptq_rows(const float* w, int64_t r0, int64_t r1, int64_t cols, const GptqF
                   wk.data() + i2, static_cast<int>(cols));
     }
   }
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t gi = 0; gi < gpr; ++gi) {
-      out.scale[(r0 + r) * gpr + gi] = params[r * gpr + gi].scale;
-      out.min[(r0 + r) * gpr + gi] = params[r * gpr + gi].min;
-    }
+}
+
+// Runs gptq_rows over all rows, split across o.pool when it has threads.
+template <class Grid>
+void gptq_sweep(const float* w, int64_t rows, int64_t cols, const GptqFactor& factor,
+                const GptqOptions& o, Grid& grid) {
+  if (o.pool != nullptr && o.pool->size() > 1 && rows > kRowGrain) {
+    BlasSingleThreaded single;
+    o.pool->parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+      gptq_rows(w, r0, r1, cols, factor, o, grid);
+    });
+  } else {
+    gptq_rows(w, 0, rows, cols, factor, o, grid);
   }
+}
+
+void check_factor(const char* who, int64_t cols, const GptqFactor& factor, const GptqOptions& o) {
+  if (factor.cols != cols)
+    fail("{}: the factor is for {} columns, the matrix has {}", who, factor.cols, cols);
+  if (factor.damp != o.damp || factor.act_order != o.act_order) {
+    fail(
+        "{}: the factor was made with damp {} act_order {}, the options ask for damp {} act_order "
+        "{}",
+        who, factor.damp, factor.act_order, o.damp, o.act_order);
+  }
+  if (o.block <= 0) fail("{}: block must be positive, got {}", who, o.block);
 }
 
 }  // namespace
@@ -342,27 +448,34 @@ GroupedQuant quantize_gptq(const float* w, int64_t rows, int64_t cols,
 GroupedQuant quantize_gptq(const float* w, int64_t rows, int64_t cols, const GptqFactor& factor,
                            const GptqOptions& o) {
   validate("quantize_gptq", rows, cols, o.spec);
-  if (factor.cols != cols)
-    fail("quantize_gptq: the factor is for {} columns, the matrix has {}", factor.cols, cols);
-  if (factor.damp != o.damp || factor.act_order != o.act_order) {
-    fail(
-        "quantize_gptq: the factor was made with damp {} act_order {}, the options ask for damp {} "
-        "act_order {}",
-        factor.damp, factor.act_order, o.damp, o.act_order);
-  }
-  if (o.block <= 0) fail("quantize_gptq: block must be positive, got {}", o.block);
+  check_factor("quantize_gptq", cols, factor, o);
   check_finite("quantize_gptq", w, rows, cols);
   GroupedQuant out = make_output(rows, cols, o.spec);
-  if (o.pool != nullptr && o.pool->size() > 1 && rows > kRowGrain) {
-    BlasSingleThreaded single;
-    o.pool->parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
-      gptq_rows(w, r0, r1, cols, factor, o, out);
-    });
-  } else {
-    gptq_rows(w, 0, rows, cols, factor, o, out);
-  }
+  GroupGrid grid(o.spec, out);
+  gptq_sweep(w, rows, cols, factor, o, grid);
   check_params("quantize_gptq", out);
   return out;
+}
+
+std::vector<uint8_t> quantize_gptq_ggml(const float* w, int64_t rows, int64_t cols,
+                                        const GptqFactor& factor, DType type,
+                                        std::span<const float> importance, const GptqOptions& o) {
+  const char* who = "quantize_gptq_ggml";
+  if (!quant::can_encode(type)) fail("{}: mcmoe does not write {} blocks", who, dtype_name(type));
+  const int64_t block = dtype_traits(type).block_size;
+  if (rows <= 0 || cols <= 0 || cols % block != 0) {
+    fail("{}: shape [{}, {}]: rows must fill whole {} blocks of {}", who, rows, cols,
+         dtype_name(type), block);
+  }
+  if (o.act_order)
+    fail("{}: act-order is not supported (a block's grid needs its columns in order)", who);
+  if (!importance.empty() && static_cast<int64_t>(importance.size()) != cols)
+    fail("{}: {} importance values for {} columns", who, importance.size(), cols);
+  check_factor(who, cols, factor, o);
+  check_finite(who, w, rows, cols);
+  GgmlGrid grid(type, rows, cols, importance);
+  gptq_sweep(w, rows, cols, factor, o, grid);
+  return grid.pack();
 }
 
 void dequantize(const GroupedQuant& q, float* out) {
@@ -375,21 +488,25 @@ void dequantize(const GroupedQuant& q, float* out) {
   }
 }
 
-double output_error(const float* w, const GroupedQuant& q, std::span<const double> hessian) {
-  const int64_t cols = q.cols;
+namespace {
+
+// trace((W − Q) H (W − Q)ᵀ) with Q's values from q_at(row, col).
+template <class Q>
+double trace_error(const float* w, int64_t rows, int64_t cols, std::span<const double> hessian,
+                   Q q_at) {
   if (static_cast<int64_t>(hessian.size()) != cols * cols) {
     fail("output_error: the Hessian has {} values; expected cols² = {}² = {}", hessian.size(), cols,
          cols * cols);
   }
   // Chunks of rows keep the double copies small: D = W − Q, then Σ D ∘ (D H).
   constexpr int64_t kRows = 64;
-  std::vector<double> d(static_cast<size_t>(std::min(q.rows, kRows) * cols)), dh(d.size());
+  std::vector<double> d(static_cast<size_t>(std::min(rows, kRows) * cols)), dh(d.size());
   double total = 0;
-  for (int64_t r0 = 0; r0 < q.rows; r0 += kRows) {
-    const int64_t k = std::min(kRows, q.rows - r0);
+  for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+    const int64_t k = std::min(kRows, rows - r0);
     for (int64_t r = 0; r < k; ++r) {
       for (int64_t c = 0; c < cols; ++c)
-        d[r * cols + c] = double{w[(r0 + r) * cols + c]} - q.value(r0 + r, c);
+        d[r * cols + c] = double{w[(r0 + r) * cols + c]} - q_at(r0 + r, c);
     }
     cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, static_cast<int>(k), static_cast<int>(cols),
                 1.0, hessian.data(), static_cast<int>(cols), d.data(), static_cast<int>(cols), 0.0,
@@ -397,6 +514,19 @@ double output_error(const float* w, const GroupedQuant& q, std::span<const doubl
     for (int64_t i = 0; i < k * cols; ++i) total += d[i] * dh[i];
   }
   return total;
+}
+
+}  // namespace
+
+double output_error(const float* w, const GroupedQuant& q, std::span<const double> hessian) {
+  return trace_error(w, q.rows, q.cols, hessian,
+                     [&](int64_t r, int64_t c) { return double{q.value(r, c)}; });
+}
+
+double output_error(const float* w, const float* q, int64_t rows, int64_t cols,
+                    std::span<const double> hessian) {
+  return trace_error(w, rows, cols, hessian,
+                     [&](int64_t r, int64_t c) { return double{q[r * cols + c]}; });
 }
 
 }  // namespace mcmoe::compress

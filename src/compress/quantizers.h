@@ -16,8 +16,10 @@
 // GPTQ's error feedback must see the values the model will actually compute with.
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "compress/hessian.h"
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "quant/lowbit.h"
 
@@ -59,11 +61,25 @@ GroupedQuant quantize_gptq(const float* w, int64_t rows, int64_t cols,
 GroupedQuant quantize_gptq(const float* w, int64_t rows, int64_t cols, const GptqFactor& factor,
                            const GptqOptions& o);
 
+// GPTQ onto one of ggml's block formats (quant/ggml_encode.h, quant::can_encode(type)): the
+// grid of each block (d, sub-block scales and mins) is fitted by quant::fit_block when the
+// block's first column comes up, from the weights as the error feedback has left them and
+// weighted by `importance` (per column, e.g. diag(H); empty: ggml's default weights); each
+// weight then takes the nearest code the type allows on that grid. Returns the packed rows,
+// row_bytes(type, cols) each. o.spec is not used; o.act_order must be false (a block's grid
+// needs its columns in order); cols must be a multiple of the type's block size.
+std::vector<uint8_t> quantize_gptq_ggml(const float* w, int64_t rows, int64_t cols,
+                                        const GptqFactor& factor, DType type,
+                                        std::span<const float> importance, const GptqOptions& o);
+
 // out: [rows, cols], the values GroupedQuant::value gives.
 void dequantize(const GroupedQuant& q, float* out);
 
 // trace((W − Q) H (W − Q)ᵀ): the squared error of the layer's outputs over the calibration
 // rows H was built from, for H = XᵀX. hessian: [cols, cols].
 double output_error(const float* w, const GroupedQuant& q, std::span<const double> hessian);
+// The same for a dequantized matrix q [rows, cols].
+double output_error(const float* w, const float* q, int64_t rows, int64_t cols,
+                    std::span<const double> hessian);
 
 }  // namespace mcmoe::compress

@@ -106,6 +106,9 @@ class GgufWriter {
   void write(const std::string& path,
              const std::function<void(size_t, size_t)>& progress = nullptr) const;
 
+  // The size of the file write() makes: header, then each tensor padded to kAlignment.
+  uint64_t file_size() const;
+
   static constexpr uint64_t kAlignment = 32;
 
  private:
@@ -116,6 +119,8 @@ class GgufWriter {
     Producer produce;
     size_t nbytes;
   };
+  std::vector<uint8_t> header() const;  // up to the padding before the first tensor's data
+
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Pending> tensors_;
 };

@@ -75,8 +75,7 @@ void GgufWriter::add_tensor(const std::string& name, DType type, std::vector<int
   tensors_.push_back({name, type, std::move(shape), std::move(produce), nbytes});
 }
 
-void GgufWriter::write(const std::string& path,
-                       const std::function<void(size_t, size_t)>& progress) const {
+std::vector<uint8_t> GgufWriter::header() const {
   Buffer header;
   header.put<uint32_t>(0x46554747);
   header.put<uint32_t>(3);
@@ -96,8 +95,20 @@ void GgufWriter::write(const std::string& path,
     header.put<uint64_t>(offset);
     offset += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
   }
+  return header.bytes();
+}
+
+uint64_t GgufWriter::file_size() const {
+  uint64_t n = (header().size() + kAlignment - 1) / kAlignment * kAlignment;
+  for (const auto& t : tensors_) n += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+  return n;
+}
+
+void GgufWriter::write(const std::string& path,
+                       const std::function<void(size_t, size_t)>& progress) const {
+  const std::vector<uint8_t> head = header();
   AtomicFileWriter out(path);
-  out.write(header.bytes().data(), header.bytes().size());
+  out.write(head.data(), head.size());
   out.write_zeros((kAlignment - out.offset() % kAlignment) % kAlignment);
   std::vector<uint8_t> scratch;
   for (size_t i = 0; i < tensors_.size(); ++i) {

@@ -107,9 +107,13 @@ void convert_rows(const TensorView& src, DType type, const std::vector<int64_t>*
   }
 }
 
-void write_model_gguf(const Model& source, const ModelTensors& t, const std::string& name,
-                      uint32_t file_type, const std::vector<std::pair<std::string, GgufValue>>& extra,
-                      const std::string& path, const std::function<void(size_t, size_t)>& progress) {
+namespace {
+
+// The writer of write_model_gguf; `path` only names the file in messages.
+GgufWriter model_writer(const Model& source, const ModelTensors& t, const std::string& name,
+                        uint32_t file_type,
+                        const std::vector<std::pair<std::string, GgufValue>>& extra,
+                        const std::string& path) {
   const ModelConfig& c = t.config ? *t.config : source.config();
   GgufWriter g;
   set_model_metadata(g, source, c, name, file_type);
@@ -194,7 +198,23 @@ void write_model_gguf(const Model& source, const ModelTensors& t, const std::str
       }
     });
   });
-  g.write(path, progress);
+  return g;
+}
+
+}  // namespace
+
+void write_model_gguf(const Model& source, const ModelTensors& t, const std::string& name,
+                      uint32_t file_type,
+                      const std::vector<std::pair<std::string, GgufValue>>& extra,
+                      const std::string& path,
+                      const std::function<void(size_t, size_t)>& progress) {
+  model_writer(source, t, name, file_type, extra, path).write(path, progress);
+}
+
+uint64_t model_gguf_size(const Model& source, const ModelTensors& t, const std::string& name,
+                         uint32_t file_type,
+                         const std::vector<std::pair<std::string, GgufValue>>& extra) {
+  return model_writer(source, t, name, file_type, extra, "(size estimate)").file_size();
 }
 
 }  // namespace mcmoe::model

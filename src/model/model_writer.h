@@ -45,5 +45,10 @@ struct ModelTensors {
 void write_model_gguf(const Model& source, const ModelTensors& t, const std::string& name,
                       uint32_t file_type, const std::vector<std::pair<std::string, format::GgufValue>>& extra,
                       const std::string& path, const std::function<void(size_t, size_t)>& progress = nullptr);
+// The size in bytes of the file write_model_gguf would make with the same arguments (nothing
+// is converted or written).
+uint64_t model_gguf_size(const Model& source, const ModelTensors& t, const std::string& name,
+                         uint32_t file_type,
+                         const std::vector<std::pair<std::string, format::GgufValue>>& extra);
 
 }  // namespace mcmoe::model

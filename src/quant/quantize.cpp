@@ -155,4 +155,12 @@ void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
   fail("dequantize_row: unsupported type {}", dtype_name(type));
 }
 
+std::vector<float> dequantize_rows(DType type, const uint8_t* src, int64_t rows, int64_t cols) {
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  const size_t rb = row_bytes(type, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    dequantize_row(type, src + r * rb, out.data() + r * cols, cols);
+  return out;
+}
+
 }  // namespace mcmoe::quant

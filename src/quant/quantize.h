@@ -2,6 +2,7 @@
 // Reference (scalar) conversion of rows between f32 and every storage type. These define
 // the formats: Q8_0 and Q4_0 are bit-compatible with ggml's blocks of the same name.
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -25,5 +26,7 @@ static_assert(sizeof(BlockQ4_0) == 18);
 // n must be a multiple of the type's block size.
 void quantize_row(DType type, const float* src, void* dst, int64_t n);
 void dequantize_row(DType type, const void* src, float* dst, int64_t n);
+// `rows` rows of `cols` values, row_bytes(type, cols) each, dequantized into [rows, cols].
+std::vector<float> dequantize_rows(DType type, const uint8_t* src, int64_t rows, int64_t cols);
 
 }  // namespace mcmoe::quant

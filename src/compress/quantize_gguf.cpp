@@ -1,0 +1,656 @@
+#include "compress/quantize_gguf.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <memory>
+#include <regex>
+
+#include "compress/dense.h"
+#include "compress/hessian.h"
+#include "compress/imatrix.h"
+#include "compress/layer_inputs.h"
+#include "compress/quantizers.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "format/gguf.h"
+#include "model/inventory.h"
+#include "model/model_writer.h"
+#include "ops/elementwise.h"
+#include "quant/ggml_encode.h"
+#include "quant/quantize.h"
+
+namespace mcmoe::compress {
+
+namespace {
+
+using model::TensorKind;
+using model::TensorRole;
+using model::TensorSlot;
+
+uint64_t aligned(uint64_t n) {
+  constexpr uint64_t a = format::GgufWriter::kAlignment;
+  return (n + a - 1) / a * a;
+}
+
+bool is_float_type(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
+
+// Candidate bytes live in a scratch file beside the output until the allocation has chosen,
+// so memory holds one tensor's candidates at a time, not every candidate of the model.
+class Spill {
+ public:
+  explicit Spill(const std::string& out_path)
+      : path_(out_path + ".candidates." + std::to_string(::getpid())),
+        f_(std::fopen(path_.c_str(), "wb")) {
+    if (!f_) fail("{}: cannot create the scratch file for candidate tensors", path_);
+  }
+  ~Spill() {
+    map_.reset();
+    if (f_) std::fclose(f_);
+    std::remove(path_.c_str());
+  }
+  Spill(const Spill&) = delete;
+  Spill& operator=(const Spill&) = delete;
+
+  uint64_t append(const std::vector<uint8_t>& b) {
+    if (!b.empty() && std::fwrite(b.data(), 1, b.size(), f_) != b.size())
+      fail("{}: write failed (disk full?) after {} bytes", path_, size_);
+    const uint64_t at = size_;
+    size_ += b.size();
+    return at;
+  }
+  // The bytes written so far; no append after this.
+  const uint8_t* data() {
+    if (!map_) {
+      if (std::fflush(f_) != 0) fail("{}: flush failed", path_);
+      map_ = std::make_unique<MappedFile>(path_);
+    }
+    return map_->data();
+  }
+  uint64_t size() const { return size_; }
+
+ private:
+  std::string path_;
+  std::FILE* f_;
+  uint64_t size_ = 0;
+  std::unique_ptr<MappedFile> map_;
+};
+
+// One candidate of one tensor: the bytes of each part (one per expert for a stacked expert
+// tensor, else one) in the spill file, and the measured error.
+struct Candidate {
+  DType type;
+  double error = 0;
+  uint64_t bytes = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> parts;  // (offset, size) in the spill
+};
+
+// A tensor the allocation chooses a type for.
+struct Item {
+  std::string name;  // as written (stacked experts: blk.N.ffn_gate_exps.weight)
+  int layer = -1;    // -1: token embeddings or output head
+  TensorKind kind;
+  int64_t params = 0;
+  int64_t cols = 0;
+  std::vector<Candidate> candidates;
+  int chosen = -1;
+  std::vector<float> means;  // the calibration's mean squared input per column (per part)
+  bool partial = false;      // a part (an expert) had no calibration rows
+};
+
+// The types a tensor with rows of `cols` may take, in the order asked.
+std::vector<DType> fitting_types(const std::vector<DType>& types, int64_t cols) {
+  std::vector<DType> out;
+  for (DType t : types)
+    if (cols % dtype_traits(t).block_size == 0) out.push_back(t);
+  return out;
+}
+
+// Quantizes the rows of w [rows, cols] to `type`: GPTQ when a factor is given, else ggml's
+// round-to-nearest fit weighted by `importance` (per column; empty: ggml's default). Float
+// types are plain conversions.
+std::vector<uint8_t> quantize_rows(const DenseMatrix& w, DType type, const GptqFactor* factor,
+                                   std::span<const float> importance, const GgufQuantOptions& o,
+                                   ThreadPool& pool) {
+  if (factor && !is_float_type(type)) {
+    return quantize_gptq_ggml(w.data.data(), w.rows, w.cols, *factor, type, importance,
+                              GptqOptions{.damp = o.damp, .pool = &pool});
+  }
+  const size_t rb = row_bytes(type, w.cols);
+  std::vector<uint8_t> bytes(rb * static_cast<size_t>(w.rows));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const float* src = w.data.data() + r * w.cols;
+    if (is_float_type(type)) {
+      quant::quantize_row(type, src, bytes.data() + r * rb, w.cols);
+    } else {
+      quant::quantize_row_ggml(type, src, bytes.data() + r * rb, w.cols,
+                               importance.empty() ? nullptr : importance.data());
+    }
+  }
+  return bytes;
+}
+
+// diag(H) / rows: each input's mean square, what llama.cpp's importance matrix holds.
+std::vector<float> importance_of(const HessianAccumulator& h) {
+  std::vector<float> d(static_cast<size_t>(h.cols()));
+  const std::vector<double>& m = h.h();
+  const double n = std::max<double>(1, static_cast<double>(h.count()));
+  for (int64_t i = 0; i < h.cols(); ++i) d[i] = static_cast<float>(m[i * h.cols() + i] / n);
+  return d;
+}
+
+// Σ_r Σ_j d_j (w_rj − q_rj)²: the output error under H = diag(d).
+double diagonal_error(const DenseMatrix& w, const std::vector<float>& q, std::span<const float> d) {
+  double total = 0;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    for (int64_t j = 0; j < w.cols; ++j) {
+      const double e = double{w.data[r * w.cols + j]} - q[r * w.cols + j];
+      total += double{d[j]} * e * e;
+    }
+  }
+  return total;
+}
+
+// Measures every candidate of one matrix (or one expert's slice of a stacked tensor):
+//   h with rows            GPTQ (or rounding weighted by diag(H)), error trace(ΔW H ΔWᵀ);
+//   `given` importance     rounding weighted by it, error under H = diag(given);
+//   neither                rounding; error 0 from calibration text (no row reached the
+//                          expert), or `fallback` · ‖ΔW‖² from an importance matrix.
+class Measurer {
+ public:
+  Measurer(const GgufQuantOptions& o, Spill& spill, ThreadPool& pool, double fallback)
+      : o_(o), spill_(spill), pool_(pool), fallback_(fallback) {}
+
+  // Adds the part to each of item's candidates, in order.
+  void add_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,
+                std::span<const float> given = {}) {
+    const bool calibrated = h && h->count() > 0;
+    std::vector<float> importance(given.begin(), given.end());
+    if (calibrated) {
+      importance = importance_of(*h);
+      if (o_.gptq && factor_of_ != h) {
+        factor_ = gptq_factor(h->h(), h->cols(), o_.damp, false);
+        factor_of_ = h;
+      }
+      item.means.insert(item.means.end(), importance.begin(), importance.end());
+    } else {
+      item.means.resize(item.means.size() + static_cast<size_t>(w.cols), 0.f);
+      item.partial = true;
+    }
+    const std::vector<float> flat(static_cast<size_t>(w.cols), static_cast<float>(fallback_));
+    for (Candidate& c : item.candidates) {
+      const std::vector<uint8_t> bytes = quantize_rows(
+          w, c.type, calibrated && o_.gptq ? &factor_ : nullptr, importance, o_, pool_);
+      const std::vector<float> q = quant::dequantize_rows(c.type, bytes.data(), w.rows, w.cols);
+      if (calibrated) {
+        c.error += output_error(w.data.data(), q.data(), w.rows, w.cols, h->h());
+      } else if (!given.empty()) {
+        c.error += diagonal_error(w, q, given);
+      } else if (fallback_ > 0) {
+        c.error += diagonal_error(w, q, flat);
+      }
+      c.parts.emplace_back(spill_.append(bytes), bytes.size());
+      c.bytes += bytes.size();
+    }
+  }
+  // Call when an accumulator the factor cache may point at is about to die.
+  void forget_factor() { factor_of_ = nullptr; }
+
+ private:
+  const GgufQuantOptions& o_;
+  Spill& spill_;
+  ThreadPool& pool_;
+  double fallback_;
+  const HessianAccumulator* factor_of_ = nullptr;
+  GptqFactor factor_;
+};
+
+// Token embeddings: a row is looked up, not multiplied, so its error is ‖E_t − Q(E_t)‖²
+// weighted by how often token t occurs in the calibration windows.
+void measure_embeddings(Item& item, const TensorView& v, const std::vector<double>& counts,
+                        const GgufQuantOptions& o, Spill& spill, ThreadPool& pool) {
+  const DenseMatrix w = to_dense(v);
+  for (Candidate& c : item.candidates) {
+    const std::vector<uint8_t> bytes = quantize_rows(w, c.type, nullptr, {}, o, pool);
+    const std::vector<float> q = quant::dequantize_rows(c.type, bytes.data(), w.rows, w.cols);
+    for (int64_t r = 0; r < w.rows; ++r) {
+      if (counts[r] == 0) continue;
+      double e = 0;
+      for (int64_t k = 0; k < w.cols; ++k) {
+        const double d = double{w.data[r * w.cols + k]} - q[r * w.cols + k];
+        e += d * d;
+      }
+      c.error += counts[r] * e;
+    }
+    c.parts.emplace_back(spill.append(bytes), bytes.size());
+    c.bytes = bytes.size();
+  }
+}
+
+Item make_item(std::string name, int layer, TensorKind kind, const std::vector<int64_t>& shape,
+               const std::vector<DType>& types, int experts = 1) {
+  Item it{.name = std::move(name), .layer = layer, .kind = kind};
+  it.cols = shape.back();
+  it.params = experts;
+  for (int64_t x : shape) it.params *= x;
+  for (DType t : fitting_types(types, it.cols)) it.candidates.push_back(Candidate{.type = t});
+  return it;
+}
+
+// The type each tensor has in `path` (--types-from).
+std::map<std::string, DType> types_in(const std::string& path) {
+  const format::GgufFile f(path);
+  std::map<std::string, DType> out;
+  for (const auto& t : f.tensors()) out[t.name] = t.type;
+  return out;
+}
+
+void check_types(const std::vector<DType>& types) {
+  if (types.empty()) fail("--types: no candidate type");
+  for (DType t : types) {
+    if (!quant::can_encode(t) && !is_float_type(t)) {
+      fail(
+          "--types: mcmoe does not write {} blocks (it writes q4_0, q5_0, q8_0, q2_K .. q6_K, "
+          "iq4_nl, iq4_xs, "
+          "f16, bf16, f32)",
+          dtype_name(t));
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<int> solve_byte_budget(const std::vector<std::vector<double>>& cost,
+                                   const std::vector<std::vector<uint64_t>>& bytes,
+                                   uint64_t budget) {
+  const size_t n = cost.size();
+  if (bytes.size() != n)
+    fail("internal: solve_byte_budget: {} cost rows, {} size rows", n, bytes.size());
+  const uint64_t unit = std::max<uint64_t>(1, (budget + 65535) / 65536);
+  const int64_t cap = static_cast<int64_t>(budget / unit);
+  uint64_t smallest = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (cost[i].empty() || cost[i].size() != bytes[i].size() || cost[i].size() > 255)
+      fail("internal: solve_byte_budget: item {} has {} costs and {} sizes", i, cost[i].size(),
+           bytes[i].size());
+    smallest += *std::min_element(bytes[i].begin(), bytes[i].end());
+  }
+  if (smallest > budget) {
+    fail(
+        "the budget of {} bytes is below the smallest file the candidate types allow ({} bytes for "
+        "these tensors)",
+        budget, smallest);
+  }
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  // best[c]: the least cost of the items so far within c units; choice[i][c]: item i's option.
+  std::vector<double> best(static_cast<size_t>(cap + 1), 0.0), next(best.size());
+  std::vector<std::vector<uint8_t>> choice(n, std::vector<uint8_t>(best.size(), 0));
+  for (size_t i = 0; i < n; ++i) {
+    std::fill(next.begin(), next.end(), kInf);
+    for (size_t j = 0; j < cost[i].size(); ++j) {
+      const int64_t w = static_cast<int64_t>((bytes[i][j] + unit - 1) / unit);
+      for (int64_t c = w; c <= cap; ++c) {
+        const double v = best[c - w] + cost[i][j];
+        if (v < next[c]) {
+          next[c] = v;
+          choice[i][c] = static_cast<uint8_t>(j);
+        }
+      }
+    }
+    best.swap(next);
+  }
+  if (!std::isfinite(best[cap])) {
+    fail(
+        "the budget of {} bytes cannot hold these tensors once sizes are rounded up to {}-byte "
+        "units; raise it "
+        "slightly",
+        budget, unit);
+  }
+  std::vector<int> out(n);
+  int64_t c = cap;
+  for (size_t i = n; i-- > 0;) {
+    const int j = choice[i][c];
+    out[i] = j;
+    c -= static_cast<int64_t>((bytes[i][j] + unit - 1) / unit);
+  }
+  return out;
+}
+
+GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
+                              const std::string& text_path, const GgufQuantOptions& o,
+                              const std::string& out_path) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const model::ModelConfig& c = m.config();
+  const bool fixed_types = !o.types_from.empty();
+  if (!fixed_types) {
+    check_types(o.types);
+    // One candidate type leaves nothing to allocate.
+    if (o.size > 0 && o.bits > 0)
+      fail("quantize --format gguf: give one budget, --size or --bits, not both");
+    if (o.size == 0 && o.bits == 0 && o.types.size() > 1) {
+      fail("quantize --format gguf: --types {} candidates need a budget, --size or --bits",
+           o.types.size());
+    }
+  }
+  std::vector<std::pair<std::regex, DType>> overrides;
+  for (const auto& [pattern, type] : o.tensor_types) {
+    check_types({type});
+    try {
+      overrides.emplace_back(std::regex(pattern), type);
+    } catch (const std::regex_error& e) {
+      fail("--tensor-type '{}': not a regular expression ({})", pattern, e.what());
+    }
+  }
+  for (const auto& layer : m.stored_experts()) {
+    for (const auto& e : layer) {
+      if (e.factored())
+        fail(
+            "{}: experts are stored low-rank plus sparse (mcmoe lowrank), which llama.cpp cannot "
+            "read",
+            m.path());
+    }
+  }
+  const std::map<std::string, DType> given =
+      fixed_types ? types_in(o.types_from) : std::map<std::string, DType>{};
+  // The candidates of a tensor: the asked types that fit, or the one type --types-from gives.
+  auto candidates_for = [&](const std::string& name, int64_t cols) -> std::vector<DType> {
+    for (const auto& [re, type] : overrides) {
+      if (!std::regex_search(name, re)) continue;
+      if (cols % dtype_traits(type).block_size != 0)
+        fail("--tensor-type: tensor '{}' has rows of {}, which {} blocks of {} do not fill", name,
+             cols, dtype_name(type), dtype_traits(type).block_size);
+      return {type};
+    }
+    if (!fixed_types) return o.types;
+    const auto it = given.find(name);
+    if (it == given.end())
+      fail("{}: no tensor '{}' (--types-from names the type of every tensor)", o.types_from, name);
+    const DType t = it->second;
+    if (!quant::can_encode(t) && !is_float_type(t))
+      fail("{}: tensor '{}' is {}, a type mcmoe does not write yet", o.types_from, name,
+           dtype_name(t));
+    if (cols % dtype_traits(t).block_size != 0)
+      fail("{}: tensor '{}' is {}, whose blocks do not fit its rows of {}", o.types_from, name,
+           dtype_name(t), cols);
+    return {t};
+  };
+
+  // Statistics: a forward pass over calibration windows, or llama.cpp's importance matrix.
+  const bool from_imatrix = !o.imatrix.empty();
+  ImportanceMatrix given_means;
+  double fallback = 0;
+  std::vector<std::vector<int32_t>> windows;
+  std::unique_ptr<LayerStream> stream;
+  if (from_imatrix) {
+    given_means = read_imatrix(o.imatrix);
+    double sum = 0, n = 0;
+    for (const auto& [k, v] : given_means.means) {
+      for (float x : v) sum += x;
+      n += static_cast<double>(v.size());
+    }
+    fallback = n > 0 ? sum / n : 1.0;
+  } else {
+    windows = sample_windows(m, text, text_path, o.sampling);
+    stream = std::make_unique<LayerStream>(m, windows, o.threads);
+  }
+  ThreadPool own_pool(stream ? 1 : o.threads);
+  ThreadPool& pool = stream ? stream->session().pool() : own_pool;
+  // The importance-matrix means of expert `e` of a tensor with `parts` parts of `cols`
+  // columns (empty when the file has no such entry, or one of another size).
+  auto means_of = [&](const std::string& name, int e, int parts,
+                      int64_t cols) -> std::span<const float> {
+    const auto it = given_means.means.find(name);
+    if (it == given_means.means.end() || static_cast<int64_t>(it->second.size()) != parts * cols)
+      return {};
+    return std::span<const float>(it->second)
+        .subspan(static_cast<size_t>(e * cols), static_cast<size_t>(cols));
+  };
+  Spill spill(out_path);
+  Measurer measure(o, spill, pool, fallback);
+  std::vector<Item> items;
+  const int steps = c.n_layer + 2;
+
+  for (int l = 0; l < c.n_layer; ++l) {
+    if (o.progress) o.progress(l, steps, fmt::format("layer {}", l));
+    const model::LayerWeights& L = m.weights().layers[l];
+    const std::vector<moe::ExpertWeights>& experts = m.stored_experts()[l];
+    LayerInputs in(c.experts(l));
+    struct Matrix {
+      TensorSlot slot;
+      const HessianAccumulator* gram = nullptr;
+      size_t item = 0;
+    };
+    std::vector<Matrix> matrices;
+    std::map<TensorKind, size_t> expert_items;  // projection kind → item
+    model::for_each_layer_tensor(c, l, L, experts, [&](const TensorSlot& s) {
+      if (!s.matrix || !s.view->valid()) return;
+      if (s.role == TensorRole::Router || s.kind == TensorKind::ShexpRouter)
+        return;  // kept as stored
+      if (s.role == TensorRole::RoutedExpert) {
+        if (s.expert != 0) return;
+        const std::string name = model::stacked_expert_name(s.kind, l);
+        expert_items[s.kind] = items.size();
+        items.push_back(make_item(name, l, s.kind, s.shape, candidates_for(name, s.shape.back()),
+                                  c.experts(l)));
+        return;
+      }
+      Matrix& x = matrices.emplace_back(Matrix{.slot = s, .item = items.size()});
+      items.push_back(
+          make_item(s.name, l, s.kind, s.shape, candidates_for(s.name, s.shape.back())));
+      if (*s.input != '\0') x.gram = &in.want(s.input, s.shape.back());
+    });
+    if (stream) stream->observe_layer(l, &in);
+    // Matrices that read one intermediate next to each other, so they share its factor.
+    std::stable_sort(matrices.begin(), matrices.end(), [](const Matrix& a, const Matrix& b) {
+      return std::string_view(a.slot.input) < std::string_view(b.slot.input);
+    });
+    for (const Matrix& x : matrices)
+      measure.add_part(items[x.item], to_dense(*x.slot.view), x.gram);
+    measure.forget_factor();
+
+    for (int e = 0; e < c.experts(l); ++e) {
+      const DenseExpert dense = routed_expert_to_dense(c, experts[e]);
+      const std::vector<float>& rows = in.expert_rows[e];
+      const int64_t n_rows = static_cast<int64_t>(rows.size()) / c.n_embd;
+      HessianAccumulator h_in(c.n_embd), h_ff(dense.down.cols);
+      if (stream && n_rows > 0) {
+        h_in.add(rows.data(), n_rows);
+        std::vector<float> g, u;
+        for (int64_t r0 = 0; r0 < n_rows; r0 += 512) {
+          const int64_t nr = std::min<int64_t>(512, n_rows - r0);
+          expert_hidden(dense, rows.data() + r0 * c.n_embd, nr, pool, g, u);
+          h_ff.add(g.data(), nr);
+        }
+      }
+      for (const auto& [kind, idx] : expert_items) {
+        const DenseMatrix* w = kind == TensorKind::ExpGate   ? &dense.gate
+                               : kind == TensorKind::ExpUp   ? &dense.up
+                               : kind == TensorKind::ExpDown ? &dense.down
+                                                             : nullptr;
+        if (!w)
+          fail("internal: quantize_gguf: expert tensor kind {} of layer {}", static_cast<int>(kind),
+               l);
+        measure.add_part(items[idx], *w, kind == TensorKind::ExpDown ? &h_ff : &h_in,
+                         means_of(items[idx].name, e, c.experts(l), w->cols));
+      }
+      measure.forget_factor();
+    }
+    if (stream && l + 1 < c.n_layer) stream->run_layer(l, nullptr);
+  }
+
+  // The output head reads the final norm of the last layer's output; the embeddings are
+  // weighted by token counts.
+  if (o.progress) o.progress(c.n_layer, steps, "embeddings and output head");
+  if (stream && c.n_layer > 0) stream->run_layer(c.n_layer - 1, nullptr);
+  const model::ModelWeights& W = m.weights();
+  {
+    std::vector<double> counts(static_cast<size_t>(W.tok_embd.rows()), fallback);
+    for (const auto& w : windows)
+      for (int32_t t : w)
+        if (t >= 0 && t < static_cast<int32_t>(counts.size())) counts[t] += 1;
+    const std::string name = "token_embd.weight";
+    Item it = make_item(name, -1, TensorKind::TokenEmbd, W.tok_embd.shape,
+                        candidates_for(name, W.tok_embd.cols()));
+    measure_embeddings(it, W.tok_embd, counts, o, spill, pool);
+    items.push_back(std::move(it));
+  }
+  HessianAccumulator h_out(c.n_embd);
+  if (!c.tie_embeddings && W.output.valid()) {
+    for (int s = 0; stream && s < stream->n_samples(); ++s) {
+      std::vector<float> normed(static_cast<size_t>(stream->seq() * c.n_embd));
+      const std::span<float> x = stream->hidden(s);
+      for (int64_t r = 0; r < stream->seq(); ++r) {
+        ops::rms_norm(x.data() + r * c.n_embd, static_cast<const float*>(W.output_norm.data),
+                      normed.data() + r * c.n_embd, c.n_embd, c.rms_eps);
+      }
+      h_out.add(normed.data(), stream->seq());
+    }
+    const std::string name = "output.weight";
+    Item it = make_item(name, -1, TensorKind::Output, W.output.shape,
+                        candidates_for(name, W.output.cols()));
+    measure.add_part(it, to_dense(W.output), stream ? &h_out : nullptr,
+                     means_of(name, 0, 1, W.output.cols()));
+    measure.forget_factor();
+    items.push_back(std::move(it));
+  }
+  for (const Item& it : items) {
+    if (it.candidates.empty()) {
+      fail(
+          "{}: tensor '{}' has rows of {} weights, which fill the blocks of none of the --types; "
+          "add a type with "
+          "blocks of 32 (q8_0, q5_0, q4_0, iq4_nl)",
+          m.path(), it.name, it.cols);
+    }
+  }
+
+  // The file as it would be with each tensor at candidate `pick(item)`.
+  const uint8_t* base = spill.data();
+  model::ModelTensors t;
+  t.weights = m.weights();
+  t.experts = m.stored_experts();
+  auto install = [&](const std::function<int(const Item&)>& pick) {
+    for (const Item& it : items) {
+      const Candidate& cand = it.candidates[pick(it)];
+      auto view_of = [&](const std::pair<uint64_t, uint64_t>& part,
+                         const std::vector<int64_t>& shape) {
+        TensorView v;
+        v.type = cand.type;
+        v.shape = shape;
+        v.data = base + part.first;
+        v.nbytes = part.second;
+        return v;
+      };
+      if (it.kind == TensorKind::TokenEmbd) {
+        t.weights.tok_embd = view_of(cand.parts[0], t.weights.tok_embd.shape);
+        continue;
+      }
+      if (it.kind == TensorKind::Output) {
+        t.weights.output = view_of(cand.parts[0], t.weights.output.shape);
+        continue;
+      }
+      size_t part = 0;
+      model::for_each_layer_tensor(c, it.layer, t.weights.layers[it.layer], t.experts[it.layer],
+                                   [&](const TensorSlot& s) {
+                                     if (s.kind != it.kind || !s.matrix) return;
+                                     if (s.role != TensorRole::RoutedExpert && s.name != it.name)
+                                       return;
+                                     *s.view = view_of(cand.parts.at(part++), s.view->shape);
+                                   });
+      if (part != it.candidates[0].parts.size())
+        fail("internal: quantize_gguf: tensor '{}' has {} parts, {} placed", it.name,
+             it.candidates[0].parts.size(), part);
+    }
+  };
+  GgufQuantReport rep;
+  const std::string name = std::filesystem::path(out_path).stem().string();
+  std::vector<std::pair<std::string, format::GgufValue>> kv;
+  kv.emplace_back("mcmoe.quant.method", format::GgufValue::str(o.gptq ? "gptq-ggml" : "rtn-ggml"));
+  kv.emplace_back("mcmoe.calibration.text",
+                  format::GgufValue::str(from_imatrix ? o.imatrix : text_path));
+  kv.emplace_back("mcmoe.calibration.samples",
+                  format::GgufValue::u32(static_cast<uint32_t>(o.sampling.samples)));
+  kv.emplace_back("mcmoe.calibration.seq",
+                  format::GgufValue::u32(static_cast<uint32_t>(o.sampling.seq)));
+  // llama.cpp's file_type names one type for the whole file; 1024 is none of its presets
+  // (it then describes the file by its tensors).
+  constexpr uint32_t kFileType = 1024;
+
+  std::vector<int> pick(items.size(), 0);
+  if (!fixed_types && (o.size > 0 || o.bits > 0)) {
+    install([](const Item&) { return 0; });
+    uint64_t at_first = 0;
+    for (const Item& it : items) {
+      rep.allocated_params += it.params;
+      at_first += aligned(it.candidates[0].bytes);
+    }
+    const uint64_t fixed = model::model_gguf_size(m, t, name, kFileType, kv) - at_first;
+    if (o.size > 0) {
+      if (o.size <= fixed) {
+        fail("--size {}: the tensors kept as stored and the metadata alone take {} bytes", o.size,
+             fixed);
+      }
+      rep.budget = o.size - fixed;
+    } else {
+      rep.budget = static_cast<uint64_t>(o.bits * static_cast<double>(rep.allocated_params) / 8.0);
+    }
+    std::vector<std::vector<double>> cost(items.size());
+    std::vector<std::vector<uint64_t>> sizes(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      for (const Candidate& cand : items[i].candidates) {
+        cost[i].push_back(cand.error);
+        sizes[i].push_back(aligned(cand.bytes));
+      }
+    }
+    pick = solve_byte_budget(cost, sizes, rep.budget);
+  } else {
+    for (const Item& it : items) rep.allocated_params += it.params;
+  }
+  for (size_t i = 0; i < items.size(); ++i) items[i].chosen = pick[i];
+  install([](const Item& it) { return it.chosen; });
+
+  if (o.progress) o.progress(c.n_layer + 1, steps, "writing");
+  model::write_model_gguf(m, t, name, kFileType, kv, out_path);
+  for (const Item& it : items) {
+    const Candidate& ch = it.candidates[it.chosen];
+    GgufTensorReport r{.name = it.name,
+                       .params = it.params,
+                       .type = ch.type,
+                       .bytes = ch.bytes,
+                       .error = ch.error,
+                       .candidates = {}};
+    for (const Candidate& cand : it.candidates)
+      r.candidates.push_back({cand.type, cand.bytes, cand.error});
+    rep.allocated_bytes += ch.bytes;
+    rep.total_error += ch.error;
+    rep.tensors.push_back(std::move(r));
+  }
+  rep.file_bytes = std::filesystem::file_size(out_path);
+  if (!o.save_imatrix.empty() && stream) {
+    ImportanceMatrix im;
+    im.chunks = stream->n_samples();
+    im.dataset = text_path;
+    for (const Item& it : items) {
+      if (it.kind == TensorKind::TokenEmbd) continue;  // looked up, not multiplied
+      if (it.partial) {
+        rep.notes.push_back(
+            fmt::format("{}: left out of {} (an expert no calibration token reached)", it.name,
+                        o.save_imatrix));
+        continue;
+      }
+      im.means[it.name] = it.means;
+    }
+    write_imatrix(o.save_imatrix, im);
+  }
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace mcmoe::compress
