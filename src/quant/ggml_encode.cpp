@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "quant/ggml_encode_iq.h"
 #include "quant/iq_grids.h"
 #include "quant/quantize.h"
 
@@ -71,8 +72,10 @@ const Layout* layout_of(DType type) {
 const Layout& layout_or_fail(DType type, const char* what) {
   const Layout* l = layout_of(type);
   if (!l)
-    fail("{}: cannot write {} (ggml_encode writes Q4_0, Q5_0, Q8_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS)",
-         what, dtype_name(type));
+    fail(
+        "{}: cannot write {} (ggml_encode writes Q4_0, Q5_0, Q8_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS, "
+        "IQ2_XXS, IQ3_XXS)",
+        what, dtype_name(type));
   return *l;
 }
 
@@ -599,9 +602,8 @@ void fit_weighted(const Layout& l, const float* x, const float* w, IntBlock* out
   }
 }
 
-void fit_checked(DType type, const Layout& l, const float* x, const float* importance,
-                 double sigma2_row, IntBlock* out) {
-  for (int e = 0; e < l.n; ++e) {
+void check_inputs(DType type, int n, const float* x, const float* importance) {
+  for (int e = 0; e < n; ++e) {
     if (!std::isfinite(x[e]))
       fail("quantize {}: value {} of a block is {}, not finite", dtype_name(type), e, x[e]);
     if (importance && !(importance[e] >= 0.f && std::isfinite(importance[e]))) {
@@ -609,6 +611,11 @@ void fit_checked(DType type, const Layout& l, const float* x, const float* impor
            dtype_name(type), e, importance[e]);
     }
   }
+}
+
+void fit_checked(DType type, const Layout& l, const float* x, const float* importance,
+                 double sigma2_row, IntBlock* out) {
+  check_inputs(type, l.n, x, importance);
   float w[256];
   ggml_weights(type, l, x, importance, sigma2_row, w);
   fit_weighted(l, x, w, out);
@@ -617,37 +624,61 @@ void fit_checked(DType type, const Layout& l, const float* x, const float* impor
 }  // namespace
 
 bool can_encode(DType type) {
-  return layout_of(type) != nullptr;
+  return layout_of(type) != nullptr || ggml_iq::handles(type);
+}
+
+bool is_vector_codebook(DType type) {
+  return ggml_iq::handles(type);
 }
 
 CodeSet code_set(DType type) {
+  if (is_vector_codebook(type)) {
+    fail(
+        "code_set: {} is a vector codebook (4 or 8 weights share one grid entry), with no "
+        "per-element codes: round its blocks with fit_block (is_vector_codebook)",
+        dtype_name(type));
+  }
   return layout_or_fail(type, "code_set").codes;
 }
 
 void encode_block(DType type, const IntBlock& b, uint8_t* block) {
+  if (ggml_iq::handles(type)) return ggml_iq::encode(type, b, block);
   const Layout& l = layout_or_fail(type, "encode_block");
   check_block(type, l, b);
   pack(type, l, b, block);
 }
 
 void fit_block(DType type, const float* x, const float* importance, IntBlock* out) {
+  if (ggml_iq::handles(type)) {
+    check_inputs(type, 256, x, importance);
+    return ggml_iq::fit(type, x, importance, out);
+  }
   fit_checked(type, layout_or_fail(type, "fit_block"), x, importance, -1.0, out);
 }
 
 void quantize_row_ggml(DType type, const float* src, void* dst, int64_t n,
                        const float* importance) {
-  const Layout& l = layout_or_fail(type, "quantize_row_ggml");
-  if (n % l.n != 0) {
+  if (!can_encode(type)) layout_or_fail(type, "quantize_row_ggml");
+  const size_t bytes = dtype_traits(type).block_bytes;
+  const int64_t block = dtype_traits(type).block_size;
+  if (n % block != 0) {
     fail("quantize_row_ggml: {} elements not a multiple of the {} block size {}", n,
-         dtype_name(type), l.n);
+         dtype_name(type), block);
   }
+  auto* out = static_cast<uint8_t*>(dst);
+  IntBlock b;
+  if (is_vector_codebook(type)) {
+    for (int64_t k = 0; k < n / block; ++k) {
+      fit_block(type, src + k * block, importance ? importance + k * block : nullptr, &b);
+      encode_block(type, b, out + k * bytes);
+    }
+    return;
+  }
+  const Layout& l = *layout_of(type);
   // ggml weights the legacy types' importance by the row's mean square, not the block's.
   double sigma2_row = 0;
   for (int64_t i = 0; i < n; ++i) sigma2_row += static_cast<double>(src[i]) * src[i];
   sigma2_row = n > 0 ? sigma2_row / static_cast<double>(n) : 0.0;
-  const size_t bytes = dtype_traits(type).block_bytes;
-  auto* out = static_cast<uint8_t*>(dst);
-  IntBlock b;
   for (int64_t k = 0; k < n / l.n; ++k) {
     fit_checked(type, l, src + k * l.n, importance ? importance + k * l.n : nullptr, sigma2_row,
                 &b);

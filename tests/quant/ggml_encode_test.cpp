@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include "common/test_util.h"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "quant/iq_grids.h"
 #include "quant/quantize.h"
 
 namespace mcmoe {
@@ -77,9 +79,24 @@ float random_f16(std::mt19937& rng) {
   return fp16_to_f32(h);
 }
 
+// A vector codebook's block (IQ2_XXS, IQ3_XXS) from random bytes: every byte pattern with a
+// finite d is legal (grid indices, 7 stored signs whose parity implies the eighth, 4-bit
+// scales), decoded by decode_block (checked against ggml in iquants_test). kind 0: all bytes 0
+// but d the smallest subnormal; kind 1: all bytes 0xff but d = -65504.
+quant::IntBlock random_vector_block(DType t, std::mt19937& rng, int kind) {
+  std::vector<uint8_t> bytes(dtype_traits(t).block_bytes);
+  for (uint8_t& v : bytes) v = kind == 0 ? 0 : kind == 1 ? 0xff : static_cast<uint8_t>(rng());
+  const uint16_t d = kind == 0 ? 1 : kind == 1 ? 0xfbff : f32_to_fp16(random_f16(rng));
+  std::memcpy(bytes.data(), &d, 2);
+  quant::IntBlock b;
+  quant::decode_block(t, bytes.data(), &b);
+  return b;
+}
+
 // kind 0: every field at its low end (d the smallest subnormal, dmin -0); kind 1: at its high
 // end (d = -65504, dmin = 65504); otherwise every field random over its legal values.
 quant::IntBlock random_int_block(DType t, std::mt19937& rng, int kind) {
+  if (quant::is_vector_codebook(t)) return random_vector_block(t, rng, kind);
   const Fields f = fields_of(t);
   const std::vector<int> codes = codes_of(t);
   quant::IntBlock b{};
@@ -153,16 +170,9 @@ void expect_refused(DType t, const quant::IntBlock& b, const std::string& fragme
                {fragment, std::string(dtype_name(t))});
 }
 
-TEST_P(GgmlEncodeTypes, OutOfRangeFieldsAreRefusedNamingTheField) {
-  const DType t = GetParam();
-  const Fields f = fields_of(t);
-  const quant::CodeSet c = quant::code_set(t);
-  std::mt19937 rng(99);
-  const quant::IntBlock good = random_int_block(t, rng, 2);
+// n, d and dmin out of range (every type).
+void expect_scalars_refused(DType t, const quant::IntBlock& good) {
   quant::IntBlock b = good;
-  b.q[5] = static_cast<int8_t>(c.values ? c.values[0] + 1 : c.hi < 127 ? c.hi + 1 : c.lo);
-  if (c.values || c.hi < 127) expect_refused(t, b, "q[5] = ");
-  b = good;
   b.n = b.n == 32 ? 256 : 32;
   expect_refused(t, b, "n = ");
   b = good;
@@ -174,7 +184,19 @@ TEST_P(GgmlEncodeTypes, OutOfRangeFieldsAreRefusedNamingTheField) {
   b = good;
   b.dmin = 0.1f;
   expect_refused(t, b, "dmin = 0.1");
+}
+
+TEST_P(GgmlEncodeTypes, OutOfRangeFieldsAreRefusedNamingTheField) {
+  const DType t = GetParam();
+  const Fields f = fields_of(t);
+  const quant::CodeSet c = quant::code_set(t);
+  std::mt19937 rng(99);
+  const quant::IntBlock good = random_int_block(t, rng, 2);
+  quant::IntBlock b = good;
+  b.q[5] = static_cast<int8_t>(c.values ? c.values[0] + 1 : c.hi < 127 ? c.hi + 1 : c.lo);
+  if (c.values || c.hi < 127) expect_refused(t, b, "q[5] = ");
   b = good;
+  expect_scalars_refused(t, good);
   b.scale[2 % (b.n / 16)] = static_cast<int16_t>(f.scale_hi + 1);
   expect_refused(t, b, "scale[");
   b = good;
@@ -203,8 +225,7 @@ double squared_error(const float* x, const float* y, const float* w, int64_t n) 
 // the ratio of the errors summed over the rows (which the ~1e3 half of row 3 dominates) and the
 // mean over the 8 half rows of their ratios (where the ~1e-6 half, on which ggml's f16 scales
 // underflow, counts only as one of 8); no half row may be worse than ggml's by more than 5%.
-TEST_P(GgmlEncodeTypes, ErrorIsNoWorseThanGgml) {
-  const DType t = GetParam();
+void expect_error_vs_ggml(DType t, double max_ratio, double max_half_ratio) {
   const std::vector<uint8_t> in = test::read_bytes(data_path("inputs.bin"));
   const std::vector<uint8_t> ggml = test::read_bytes(data_path(t, ".ggml.bin"));
   const size_t rb = row_bytes(t, kRowLen);
@@ -230,7 +251,7 @@ TEST_P(GgmlEncodeTypes, ErrorIsNoWorseThanGgml) {
         err_mine += em, err_ggml += eg;
         const double half_ratio = eg > 0 ? em / eg : em == 0 ? 1.0 : INFINITY;
         ratio_sum += half_ratio;
-        EXPECT_LE(half_ratio, 1.05) << dtype_name(t) << " row " << r << " from " << h;
+        EXPECT_LE(half_ratio, max_half_ratio) << dtype_name(t) << " row " << r << " from " << h;
         char buf[32];
         std::snprintf(buf, sizeof(buf), " %.3f", half_ratio);
         per_row += buf;
@@ -238,21 +259,24 @@ TEST_P(GgmlEncodeTypes, ErrorIsNoWorseThanGgml) {
     }
     const double ratio = err_mine / err_ggml, mean_ratio = ratio_sum / (2 * kRows);
     const std::string key = std::string(dtype_name(t)) + (with_imp ? "_importance" : "_plain");
-    RecordProperty(key + "_summed_ratio", std::to_string(ratio));
-    RecordProperty(key + "_mean_half_row_ratio", std::to_string(mean_ratio));
+    testing::Test::RecordProperty(key + "_summed_ratio", std::to_string(ratio));
+    testing::Test::RecordProperty(key + "_mean_half_row_ratio", std::to_string(mean_ratio));
     std::printf(
         "[ ratio    ] %-17s mcmoe/ggml squared error: summed %.4f, mean of half rows %.4f"
         " (%s)\n",
         key.c_str(), ratio, mean_ratio, per_row.c_str());
-    EXPECT_LE(ratio, 1.01) << key;
-    EXPECT_LE(mean_ratio, 1.01) << key;
+    EXPECT_LE(ratio, max_ratio) << key;
+    EXPECT_LE(mean_ratio, max_ratio) << key;
   }
+}
+
+TEST_P(GgmlEncodeTypes, ErrorIsNoWorseThanGgml) {
+  expect_error_vs_ggml(GetParam(), 1.01, 1.05);
 }
 
 // ggml's to_float of the blocks mcmoe wrote (the fit and random-field blocks) equals mcmoe's
 // dequantization bit for bit.
-TEST_P(GgmlEncodeTypes, GgmlDequantizesMcmoeBlocksAsMcmoeDoes) {
-  const DType t = GetParam();
+void expect_ggml_dequantizes_as_mcmoe(DType t) {
   const std::vector<uint8_t> bytes = test::read_bytes(data_path(t, ".mcmoe.bin"));
   const std::vector<uint8_t> floats = test::read_bytes(data_path(t, ".mcmoe.f32"));
   const int64_t n = kFitValues + kRandomValues;
@@ -267,12 +291,13 @@ TEST_P(GgmlEncodeTypes, GgmlDequantizesMcmoeBlocksAsMcmoeDoes) {
   }
 }
 
+TEST_P(GgmlEncodeTypes, GgmlDequantizesMcmoeBlocksAsMcmoeDoes) {
+  expect_ggml_dequantizes_as_mcmoe(GetParam());
+}
+
 // Not a check: with MCMOE_GGML_ENCODE_WRITE=DIR, writes <type>.mcmoe.bin for gen_fixture.c's
 // `dequantize` step (tests/data/ggml_encode/README.md).
-TEST_P(GgmlEncodeTypes, WriteRoundTripFixture) {
-  const char* dir = std::getenv("MCMOE_GGML_ENCODE_WRITE");
-  if (!dir) GTEST_SKIP() << "set MCMOE_GGML_ENCODE_WRITE=DIR to write the round-trip fixture";
-  const DType t = GetParam();
+void write_round_trip_fixture(DType t, const char* dir) {
   const std::vector<uint8_t> in = test::read_bytes(data_path("inputs.bin"));
   std::vector<float> x(kRows * kRowLen + kRowLen);
   std::memcpy(x.data(), in.data(), x.size() * 4);
@@ -289,10 +314,160 @@ TEST_P(GgmlEncodeTypes, WriteRoundTripFixture) {
   test::write_bytes(std::string(dir) + "/" + std::string(dtype_name(t)) + ".mcmoe.bin", out);
 }
 
+TEST_P(GgmlEncodeTypes, WriteRoundTripFixture) {
+  const char* dir = std::getenv("MCMOE_GGML_ENCODE_WRITE");
+  if (!dir) GTEST_SKIP() << "set MCMOE_GGML_ENCODE_WRITE=DIR to write the round-trip fixture";
+  write_round_trip_fixture(GetParam(), dir);
+}
+
 INSTANTIATE_TEST_SUITE_P(GgmlEncode, GgmlEncodeTypes, testing::ValuesIn(kTypes),
                          [](const testing::TestParamInfo<DType>& info) {
                            return std::string(dtype_name(info.param));
                          });
+
+// ---- the vector codebooks IQ2_XXS and IQ3_XXS ----
+
+constexpr DType kVectorTypes[] = {DType::IQ2_XXS, DType::IQ3_XXS};
+
+// A block built from the format's definition, not through decode_block: per 8 (IQ2_XXS) or 4
+// (IQ3_XXS) weights a random grid entry's magnitudes, per 8 weights random signs with an even
+// count of negatives, a random odd scale 2 l + 1 per 32, d a random f16 times 1/8 or 1/4.
+quant::IntBlock constructed_block(DType t, std::mt19937& rng) {
+  const bool iq2 = t == DType::IQ2_XXS;
+  const int dim = iq2 ? 8 : 4;
+  quant::IntBlock b{};
+  b.n = 256;
+  b.d = random_f16(rng) * (iq2 ? 0.125f : 0.25f);
+  for (int g = 0; g < 256; g += dim) {
+    const int idx = static_cast<int>(rng() % 256);
+    const uint64_t e = iq2 ? quant::iq_grids::kIQ2XXS[idx] : quant::iq_grids::kIQ3XXS[idx];
+    for (int j = 0; j < dim; ++j) b.q[g + j] = static_cast<int8_t>((e >> (8 * j)) & 0xff);
+  }
+  for (int k = 0; k < 256; k += 8) {
+    int signs = static_cast<int>(rng() % 256);
+    if (__builtin_popcount(signs) % 2) signs ^= 1 << (rng() % 8);
+    for (int j = 0; j < 8; ++j)
+      if (signs >> j & 1) b.q[k + j] = static_cast<int8_t>(-b.q[k + j]);
+  }
+  for (int s = 0; s < 16; s += 2)
+    b.scale[s] = b.scale[s + 1] = static_cast<int16_t>(2 * (rng() % 16) + 1);
+  return b;
+}
+
+class GgmlEncodeVector : public testing::TestWithParam<DType> {};
+
+// decode_block(encode_block(b)) == b, and the bytes back, over blocks built from the format's
+// definition and over random byte patterns (every one legal but for d's NaN/inf): together
+// they reach every grid entry, sign pattern and scale.
+TEST_P(GgmlEncodeVector, RandomLegalBlocksRoundTrip) {
+  const DType t = GetParam();
+  std::mt19937 rng(17 + static_cast<int>(t));
+  std::vector<uint8_t> bytes(dtype_traits(t).block_bytes), again(bytes.size());
+  std::set<int> scales, magnitudes;
+  for (int k = 0; k < 2000; ++k) {
+    const quant::IntBlock b =
+        k % 2 ? constructed_block(t, rng) : random_vector_block(t, rng, (k / 2) % 50);
+    quant::encode_block(t, b, bytes.data());
+    quant::IntBlock o;
+    quant::decode_block(t, bytes.data(), &o);
+    ASSERT_EQ(o.n, 256);
+    ASSERT_TRUE(same_bits(o.d, b.d)) << o.d << " vs " << b.d;
+    ASSERT_TRUE(same_bits(o.dmin, 0.f));
+    for (int s = 0; s < 16; ++s) {
+      ASSERT_EQ(o.scale[s], b.scale[s]) << "block " << k << " scale " << s;
+      ASSERT_EQ(o.min[s], 0);
+      scales.insert(b.scale[s]);
+    }
+    for (int e = 0; e < 256; ++e) {
+      ASSERT_EQ(o.q[e], b.q[e]) << "block " << k << " element " << e;
+      magnitudes.insert(std::abs(b.q[e]));
+    }
+    quant::encode_block(t, o, again.data());
+    ASSERT_EQ(again, bytes) << "block " << k;
+  }
+  EXPECT_EQ(scales.size(), 16u);
+  EXPECT_EQ(magnitudes.size(), t == DType::IQ2_XXS ? 3u : 8u);
+}
+
+TEST_P(GgmlEncodeVector, IllegalBlocksAreRefusedNamingTheField) {
+  const DType t = GetParam();
+  const std::string group = t == DType::IQ2_XXS ? "q[0..7] = (" : "q[0..3] = (";
+  std::mt19937 rng(3);
+  const quant::IntBlock good = constructed_block(t, rng);
+  quant::IntBlock b = good;
+  b.q[3] = static_cast<int8_t>(-b.q[3]);  // odd count of negatives
+  expect_refused(t, b, "q[0..7] = (");
+  expect_refused(t, b, "negative values");
+  b = good;
+  b.q[1] = static_cast<int8_t>(b.q[1] < 0 ? -7 : 7);  // 7 is no grid magnitude
+  expect_refused(t, b, group);
+  expect_refused(t, b, "is not ± an entry of the type's grid");
+  b = good;
+  b.q[0] = b.q[1] = b.q[2] = b.q[3] = b.q[4] = b.q[5] = b.q[6] = b.q[7] = 0;
+  expect_refused(t, b, group);
+  b = good;
+  b.scale[4] = b.scale[5] = 2;
+  expect_refused(t, b, "scale[4] = 2 is not an odd value in [1, 31]");
+  b = good;
+  b.scale[6] = b.scale[7] = 33;
+  expect_refused(t, b, "scale[6] = 33");
+  b = good;
+  b.scale[3] = static_cast<int16_t>(b.scale[2] == 1 ? 3 : 1);
+  expect_refused(t, b, "scale[3] = ");
+  b = good;
+  b.min[1] = 1;
+  expect_refused(t, b, "min[1] = 1");
+  expect_scalars_refused(t, good);
+}
+
+// As the other types' bounds. IQ2_XXS's rows "without importance" are ggml's with a uniform
+// importance (ggml requires one), against mcmoe's default weights.
+TEST_P(GgmlEncodeVector, ErrorIsNoWorseThanGgml) {
+  expect_error_vs_ggml(GetParam(), 1.01, 1.05);
+}
+
+TEST_P(GgmlEncodeVector, GgmlDequantizesMcmoeBlocksAsMcmoeDoes) {
+  expect_ggml_dequantizes_as_mcmoe(GetParam());
+}
+
+TEST_P(GgmlEncodeVector, WriteRoundTripFixture) {
+  const char* dir = std::getenv("MCMOE_GGML_ENCODE_WRITE");
+  if (!dir) GTEST_SKIP() << "set MCMOE_GGML_ENCODE_WRITE=DIR to write the round-trip fixture";
+  write_round_trip_fixture(GetParam(), dir);
+}
+
+// Zeros fit exactly (d = 0); a fitted block's values follow x's signs and size.
+TEST_P(GgmlEncodeVector, FitsZerosAndFollowsTheInput) {
+  const DType t = GetParam();
+  std::vector<float> x(256, 0.f), y(256);
+  std::vector<uint8_t> bytes(dtype_traits(t).block_bytes);
+  quant::quantize_row_ggml(t, x.data(), bytes.data(), 256);
+  quant::dequantize_row(t, bytes.data(), y.data(), 256);
+  for (float v : y) ASSERT_EQ(v, 0.f);
+  std::mt19937 rng(8);
+  std::normal_distribution<float> g;
+  for (float& v : x) v = g(rng);
+  quant::quantize_row_ggml(t, x.data(), bytes.data(), 256);
+  quant::dequantize_row(t, bytes.data(), y.data(), 256);
+  const double rel = squared_error(x.data(), y.data(), nullptr, 256) /
+                     squared_error(x.data(), std::vector<float>(256).data(), nullptr, 256);
+  EXPECT_LT(rel, t == DType::IQ2_XXS ? 0.25 : 0.08) << dtype_name(t);
+}
+
+INSTANTIATE_TEST_SUITE_P(GgmlEncode, GgmlEncodeVector, testing::ValuesIn(kVectorTypes),
+                         [](const testing::TestParamInfo<DType>& info) {
+                           return std::string(dtype_name(info.param));
+                         });
+
+TEST(GgmlEncode, VectorCodebooksHaveNoCodeSet) {
+  for (DType t : kVectorTypes) {
+    EXPECT_TRUE(quant::can_encode(t)) << dtype_name(t);
+    EXPECT_TRUE(quant::is_vector_codebook(t)) << dtype_name(t);
+    expect_error([&] { quant::code_set(t); },
+                 {std::string(dtype_name(t)) + " is a vector codebook", "fit_block"});
+  }
+  for (DType t : kTypes) EXPECT_FALSE(quant::is_vector_codebook(t)) << dtype_name(t);
+}
 
 TEST(GgmlEncode, RowsThatAreNotWholeBlocksFail) {
   std::vector<float> x(512, 1.f);

@@ -1,7 +1,8 @@
 // Writes ggml reference data for mcmoe's ggml encoder test (tests/quant/ggml_encode_test.cpp).
 //   gen quantize DIR:   inputs.bin = 4 rows of 512 floats, then a 512-float importance vector;
 //                       <type>.ggml.bin = ggml_quantize_chunk's blocks of the 4 rows without
-//                       importance, then of the 4 rows with it.
+//                       importance (IQ2_XXS, which requires one: with all ones), then of the 4
+//                       rows with it.
 //   gen dequantize DIR: reads <type>.mcmoe.bin (blocks written by mcmoe, see the README) and
 //                       writes <type>.mcmoe.f32 = ggml's to_float of all of them.
 // Build: cc -O1 gen_fixture.c -I$LLAMA/ggml/include -L$LLAMA/build/bin -lggml-base -lm
@@ -23,7 +24,7 @@ static const struct {
     {GGML_TYPE_Q4_0, "q4_0"}, {GGML_TYPE_Q5_0, "q5_0"},     {GGML_TYPE_Q8_0, "q8_0"},
     {GGML_TYPE_Q2_K, "q2_k"}, {GGML_TYPE_Q3_K, "q3_k"},     {GGML_TYPE_Q4_K, "q4_k"},
     {GGML_TYPE_Q5_K, "q5_k"}, {GGML_TYPE_Q6_K, "q6_k"},     {GGML_TYPE_IQ4_NL, "iq4_nl"},
-    {GGML_TYPE_IQ4_XS, "iq4_xs"},
+    {GGML_TYPE_IQ4_XS, "iq4_xs"}, {GGML_TYPE_IQ2_XXS, "iq2_xxs"}, {GGML_TYPE_IQ3_XXS, "iq3_xxs"},
 };
 enum { NTYPES = sizeof(kTypes) / sizeof(kTypes[0]) };
 
@@ -60,15 +61,18 @@ static int write_file(const char* dir, const char* name, const char* ext, const 
 }
 
 static int quantize(const char* dir) {
-  static float src[ROWS][N], imatrix[N];
+  static float src[ROWS][N], imatrix[N], ones[N];
   make_rows(src);
   for (int i = 0; i < N; ++i) imatrix[i] = 0.05f + uniform() * uniform() * 4.0f;
+  for (int i = 0; i < N; ++i) ones[i] = 1.0f;
   if (write_file(dir, "inputs", ".bin", src, sizeof(src), imatrix, sizeof(imatrix))) return 1;
   for (int k = 0; k < NTYPES; ++k) {
     const size_t rb = ggml_row_size(kTypes[k].t, N);
     uint8_t* blocks = calloc(2 * ROWS, rb);
     for (int r = 0; r < ROWS; ++r) {
-      ggml_quantize_chunk(kTypes[k].t, src[r], blocks + r * rb, 0, 1, N, NULL);
+      // IQ2_XXS requires an importance matrix: its rows "without" take a uniform one.
+      const float* none = ggml_quantize_requires_imatrix(kTypes[k].t) ? ones : NULL;
+      ggml_quantize_chunk(kTypes[k].t, src[r], blocks + r * rb, 0, 1, N, none);
       ggml_quantize_chunk(kTypes[k].t, src[r], blocks + (ROWS + r) * rb, 0, 1, N, imatrix);
     }
     if (write_file(dir, kTypes[k].name, ".ggml.bin", blocks, 2 * ROWS * rb, NULL, 0)) return 1;

@@ -1,0 +1,401 @@
+#include "quant/ggml_encode_iq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "quant/iq_grids.h"
+
+namespace mcmoe::quant::ggml_iq {
+
+namespace {
+
+constexpr int kN = 256, kGroup = 32, kGroups = kN / kGroup, kEntries = 256;
+constexpr int kParityGroups = kN / 8;  // 8 weights share 7 stored sign bits
+
+struct Codebook {
+  int dim;           // weights per grid entry: 8 (IQ2_XXS) or 4 (IQ3_XXS)
+  float unit;        // IntBlock d = stored f16 · unit (a power of two: exact)
+  double sigma_mul;  // ggml's σ² for the importance weights: sigma_mul · the block's mean square
+  int max_mag;       // the largest magnitude of the grid
+  size_t bytes;      // block bytes
+  int mag(int index, int j) const {
+    const uint64_t e = dim == 8 ? iq_grids::kIQ2XXS[index] : iq_grids::kIQ3XXS[index];
+    return static_cast<int>((e >> (8 * j)) & 0xff);
+  }
+  int per_parity() const { return 8 / dim; }  // grid entries per 8 weights
+};
+
+const Codebook& codebook(DType type) {
+  static const Codebook kIQ2{8, 0.125f, 1.0, 43, 66};
+  static const Codebook kIQ3{4, 0.25f, 2.0, 62, 98};
+  return type == DType::IQ2_XXS ? kIQ2 : kIQ3;
+}
+
+// ---- encode ----
+
+// The grid entry whose magnitudes are |q[0 .. dim)|, or -1. (A linear scan: 256 entries.)
+int grid_index(const Codebook& cb, const int8_t* q) {
+  for (int i = 0; i < kEntries; ++i) {
+    int j = 0;
+    while (j < cb.dim && cb.mag(i, j) == std::abs(q[j])) ++j;
+    if (j == cb.dim) return i;
+  }
+  return -1;
+}
+
+std::string values_of(const int8_t* q, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(q[i]);
+  return s;
+}
+
+void check_scalars(DType type, const Codebook& cb, const IntBlock& b) {
+  if (b.n != kN) fail("encode_block: {} n = {}, expected {}", dtype_name(type), b.n, kN);
+  const float back = fp16_to_f32(f32_to_fp16(b.d / cb.unit)) * cb.unit;
+  if (!std::isfinite(b.d) || std::memcmp(&back, &b.d, 4) != 0) {
+    fail("encode_block: {} d = {} is not a finite f16 value times {}", dtype_name(type), b.d,
+         cb.unit);
+  }
+  if (b.dmin != 0.f)
+    fail("encode_block: {} dmin = {}, expected 0 (the type has no min)", dtype_name(type), b.dmin);
+  for (int s = 0; s < kN / 16; ++s) {
+    if (b.min[s] != 0) {
+      fail("encode_block: {} min[{}] = {}, expected 0 (the type has no min)", dtype_name(type), s,
+           b.min[s]);
+    }
+    if (b.scale[s] < 1 || b.scale[s] > 31 || b.scale[s] % 2 == 0) {
+      fail("encode_block: {} scale[{}] = {} is not an odd value in [1, 31] (2 l + 1, l < 16)",
+           dtype_name(type), s, b.scale[s]);
+    }
+    if (s % 2 == 1 && b.scale[s] != b.scale[s - 1]) {
+      fail("encode_block: {} scale[{}] = {} differs from scale[{}] = {} (one per 32 elements)",
+           dtype_name(type), s, b.scale[s], s - 1, b.scale[s - 1]);
+    }
+  }
+}
+
+// ---- fit ----
+
+// ggml's weights (quantize_row_iq{2,3}_xxs_impl with quant_weights): importance ·
+// sqrt(σ² + x²). Without importance the same with a uniform importance: ggml has no default
+// for IQ2_XXS and weights IQ3_XXS by x² alone, which leaves small values unweighted; on
+// tests/data/ggml_encode the uniform importance gave a plain error 0.60x ggml's x² fit for
+// IQ3_XXS (the block's mean square + x², as ggml_weights uses for Q3_K / IQ4: 0.72x) and
+// 0.93x for IQ2_XXS against ggml run with a uniform importance (mean square + x²: 1.02x).
+void weights(const Codebook& cb, const float* x, const float* imp, float* w) {
+  double sum_x2 = 0;
+  for (int e = 0; e < kN; ++e) sum_x2 += static_cast<double>(x[e]) * x[e];
+  const double sigma2 = cb.sigma_mul * sum_x2 / kN;
+  for (int e = 0; e < kN; ++e)
+    w[e] = (imp ? imp[e] : 1.f) * static_cast<float>(std::sqrt(sigma2 + x[e] * x[e]));
+  const float w_max = *std::max_element(w, w + kN);
+  const float floor = w_max > 0.f ? w_max * 1e-6f : 1.f;
+  for (int e = 0; e < kN; ++e) w[e] += floor;
+}
+
+// The grid entries (and the one sign flip, if needed) chosen for 8 weights.
+struct Choice {
+  int idx[2] = {0, 0};
+  int flip = -1;  // which of the (1 or 2) entries takes the flip parity demands; -1 none
+};
+
+// The entries g that minimise S (S b_g − 2 a_g) for some S ≥ 0: that is, maximise a − (S / 2) b,
+// so they lie on the upper convex hull of the points (b, a), from the least b to the greatest
+// a. A sub-vector's hull holds a few of the 256 entries; searching it alone is exact.
+// `order`: the entries by ascending b.
+void hull(const double* a, const double* b, const uint8_t* order, std::vector<uint8_t>* out) {
+  std::vector<int> h;
+  for (int k = 0; k < kEntries; ++k) {
+    const int i = order[k];
+    if (!h.empty() && b[h.back()] == b[i]) {  // the same b: keep the greater a
+      if (a[i] <= a[h.back()]) continue;
+      h.pop_back();
+    }
+    while (h.size() >= 2) {
+      const int o = h[h.size() - 2], p = h.back();
+      if ((b[p] - b[o]) * (a[i] - a[o]) - (a[p] - a[o]) * (b[i] - b[o]) < 0) break;
+      h.pop_back();  // p is on or under the chord o → i
+    }
+    h.push_back(i);
+  }
+  size_t top = 0;
+  for (size_t k = 1; k < h.size(); ++k)
+    if (a[h[k]] > a[h[top]]) top = k;
+  out->assign(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(top) + 1);
+}
+
+// Exact nearest search. For a sub-vector of `dim` weights and grid entry g with magnitudes m,
+// at scale S > 0 with signs following x: Σ w (|x| − S m)² = Σ w x² − 2 S A_g + S² B_g, with
+// A_g = Σ w |x| m and B_g = Σ w m². Where x's signs have odd parity one weight must take the
+// other sign, which costs 4 S w |x| m more: the least of these, 4 S C_g, C_g = min w |x| m.
+// The tables and their hulls make each trial scale a few multiply-adds per sub-vector.
+class Fitter {
+ public:
+  Fitter(const Codebook& cb, const float* x, const float* w) : cb_(cb), x_(x) {
+    const int subs = kN / cb.dim;
+    a_.resize(static_cast<size_t>(subs) * kEntries);
+    b_.resize(a_.size()), c_.resize(a_.size()), flip_at_.resize(a_.size());
+    hull_[0].resize(subs), hull_[1].resize(subs);
+    double a_flip[kEntries];
+    for (int s = 0; s < subs; ++s) {
+      const float* xs = x + s * cb.dim;
+      const float* ws = w + s * cb.dim;
+      for (int g = 0; g < kEntries; ++g) {
+        double a = 0, b = 0, c = std::numeric_limits<double>::infinity();
+        int at = 0;
+        for (int i = 0; i < cb.dim; ++i) {
+          const double m = cb.mag(g, i), wxm = ws[i] * std::fabs(xs[i]) * m;
+          a += wxm, b += ws[i] * m * m;
+          if (wxm < c) c = wxm, at = i;
+        }
+        const size_t k = static_cast<size_t>(s) * kEntries + g;
+        a_[k] = a, b_[k] = b, c_[k] = c, flip_at_[k] = static_cast<uint8_t>(at);
+        a_flip[g] = a - 2 * c;
+      }
+      const size_t base = static_cast<size_t>(s) * kEntries;
+      const double* b = b_.data() + base;
+      uint8_t order[kEntries];
+      for (int g = 0; g < kEntries; ++g) order[g] = static_cast<uint8_t>(g);
+      std::sort(order, order + kEntries, [&](uint8_t i, uint8_t j) { return b[i] < b[j]; });
+      hull(a_.data() + base, b, order, &hull_[0][s]);
+      hull(a_flip, b, order, &hull_[1][s]);
+    }
+    for (int k = 0; k < kParityGroups; ++k) {
+      int neg = 0;
+      for (int i = 0; i < 8; ++i) neg += x[8 * k + i] < 0.f;
+      odd_[k] = neg % 2 == 1;
+    }
+    for (int j = 0; j < kGroups; ++j) {
+      double s = 0;
+      for (int e = kGroup * j; e < kGroup * (j + 1); ++e)
+        s += w[e] * static_cast<double>(x[e]) * x[e];
+      wx2_[j] = s;
+    }
+  }
+
+  // The best entries for parity group k at scale S; returns the error less Σ w x².
+  double best8(int k, double scale, Choice* ch) const {
+    const int per = cb_.per_parity();
+    double e_best[2], f_best[2];
+    int e_idx[2] = {0, 0}, f_idx[2] = {0, 0};
+    for (int v = 0; v < per; ++v) {
+      const size_t base = static_cast<size_t>(k * per + v) * kEntries;
+      e_best[v] = f_best[v] = std::numeric_limits<double>::infinity();
+      for (const uint8_t g : hull_[0][k * per + v]) {
+        const double e = scale * (scale * b_[base + g] - 2 * a_[base + g]);
+        if (e < e_best[v]) e_best[v] = e, e_idx[v] = g;
+      }
+      if (!odd_[k]) continue;
+      for (const uint8_t g : hull_[1][k * per + v]) {
+        const double f = scale * (scale * b_[base + g] - 2 * (a_[base + g] - 2 * c_[base + g]));
+        if (f < f_best[v]) f_best[v] = f, f_idx[v] = g;
+      }
+    }
+    *ch = Choice{{e_idx[0], e_idx[1]}, -1};
+    if (!odd_[k]) return per == 1 ? e_best[0] : e_best[0] + e_best[1];
+    if (per == 1) {
+      *ch = Choice{{f_idx[0], 0}, 0};
+      return f_best[0];
+    }
+    const double flip0 = f_best[0] + e_best[1], flip1 = e_best[0] + f_best[1];
+    *ch = flip0 <= flip1 ? Choice{{f_idx[0], e_idx[1]}, 0} : Choice{{e_idx[0], f_idx[1]}, 1};
+    return std::min(flip0, flip1);
+  }
+
+  // Σ w (x − S · q)² of 32-group j with the best codes at scale S; writes them to q if given.
+  double group_err(int j, float scale, int8_t* q = nullptr) const {
+    double err = wx2_[j];
+    for (int k = 4 * j; k < 4 * j + 4; ++k) {
+      Choice ch;
+      err += best8(k, scale, &ch);
+      if (q) write_codes(k, ch, q + 8 * (k - 4 * j));
+    }
+    return std::max(err, 0.0);
+  }
+
+  // The continuous scale of 32-group j: S = |x|max / t for t over half to 1.3 times the grid's
+  // largest magnitude, each choice of entries refitted by least squares, then alternated.
+  double fit_scale(int j) const {
+    float amax = 0.f;
+    for (int e = kGroup * j; e < kGroup * (j + 1); ++e) amax = std::max(amax, std::fabs(x_[e]));
+    if (amax == 0.f) return 0.0;
+    double best_s = 0, best_e = wx2_[j];
+    const auto refit = [&](double scale) {
+      double sa = 0, sb = 0;
+      for (int k = 4 * j; k < 4 * j + 4; ++k) {
+        Choice ch;
+        best8(k, scale, &ch);
+        for (int v = 0; v < cb_.per_parity(); ++v) {
+          const size_t at = static_cast<size_t>(k * cb_.per_parity() + v) * kEntries + ch.idx[v];
+          sa += a_[at] - (ch.flip == v ? 2 * c_[at] : 0.0), sb += b_[at];
+        }
+      }
+      if (sa <= 0 || sb <= 0) return;
+      const double err = wx2_[j] - sa * sa / sb;
+      if (err < best_e) best_e = err, best_s = sa / sb;
+    };
+    for (int k = 0; k <= 32; ++k) refit(amax / (cb_.max_mag * (0.5 + 0.025 * k)));
+    for (int iter = 0; iter < 4 && best_s > 0; ++iter) {
+      const double before = best_e;
+      refit(best_s);
+      if (!(best_e < before)) break;
+    }
+    return best_s;
+  }
+
+ private:
+  void write_codes(int k, const Choice& ch, int8_t* q) const {
+    for (int v = 0; v < cb_.per_parity(); ++v) {
+      const int sub = k * cb_.per_parity() + v;
+      const int flip_at =
+          ch.flip == v ? flip_at_[static_cast<size_t>(sub) * kEntries + ch.idx[v]] : -1;
+      for (int i = 0; i < cb_.dim; ++i) {
+        const int m = cb_.mag(ch.idx[v], i);
+        const bool neg = (x_[sub * cb_.dim + i] < 0.f) != (i == flip_at);
+        q[v * cb_.dim + i] = static_cast<int8_t>(neg ? -m : m);
+      }
+    }
+  }
+
+  const Codebook& cb_;
+  const float* x_;
+  std::vector<double> a_, b_, c_;
+  std::vector<uint8_t> flip_at_;
+  std::vector<std::vector<uint8_t>> hull_[2];  // per sub-vector: signs as x's / one flipped
+  bool odd_[kParityGroups] = {};
+  double wx2_[kGroups] = {};
+};
+
+// d rounded to the stored f16 (times unit); a positive d that underflows becomes the smallest
+// subnormal. k steps along the f16 line first.
+float stored_d(const Codebook& cb, double d, int k = 0) {
+  int h = f32_to_fp16(static_cast<float>(d / cb.unit)) & 0x7fff;
+  h = std::clamp(h + k, 1, 0x7bff);
+  return fp16_to_f32(static_cast<uint16_t>(h)) * cb.unit;
+}
+
+struct Plan {
+  float d = 0.f;
+  int l[kGroups] = {};
+  double err = std::numeric_limits<double>::infinity();
+};
+
+// Per group the best of the levels l next to s_j / d (scale 2 l + 1); fills p's levels and err.
+void choose_levels(const Fitter& f, const double* s, Plan* p) {
+  p->err = 0;
+  for (int j = 0; j < kGroups; ++j) {
+    const int l0 = std::clamp(static_cast<int>(std::lround((s[j] / p->d - 1) / 2)), 0, 15);
+    double best = std::numeric_limits<double>::infinity();
+    for (int l = std::max(0, l0 - 1); l <= std::min(15, l0 + 1); ++l) {
+      const double e = f.group_err(j, p->d * static_cast<float>(2 * l + 1));
+      if (e < best) best = e, p->l[j] = l;
+    }
+    p->err += best;
+  }
+}
+
+}  // namespace
+
+bool handles(DType type) {
+  return type == DType::IQ2_XXS || type == DType::IQ3_XXS;
+}
+
+void encode(DType type, const IntBlock& b, uint8_t* p) {
+  const Codebook& cb = codebook(type);
+  check_scalars(type, cb, b);
+  std::memset(p, 0, cb.bytes);
+  const uint16_t h = f32_to_fp16(b.d / cb.unit);
+  std::memcpy(p, &h, 2);
+  for (int ib = 0; ib < kGroups; ++ib) {
+    auto aux = static_cast<uint32_t>((b.scale[2 * ib] - 1) / 2) << 28;
+    for (int k = 0; k < 4; ++k) {
+      const int e0 = kGroup * ib + 8 * k;
+      uint32_t signs = 0;
+      for (int j = 0; j < 8; ++j) signs |= static_cast<uint32_t>(b.q[e0 + j] < 0) << j;
+      if (__builtin_popcount(signs) % 2 != 0) {
+        fail(
+            "encode_block: {} q[{}..{}] = ({}) has {} negative values: the format stores 7 "
+            "signs per 8 weights and implies the eighth by an even count",
+            dtype_name(type), e0, e0 + 7, values_of(b.q + e0, 8), __builtin_popcount(signs));
+      }
+      aux |= (signs & 127) << (7 * k);
+      for (int v = 0; v < cb.per_parity(); ++v) {
+        const int e = e0 + v * cb.dim;
+        const int idx = grid_index(cb, b.q + e);
+        if (idx < 0) {
+          fail("encode_block: {} q[{}..{}] = ({}) is not ± an entry of the type's grid",
+               dtype_name(type), e, e + cb.dim - 1, values_of(b.q + e, cb.dim));
+        }
+        p[2 + 8 * ib + (cb.dim == 8 ? k : 2 * k + v)] = static_cast<uint8_t>(idx);
+      }
+    }
+    std::memcpy(p + (cb.dim == 8 ? 2 + 8 * ib + 4 : 66 + 4 * ib), &aux, 4);
+  }
+}
+
+// ggml's method (quantize_row_iq{2,3}_xxs_impl): per 32 weights a continuous scale searched
+// over trial inverses, entries chosen per trial and the scale refitted by least squares; then
+// d from the largest scale, the 4-bit scales rounded to it. Here the entry search is exact
+// over all 256 entries, through each sub-vector's hull, with the sign parity (ggml: a neighbour
+// list, with the flip fixed before the search), d is searched over f16 values by the block's error
+// with each group's level chosen among its neighbours, and d is refitted by least squares while the
+// error falls.
+void fit(DType type, const float* x, const float* importance, IntBlock* out) {
+  const Codebook& cb = codebook(type);
+  float w[kN];
+  weights(cb, x, importance, w);
+  const Fitter f(cb, x, w);
+  double s[kGroups], s_max = 0;
+  for (int j = 0; j < kGroups; ++j) s_max = std::max(s_max, s[j] = f.fit_scale(j));
+  Plan best;
+  best.d = 0.f;
+  best.err = 0;
+  for (int j = 0; j < kGroups; ++j) best.err += f.group_err(j, 0.f);
+  if (s_max > 0) {
+    for (int k = -15; k <= 10; ++k) {
+      Plan t;
+      t.d = stored_d(cb, s_max / (31 * (1 + 0.02 * k)));
+      choose_levels(f, s, &t);
+      if (t.err < best.err) best = t;
+    }
+  }
+  for (int round = 0; round < 3 && best.d > 0.f; ++round) {
+    // Least squares d for the current levels and codes, then its f16 neighbours.
+    double num = 0, den = 0;
+    int8_t q[kGroup];
+    for (int j = 0; j < kGroups; ++j) {
+      const int sc = 2 * best.l[j] + 1;
+      f.group_err(j, best.d * static_cast<float>(sc), q);
+      for (int i = 0; i < kGroup; ++i) {
+        const int e = kGroup * j + i;
+        const double a = static_cast<double>(sc) * q[i];
+        num += w[e] * x[e] * a, den += w[e] * a * a;
+      }
+    }
+    if (!(num > 0 && den > 0)) break;
+    const double before = best.err;
+    for (int j = 0; j < kGroups; ++j) s[j] = best.d * (2 * best.l[j] + 1);
+    for (int k = -1; k <= 1; ++k) {
+      Plan t;
+      t.d = stored_d(cb, num / den, k);
+      choose_levels(f, s, &t);
+      if (t.err < best.err) best = t;
+    }
+    if (!(best.err < before)) break;
+  }
+  *out = IntBlock{};
+  out->n = kN;
+  out->d = best.d;
+  for (int j = 0; j < kGroups; ++j) {
+    out->scale[2 * j] = out->scale[2 * j + 1] = static_cast<int16_t>(2 * best.l[j] + 1);
+    f.group_err(j, best.d * static_cast<float>(2 * best.l[j] + 1), out->q + kGroup * j);
+  }
+}
+
+}  // namespace mcmoe::quant::ggml_iq
