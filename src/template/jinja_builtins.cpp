@@ -319,8 +319,10 @@ Value Renderer::filter(const std::string& name, const Value& v, const CallArgs& 
     if (const Value* sep = a.get("separators", 2); sep && !sep->is_none()) {
       error(line, "tojson: custom separators are not supported");
     }
-    return Value(v.to_json(indent && indent->is_number() ? static_cast<int>(indent->as_int()) : -1,
-                           ascii && ascii->truthy(), sort && sort->truthy()));
+    const int64_t spaces = indent && indent->is_number() ? indent->as_int() : -1;
+    if (spaces > 64) error(line, fmt::format("tojson indent {}: expected at most 64", spaces));
+    return Value(v.to_json(spaces < 0 ? -1 : static_cast<int>(spaces), ascii && ascii->truthy(),
+                           sort && sort->truthy()));
   }
   if (name == "int") {
     if (v.is_number()) return Value(v.as_int());
@@ -344,8 +346,9 @@ Value Renderer::filter(const std::string& name, const Value& v, const CallArgs& 
   }
   if (name == "abs") {
     if (!v.is_number()) error(line, "abs of '" + v.type_name() + "'");
-    return v.kind() == Value::Kind::kFloat ? Value(std::fabs(v.as_float()))
-                                           : Value(static_cast<int64_t>(std::llabs(v.as_int())));
+    if (v.kind() == Value::Kind::kFloat) return Value(std::fabs(v.as_float()));
+    if (v.as_int() == INT64_MIN) error(line, "integer overflow in abs");
+    return Value(static_cast<int64_t>(std::llabs(v.as_int())));
   }
   if (name == "round") {
     const int64_t digits = a0 ? a0->as_int() : 0;
@@ -356,10 +359,12 @@ Value Renderer::filter(const std::string& name, const Value& v, const CallArgs& 
     const Value* width = a.get("width", 0);
     const Value* first = a.get("first", 1);
     const Value* blank = a.get("blank", 2);
-    const std::string pad =
-        width && width->is_string()
-            ? width->str_ref()
-            : std::string(static_cast<size_t>(width ? width->as_int() : 4), ' ');
+    const int64_t spaces = width && !width->is_string() ? width->as_int() : 4;
+    if (spaces < 0 || spaces > 1024)
+      error(line, fmt::format("indent width {}: expected 0..1024", spaces));
+    const std::string pad = width && width->is_string()
+                                ? width->str_ref()
+                                : std::string(static_cast<size_t>(spaces), ' ');
     const std::string s = v.str();
     std::string r;
     size_t start = 0;
@@ -512,7 +517,8 @@ bool Renderer::test(const std::string& name, const Value& v, const CallArgs& a, 
   if (name == "gt" || name == ">") return compare(v, *a0, line) > 0;
   if (name == "ge" || name == ">=") return compare(v, *a0, line) >= 0;
   if (name == "in") return contains(*a0, v, line);
-  if (name == "divisibleby") return a0->as_int() != 0 && v.as_int() % a0->as_int() == 0;
+  if (name == "divisibleby")  // (x % -1 overflows for the smallest x; every x divides by -1)
+    return a0->as_int() == -1 || (a0->as_int() != 0 && v.as_int() % a0->as_int() == 0);
   error(line, "unknown test '" + name + "'");
 }
 }  // namespace mcmoe::jinja::detail

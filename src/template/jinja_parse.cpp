@@ -310,6 +310,8 @@ class ExprParser {
             break;
           }
         }
+        // x[] is a syntax error in Jinja, as in Python (an index needs an expression).
+        if (!slice && !parts[0]) error("expected an index between '[' and ']'");
         expect_op("]");
         auto s = make(slice ? Expr::Kind::kSlice : Expr::Kind::kIndex);
         add(*s, std::move(e));

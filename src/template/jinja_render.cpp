@@ -339,8 +339,15 @@ Value Renderer::binary(const Expr& e) {
     return Value(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
   }
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value(a.str_ref() + b.str_ref());
+    if (a.is_string() && b.is_string()) {
+      // A string doubled in a loop would otherwise exhaust memory before the output limit.
+      if (a.str_ref().size() + b.str_ref().size() > o_.max_output)
+        error(e.line,
+              fmt::format("string concatenation beyond {} bytes: giving up", o_.max_output));
+      return Value(a.str_ref() + b.str_ref());
+    }
     if (a.is_array() && b.is_array()) {
+      check_items(a.items().size() + b.items().size(), e.line);
       Array r = a.items();
       r.insert(r.end(), b.items().begin(), b.items().end());
       return Value::array(std::move(r));
@@ -363,8 +370,14 @@ Value Renderer::binary(const Expr& e) {
   }
   if (op == "**") {
     if (!floats && b.as_int() >= 0) {
-      int64_t r = 1;
-      for (int64_t i = 0; i < b.as_int() && i < 64; ++i) r *= a.as_int();
+      // Python's integers do not overflow; ours are 64-bit, so overflow is an error, not UB.
+      const int64_t base = a.as_int(), n = b.as_int();
+      if (base == 0 || base == 1) return Value(n == 0 ? int64_t{1} : base);
+      if (base == -1) return Value(n % 2 == 0 ? int64_t{1} : int64_t{-1});
+      int64_t r = 1;  // |base| ≥ 2 overflows within 63 steps, so this loop is short
+      for (int64_t i = 0; i < n; ++i) {
+        if (__builtin_mul_overflow(r, base, &r)) error(e.line, "integer overflow in **");
+      }
       return Value(r);
     }
     return Value(std::pow(a.as_float(), b.as_float()));
@@ -379,10 +392,19 @@ Value Renderer::binary(const Expr& e) {
     if (op == "%") return Value(x - std::floor(x / y) * y);
   } else {
     const int64_t x = a.as_int(), y = b.as_int();
-    if (op == "+") return Value(x + y);
-    if (op == "-") return Value(x - y);
-    if (op == "*") return Value(x * y);
+    int64_t r = 0;
+    const auto checked = [&](bool overflow) {
+      if (overflow) error(e.line, fmt::format("integer overflow in {} {} {}", x, op, y));
+      return Value(r);
+    };
+    if (op == "+") return checked(__builtin_add_overflow(x, y, &r));
+    if (op == "-") return checked(__builtin_sub_overflow(x, y, &r));
+    if (op == "*") return checked(__builtin_mul_overflow(x, y, &r));
     if (y == 0) error(e.line, "division by zero");
+    if (y == -1) {  // x / -1 overflows for the smallest x; x % -1 is 0
+      if (op == "%") return Value(int64_t{0});
+      return checked(__builtin_sub_overflow(int64_t{0}, x, &r));
+    }
     const int64_t q = x / y - ((x % y != 0) && ((x < 0) != (y < 0)) ? 1 : 0);  // Python floors
     if (op == "//") return Value(q);
     if (op == "%") return Value(x - q * y);
@@ -391,17 +413,28 @@ Value Renderer::binary(const Expr& e) {
 }
 
 Value Renderer::repeat(const Value& v, int64_t n) {
+  // Sized before any work: an empty string or list times 10^18 would otherwise loop for ever.
+  n = std::max<int64_t>(n, 0);
   if (v.is_string()) {
+    const size_t len = v.str_ref().size();
+    if (len > 0 && static_cast<uint64_t>(n) > o_.max_output / len)
+      fail("{}: string repetition too long", name_);
     std::string r;
-    for (int64_t i = 0; i < n; ++i) {
-      r += v.str_ref();
-      if (r.size() > o_.max_output) fail("{}: string repetition too long", name_);
-    }
+    r.reserve(len * static_cast<size_t>(n));
+    for (int64_t i = 0; i < n && len > 0; ++i) r += v.str_ref();
     return Value(r);
   }
+  const size_t len = v.items().size();
+  if (len > 0 && static_cast<uint64_t>(n) > static_cast<uint64_t>(o_.max_steps) / len)
+    fail("{}: list repetition beyond {} items", name_, o_.max_steps);
   Array r;
-  for (int64_t i = 0; i < n; ++i) r.insert(r.end(), v.items().begin(), v.items().end());
+  for (int64_t i = 0; i < n && len > 0; ++i) r.insert(r.end(), v.items().begin(), v.items().end());
   return Value::array(std::move(r));
+}
+
+void Renderer::check_items(size_t n, int line) const {
+  if (n > static_cast<size_t>(o_.max_steps))
+    error(line, fmt::format("a list beyond {} items: giving up", o_.max_steps));
 }
 
 bool Renderer::contains(const Value& haystack, const Value& needle, int line) {

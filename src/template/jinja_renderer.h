@@ -148,6 +148,8 @@ class Renderer {
   std::string out_;
   int64_t steps_ = 0;
   static constexpr int kMaxMacroDepth = 100;
+  // Fails when a list would hold more than max_steps items.
+  void check_items(size_t n, int line) const;
   int macro_depth_ = 0;  // macro calls in progress
 };
 

@@ -183,6 +183,47 @@ TEST(Jinja, ErrorsNameTheLineAndStayErrors) {
           .find("steps"),
       std::string::npos);
   EXPECT_NE(error_of("{{ 'x' * 100000000 }}", {}).find("too long"), std::string::npos);
+  // Found by the fuzzer (fuzz/regressions/template): an indent width of 2^63 asked for an
+  // 8-exabyte string; x[] parsed to an index with no expression and rendering read a null one.
+  EXPECT_NE(error_of("{{ 'a\nb' | indent(9223372036854775807) }}", {}).find("indent width"),
+            std::string::npos);
+  EXPECT_NE(error_of("{{ 'a\nb' | indent(-1) }}", {}).find("indent width -1"), std::string::npos);
+  EXPECT_NE(error_of("{{ x | tojson(indent=100000) }}", {{"x", {1}}}).find("tojson indent"),
+            std::string::npos);
+  EXPECT_NE(error_of("{{ x[] }}", {{"x", {1}}}).find("expected an index"), std::string::npos);
+  // Found in review of those: an empty string or list times a huge count looped for ever;
+  // doubling a string or list in a loop exhausted memory before the output limit; 64-bit
+  // integer overflow was undefined behaviour (Python has no overflow; here it is an error).
+  EXPECT_EQ(render("{{ ('' * 1000000000000000000) | length }}", {}), "0");
+  EXPECT_EQ(render("{{ ([] * 1000000000000000000) | length }}", {}), "0");
+  EXPECT_NE(error_of("{{ [1] * 1000000000000 }}", {}).find("list repetition"), std::string::npos);
+  EXPECT_NE(
+      error_of(
+          "{% set ns = namespace(s='xx') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}"
+          "{% endfor %}",
+          {})
+          .find("string concatenation beyond"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of("{% set ns = namespace(s=[1]) %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}"
+               "{% endfor %}",
+               {})
+          .find("beyond 1000000 items"),
+      std::string::npos);
+  for (const char* overflow : {"{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}",
+                               "{{ 4294967296 * 4294967296 }}", "{{ 3 ** 200 }}"}) {
+    EXPECT_NE(error_of(overflow, {}).find("integer overflow"), std::string::npos) << overflow;
+  }
+  EXPECT_EQ(render("{{ 2 ** 62 }} {{ (-9223372036854775807 - 1) % -1 }} {{ 7 // -1 }} {{ 1 ** "
+                   "100000 }} {{ (-1) ** 3 }} "
+                   "{{ 0 ** 0 }}",
+                   {}),
+            "4611686018427387904 0 -7 1 -1 1");
+  EXPECT_NE(error_of("{{ (-9223372036854775807 - 1) // -1 }}", {}).find("integer overflow"),
+            std::string::npos);
+  EXPECT_NE(error_of("{{ (-9223372036854775807 - 1) | abs }}", {}).find("integer overflow in abs"),
+            std::string::npos);
+  EXPECT_EQ(render("{{ (-9223372036854775807 - 1) is divisibleby(-1) }}", {}), "True");
   // Nesting and recursion stop before the stack does (20,000 "(" overflowed it; found while
   // writing the fuzzing harness for templates).
   const std::string parens =
