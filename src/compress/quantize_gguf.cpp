@@ -120,7 +120,9 @@ std::vector<DType> fitting_types(const std::vector<DType>& types, int64_t cols) 
 std::vector<uint8_t> quantize_rows(const DenseMatrix& w, DType type, const GptqFactor* factor,
                                    std::span<const float> importance, const GgufQuantOptions& o,
                                    ThreadPool& pool) {
-  if (factor && !is_float_type(type)) {
+  // Vector codebooks (IQ2_XXS, IQ3_XXS) share grid entries across columns, which GPTQ's
+  // column-by-column rounding cannot choose: they are rounded block by block, weighted by diag(H).
+  if (factor && !is_float_type(type) && !quant::is_vector_codebook(type)) {
     return quantize_gptq_ggml(w.data.data(), w.rows, w.cols, *factor, type, importance,
                               GptqOptions{.damp = o.damp, .pool = &pool});
   }
@@ -259,8 +261,7 @@ void check_types(const std::vector<DType>& types) {
     if (!quant::can_encode(t) && !is_float_type(t)) {
       fail(
           "--types: mcmoe does not write {} blocks (it writes q4_0, q5_0, q8_0, q2_K .. q6_K, "
-          "iq4_nl, iq4_xs, "
-          "f16, bf16, f32)",
+          "iq2_xxs, iq3_xxs, iq4_nl, iq4_xs, f16, bf16, f32)",
           dtype_name(t));
     }
   }

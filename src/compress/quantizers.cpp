@@ -462,6 +462,13 @@ std::vector<uint8_t> quantize_gptq_ggml(const float* w, int64_t rows, int64_t co
                                         std::span<const float> importance, const GptqOptions& o) {
   const char* who = "quantize_gptq_ggml";
   if (!quant::can_encode(type)) fail("{}: mcmoe does not write {} blocks", who, dtype_name(type));
+  if (quant::is_vector_codebook(type)) {
+    fail(
+        "{}: {} is a vector codebook (weights share grid entries); GPTQ rounds column by column, "
+        "so "
+        "round it with quant::fit_block",
+        who, dtype_name(type));
+  }
   const int64_t block = dtype_traits(type).block_size;
   if (rows <= 0 || cols <= 0 || cols % block != 0) {
     fail("{}: shape [{}, {}]: rows must fill whole {} blocks of {}", who, rows, cols,

@@ -177,7 +177,7 @@ TEST_F(GgufExportCli, BadRequestsAreRefusedWithAMessage) {
   const Case cases[] = {
       {"", "candidates need a budget"},
       {"--bits 4 --types q4_K,q9_K", "unknown type 'q9_K'"},
-      {"--bits 2 --types iq2_xxs", "does not write iq2_xxs"},
+      {"--bits 2 --types iq1_s", "does not write iq1_s"},
       {"--types q8_0 --size 1000", "--size 1000"},
       {"--types q8_0 --tensor-type " + quote("attn=q4_K,ffn_(=q8_0"), "not a regular expression"},
       {"--bits 4 --group 64", "--group applies to --format mq only"},
@@ -202,7 +202,8 @@ TEST_F(GgufExportCli, LoadsInLlamaCpp) {
     GTEST_SKIP() << "MCMOE_LLAMA_CPP_BIN not set";
   const std::string out = dir_->path("llama.gguf");
   ASSERT_EQ(run_cli(base_args() +
-                    "--bits 4 --types q2_K,q3_K,q4_K,q5_K,q6_K,q8_0,q4_0,q5_0,iq4_nl,iq4_xs -o " +
+                    "--bits 4 --types "
+                    "q2_K,q3_K,q4_K,q5_K,q6_K,q8_0,q4_0,q5_0,iq2_xxs,iq3_xxs,iq4_nl,iq4_xs -o " +
                     quote(out))
                 .exit_code,
             0);

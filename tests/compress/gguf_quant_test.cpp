@@ -110,8 +110,12 @@ TEST(GgmlGptqArgs, RefusesWhatItCannotDo) {
   const GptqFactor f = gptq_factor(h, cols, 0.01, false);
   const GptqOptions o{.damp = 0.01};
   EXPECT_NE(test::error_of([&] {
+              quantize_gptq_ggml(w.data(), rows, cols, f, DType::IQ1_S, {}, o);
+            }).find("does not write iq1_s"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] {
               quantize_gptq_ggml(w.data(), rows, cols, f, DType::IQ2_XXS, {}, o);
-            }).find("does not write iq2_xxs"),
+            }).find("iq2_xxs is a vector codebook"),
             std::string::npos);
   const std::vector<float> w2 = test::normal_matrix(rows, 128, 1);
   const std::vector<double> h2 = test::hessian_of(test::correlated_inputs(300, 128, 2), 128);
