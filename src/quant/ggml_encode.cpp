@@ -18,6 +18,8 @@ namespace {
 // What one type's IntBlock holds: value = (d · scale[g]) · q − dmin · min[g] per group g of
 // `group` elements. Types with a single scale (Q4_0, Q5_0, Q8_0, IQ4_NL) are one group whose
 // scale is fixed at 1, so d is the scale; types without a min have min_hi = 0 (dmin = 0).
+// Q4_1 / Q5_1 (value = d q + m) are one group with scale and min fixed at 1 (min_lo = min_hi =
+// 1) and dmin = -m, of either sign: their offset is free, not a subtracted min >= 0.
 struct Layout {
   int n = 0;       // elements per block
   int group = 0;   // elements per sub-block scale (and min)
@@ -25,8 +27,10 @@ struct Layout {
   int fit_lo = 0;  // the lowest code fit_block uses (Q8_0: -127, see layout_of)
   int scale_lo = 1, scale_hi = 1;
   int min_hi = 0;
+  int min_lo = 0;
   int groups() const { return n / group; }
   bool single_scale() const { return scale_lo == 1 && scale_hi == 1; }
+  bool free_offset() const { return min_lo == 1 && min_hi == 1; }
 };
 
 const Layout* layout_of(DType type) {
@@ -34,7 +38,9 @@ const Layout* layout_of(DType type) {
   // Q8_0 decodes -128, but ggml's own quantizer never writes it and its AVX2 dot products take
   // |q| with a sign instruction that overflows on -128, so the fit stays in [-127, 127].
   static const Layout kQ4_0{32, 32, {-8, 7}, -8};
+  static const Layout kQ4_1{32, 32, {0, 15}, 0, 1, 1, 1, 1};
   static const Layout kQ5_0{32, 32, {-16, 15}, -16};
+  static const Layout kQ5_1{32, 32, {0, 31}, 0, 1, 1, 1, 1};
   static const Layout kQ8_0{32, 32, {-128, 127}, -127};
   static const Layout kQ2_K{256, 16, {0, 3}, 0, 0, 15, 15};
   static const Layout kQ3_K{256, 16, {-4, 3}, -4, -32, 31, 0};
@@ -46,8 +52,12 @@ const Layout* layout_of(DType type) {
   switch (type) {
     case DType::Q4_0:
       return &kQ4_0;
+    case DType::Q4_1:
+      return &kQ4_1;
     case DType::Q5_0:
       return &kQ5_0;
+    case DType::Q5_1:
+      return &kQ5_1;
     case DType::Q8_0:
       return &kQ8_0;
     case DType::Q2_K:
@@ -73,8 +83,8 @@ const Layout& layout_or_fail(DType type, const char* what) {
   const Layout* l = layout_of(type);
   if (!l)
     fail(
-        "{}: cannot write {} (ggml_encode writes Q4_0, Q5_0, Q8_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS, "
-        "IQ2_XXS, IQ3_XXS)",
+        "{}: cannot write {} (ggml_encode writes Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K, "
+        "IQ4_NL, IQ4_XS, IQ2_XXS, IQ3_XXS)",
         what, dtype_name(type));
   return *l;
 }
@@ -114,7 +124,7 @@ void check_block(DType type, const Layout& l, const IntBlock& b) {
   }
   for (int s = 0; s < l.n / 16; ++s) {
     check_range(type, "scale", s, b.scale[s], l.scale_lo, l.scale_hi);
-    check_range(type, "min", s, b.min[s], 0, l.min_hi);
+    check_range(type, "min", s, b.min[s], l.min_lo, l.min_hi);
     if (l.group == 32 && s % 2 == 1 && (b.scale[s] != b.scale[s - 1] || b.min[s] != b.min[s - 1])) {
       fail("encode_block: {} scale/min[{}] = {}/{} differ from [{}] = {}/{} (one per 32 elements)",
            dtype_name(type), s, b.scale[s], b.min[s], s - 1, b.scale[s - 1], b.min[s - 1]);
@@ -176,12 +186,20 @@ void pack(DType type, const Layout& l, const IntBlock& b, uint8_t* p) {
       put_fp16(p, b.d);
       pack_nibbles16(u, p + 2);
       return;
-    case DType::Q5_0: {
+    case DType::Q4_1:  // m = -dmin (exact)
       put_fp16(p, b.d);
+      put_fp16(p + 2, -b.dmin);
+      pack_nibbles16(u, p + 4);
+      return;
+    case DType::Q5_0:
+    case DType::Q5_1: {
+      const int at = type == DType::Q5_1 ? 4 : 2;
+      put_fp16(p, b.d);
+      if (type == DType::Q5_1) put_fp16(p + 2, -b.dmin);
       uint32_t qh = 0;
       for (int j = 0; j < 32; ++j) qh |= static_cast<uint32_t>(u[j] >> 4) << j;
-      std::memcpy(p + 2, &qh, 4);
-      pack_nibbles16(u, p + 6);
+      std::memcpy(p + at, &qh, 4);
+      pack_nibbles16(u, p + at + 4);
       return;
     }
     case DType::Q8_0:
@@ -278,7 +296,8 @@ void ggml_weights(DType type, const Layout& l, const float* x, const float* imp,
                   float* w) {
   double sum_x2 = 0;
   for (int e = 0; e < l.n; ++e) sum_x2 += static_cast<double>(x[e]) * x[e];
-  const bool legacy = type == DType::Q4_0 || type == DType::Q5_0 || type == DType::Q8_0;
+  const bool legacy = type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q5_0 ||
+                      type == DType::Q5_1 || type == DType::Q8_0;
   if (imp) {
     // Importance times an RMS-like magnitude; the mean square's factor differs per type in
     // ggml (1 for Q2_K and the legacy types, 2 for the others); Q6_K uses the importance alone.
@@ -372,9 +391,10 @@ struct GroupFit {
 };
 
 // Weighted least squares of x ≈ s q + o over the codes q (o fixed at 0 without a min, and
-// kept ≤ 0 with one, as the format's min is subtracted); the fit replaces `best` if better.
+// kept ≤ 0 with one, as the format's min is subtracted, unless free_offset: Q4_1 / Q5_1's m
+// takes either sign); the fit replaces `best` if better.
 void least_squares(const float* x, const float* w, const int* q, int n, bool with_min,
-                   GroupFit* best) {
+                   GroupFit* best, bool free_offset = false) {
   double sw = 0, swq = 0, swq2 = 0, swx = 0, swxq = 0;
   for (int e = 0; e < n; ++e) {
     sw += w[e], swq += w[e] * q[e], swq2 += static_cast<double>(w[e]) * q[e] * q[e];
@@ -385,7 +405,7 @@ void least_squares(const float* x, const float* w, const int* q, int n, bool wit
   const double det = sw * swq2 - swq * swq;
   if (with_min && det > 0) {
     const double s2 = (sw * swxq - swx * swq) / det, o2 = (swq2 * swx - swq * swxq) / det;
-    if (o2 <= 0) s = s2, o = o2;
+    if (o2 <= 0 || free_offset) s = s2, o = o2;
   }
   double err = 0;
   for (int e = 0; e < n; ++e) {
@@ -398,14 +418,15 @@ void least_squares(const float* x, const float* w, const int* q, int n, bool wit
 // Searches the inverse scale that maps the group's extreme to near either end of the code range
 // (±1 code in steps of 0.05 — for IQ4's table ± one mean step), refits s (and the min) by least
 // squares for each, then alternates codes and least squares while the error falls.
-GroupFit fit_group(const Codes& c, bool with_min, const float* x, const float* w, int n) {
+GroupFit fit_group(const Codes& c, bool with_min, const float* x, const float* w, int n,
+                   bool free_offset = false) {
   float lo = x[0], hi = x[0], amax = 0.f, max = 0.f;
   for (int e = 0; e < n; ++e) {
     lo = std::min(lo, x[e]), hi = std::max(hi, x[e]);
     if (std::fabs(x[e]) > amax) amax = std::fabs(x[e]), max = x[e];
   }
   GroupFit best;
-  if (with_min) lo = std::min(lo, 0.f);
+  if (with_min && !free_offset) lo = std::min(lo, 0.f);
   if (amax == 0.f || (with_min && hi == lo)) return {0.f, with_min ? -lo : 0.f, 0.0};
   int q[32];
   const float step =
@@ -417,13 +438,13 @@ GroupFit fit_group(const Codes& c, bool with_min, const float* x, const float* w
       const float target = static_cast<float>(end) + step * 0.05f * k;
       const float inv = with_min ? target / (hi - lo) : target / max;
       for (int e = 0; e < n; ++e) q[e] = c.nearest(inv * (x[e] - (with_min ? lo : 0.f)));
-      least_squares(x, w, q, n, with_min, &best);
+      least_squares(x, w, q, n, with_min, &best, free_offset);
     }
   }
   for (int iter = 0; iter < 8 && best.s != 0.f; ++iter) {
     const double before = best.err;
     for (int e = 0; e < n; ++e) q[e] = c.nearest((x[e] + best.m) / best.s);
-    least_squares(x, w, q, n, with_min, &best);
+    least_squares(x, w, q, n, with_min, &best, free_offset);
     if (!(best.err < before)) break;
   }
   if (!std::isfinite(best.err)) best = {0.f, 0.f, 0.0};
@@ -558,35 +579,94 @@ struct Fitter {
 void fit_weighted(const Layout& l, const float* x, const float* w, IntBlock* out) {
   Fitter f{l, Codes{&l.codes, l.codes.values ? 0 : l.fit_lo}, x, w, {}};
   for (int j = 0; j < l.groups(); ++j) {
-    f.fit[j] = fit_group(f.codes, l.min_hi > 0, x + j * l.group, w + j * l.group, l.group);
+    f.fit[j] = fit_group(f.codes, l.min_hi > 0, x + j * l.group, w + j * l.group, l.group,
+                         l.free_offset());
   }
   Plan p;
-  if (l.min_hi > 0) {
-    float m_max = 0.f;
-    for (int j = 0; j < l.groups(); ++j) m_max = std::max(m_max, f.fit[j].m);
-    f.set_dmin(&p, m_max > 0.f ? f16_step(m_max / l.min_hi, 0) : 0.f);
-  }
-  f.set_d(&p, 0.f);
-  double err = f.error(p);
-  if (l.single_scale()) {
-    for (int k = -2; k <= 2; ++k) {
-      Plan t = p;
-      f.set_d(&t, f16_step(f.fit[0].s, k));
-      const double e = f.error(t);
-      if (e < err) err = e, p = t;
+  if (l.free_offset()) {
+    // Q4_1 / Q5_1: scale and min fixed at 1; d and dmin = -m from the group's continuous fit,
+    // each rounded to f16 and tried with its neighbours, then refitted below.
+    p.ls[0] = 1, p.lm[0] = 1;
+    double err = std::numeric_limits<double>::infinity();
+    Plan best = p;
+    for (int kd = -2; kd <= 2; ++kd) {
+      for (int km = -2; km <= 2; ++km) {
+        Plan t = p;
+        t.d = f16_step(f.fit[0].s, kd);
+        t.dmin = f16_step(f.fit[0].m, km);
+        const double e = f.error(t);
+        if (e < err) err = e, best = t;
+      }
+    }
+    // The fit above keeps the best continuous fit only; several code assignments lead to
+    // nearly equal fits, so each start of two scans is refined by alternating nearest codes
+    // and least squares, and judged by the true error with f16 d and dmin. Starts: the range
+    // [lo, hi] mapped to the top code ± 1 in steps of 0.05 with lo the block's minimum; then
+    // as ggml's make_qkx3_quants, ± 0.9 with lo moved to the offset of the best continuous fit
+    // so far (which reaches fits that clip the extremes).
+    float lo = x[0], hi = x[0];
+    for (int e = 0; e < l.n; ++e) lo = std::min(lo, x[e]), hi = std::max(hi, x[e]);
+    const float top = static_cast<float>(l.codes.hi);
+    for (int scan = 0; scan < 2 && hi > lo; ++scan) {
+      float origin = lo;
+      double best_cont = std::numeric_limits<double>::infinity();
+      const int k_max = scan == 0 ? 20 : 18;
+      for (int k = -k_max; k <= k_max && hi > origin; ++k) {
+        const float inv = (top + 0.05f * static_cast<float>(k)) / (hi - origin);
+        int q[32];
+        int8_t q8[32];
+        for (int e = 0; e < l.n; ++e) q[e] = f.codes.nearest(inv * (x[e] - origin));
+        double prev = std::numeric_limits<double>::infinity();
+        for (int iter = 0; iter < 6; ++iter) {
+          GroupFit g;
+          least_squares(x, w, q, l.n, true, &g, true);
+          if (!std::isfinite(g.err) || !std::isfinite(g.s) || !std::isfinite(g.m)) break;
+          if (iter == 0 && scan == 1 && g.err < best_cont) best_cont = g.err, origin = -g.m;
+          Plan t = p;
+          t.d = f16_step(g.s, 0);
+          t.dmin = f16_step(g.m, 0);
+          const double e = f.group_err(t, 0, q8);
+          if (e < err) err = e, best = t;
+          if (!(e < prev)) break;
+          prev = e;
+          for (int i = 0; i < l.n; ++i) q[i] = q8[i];
+        }
+      }
+    }
+    p = best;
+    for (int round = 0; round < 3; ++round) {
+      const double before = err;
+      f.refit_super(&p, &err);
+      if (!(err < before)) break;
     }
   } else {
-    f.search(&p, &err, false);
     if (l.min_hi > 0) {
-      f.search(&p, &err, true);
-      f.search(&p, &err, false);
+      float m_max = 0.f;
+      for (int j = 0; j < l.groups(); ++j) m_max = std::max(m_max, f.fit[j].m);
+      f.set_dmin(&p, m_max > 0.f ? f16_step(m_max / l.min_hi, 0) : 0.f);
     }
-  }
-  for (int round = 0; round < 3; ++round) {
-    const double before = err;
-    if (!l.single_scale()) err = std::min(err, f.refine_groups(&p));
-    f.refit_super(&p, &err);
-    if (!(err < before)) break;
+    f.set_d(&p, 0.f);
+    double err = f.error(p);
+    if (l.single_scale()) {
+      for (int k = -2; k <= 2; ++k) {
+        Plan t = p;
+        f.set_d(&t, f16_step(f.fit[0].s, k));
+        const double e = f.error(t);
+        if (e < err) err = e, p = t;
+      }
+    } else {
+      f.search(&p, &err, false);
+      if (l.min_hi > 0) {
+        f.search(&p, &err, true);
+        f.search(&p, &err, false);
+      }
+    }
+    for (int round = 0; round < 3; ++round) {
+      const double before = err;
+      if (!l.single_scale()) err = std::min(err, f.refine_groups(&p));
+      f.refit_super(&p, &err);
+      if (!(err < before)) break;
+    }
   }
   // The plan to an IntBlock, codes chosen for the final scales.
   *out = IntBlock{};

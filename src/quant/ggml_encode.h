@@ -1,7 +1,8 @@
 #pragma once
-// Writing ggml's block formats (Q4_0, Q5_0, Q8_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS, and the vector
-// codebooks IQ2_XXS, IQ3_XXS), so that `mcmoe quantize --format gguf` makes files llama.cpp
-// runs unchanged. Reading them is
+// Writing ggml's block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS, and
+// the vector codebooks IQ2_XXS, IQ3_XXS), so that `mcmoe quantize --format gguf` makes files
+// llama.cpp runs unchanged. Q4_1 / Q5_1 (value = d q + m, q unsigned) are IntBlocks with scale
+// 1, min 1 and dmin = -m (of either sign), as decode_block makes them. Reading them is
 // quant/kquants.h and quant/iquants.h; every type here is written through the same unpacked
 // form they decode to (IntBlock: value[e] = (d · scale[e / 16]) · q[e] − dmin · min[e / 16]),
 // so a block is fitted once as integers and packed once, and encode_block is the exact
@@ -52,10 +53,11 @@ void encode_block(DType type, const IntBlock& b, uint8_t* block);
 // per-element weights are ggml's for the type: from `importance` (per element, an importance
 // matrix's mean squared activation, as llama.cpp's quant_weights) when given, else ggml's
 // default for the type (plus the block's mean square where ggml weights by x² or |x| alone:
-// ggml_encode.cpp says why). Q4_0 / Q5_0 / Q8_0 with importance weight by the block's mean
-// square here, the row's in quantize_row_ggml (as ggml). The result satisfies encode_block's
-// ranges; Q8_0's codes stay in [-127, 127], as ggml's. IQ2_XXS / IQ3_XXS: ggml requires an
-// importance matrix for these; without one the weights are ggml's with a uniform importance.
+// ggml_encode.cpp says why). The legacy types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with importance
+// weight by the block's mean square here, the row's in quantize_row_ggml (as ggml). The result
+// satisfies encode_block's ranges; Q8_0's codes stay in [-127, 127], as ggml's. IQ2_XXS / IQ3_XXS:
+// ggml requires an importance matrix for these; without one the weights are ggml's with a uniform
+// importance.
 void fit_block(DType type, const float* x, const float* importance, IntBlock* out);
 
 // Quantizes n values (a multiple of the block size) into n / block_size blocks of `type`:

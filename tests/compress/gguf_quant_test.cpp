@@ -17,8 +17,9 @@
 namespace mcmoe::compress {
 namespace {
 
-constexpr DType kTypes[] = {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q2_K,   DType::Q3_K,
-                            DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
+constexpr DType kTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0,   DType::Q5_1,
+                            DType::Q8_0, DType::Q2_K, DType::Q3_K,   DType::Q4_K,
+                            DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
 
 std::vector<float> dequant(const std::vector<uint8_t>& bytes, DType type, int64_t rows,
                            int64_t cols) {

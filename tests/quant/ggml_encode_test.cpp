@@ -26,8 +26,9 @@
 namespace mcmoe {
 namespace {
 
-constexpr DType kTypes[] = {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q2_K,   DType::Q3_K,
-                            DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
+constexpr DType kTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0,   DType::Q5_1,
+                            DType::Q8_0, DType::Q2_K, DType::Q3_K,   DType::Q4_K,
+                            DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
 constexpr int64_t kRowLen = 512, kRows = 4;  // tests/data/ggml_encode/README.md
 // The round-trip fixture: mcmoe's fit of row 1's last 256 values (with importance), then
 // kRandomValues values of blocks encoded from random IntBlocks.
@@ -41,8 +42,9 @@ std::string data_path(DType type, const char* ext) {
 }
 
 // The fields' ranges as the layouts in kquants.h / quantize.h / iquants.h state them.
+// Q4_1 / Q5_1 (value = d q + m) decode to scale 1, min 1 and dmin = -m (either sign).
 struct Fields {
-  int scale_lo, scale_hi, min_hi, group;
+  int scale_lo, scale_hi, min_hi, group, min_lo = 0;
 };
 Fields fields_of(DType t) {
   switch (t) {
@@ -57,6 +59,9 @@ Fields fields_of(DType t) {
       return {-128, 127, 0, 16};
     case DType::IQ4_XS:
       return {-32, 31, 0, 32};
+    case DType::Q4_1:
+    case DType::Q5_1:
+      return {1, 1, 1, 32, 1};
     default:
       return {1, 1, 0, 32};  // one scale: d
   }
@@ -107,7 +112,7 @@ quant::IntBlock random_int_block(DType t, std::mt19937& rng, int kind) {
   b.d = kind == 0 ? fp16_to_f32(1) : kind == 1 ? -65504.f : random_f16(rng);
   b.dmin = f.min_hi == 0 ? 0.f : kind == 0 ? -0.f : kind == 1 ? 65504.f : random_f16(rng);
   for (int s = 0; s < b.n / 16; s += f.group / 16) {
-    const int sc = pick(f.scale_lo, f.scale_hi), m = pick(0, f.min_hi);
+    const int sc = pick(f.scale_lo, f.scale_hi), m = pick(f.min_lo, f.min_hi);
     for (int k = s; k < s + f.group / 16; ++k)
       b.scale[k] = static_cast<int16_t>(sc), b.min[k] = static_cast<int16_t>(m);
   }
@@ -150,7 +155,7 @@ TEST_P(GgmlEncodeTypes, EveryLegalFieldValueRoundTrips) {
   }
   EXPECT_EQ(q_seen.size(), codes_of(t).size());
   EXPECT_EQ(static_cast<int>(scale_seen.size()), f.scale_hi - f.scale_lo + 1);
-  EXPECT_EQ(static_cast<int>(min_seen.size()), f.min_hi + 1);
+  EXPECT_EQ(static_cast<int>(min_seen.size()), f.min_hi - f.min_lo + 1);
 }
 
 // f throws an Error whose message holds every fragment.
@@ -205,6 +210,11 @@ TEST_P(GgmlEncodeTypes, OutOfRangeFieldsAreRefusedNamingTheField) {
   b = good;
   b.min[1] = static_cast<int16_t>(f.min_hi + 1);
   expect_refused(t, b, "min[1] = " + std::to_string(f.min_hi + 1));
+  if (f.min_lo > 0) {
+    b = good;
+    b.min[0] = static_cast<int16_t>(f.min_lo - 1);
+    expect_refused(t, b, "min[0] = " + std::to_string(f.min_lo - 1));
+  }
   if (f.group == 32 && b.n == 256) {  // one scale per 32: the two halves must agree
     b = good;
     b.scale[3] = static_cast<int16_t>(b.scale[2] == f.scale_lo ? f.scale_lo + 1 : f.scale_lo);
@@ -476,9 +486,11 @@ TEST(GgmlEncode, RowsThatAreNotWholeBlocksFail) {
                {"128 elements not a multiple of the q4_k block size 256"});
   expect_error([&] { quant::quantize_row_ggml(DType::Q8_0, x.data(), out.data(), 48); },
                {"48 elements not a multiple of the q8_0 block size 32"});
-  expect_error([&] { quant::quantize_row_ggml(DType::Q4_1, x.data(), out.data(), 32); },
-               {"cannot write q4_1"});
-  EXPECT_FALSE(quant::can_encode(DType::Q4_1));
+  expect_error([&] { quant::quantize_row_ggml(DType::IQ2_XS, x.data(), out.data(), 256); },
+               {"cannot write iq2_xs"});
+  EXPECT_FALSE(quant::can_encode(DType::IQ2_XS));
+  EXPECT_TRUE(quant::can_encode(DType::Q4_1));
+  EXPECT_TRUE(quant::can_encode(DType::Q5_1));
   EXPECT_TRUE(quant::can_encode(DType::IQ4_XS));
   x[3] = NAN;
   expect_error([&] { quant::quantize_row_ggml(DType::Q6_K, x.data(), out.data(), 256); },

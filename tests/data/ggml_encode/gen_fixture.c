@@ -21,7 +21,8 @@ static const struct {
   enum ggml_type t;
   const char* name;
 } kTypes[] = {
-    {GGML_TYPE_Q4_0, "q4_0"}, {GGML_TYPE_Q5_0, "q5_0"},     {GGML_TYPE_Q8_0, "q8_0"},
+    {GGML_TYPE_Q4_0, "q4_0"}, {GGML_TYPE_Q4_1, "q4_1"},     {GGML_TYPE_Q5_0, "q5_0"},
+    {GGML_TYPE_Q5_1, "q5_1"}, {GGML_TYPE_Q8_0, "q8_0"},
     {GGML_TYPE_Q2_K, "q2_k"}, {GGML_TYPE_Q3_K, "q3_k"},     {GGML_TYPE_Q4_K, "q4_k"},
     {GGML_TYPE_Q5_K, "q5_k"}, {GGML_TYPE_Q6_K, "q6_k"},     {GGML_TYPE_IQ4_NL, "iq4_nl"},
     {GGML_TYPE_IQ4_XS, "iq4_xs"}, {GGML_TYPE_IQ2_XXS, "iq2_xxs"}, {GGML_TYPE_IQ3_XXS, "iq3_xxs"},
