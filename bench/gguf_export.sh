@@ -44,8 +44,8 @@ score() {
   ppl=$(sed -n 's/^Mean PPL(Q) *: *\([0-9.]*\).*/\1/p' "$log")
   kl=$(sed -n 's/^Mean    KLD: *\([0-9.]*\).*/\1/p' "$log")
   top1=$(sed -n 's/^Same top p: *\([0-9.]*\).*/\1/p' "$log")
-  printf '| %s | %s | %.3f | %s | %s | %s |\n' "$label" "$(stat -c %s "$f")" \
-    "$(stat -c %s "$f" | awk '{print $1 / 1048576}')" "$ppl" "$kl" "$top1"
+  printf '| %s | %s | %.3f | %s | %s | %s |\n' "$label" "$(stat -L -c %s "$f")" \
+    "$(stat -L -c %s "$f" | awk '{print $1 / 1048576}')" "$ppl" "$kl" "$top1"
 }
 
 echo "| file | bytes | MiB | PPL | KL to F16 | top-1 % |"
@@ -61,7 +61,7 @@ for p in $presets; do
   esac
   [ -f "$with" ] || "$LLAMA_BIN/llama-quantize" --imatrix "$imat" "$f16" "$with" "$p" 2 >"$out/$p-imat.quantize.log" 2>&1
   score "llama-quantize $p + imatrix" "$with"
-  size=$(stat -c %s "$with")
+  size=$(stat -L -c %s "$with")
   ours=$out/mcmoe-$p.gguf
   if [ -f "$ours" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types "$types" \
     --size "$size" -o "$ours" >"$out/mcmoe-$p.log" 2>&1; then

@@ -89,11 +89,12 @@ int quantize_to_gguf(const Args& a) {
   const compress::GgufQuantReport r = compress::quantize_gguf(*m, text, text_path, o, out);
   progress.finish();
   for (const std::string& note : r.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
-  std::printf("%-32s %10s %8s %8s %12s   candidates (type: bits/weight, error)\n", "tensor",
-              "params", "type", "bpw", "error");
+  std::printf("%-32s %10s %8s %8s %12s %12s   candidates (type: bits/weight, error)\n", "tensor",
+              "params", "type", "bpw", "error", "energy");
   for (const auto& t : r.tensors) {
-    std::printf("%-32s %10lld %8s %8.4f %12.5g  ", t.name.c_str(), static_cast<long long>(t.params),
-                std::string(dtype_name(t.type)).c_str(), 8.0 * t.bytes / t.params, t.error);
+    std::printf("%-32s %10lld %8s %8.4f %12.5g %12.5g  ", t.name.c_str(),
+                static_cast<long long>(t.params), std::string(dtype_name(t.type)).c_str(),
+                8.0 * t.bytes / t.params, t.error, t.energy);
     for (const auto& c : t.candidates)
       std::printf(" %s: %.3f, %.4g", std::string(dtype_name(c.type)).c_str(),
                   8.0 * c.bytes / t.params, c.error);

@@ -102,6 +102,9 @@ struct Item {
   int64_t cols = 0;
   std::vector<Candidate> candidates;
   int chosen = -1;
+  // The tensor's output energy on the calibration data, trace(W H Wᵀ) (the error of
+  // quantizing every weight to 0): the scale its errors are reported against.
+  double energy = 0;
   std::vector<float> means;  // the calibration's mean squared input per column (per part)
   bool partial = false;      // a part (an expert) had no calibration rows
 };
@@ -188,6 +191,14 @@ class Measurer {
       item.partial = true;
     }
     const std::vector<float> flat(static_cast<size_t>(w.cols), static_cast<float>(fallback_));
+    const std::vector<float> zeros(static_cast<size_t>(w.rows * w.cols), 0.f);
+    if (calibrated) {
+      item.energy += output_error(w.data.data(), zeros.data(), w.rows, w.cols, h->h());
+    } else if (!given.empty()) {
+      item.energy += diagonal_error(w, zeros, given);
+    } else if (fallback_ > 0) {
+      item.energy += diagonal_error(w, zeros, flat);
+    }
     for (Candidate& c : item.candidates) {
       const std::vector<uint8_t> bytes = quantize_rows(
           w, c.type, calibrated && o_.gptq ? &factor_ : nullptr, importance, o_, pool_);
@@ -231,6 +242,12 @@ void measure_embeddings(Item& item, const TensorView& v, const std::vector<doubl
         e += d * d;
       }
       c.error += counts[r] * e;
+      if (&c == &item.candidates.front()) {
+        double x2 = 0;
+        for (int64_t k = 0; k < w.cols; ++k)
+          x2 += double{w.data[r * w.cols + k]} * w.data[r * w.cols + k];
+        item.energy += counts[r] * x2;
+      }
     }
     c.parts.emplace_back(spill.append(bytes), bytes.size());
     c.bytes = bytes.size();
@@ -626,6 +643,7 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
                        .type = ch.type,
                        .bytes = ch.bytes,
                        .error = ch.error,
+                       .energy = it.energy,
                        .candidates = {}};
     for (const Candidate& cand : it.candidates)
       r.candidates.push_back({cand.type, cand.bytes, cand.error});

@@ -68,6 +68,7 @@ struct GgufTensorReport {
   DType type = DType::F32;
   uint64_t bytes = 0;
   double error = 0;
+  double energy = 0;  // trace(W H Wᵀ): the output's own size, for relative errors
   // Each candidate's (type, bytes, error), as measured.
   struct Candidate {
     DType type;
