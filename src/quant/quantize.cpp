@@ -106,7 +106,7 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
       return;
     default: break;
   }
-  // Q5_0, the K-quants and IQ4_NL / IQ4_XS: ggml's formats fitted by quant/ggml_encode.h.
+  // The other ggml types mcmoe writes (quant/ggml_encode.h: legacy, K-quants, iq2_xxs, iq3_xxs, iq4).
   if (can_encode(type)) return quantize_row_ggml(type, src, dst, n);
   fail("quantize_row: unsupported type {}", dtype_name(type));
 }
