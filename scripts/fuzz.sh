@@ -179,7 +179,11 @@ cmd_run() {
     # CPU time: the user + system time of the fuzzer and its fork children, which the shell
     # that waits for them prints with `times` at the end of the log. With FUZZ_NICE set (e.g.
     # 19, to fuzz only on idle cores) wall time overstates it.
+    # `timeout`: under heavy CPU starvation a fork job once deadlocked inside ASan's allocator
+    # (libFuzzer's -timeout alarm fired mid-malloc) and its parent waited for it for hours; a
+    # run is now ended 2 minutes past its time, whatever its children do.
     nice -n "${FUZZ_NICE:-0}" bash -c 'cd "$1" && shift && "$@"; times' _ "$build/findings/$h" \
+      timeout --kill-after=30 $((seconds + 120)) \
       "$build/fuzz/fuzz_$h" -max_total_time="$seconds" -timeout=1 -rss_limit_mb=4096 \
       -malloc_limit_mb=2048 -dict="$build/dict/$h.dict" -artifact_prefix="$build/findings/$h/" \
       -print_final_stats=1 -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
