@@ -190,26 +190,19 @@ class Measurer {
       item.means.resize(item.means.size() + static_cast<size_t>(w.cols), 0.f);
       item.partial = true;
     }
+    // The error of approximating w by q [rows, cols] under the statistics at hand (the table
+    // above); the output energy is the same measure against all zeros.
     const std::vector<float> flat(static_cast<size_t>(w.cols), static_cast<float>(fallback_));
-    const std::vector<float> zeros(static_cast<size_t>(w.rows * w.cols), 0.f);
-    if (calibrated) {
-      item.energy += output_error(w.data.data(), zeros.data(), w.rows, w.cols, h->h());
-    } else if (!given.empty()) {
-      item.energy += diagonal_error(w, zeros, given);
-    } else if (fallback_ > 0) {
-      item.energy += diagonal_error(w, zeros, flat);
-    }
+    auto error_of = [&](const std::vector<float>& q) {
+      if (calibrated) return output_error(w.data.data(), q.data(), w.rows, w.cols, h->h());
+      if (!given.empty()) return diagonal_error(w, q, given);
+      return fallback_ > 0 ? diagonal_error(w, q, flat) : 0.0;
+    };
+    item.energy += error_of(std::vector<float>(static_cast<size_t>(w.rows * w.cols), 0.f));
     for (Candidate& c : item.candidates) {
       const std::vector<uint8_t> bytes = quantize_rows(
           w, c.type, calibrated && o_.gptq ? &factor_ : nullptr, importance, o_, pool_);
-      const std::vector<float> q = quant::dequantize_rows(c.type, bytes.data(), w.rows, w.cols);
-      if (calibrated) {
-        c.error += output_error(w.data.data(), q.data(), w.rows, w.cols, h->h());
-      } else if (!given.empty()) {
-        c.error += diagonal_error(w, q, given);
-      } else if (fallback_ > 0) {
-        c.error += diagonal_error(w, q, flat);
-      }
+      c.error += error_of(quant::dequantize_rows(c.type, bytes.data(), w.rows, w.cols));
       c.parts.emplace_back(spill_.append(bytes), bytes.size());
       c.bytes += bytes.size();
     }
