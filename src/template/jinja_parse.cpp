@@ -2,6 +2,7 @@
 // operator precedence (jinja2/parser.py).
 #include <cctype>
 #include <set>
+#include <utility>
 
 #include "core/error.h"
 #include "template/jinja_ast.h"
@@ -73,7 +74,7 @@ class ExprParser {
         const Nesting nesting(*this);  // "a if b else c if d else ..." recurses here
         add(*c, expression());
       } else {
-        add(*c, nullptr);
+        add_optional(*c, nullptr);  // "a if b": undefined when b is false
       }
       e = std::move(c);
     }
@@ -124,8 +125,14 @@ class ExprParser {
   }
 
  private:
-  // Appends an argument, keeping the parent's height (kMaxHeight).
+  // Appends an argument, keeping the parent's height (kMaxHeight). The renderer reads every
+  // one added here: null is refused now, not dereferenced later (crash-null-index was one).
   void add(Expr& parent, ExprPtr child) {
+    if (!child) error("expected an expression");
+    add_optional(parent, std::move(child));
+  }
+  // An argument that may be absent (a slice's bounds, a conditional's else): tested on use.
+  void add_optional(Expr& parent, ExprPtr child) {
     if (child) {
       parent.height = std::max(parent.height, child->height + 1);
       if (parent.height > kMaxHeight)
@@ -315,10 +322,10 @@ class ExprParser {
         expect_op("]");
         auto s = make(slice ? Expr::Kind::kSlice : Expr::Kind::kIndex);
         add(*s, std::move(e));
-        add(*s, std::move(parts[0]));
         if (slice) {
-          add(*s, std::move(parts[1]));
-          add(*s, std::move(parts[2]));
+          for (ExprPtr& part : parts) add_optional(*s, std::move(part));
+        } else {
+          add(*s, std::move(parts[0]));
         }
         e = std::move(s);
       } else if (accept_op("(")) {
@@ -488,7 +495,9 @@ class Parser {
       if (p.accept_name("if")) n->filter = p.expression(false);
       p.accept_name("recursive");
       p.expect_end();
+      ++loop_depth_;
       const std::string end = parse_body(n->body, {"else", "endfor"});
+      --loop_depth_;
       take_pending()->expect_end();
       if (end == "else") {
         body_until(n->else_body, "endfor");
@@ -527,7 +536,10 @@ class Parser {
       }
       p.expect_op(")");
       p.expect_end();
+      // A macro's body is a function of its own: no loop around the definition is around it.
+      const int outer_loops = std::exchange(loop_depth_, 0);
       body_until(n->body, "endmacro");
+      loop_depth_ = outer_loops;
       return n;
     }
     if (word == "filter") {
@@ -544,6 +556,9 @@ class Parser {
       return n;
     }
     if (word == "break" || word == "continue") {
+      // Checked here, as Jinja does when compiling: outside a for body it escaped render() as
+      // a non-Error exception (std::terminate; fuzz/regressions/template/crash-break-*).
+      if (loop_depth_ == 0) fail("{}: line {}: '{}' outside of a for loop", name_, line, word);
       p.expect_end();
       return node(word == "break" ? Node::Kind::kBreak : Node::Kind::kContinue, line);
     }
@@ -573,6 +588,7 @@ class Parser {
   const std::string& name_;
   int last_line_ = 1;
   int depth_ = 0;
+  int loop_depth_ = 0;  // for bodies around the statement being parsed, within its macro
   std::unique_ptr<ExprParser> pending_;
 };
 

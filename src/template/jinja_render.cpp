@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <utility>
 
 #include "core/error.h"
 #include "template/jinja.h"
@@ -78,11 +79,11 @@ void Renderer::exec(const Node& n) {
       emit(n.text, n.line);
       return;
     case Node::Kind::kOutput:
-      emit(eval(*n.expr).str(), n.line);
+      emit(eval(required(n.expr, n.line)).str(), n.line);
       return;
     case Node::Kind::kIf:
       for (const auto& [cond, body] : n.branches) {
-        if (eval(*cond).truthy()) {
+        if (eval(required(cond, n.line)).truthy()) {
           exec_body(body);
           return;
         }
@@ -97,11 +98,7 @@ void Renderer::exec(const Node& n) {
       if (n.expr) {
         v = eval(*n.expr);
       } else {  // block set: the body's output
-        std::string saved = std::move(out_);
-        out_.clear();
-        exec_body(n.body);
-        v = Value(std::move(out_));
-        out_ = std::move(saved);
+        v = Value(capture(n.body));
       }
       if (!n.attr.empty()) {
         const Value ns = lookup(n.targets[0]);
@@ -117,12 +114,10 @@ void Renderer::exec(const Node& n) {
       define_macro(n);
       return;
     case Node::Kind::kFilterBlock: {
-      std::string saved = std::move(out_);
-      out_.clear();
-      exec_body(n.body);
-      Value body(std::move(out_));
-      out_ = std::move(saved);
-      emit(filter(n.expr->name, body, call_args(*n.expr, 1), n.line).str(), n.line);
+      // The filter's arguments after the body's output, its args[0] (null: jinja_ast.h).
+      const Expr& f = required(n.expr, n.line);
+      const Value body(capture(n.body));
+      emit(filter(f.name, body, call_args(f, 1), n.line).str(), n.line);
       return;
     }
     case Node::Kind::kBreak:
@@ -130,6 +125,18 @@ void Renderer::exec(const Node& n) {
     case Node::Kind::kContinue:
       throw ContinueLoop{};
   }
+}
+
+std::string Renderer::capture(const Body& body) {
+  std::string saved = std::move(out_);
+  out_.clear();
+  try {
+    exec_body(body);
+  } catch (...) {
+    out_ = std::move(saved);
+    throw;
+  }
+  return std::exchange(out_, std::move(saved));
 }
 
 void Renderer::assign_targets(const std::vector<std::string>& targets, Value v, int line) {
@@ -145,7 +152,7 @@ void Renderer::assign_targets(const std::vector<std::string>& targets, Value v, 
 }
 
 void Renderer::exec_for(const Node& n) {
-  Array items = iterate(eval(*n.expr), n.line);
+  Array items = iterate(eval(required(n.expr, n.line)), n.line);
   if (n.filter) {  // "for x in xs if cond": filtered before loop.* counts
     Array kept;
     for (auto& item : items) {
@@ -213,19 +220,15 @@ void Renderer::define_macro(const Node& n) {
              const Value* given = a.get(param, i);
              assign(param, given ? *given : dflt ? eval(*dflt) : Value());
            }
-           std::string saved = std::move(out_);
-           out_.clear();
+           std::string result;
            try {
-             exec_body(def->body);
+             result = capture(def->body);
            } catch (...) {
              frames_.pop_back();
-             out_ = std::move(saved);
              throw;
            }
-           Value result(std::move(out_));
-           out_ = std::move(saved);
            frames_.pop_back();
-           return result;
+           return Value(std::move(result));
          }));
 }
 
@@ -273,36 +276,38 @@ Value Renderer::eval(const Expr& e) {
     case Expr::Kind::kList:
     case Expr::Kind::kTuple: {
       Array a;
-      for (const auto& x : e.args) a.push_back(eval(*x));
+      for (size_t i = 0; i < e.args.size(); ++i) a.push_back(eval(arg(e, i)));
       return Value::array(std::move(a));
     }
     case Expr::Kind::kDict: {
       Value d = Value::object();
       for (size_t i = 0; i + 1 < e.args.size(); i += 2)
-        d.set_member(eval(*e.args[i]).str(), eval(*e.args[i + 1]));
+        d.set_member(eval(arg(e, i)).str(), eval(arg(e, i + 1)));
       return d;
     }
     case Expr::Kind::kAttr:
-      return attribute(eval(*e.args[0]), e.name, e.line);
+      return attribute(eval(arg(e, 0)), e.name, e.line);
     case Expr::Kind::kIndex:
-      return index(eval(*e.args[0]), eval(*e.args[1]), e.line);
-    case Expr::Kind::kSlice:
-      return slice(eval(*e.args[0]), e.args[1] ? eval(*e.args[1]) : Value(),
-                   e.args[2] ? eval(*e.args[2]) : Value(), e.args[3] ? eval(*e.args[3]) : Value(),
-                   e.line);
+      return index(eval(arg(e, 0)), eval(arg(e, 1)), e.line);
+    case Expr::Kind::kSlice: {  // args: the sliced value, then start, stop, step (each optional)
+      const auto bound = [&](size_t i) {
+        return i < e.args.size() && e.args[i] ? eval(*e.args[i]) : Value();
+      };
+      return slice(eval(arg(e, 0)), bound(1), bound(2), bound(3), e.line);
+    }
     case Expr::Kind::kCall: {
-      const Value f = eval(*e.args[0]);
-      if (!f.is_function()) error(e.line, "'" + describe(*e.args[0]) + "' is not callable");
+      const Value f = eval(arg(e, 0));
+      if (!f.is_function()) error(e.line, "'" + describe(arg(e, 0)) + "' is not callable");
       return f.fn()(call_args(e, 1));
     }
     case Expr::Kind::kFilter:
-      return filter(e.name, eval(*e.args[0]), call_args(e, 1), e.line);
+      return filter(e.name, eval(arg(e, 0)), call_args(e, 1), e.line);
     case Expr::Kind::kTest: {
-      const bool r = test(e.name, eval(*e.args[0]), call_args(e, 1), e.line);
+      const bool r = test(e.name, eval(arg(e, 0)), call_args(e, 1), e.line);
       return Value(e.negated ? !r : r);
     }
     case Expr::Kind::kUnary: {
-      const Value v = eval(*e.args[0]);
+      const Value v = eval(arg(e, 0));
       if (e.name == "not") return Value(!v.truthy());
       if (!v.is_number())
         error(e.line, "bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
@@ -312,8 +317,8 @@ Value Renderer::eval(const Expr& e) {
     case Expr::Kind::kBinary:
       return binary(e);
     case Expr::Kind::kCondition:
-      if (eval(*e.args[0]).truthy()) return eval(*e.args[1]);
-      return e.args[2] ? eval(*e.args[2]) : Value();
+      if (eval(arg(e, 0)).truthy()) return eval(arg(e, 1));
+      return e.args.size() > 2 && e.args[2] ? eval(*e.args[2]) : Value();  // "a if b": no else
   }
   return Value();
 }
@@ -321,14 +326,14 @@ Value Renderer::eval(const Expr& e) {
 Value Renderer::binary(const Expr& e) {
   const std::string& op = e.name;
   if (op == "and") {
-    Value a = eval(*e.args[0]);
-    return a.truthy() ? eval(*e.args[1]) : a;
+    Value a = eval(arg(e, 0));
+    return a.truthy() ? eval(arg(e, 1)) : a;
   }
   if (op == "or") {
-    Value a = eval(*e.args[0]);
-    return a.truthy() ? a : eval(*e.args[1]);
+    Value a = eval(arg(e, 0));
+    return a.truthy() ? a : eval(arg(e, 1));
   }
-  const Value a = eval(*e.args[0]), b = eval(*e.args[1]);
+  const Value a = eval(arg(e, 0)), b = eval(arg(e, 1));
   if (op == "~") return Value(a.str() + b.str());
   if (op == "==") return Value(a == b);
   if (op == "!=") return Value(!(a == b));

@@ -68,6 +68,11 @@ class Renderer {
 
   void exec(const Node& n);
 
+  // The output of `body` rendered on its own (block set, filter block, macro call). out_ is
+  // restored however the body ends: a {% break %} inside a filter block leaves it for the
+  // enclosing loop, whose output so far must survive (Jinja drops only the block's buffer).
+  std::string capture(const Body& body);
+
   void assign_targets(const std::vector<std::string>& targets, Value v, int line);
 
   void exec_for(const Node& n);
@@ -80,14 +85,29 @@ class Renderer {
 
   Value eval(const Expr& e);
 
+  // Every expression the renderer reads goes through these two. The parser fills each one
+  // that is not optional (jinja_parse.cpp's add(); optional: a slice's bounds, a
+  // conditional's else, a macro parameter's default, a for loop's filter, the expression of
+  // a block set, which their readers test), so a missing one is a parser defect: refused
+  // naming the line, never dereferenced (the fuzzer found null ones: UBSan, reference
+  // binding to null; fuzz/regressions/template/crash-null-index).
+  const Expr& required(const ExprPtr& e, int line) const {
+    if (!e) error(line, "an expression is missing here");
+    return *e;
+  }
+  const Expr& arg(const Expr& e, size_t i) const {
+    if (i >= e.args.size()) error(e.line, "an expression is missing here");
+    return required(e.args[i], e.line);
+  }
+
   static std::string describe(const Expr& e) {
     return e.kind == Expr::Kind::kName || e.kind == Expr::Kind::kAttr ? e.name : "expression";
   }
 
   CallArgs call_args(const Expr& e, size_t first) {
     CallArgs a;
-    for (size_t i = first; i < e.args.size(); ++i) a.positional.push_back(eval(*e.args[i]));
-    for (const auto& [k, v] : e.kwargs) a.keywords.emplace_back(k, eval(*v));
+    for (size_t i = first; i < e.args.size(); ++i) a.positional.push_back(eval(arg(e, i)));
+    for (const auto& [k, v] : e.kwargs) a.keywords.emplace_back(k, eval(required(v, e.line)));
     return a;
   }
 
@@ -114,8 +134,9 @@ class Renderer {
   // ---- methods of str, dict and list ----
 
   Value method(const Value& self, const std::string& name, int line) {
-    return Value::function(
-        [this, self, name, line](const CallArgs& a) { return call_method(self, name, a, line); });
+    return Value::bound_method(
+        [this, self, name, line](const CallArgs& a) { return call_method(self, name, a, line); },
+        self);
   }
 
   static std::string strip_chars(const CallArgs& a) {

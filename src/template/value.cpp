@@ -48,6 +48,12 @@ Value Value::function(Function f) {
   return v;
 }
 
+Value Value::bound_method(Function f, Value self) {
+  Value v = function(std::move(f));
+  v.a_ = std::make_shared<Array>(Array{std::move(self)});
+  return v;
+}
+
 Value Value::from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null:
@@ -142,7 +148,7 @@ void Value::set_member(const std::string& key, Value v) const {
       if (x->o_ == o_)
         fail("a value cannot contain itself ('{}' set to a value that holds its owner)", key);
       for (const auto& [k, item] : *x->o_) todo.emplace_back(&item, depth + 1);
-    } else if (x->kind_ == Kind::kArray) {
+    } else if (x->kind_ == Kind::kArray || (x->kind_ == Kind::kFunction && x->a_)) {
       for (const auto& item : *x->a_) todo.emplace_back(&item, depth + 1);
     }
   }

@@ -40,6 +40,10 @@ class Value {
   static Value array(Array items = {});
   static Value object(Object items = {});
   static Value function(Function f);
+  // A function that keeps `self` alive ([ns].count, d.items): self is recorded beside it so
+  // that set_member sees what the function holds (a namespace reached only through a bound
+  // method was a shared_ptr cycle that leaked).
+  static Value bound_method(Function f, Value self);
   static Value from_json(const nlohmann::ordered_json& j);
 
   Kind kind() const { return kind_; }
@@ -91,7 +95,7 @@ class Value {
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;
-  std::shared_ptr<Array> a_;
+  std::shared_ptr<Array> a_;  // a list's items; a bound method's self (one item)
   std::shared_ptr<Object> o_;
   std::shared_ptr<Function> fn_;
 };
