@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <numeric>
 
@@ -13,6 +14,57 @@
 
 namespace mcmoe::api {
 
+AutoBudget auto_expert_budget(const model::Model& m, const model::SessionOptions& so,
+                              const model::Model* fallback, const AvailableMemory& avail) {
+  const model::ModelConfig& c = m.config();
+  AutoBudget b;
+  const std::vector<uint64_t> sizes = offload::expert_cache_bytes(m);
+  b.experts = std::accumulate(sizes.begin(), sizes.end(), uint64_t{0});
+  b.largest_expert = sizes.empty() ? 0 : *std::max_element(sizes.begin(), sizes.end());
+  if (!avail.known()) {
+    fail(
+        "{}: --expert-cache auto needs to know the memory available, and neither /proc/meminfo nor "
+        "a "
+        "memory cgroup could be read; give a size (512MiB) or a share (50%)",
+        m.path());
+  }
+  b.available = avail.bytes;
+  b.resident = offload::resident_weight_bytes(m);
+  const int n_ctx = so.n_ctx > 0 ? so.n_ctx : model::default_context(c);
+  b.kv_cache = model::kv_cache_bytes_per_token(c, so.cache_type) * static_cast<uint64_t>(n_ctx) *
+               static_cast<uint64_t>(std::max(1, so.n_seq));
+  if (fallback) {
+    for (const auto& layer : fallback->stored_experts()) {
+      for (const auto& e : layer) b.fallback += e.nbytes();
+    }
+  }
+  // Activations, the batch scratch, the tokenizer, allocator slack and page-table growth
+  // are not counted one by one: 256 MiB plus 5% of what is available covers them with room.
+  b.margin = (256ull << 20) + b.available / 20;
+  const uint64_t taken = b.resident + b.kv_cache + b.fallback + b.margin;
+  b.budget = b.available > taken ? std::min(b.available - taken, b.experts) : 0;
+  auto mib = [](uint64_t x) { return x / 1048576.0; };
+  b.arithmetic = fmt::format(
+      "expert cache auto: {:.1f} MiB available ({}) - {:.1f} MiB resident weights - {:.1f} MiB KV "
+      "cache ({} "
+      "tokens, {}) - {:.1f} MiB fallback copy - {:.1f} MiB margin (256 MiB + 5%) = {:.1f} MiB{}, "
+      "{:.0f}% of "
+      "{:.1f} MiB of experts",
+      mib(b.available), avail.describe(), mib(b.resident), mib(b.kv_cache),
+      n_ctx * std::max(1, so.n_seq), dtype_name(so.cache_type), mib(b.fallback), mib(b.margin),
+      mib(b.available > taken ? b.available - taken : 0),
+      b.budget == b.experts ? " (capped at all experts)" : "",
+      100.0 * b.budget / std::max<uint64_t>(1, b.experts), mib(b.experts));
+  if (b.budget < b.largest_expert) {
+    fail(
+        "{}: {}; that cannot hold one expert of {:.1f} MiB. Free memory, shorten the context "
+        "(--ctx), or run "
+        "without offloading",
+        m.path(), b.arithmetic, mib(b.largest_expert));
+  }
+  return b;
+}
+
 namespace {
 
 void install_offload(const OpenOptions& oo, OpenModel& out) {
@@ -21,17 +73,29 @@ void install_offload(const OpenOptions& oo, OpenModel& out) {
   const std::vector<uint64_t> sizes = offload::expert_cache_bytes(m);
   const uint64_t total = std::accumulate(sizes.begin(), sizes.end(), uint64_t{0});
   offload::OffloadOptions o;
-  o.budget = spec.budget_bytes > 0 ? spec.budget_bytes
-                                   : static_cast<uint64_t>(spec.budget_fraction * total);
-  // The budget as given or as a share of the experts: a cache the machine cannot hold would
-  // fill until the OOM killer ends the run, so it is refused before anything is read.
-  check_memory_fits(
-      o.budget, available_memory(),
-      spec.budget_bytes > 0
-          ? fmt::format("{}: the expert cache (--expert-cache)", m.path())
-          : fmt::format("{}: the expert cache (--expert-cache {:g}% of {:.1f} MiB of experts)",
-                        m.path(), 100 * spec.budget_fraction, total / 1048576.0),
-      "give a smaller --expert-cache");
+  if (!spec.fallback.empty()) {
+    // Mapped: only the experts the fallback actually serves are ever paged in.
+    out.fallback = load_model(spec.fallback, {.memory = model::LoadOptions::Memory::kMap}, oo.log);
+    o.fallback = out.fallback.get();
+    o.fallback_threshold = spec.fallback_threshold;
+  }
+  if (spec.budget_auto) {
+    const AutoBudget b = auto_expert_budget(m, oo.session, out.fallback.get(), available_memory());
+    if (oo.log) oo.log(b.arithmetic);
+    o.budget = b.budget;
+  } else {
+    o.budget = spec.budget_bytes > 0 ? spec.budget_bytes
+                                     : static_cast<uint64_t>(spec.budget_fraction * total);
+    // The budget as given or as a share of the experts: a cache the machine cannot hold would
+    // fill until the OOM killer ends the run, so it is refused before anything is read.
+    check_memory_fits(
+        o.budget, available_memory(),
+        spec.budget_bytes > 0
+            ? fmt::format("{}: the expert cache (--expert-cache)", m.path())
+            : fmt::format("{}: the expert cache (--expert-cache {:g}% of {:.1f} MiB of experts)",
+                          m.path(), 100 * spec.budget_fraction, total / 1048576.0),
+        "give a smaller --expert-cache");
+  }
   o.policy = spec.policy;
   o.per_layer = spec.per_layer;
   o.prefetch_depth = spec.prefetch_depth;
@@ -68,12 +132,6 @@ void install_offload(const OpenOptions& oo, OpenModel& out) {
             L.phi(static_cast<int>(e)) * m.config().n_expert_used * kPriorTokens;
       }
     }
-  }
-  if (!spec.fallback.empty()) {
-    // Mapped: only the experts the fallback actually serves are ever paged in.
-    out.fallback = load_model(spec.fallback, {.memory = model::LoadOptions::Memory::kMap}, oo.log);
-    o.fallback = out.fallback.get();
-    o.fallback_threshold = spec.fallback_threshold;
   }
   auto p = std::make_unique<offload::OffloadingProvider>(m, o);
   out.provider = p.get();
@@ -166,6 +224,7 @@ OpenModel open_model(const OpenOptions& o) {
   check_context(*out.model, o.session.n_ctx, o.allow_long_context);
   model::SessionOptions so = o.session;
   so.odp = out.odp.get();
+  so.cache_aware_margin = o.offload.on ? o.offload.cache_aware_margin : 0.f;
   out.session = std::make_unique<model::Session>(*out.model, so);
   if (o.log) {
     const model::Session& s = *out.session;

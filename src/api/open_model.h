@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_info.h"
 #include "model/model.h"
 #include "model/session.h"
 #include "moe/odp.h"
@@ -19,8 +20,10 @@ namespace mcmoe::api {
 struct OffloadSpec {
   bool on = false;
   uint64_t budget_bytes = 0;   // the cache's budget, or
-  double budget_fraction = 0;  // (when budget_bytes is 0) a fraction of all experts' bytes
-  std::string policy = "lfu";  // lfu | lru | lfu:HALF_LIFE
+  double budget_fraction = 0;  // (when budget_bytes is 0) a fraction of all experts' bytes, or
+  bool budget_auto = false;    // what memory allows (auto_expert_budget)
+  std::string policy = "lfu";  // offload::make_policy's names
+  float cache_aware_margin = 0;  // model::SessionOptions::cache_aware_margin
   bool per_layer = false;
   int prefetch_depth = 1;  // layers ahead; 0: off
   int prefetch_m = 0;      // experts guessed per layer; 0: the model's top-k
@@ -62,6 +65,19 @@ struct OpenModel {
 };
 
 OpenModel open_model(const OpenOptions& o);
+
+// --expert-cache auto: the memory available (MemAvailable, or the cgroup limit when lower)
+// less the resident weights, the KV cache the session will allocate, the fallback copy's
+// experts and a margin of 256 MiB + 5% of what is available, at most every expert's bytes.
+// Fails with the arithmetic when that cannot hold one expert, or when nothing is known.
+struct AutoBudget {
+  uint64_t available = 0, resident = 0, kv_cache = 0, fallback = 0, margin = 0;
+  uint64_t experts = 0, largest_expert = 0;  // all experts' cache bytes; the largest one's
+  uint64_t budget = 0;
+  std::string arithmetic;  // "expert cache auto: A MiB available (...) - ... = B MiB, P% of E MiB"
+};
+AutoBudget auto_expert_budget(const model::Model& m, const model::SessionOptions& so,
+                              const model::Model* fallback, const AvailableMemory& avail);
 
 // Loads a model file, logging "loaded PATH in S s: <config summary>".
 std::unique_ptr<model::Model> load_model(const std::string& path, const model::LoadOptions& lo,

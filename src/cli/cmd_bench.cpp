@@ -83,7 +83,7 @@ int cmd_bench(const Argv& argv) {
     std::printf("odp: %.2f%% of expert activations pruned\n", 100.0 * r.odp_pruned_fraction);
   std::fflush(stdout);
   // With --reps > 1 the counters describe the last run; its speed is printed above.
-  print_offload_stats(a, om.provider, 0, 0);
+  print_offload_stats(a, om.provider, 0, 0, om.session.get());
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "offload/cache_policy.h"
 #include "offload/cache_sim.h"
 #include "offload/trace.h"
 #include "tokenizer/tokenizer.h"
@@ -54,14 +55,17 @@ int cmd_cachesim(const Argv& argv) {
       "(mcmoe cachesim TRACE [flags])",
       {{"--budget", "SIZE|PCT", "50%",
         "cache size: bytes (512MiB) or a share of all experts' bytes"},
-       {"--policy", "POLICY", "lru, lfu, lfu-seeded (with and without prefetch) and belady",
-        "simulate lru, lfu, lfu:HALF_LIFE, lfu-seeded or belady, with +prefetch or not, and "
-        "belady (the optimum) beside it"},
+       {"--policy", "P1,P2,...",
+        "lru, lfu, lfu-seeded, cycle (with and without prefetch) and belady",
+        "simulate these policies: lru, lfu, lfu:HALF_LIFE, cycle, cycle:HALF_LIFE, "
+        "cycle-rate, cycle-temporal, cycle-nohint (cycle without some of its parts), any of them "
+        "NAME-seeded, each optionally NAME+prefetch; "
+        "belady (the demand-only optimum) is always added"},
        {"--prefetch-depth", "D", "min(1, the trace's depth)",
         "layers ahead prefetched by the +prefetch runs (0: none)"},
        {"--prefetch-m", "M", "min(top-k, the trace's top-m)", "experts prefetched per layer"},
        {"--seed-tokens", "N", "a fifth of the trace",
-        "tokens lfu-seeded learns its prior from; every policy replays the rest"},
+        "tokens the -seeded policies learn their prior from; every policy replays the rest"},
        {"--per-layer", nullptr, "", "split the budget evenly over the layers"},
        {"--layers", nullptr, "", "also print each layer's hit rate"}}};
   const Args a(argv, spec);
@@ -74,7 +78,7 @@ int cmd_cachesim(const Argv& argv) {
   base.per_layer = a.has("--per-layer");
   base.prefetch_m = static_cast<int>(a.integer("--prefetch-m", std::min(t.k, t.m), 1, t.m));
   const int depth = static_cast<int>(a.integer("--prefetch-depth", std::min(1, t.depth), 0, t.depth));
-  // lfu-seeded learns its prior from the first tokens (a stand-in for calibration text);
+  // The -seeded policies learn their prior from the first tokens (a stand-in for calibration text);
   // every policy then replays the same remaining tokens (SimOptions::seed_tokens).
   base.seed_tokens = a.integer("--seed-tokens", t.n_tokens() / 5, 0, t.n_tokens() - 1);
   std::vector<offload::SimOptions> runs;
@@ -85,18 +89,27 @@ int cmd_cachesim(const Argv& argv) {
     runs.push_back(o);
   };
   if (a.has("--policy")) {
-    const std::string p = a.str("--policy", "");
-    const bool pf = p.size() > 9 && p.ends_with("+prefetch");
-    const std::string name = pf ? p.substr(0, p.size() - 9) : p;
-    if (name != "lru" && name != "lfu" && name != "lfu-seeded" && name != "belady" && !name.starts_with("lfu:")) {
-      fail("--policy: unknown policy '{}' (expected lru, lfu, lfu-seeded or belady, optionally with +prefetch)", p);
+    for (const std::string& p : split_list(a.str("--policy", ""), "--policy")) {
+      const bool pf = p.ends_with("+prefetch");
+      const std::string name = pf ? p.substr(0, p.size() - 9) : p;
+      if (name == "belady") {
+        if (pf) fail("--policy: belady is the demand-only optimum; belady+prefetch does not exist");
+        continue;  // added once, last
+      }
+      // Refused here, naming the policy, rather than after the earlier runs printed.
+      const std::string live = name.ends_with("-seeded") ? name.substr(0, name.size() - 7) : name;
+      try {
+        offload::make_policy(live, t.n_layer, t.n_expert);
+      } catch (const Error& e) {
+        fail("--policy '{}': {}", p, e.what());
+      }
+      add(name, pf ? std::max(1, depth) : 0);
     }
-    add(name, pf ? std::max(1, depth) : 0);
-    if (name != "belady") add("belady", 0);
+    add("belady", 0);
   } else {
-    for (const char* p : {"lru", "lfu", "lfu-seeded"}) add(p, 0);
+    for (const char* p : {"lru", "lfu", "lfu-seeded", "cycle"}) add(p, 0);
     if (depth > 0) {
-      for (const char* p : {"lru", "lfu", "lfu-seeded"}) add(p, depth);
+      for (const char* p : {"lru", "lfu", "lfu-seeded", "cycle"}) add(p, depth);
     }
     add("belady", 0);
   }

@@ -190,6 +190,18 @@ void Progress::finish(const std::string& extra) {
 
 namespace mcmoe::cli {
 
+std::vector<std::string> split_list(const std::string& s, const std::string& flag) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (item.empty()) fail("{}: empty item in '{}'", flag, s);
+    out.push_back(item);
+  }
+  if (out.empty() || s.ends_with(","))
+    fail("{}: expected a comma-separated list, found '{}'", flag, s);
+  return out;
+}
+
 std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
   std::vector<int> out;
   std::stringstream ss(s);

@@ -70,6 +70,9 @@ struct CalibrationDefaults {
 FlagTable calibration_flag_table(const CalibrationDefaults& d);
 
 // "1,2,3" → {1, 2, 3}; fails naming the flag on anything else.
+// A comma-separated list of non-empty items ("a,b,c"); an empty list or item is refused naming
+// flag.
+std::vector<std::string> split_list(const std::string& s, const std::string& flag);
 std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
 
 // ODP flags shared by run / ppl / bench (list them in the command's flags):

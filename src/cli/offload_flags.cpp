@@ -33,10 +33,18 @@ uint64_t peak_rss() {
 
 const FlagTable& offload_flag_table() {
   static const FlagTable t = {
-      {"--expert-cache", "SIZE|PCT", "",
-       "offload experts: read them from the file into a cache of SIZE bytes (512MiB) or PCT of all "
-       "experts (50%)"},
-      {"--cache-policy", "lfu|lru|lfu:HALF_LIFE", "lfu", "expert cache eviction policy"},
+      {"--expert-cache", "SIZE|PCT|auto", "",
+       "offload experts: read them from the file into a cache of SIZE bytes (512MiB), PCT of all "
+       "experts (50%), or auto: the memory available (MemAvailable or the cgroup limit) less "
+       "resident "
+       "weights, KV cache, fallback copy and a margin (the arithmetic is printed)"},
+      {"--cache-policy", "POLICY", "lfu",
+       "expert cache eviction: lfu, lru, lfu:HALF_LIFE (steps), cycle (layer-aware expected next "
+       "use), "
+       "cycle:HALF_LIFE (tokens)"},
+      {"--cache-aware-routing", "MARGIN", "0",
+       "replace an uncached pick by a cached expert whose router probability is within MARGIN "
+       "(relative, 0..1) of it; changes the output (0: off)"},
       {"--per-layer-cache", nullptr, "", "split the cache budget evenly over the layers"},
       {"--cache-seed", "STATS.json", "", "LFU prior from `mcmoe calibrate` statistics"},
       {"--prefetch", "D", "1", "prefetch the experts the next D layers' routers predict (0: off)"},
@@ -64,7 +72,9 @@ api::OffloadSpec offload_spec(const Args& a) {
   }
   o.on = true;
   const std::string budget = a.str("--expert-cache", "");
-  if (!budget.empty() && budget.back() == '%') {
+  if (budget == "auto") {
+    o.budget_auto = true;
+  } else if (!budget.empty() && budget.back() == '%') {
     constexpr unsigned long long kWhole = 1000000000000ULL;  // the percentage, checked, to 1e-12
     o.budget_fraction =
         static_cast<double>(parse_bytes_or_percent(budget, kWhole, "--expert-cache")) / kWhole;
@@ -73,6 +83,7 @@ api::OffloadSpec offload_spec(const Args& a) {
     if (o.budget_bytes == 0) fail("--expert-cache: the budget must be above 0, found '{}'", budget);
   }
   o.policy = a.str("--cache-policy", "lfu");
+  o.cache_aware_margin = static_cast<float>(a.number("--cache-aware-routing", 0, 0, 1));
   o.per_layer = a.has("--per-layer-cache");
   o.prefetch_depth = static_cast<int>(a.integer("--prefetch", 1, 0, 16));
   o.prefetch_m = static_cast<int>(a.integer("--prefetch-m", 0, 1, 1 << 16));
@@ -87,7 +98,7 @@ api::OffloadSpec offload_spec(const Args& a) {
 }
 
 void print_offload_stats(const Args& a, const offload::OffloadingProvider* provider, int64_t tokens,
-                         double seconds) {
+                         double seconds, const model::Session* session) {
   if (!a.has("--stats")) return;
   std::fprintf(stderr, "stats:\n");
   if (tokens > 0 && seconds > 0) std::fprintf(stderr, "  decode %lld tokens, %.2f tok/s\n", static_cast<long long>(tokens), tokens / seconds);
@@ -125,6 +136,15 @@ void print_offload_stats(const Args& a, const offload::OffloadingProvider* provi
       std::fprintf(stderr, "  low-bit fallback: %lld expert uses (%.1f%%), resident copy %.1f MiB\n",
                    static_cast<long long>(s.fallbacks), s.accesses ? 100.0 * s.fallbacks / s.accesses : 0.0,
                    s.fallback_bytes / 1048576.0);
+    }
+    if (session && a.has("--cache-aware-routing")) {
+      const moe::CacheAwareCounts& c = session->cache_aware_counts();
+      std::fprintf(stderr,
+                   "  cache-aware routing (whole run): %lld of %lld picks uncached, %lld of them "
+                   "(%.1f%%) moved to a cached expert\n",
+                   static_cast<long long>(c.uncached), static_cast<long long>(c.picks),
+                   static_cast<long long>(c.swapped),
+                   c.uncached ? 100.0 * c.swapped / c.uncached : 0.0);
     }
   } else {
     std::fprintf(stderr, "  experts: all resident (no --expert-cache)\n");

@@ -2,7 +2,9 @@
 // Offloading flags shared by run / ppl / bench:
 //   --expert-cache SIZE|PCT   byte budget of the expert cache ("512MiB", "50%" of all experts);
 //                             turns offloading on: experts are read from the file on demand
-//   --cache-policy lfu|lru|lfu:HALF_LIFE (default lfu), --per-layer-cache,
+//   --expert-cache auto      what memory allows (api::auto_expert_budget)
+//   --cache-policy lfu|lru|lfu:HALF_LIFE|cycle[:HALF_LIFE] (default lfu), --per-layer-cache,
+//   --cache-aware-routing MARGIN (prefer cached experts within MARGIN; default 0 = off),
 //   --cache-seed STATS.json   LFU prior from `mcmoe calibrate` statistics
 //   --prefetch D (layers ahead, default 1; 0 off), --prefetch-m M (default top-k),
 //   --io-threads N (default 2), --no-direct-io,
@@ -15,6 +17,7 @@
 #include "api/open_model.h"
 #include "cli/args.h"
 #include "model/model.h"
+#include "model/session.h"
 #include "offload/offload_provider.h"
 
 namespace mcmoe::cli {
@@ -26,7 +29,8 @@ const FlagTable& offload_flag_table();
 api::OffloadSpec offload_spec(const Args& a);
 // The --stats block: cache figures when offloading (provider non-null), and peak RSS either
 // way. `tokens` and `seconds` are the decode tokens and time the caller measured (0: not shown).
+// session (may be null) adds cache-aware routing's counts.
 void print_offload_stats(const Args& a, const offload::OffloadingProvider* provider, int64_t tokens,
-                         double seconds);
+                         double seconds, const model::Session* session = nullptr);
 
 }  // namespace mcmoe::cli

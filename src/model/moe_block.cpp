@@ -107,6 +107,14 @@ void Session::moe_block(int l, int64_t n) {
     }
     moe::apply_odp(*odp_, l, n, n_expert, probs, s.topk_ids.data(), s.topk_w.data(), protect, odp_counters_);
   }
+  if (cache_aware_margin_ > 0.f) {
+    // After ODP: a pick it dropped needs no expert, cached or not.
+    s.expert_cached.resize(n_expert);
+    model_.experts().cached_mask(l, s.expert_cached);
+    moe::prefer_cached(cache_aware_margin_, probs, n_expert, n, k, s.expert_cached.data(),
+                       cfg_.router.norm_topk || cfg_.router.softmax_over_topk, s.topk_ids.data(),
+                       s.topk_w.data(), cache_aware_counts_);
+  }
   if (observer_) {
     observer_->on_routing({.layer = l,
                            .n_tokens = n,

@@ -23,11 +23,15 @@ Session::Session(Model& model, const SessionOptions& options)
       pool_(options.n_threads),
       observer_(options.observer),
       odp_(options.odp),
+      cache_aware_margin_(options.cache_aware_margin),
       cache_type_(options.cache_type),
       rope_(ops::RopeTable::make(cfg_.rope)),
       mla_mode_(options.mla_mode),
       s_(std::make_unique<Scratch>()) {
   if (options.n_seq < 1) fail("a session needs at least one sequence, got n_seq {}", options.n_seq);
+  if (!(options.cache_aware_margin >= 0.f && options.cache_aware_margin <= 1.f)) {
+    fail("cache-aware routing margin {} is not in [0, 1]", options.cache_aware_margin);
+  }
   n_past_.assign(static_cast<size_t>(options.n_seq), 0);
   if (odp_) {
     if (odp_->n_layer != cfg_.n_layer || odp_->k != cfg_.n_expert_used ||
@@ -106,11 +110,15 @@ Session::Session(Model& model, const SessionOptions& options)
   s.products.reserve(2 * n_expert + 2);
 }
 
+size_t kv_cache_bytes_per_token(const ModelConfig& c, DType cache_type) {
+  const size_t per_layer = c.attention == AttentionKind::Mla ? row_bytes(cache_type, c.mla.latent())
+                                                             : row_bytes(cache_type, c.kv_dim()) +
+                                                                   row_bytes(cache_type, c.v_dim());
+  return per_layer * c.n_layer;
+}
+
 size_t Session::kv_cache_bytes_per_token() const {
-  const size_t per_layer = cfg_.attention == AttentionKind::Mla
-                               ? row_bytes(cache_type_, cfg_.mla.latent())
-                               : row_bytes(cache_type_, cfg_.kv_dim()) + row_bytes(cache_type_, cfg_.v_dim());
-  return per_layer * cfg_.n_layer;
+  return model::kv_cache_bytes_per_token(cfg_, cache_type_);
 }
 
 size_t Session::scratch_bytes() const {

@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "model/observer.h"
 #include "moe/odp.h"
+#include "moe/router.h"
 #include "ops/attention.h"
 #include "ops/rope.h"
 
@@ -23,6 +24,10 @@ inline int default_context(const ModelConfig& c) {
   return std::min(c.n_ctx_train, 4096);
 }
 
+// KV cache bytes per token over all layers for a cache of `cache_type` elements: k + v per kv
+// head (GQA), the latent (MLA).
+size_t kv_cache_bytes_per_token(const ModelConfig& c, DType cache_type);
+
 struct SessionOptions {
   int n_ctx = 0;  // 0: default_context()
   int n_threads = 2;
@@ -30,6 +35,9 @@ struct SessionOptions {
   ForwardObserver* observer = nullptr;
   // Online dynamic pruning of low-weight experts; null: off. Must outlive the session.
   const moe::OdpParams* odp = nullptr;
+  // Cache-aware routing (moe::prefer_cached): an uncached pick is replaced by a cached expert
+  // whose routing score is within this relative margin of it; 0: off (routing unchanged).
+  float cache_aware_margin = 0.f;
   // Multi-head latent attention (DeepSeek): absorbed (attention over the cached latents,
   // W_UK folded into the query) or naive (the latents expanded to per-head K and V first);
   // kAuto picks the cheaper for each batch: absorbed for decode, naive for long prefills
@@ -103,6 +111,7 @@ class Session {
   Model& model() { return model_; }
   void set_observer(ForwardObserver* o) { observer_ = o; }
   const moe::OdpCounters& odp_counters() const { return odp_counters_; }
+  const moe::CacheAwareCounts& cache_aware_counts() const { return cache_aware_counts_; }
 
  private:
   // The rows of the batch in flight that belong to one sequence: rows [row0, row0 + n) at
@@ -142,6 +151,8 @@ class Session {
   ForwardObserver* observer_;
   const moe::OdpParams* odp_;
   moe::OdpCounters odp_counters_;
+  float cache_aware_margin_;
+  moe::CacheAwareCounts cache_aware_counts_;
   std::vector<int64_t> n_past_;  // [n_seq]
   std::vector<Segment> segments_;
   std::vector<int64_t> out_rows_;

@@ -63,6 +63,7 @@ struct Session::Scratch {
   std::vector<float> importance;
   std::vector<uint8_t> odp_protect;       // of one sequence's rows
   std::vector<uint8_t> odp_protect_rows;  // [n] of the whole batch
+  std::vector<uint8_t> expert_cached;     // [n_expert] cache-aware routing: held by the provider
 };
 
 }  // namespace mcmoe::model

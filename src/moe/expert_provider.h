@@ -2,6 +2,7 @@
 // The seam between model code and where experts' bytes live. Quantization changes what an
 // expert's bytes are, offloading changes where they live, pruning and merging change which
 // experts a token asks for; the forward pass only ever calls this interface.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -79,6 +80,12 @@ class ExpertProvider {
   // The residual stream [n, n_embd] after layer `layer` has run: where a provider predicts
   // and prefetches the next layers' experts.
   virtual void after_layer(int layer, const float* x, int64_t n) {}
+  // out[e] (n_experts(layer) entries) = 1 when expert e of the layer can be used without
+  // waiting for a read it has not started (held, or already being read); cache-aware routing
+  // prefers these. Every expert of a resident provider is.
+  virtual void cached_mask(int layer, std::span<uint8_t> out) const {
+    std::fill(out.begin(), out.end(), uint8_t{1});
+  }
 };
 
 // Every expert is a view into memory that outlives the provider's users (a mapped file or

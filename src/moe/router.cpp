@@ -112,4 +112,44 @@ void fold_merged_picks(const int* map, int n_router, int n_expert, int64_t n_tok
   }
 }
 
+void prefer_cached(float margin, const float* probs, int n_expert, int64_t n_tokens, int k,
+                   const uint8_t* cached, bool renormalise, int* topk_ids, float* topk_weights,
+                   CacheAwareCounts& counts) {
+  if (!(margin > 0)) return;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* p = probs + t * n_expert;
+    int* ids = topk_ids + t * k;
+    float* w = topk_weights + t * k;
+    float sum_before = 0.f;
+    bool changed = false;
+    for (int j = 0; j < k; ++j) {
+      if (ids[j] < 0) continue;
+      sum_before += w[j];
+      ++counts.picks;
+      if (cached[ids[j]]) continue;
+      ++counts.uncached;
+      const float floor = (1.f - margin) * p[ids[j]];
+      int best = -1;
+      for (int e = 0; e < n_expert; ++e) {
+        if (!cached[e] || p[e] < floor || (best >= 0 && p[e] <= p[best])) continue;
+        if (std::find(ids, ids + k, e) != ids + k) continue;
+        best = e;
+      }
+      if (best < 0) continue;
+      // A zero score cannot be a pick's (route() picks the best), but guard the ratio anyway.
+      w[j] = p[ids[j]] > 0.f ? w[j] * (p[best] / p[ids[j]]) : w[j];
+      ids[j] = best;
+      ++counts.swapped;
+      changed = true;
+    }
+    if (changed && renormalise) {
+      float sum_after = 0.f;
+      for (int j = 0; j < k; ++j) sum_after += ids[j] >= 0 ? w[j] : 0.f;
+      if (sum_after > 0.f) {
+        for (int j = 0; j < k; ++j) w[j] *= sum_before / sum_after;
+      }
+    }
+  }
+}
+
 }  // namespace mcmoe::moe

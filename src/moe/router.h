@@ -54,4 +54,20 @@ void route(const RouterParams& p, const float* logits, int64_t n_tokens, float* 
 void fold_merged_picks(const int* map, int n_router, int n_expert, int64_t n_tokens, int k, const float* probs,
                        float* merged_probs, int* topk_ids, float* topk_weights);
 
+// Cache-aware routing (opt-in, for offloaded experts): each pick whose expert is not cached
+// (cached[e] == 0) is replaced by the best-scoring cached expert not already picked whose
+// score is at least (1 - margin) × the pick's score. probs are route()'s scores (by stored
+// expert), whose ratios are the weights' ratios, so the new pick's weight is the old one
+// times the score ratio; with `renormalise` (rules that normalise their k weights) the k
+// weights are then scaled back to their previous sum. Picks are visited best first, dropped
+// picks (id -1) are skipped, and margin <= 0 changes nothing at all.
+struct CacheAwareCounts {
+  int64_t picks = 0;     // picks looked at
+  int64_t uncached = 0;  // of which not cached
+  int64_t swapped = 0;   // of which replaced by a cached expert
+};
+void prefer_cached(float margin, const float* probs, int n_expert, int64_t n_tokens, int k,
+                   const uint8_t* cached, bool renormalise, int* topk_ids, float* topk_weights,
+                   CacheAwareCounts& counts);
+
 }  // namespace mcmoe::moe

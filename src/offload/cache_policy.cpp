@@ -103,16 +103,40 @@ std::unique_ptr<CachePolicy> make_belady(std::vector<std::vector<uint64_t>> uses
   return std::make_unique<Belady>(std::move(uses));
 }
 
-std::unique_ptr<CachePolicy> make_policy(const std::string& name, int n_ids, std::span<const double> seed) {
+std::unique_ptr<CachePolicy> make_policy(const std::string& name, int n_layer, int n_expert,
+                                         std::span<const double> seed) {
+  const int n_ids = n_layer * n_expert;
+  // The number after ':' in "NAME:X", which must be positive (or, with allow_zero, zero).
+  auto number_after = [&](size_t prefix, bool allow_zero, const char* expected) {
+    char* end = nullptr;
+    const double x = std::strtod(name.c_str() + prefix, &end);
+    if (end == name.c_str() + prefix || *end != 0 || !std::isfinite(x) || x < 0 ||
+        (!allow_zero && x == 0)) {
+      fail("cache policy '{}': expected {}", name, expected);
+    }
+    return x;
+  };
   if (name == "lru") return make_lru(n_ids);
   if (name == "lfu") return make_lfu(n_ids, seed, 0);
-  if (name.starts_with("lfu:")) {
-    char* end = nullptr;
-    const double h = std::strtod(name.c_str() + 4, &end);
-    if (*end != 0 || !(h > 0)) fail("cache policy '{}': expected lfu:HALF_LIFE with a positive number of steps", name);
-    return make_lfu(n_ids, seed, h);
+  if (name.starts_with("lfu:"))
+    return make_lfu(n_ids, seed,
+                    number_after(4, false, "lfu:HALF_LIFE with a positive number of steps"));
+  for (const char* base : {"cycle", "cycle-rate", "cycle-temporal", "cycle-nohint"}) {
+    const std::string b = base;
+    if (name != b && !name.starts_with(b + ":")) continue;
+    CycleOptions o;
+    o.temporal = b != "cycle-rate";
+    o.co_occurrence = b == "cycle" || b == "cycle-nohint";
+    o.hints = b == "cycle";
+    if (name.size() > b.size())
+      o.half_life_tokens = number_after(
+          b.size() + 1, true, (b + ":HALF_LIFE with a number of tokens (0: no decay)").c_str());
+    return make_cycle(n_layer, n_expert, o, seed);
   }
-  fail("unknown cache policy '{}' (expected lru or lfu; belady exists only in cachesim)", name);
+  fail(
+      "unknown cache policy '{}' (expected lru, lfu, lfu:HALF_LIFE, cycle, cycle:HALF_LIFE, "
+      "cycle-rate, cycle-temporal or cycle-nohint; belady exists only in cachesim)",
+      name);
 }
 
 }  // namespace mcmoe::offload

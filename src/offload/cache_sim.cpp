@@ -60,7 +60,8 @@ SimResult simulate(const RoutingTrace& t, const SimOptions& o) {
       }
     }
     policy = make_belady(std::move(uses));
-  } else if (o.policy == "lfu-seeded") {
+  } else if (o.policy.ends_with("-seeded")) {
+    // Counts of the skipped prefix stand in for calibration statistics (--cache-seed).
     std::vector<double> seed(n_ids, 0.0);
     for (int64_t i = 0; i < first; ++i) {
       for (int l = 0; l < t.n_layer; ++l) {
@@ -68,9 +69,9 @@ SimResult simulate(const RoutingTrace& t, const SimOptions& o) {
         for (int e : used) seed[l * t.n_expert + e] += 1.0;
       }
     }
-    policy = make_lfu(n_ids, seed, 0);
+    policy = make_policy(o.policy.substr(0, o.policy.size() - 7), t.n_layer, t.n_expert, seed);
   } else {
-    policy = make_policy(o.policy, n_ids);
+    policy = make_policy(o.policy, t.n_layer, t.n_expert);
   }
   ResidentSet cache = ResidentSet::make(t.expert_bytes, t.n_expert, o.budget, o.per_layer);
 
@@ -81,12 +82,17 @@ SimResult simulate(const RoutingTrace& t, const SimOptions& o) {
   // Prefetched and not yet reached: protected from eviction until its layer has run, so
   // one prefetch does not evict another made for a nearer layer.
   std::vector<int64_t> protect_until(n_ids, -1);
-  std::vector<int> evicted;
+  std::vector<int> evicted, ids;
   uint64_t bytes_read = 0;
   for (int64_t i = first; i < t.n_tokens(); ++i) {
     for (int l = 0; l < t.n_layer; ++l) {
       const uint64_t clock = step_of(i, l);
       used_experts(t, i, l, used);
+      if (!used.empty()) {
+        ids.clear();
+        for (int e : used) ids.push_back(l * t.n_expert + e);
+        policy->begin_step(l, ids, clock);
+      }
       for (int e : used) pinned[l * t.n_expert + e] = 1;
       auto evictable = [&](int id) { return !pinned[id] && protect_until[id] < static_cast<int64_t>(clock); };
       for (int e : used) {
@@ -107,6 +113,15 @@ SimResult simulate(const RoutingTrace& t, const SimOptions& o) {
         policy->on_use(id, clock);
       }
       for (int e : used) pinned[l * t.n_expert + e] = 0;
+      // The routers' guesses for this token's next layers, top-k, as hints (no read).
+      for (int a = 1; a <= std::min(t.depth, policy->hint_depth()) && l + a < t.n_layer; ++a) {
+        const auto p = t.prediction(i, l, a);
+        ids.clear();
+        for (int j = 0; j < std::min(t.k, t.m); ++j) {
+          if (p[j] >= 0) ids.push_back((l + a) * t.n_expert + p[j]);
+        }
+        policy->hint(l + a, a, ids);
+      }
       for (int a = 1; a <= o.prefetch_depth && l + a < t.n_layer; ++a) {
         const auto p = t.prediction(i, l, a);
         for (int j = 0; j < o.prefetch_m; ++j) {

@@ -10,14 +10,15 @@
 namespace mcmoe::offload {
 
 struct SimOptions {
-  std::string policy = "lru";  // lru, lfu, lfu:H, lfu-seeded (counts seeded from the skipped
-                               // prefix, standing in for calibration), belady
+  // A live policy's name (make_policy), or NAME-seeded (its counts seeded from the skipped
+  // prefix, standing in for calibration statistics), or belady.
+  std::string policy = "lru";
   uint64_t budget = 0;         // bytes
   bool per_layer = false;      // one pool per layer instead of one global pool
   int prefetch_depth = 0;      // 0: no prefetch; else prefetch predictions 1..depth layers ahead
   int prefetch_m = 2;          // top-m predicted experts prefetched per layer
   // Replay starts at this token for every policy, so lines with and without a seed compare;
-  // lfu-seeded counts the uses in the tokens before it.
+  // NAME-seeded counts the uses in the tokens before it.
   int64_t seed_tokens = 0;
 };
 

@@ -16,6 +16,17 @@ constexpr size_t kRecallWindow = 64;
 
 }  // namespace
 
+uint64_t resident_weight_bytes(const model::Model& m) {
+  const model::ModelConfig& c = m.config();
+  // The walk load_resident_weights makes, without copying: a tied head shares the embeddings.
+  model::LayerExperts no_routed_experts(c.n_layer);
+  uint64_t bytes = 0;
+  model::for_each_tensor(c, m.weights(), no_routed_experts, [&](const model::TensorSlot& s) {
+    if (s.role != model::TensorRole::RoutedExpert && s.view->valid()) bytes += s.view->nbytes;
+  });
+  return bytes;
+}
+
 OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
     : model_(m), o_(o), predictor_(m) {
   const model::ModelConfig& c = m.config();
@@ -45,7 +56,7 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
            o.budget / 1048576.0, o.per_layer ? " (split per layer)" : "", i / n_expert_, sizes[i] / 1048576.0);
     }
   }
-  policy_ = make_policy(o.policy, n_ids, o.lfu_seed);
+  policy_ = make_policy(o.policy, n_layer_, n_expert_, o.lfu_seed);
   entries_.resize(n_ids);
   use_fallback_.assign(n_ids, 0);
   if (o.fallback) {
@@ -68,8 +79,12 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
   clear_counters();
   stats_.budget = o.budget;
   stats_.direct_io = reader_->direct();
-  guess_.resize(o.prefetch_m);
-  guess_prob_.resize(o.prefetch_m);
+  // A policy that takes hints gets the predictor's top-k for the layers it asks about, with
+  // or without prefetch.
+  hint_depth_ = policy_->hint_depth();
+  guess_m_ = std::max(o.prefetch_m, hint_depth_ > 0 ? std::min(c.n_expert_used, n_expert_) : 0);
+  guess_.resize(guess_m_);
+  guess_prob_.resize(guess_m_);
   load_resident_weights(m);
   for (int t = 0; t < std::max(1, o.io_threads); ++t) workers_.emplace_back([this] { io_worker(); });
 }
@@ -270,6 +285,14 @@ size_t OffloadingProvider::begin_layer(int layer, std::span<const int> experts, 
     }
     guess.clear();
   }
+  // The rest of a layer the cache could not take at once (moe_block calls again with the
+  // experts not yet run) is the same step for the policy.
+  if (partial_layer_ != layer) {
+    step_ids_.clear();
+    for (int e : experts) step_ids_.push_back(id(layer, e));
+    policy_->begin_step(layer, step_ids_, clock_);
+  }
+  partial_layer_ = -1;
   size_t count = 0;
   for (size_t j = 0; j < experts.size(); ++j) {
     const int i = id(layer, experts[j]);
@@ -300,6 +323,7 @@ size_t OffloadingProvider::begin_layer(int layer, std::span<const int> experts, 
         if (count > 0) {
           --stats_.accesses;
           --stats_.layer_accesses[layer];
+          partial_layer_ = layer;
           return count;
         }
         const bool any_loading = std::any_of(entries_.begin(), entries_.end(), [](const Entry& x) { return x.state == State::kLoading; });
@@ -316,6 +340,14 @@ size_t OffloadingProvider::begin_layer(int layer, std::span<const int> experts, 
     ++count;
   }
   return count;
+}
+
+void OffloadingProvider::cached_mask(int layer, std::span<uint8_t> out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t e = 0; e < out.size(); ++e) {
+    const State s = entries_[id(layer, static_cast<int>(e))].state;
+    out[e] = s == State::kReady || s == State::kLoading;
+  }
 }
 
 moe::ExpertWeights OffloadingProvider::get(int layer, int expert) {
@@ -369,12 +401,20 @@ void OffloadingProvider::after_layer(int layer, const float* x, int64_t n) {
   }
   std::vector<int>& guess = guess_;
   std::vector<float>& prob = guess_prob_;
-  for (int a = 1; a <= o_.prefetch_depth; ++a) {
+  const int k = model_.config().n_expert_used;
+  for (int a = 1; a <= std::max(o_.prefetch_depth, hint_depth_); ++a) {
     // No guess past the last layer, nor for a dense layer (no router, no routed experts);
     // the layers beyond a dense one still get theirs.
-    if (!predictor_.predict(layer, a, x, o_.prefetch_m, guess.data(), prob.data())) continue;
+    if (!predictor_.predict(layer, a, x, guess_m_, guess.data(), prob.data())) continue;
     std::unique_lock<std::mutex> lock(mu_);
-    predicted_[a - 1][layer + a] = guess;
+    if (a <= hint_depth_) {
+      hint_ids_.clear();
+      for (int j = 0; j < std::min(k, guess_m_) && guess[j] >= 0; ++j)
+        hint_ids_.push_back(id(layer + a, guess[j]));
+      policy_->hint(layer + a, a, hint_ids_);
+    }
+    if (a > o_.prefetch_depth) continue;  // a hint only
+    predicted_[a - 1][layer + a].assign(guess.begin(), guess.begin() + o_.prefetch_m);
     if (!prefetch_active_) continue;
     // Protected until layer + a has run: that is the step number begin_layer will use then.
     const int64_t protect = static_cast<int64_t>(clock_) + a;

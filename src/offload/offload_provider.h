@@ -70,6 +70,11 @@ struct OffloadStats {
   int64_t decode_tokens = 0;      // single-token forward passes seen (after_layer of the last layer)
 };
 
+// Bytes of the tensors the provider keeps in memory besides the routed experts (attention,
+// shared experts, dense MLPs, routers, embeddings, output head, norms), counted from the
+// model's tensor inventory before anything is copied: what --expert-cache auto sets aside.
+uint64_t resident_weight_bytes(const model::Model& m);
+
 class OffloadingProvider final : public moe::ExpertProvider {
  public:
   // The model must be a GGUF file with routed experts; every other tensor (the inventory's
@@ -83,6 +88,7 @@ class OffloadingProvider final : public moe::ExpertProvider {
   moe::ExpertWeights get(int layer, int expert) override;
   void end_layer(int layer) override;
   void after_layer(int layer, const float* x, int64_t n) override;
+  void cached_mask(int layer, std::span<uint8_t> out) const override;
 
   OffloadStats stats() const;
   // Zeroes the counters (not the cache): a benchmark's warm-up stays out of its figures.
@@ -124,7 +130,12 @@ class OffloadingProvider final : public moe::ExpertProvider {
   std::vector<Entry> entries_;
   std::vector<uint8_t> use_fallback_;   // [id] this step computes with the low-bit copy
   std::vector<int> pinned_now_;
+  std::vector<int> step_ids_;  // begin_layer's ids for the policy
+  int partial_layer_ = -1;     // the layer begin_layer last returned part of, until called again
   RoutePredictor predictor_;
+  int hint_depth_ = 0;              // layers ahead the policy takes hints for
+  int guess_m_ = 0;                 // experts guessed per layer: prefetch_m, or top-k for hints
+  std::vector<int> hint_ids_;       // after_layer's scratch: one hint's ids
   std::vector<int> guess_;          // after_layer's scratch: top-m guesses and their
   std::vector<float> guess_prob_;   // probabilities, sized once
   std::vector<std::vector<std::vector<int>>> predicted_;  // [ahead - 1][layer] latest guess, empty when none

@@ -202,13 +202,15 @@ TEST(OffloadCli, TraceAndCachesimPrintEveryPolicy) {
   };
   const auto all = lines(run_cli("cachesim " + quote(trace) + " --budget 50%"));
   std::map<std::string, double> rate(all.begin(), all.end());
-  EXPECT_EQ(all.size(), 7u);
-  for (const char* p : {"lru", "lfu", "lfu-seeded", "lru+prefetch", "lfu+prefetch", "lfu-seeded+prefetch", "belady"}) {
+  EXPECT_EQ(all.size(), 9u);
+  for (const char* p : {"lru", "lfu", "lfu-seeded", "cycle", "lru+prefetch", "lfu+prefetch",
+                        "lfu-seeded+prefetch", "cycle+prefetch", "belady"}) {
     ASSERT_TRUE(rate.count(p)) << "no line for " << p;
     EXPECT_GE(rate[p], 0.0);
     EXPECT_LE(rate[p], 1.0);
   }
-  for (const char* p : {"lru", "lfu", "lfu-seeded"}) EXPECT_LE(rate[p], rate["belady"]) << p;
+  for (const char* p : {"lru", "lfu", "lfu-seeded", "cycle"})
+    EXPECT_LE(rate[p], rate["belady"]) << p;
   EXPECT_GT(rate["belady"], 0.0);
 
   const auto one = lines(run_cli("cachesim " + quote(trace) + " --budget 50% --policy lru"));
@@ -231,6 +233,19 @@ TEST(OffloadCli, TraceAndCachesimPrintEveryPolicy) {
     expect_clean_error(run_cli("cachesim " + quote(trace) + " --budget " + bad), {"--budget", bad});
   }
   expect_clean_error(run_cli("cachesim " + quote(trace) + " --policy mru"), {"--policy", "mru"});
+  // A list of policies, each replayed the same way as alone; Belady added once, last.
+  const auto list = lines(run_cli("cachesim " + quote(trace) +
+                                  " --budget 50% --policy lru,cycle-seeded,cycle:100+prefetch"));
+  ASSERT_EQ(list.size(), 4u);
+  EXPECT_EQ(list[0].first, "lru");
+  EXPECT_EQ(list[0].second, rate["lru"]);
+  EXPECT_EQ(list[1].first, "cycle-seeded");
+  EXPECT_EQ(list[2].first, "cycle:100+prefetch");
+  EXPECT_EQ(list[3].first, "belady");
+  for (const char* bad : {"lru,,lfu", "cycle:-1", "belady+prefetch", "lfu,"}) {
+    expect_clean_error(run_cli("cachesim " + quote(trace) + " --policy " + quote(bad)),
+                       {"--policy"});
+  }
   expect_clean_error(run_cli("cachesim " + quote(dir.path("none.trace"))), {dir.path("none.trace")});
   expect_clean_error(run_cli("cachesim " + small()), {test::small_offload_model(), "not an mcmoe routing trace"});
   expect_clean_error(run_cli("cachesim"), {"TRACE"});
@@ -300,13 +315,15 @@ TEST(OffloadCli, DenseFirstLayerOffloadTraceAndCachesim) {
     std::smatch m;
     if (std::regex_match(l, m, re)) rate[m[1]] = std::stod(m[2]);
   }
-  EXPECT_EQ(rate.size(), 7u) << sim.out;
+  EXPECT_EQ(rate.size(), 9u) << sim.out;
   ASSERT_TRUE(rate.count("belady")) << sim.out;
-  for (const char* p : {"lru", "lfu", "lfu-seeded", "lru+prefetch", "lfu+prefetch", "lfu-seeded+prefetch"}) {
+  for (const char* p : {"lru", "lfu", "lfu-seeded", "cycle", "lru+prefetch", "lfu+prefetch",
+                        "lfu-seeded+prefetch", "cycle+prefetch"}) {
     ASSERT_TRUE(rate.count(p)) << "no line for " << p << " in:\n" << sim.out;
     EXPECT_LE(rate[p], 1.0);
   }
-  for (const char* p : {"lru", "lfu", "lfu-seeded"}) EXPECT_LE(rate[p], rate["belady"]) << p;
+  for (const char* p : {"lru", "lfu", "lfu-seeded", "cycle"})
+    EXPECT_LE(rate[p], rate["belady"]) << p;
   EXPECT_GT(rate["belady"], 0.0);
 }
 

@@ -1,9 +1,14 @@
-// Every routing rule on hand-made logits whose picks and weights are worked out here.
+// Every routing rule on hand-made logits whose picks and weights are worked out here, and
+// cache-aware routing (prefer_cached): a hand-worked swap, margin 0 changing nothing, and on
+// random inputs every swap within the margin, to a cached expert not already picked.
 #include "moe/router.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <random>
 #include <vector>
 
 namespace mcmoe::moe {
@@ -117,6 +122,98 @@ TEST(Router, TiesGoToTheLowerExpert) {
   const Routed g =
       run({.group = GroupSelect::Max, .n_group = 2, .topk_group = 1}, {5.f, 0.f, 5.f, 1.f}, 1);
   EXPECT_EQ(g.ids, (std::vector<int>{0}));
+}
+
+TEST(Router, PreferCachedHandWorked) {
+  // Scores 0.4, 0.3, 0.2, 0.1; picks 0 and 1 (weights renormalised: 4/7, 3/7); experts 2 and 3
+  // cached. Margin 0.4: pick 0's floor is 0.24 (no cached expert reaches it), pick 1's is 0.18,
+  // which expert 2 (0.2) reaches: it replaces 1 with weight 3/7 * 0.2/0.3 = 2/7, then both are
+  // scaled back to a sum of 1: 4/6 and 2/6.
+  const std::vector<float> probs = {0.4f, 0.3f, 0.2f, 0.1f};
+  const std::vector<uint8_t> cached = {0, 0, 1, 1};
+  std::vector<int> ids = {0, 1};
+  std::vector<float> w = {4.f / 7, 3.f / 7};
+  CacheAwareCounts c;
+  prefer_cached(0.4f, probs.data(), 4, 1, 2, cached.data(), true, ids.data(), w.data(), c);
+  EXPECT_EQ(ids, (std::vector<int>{0, 2}));
+  EXPECT_NEAR(w[0], 4.f / 6, 1e-6);
+  EXPECT_NEAR(w[1], 2.f / 6, 1e-6);
+  EXPECT_EQ(c.picks, 2);
+  EXPECT_EQ(c.uncached, 2);
+  EXPECT_EQ(c.swapped, 1);
+  // Without renormalisation (Qwen2-MoE) the weight is the score ratio alone.
+  ids = {0, 1};
+  w = {0.4f, 0.3f};
+  prefer_cached(0.4f, probs.data(), 4, 1, 2, cached.data(), false, ids.data(), w.data(), c);
+  EXPECT_EQ(ids, (std::vector<int>{0, 2}));
+  EXPECT_NEAR(w[1], 0.2f, 1e-7);
+  EXPECT_FLOAT_EQ(w[0], 0.4f);
+  // Margin 0.2: floor 0.24 for pick 1, expert 2 (0.2) is outside it: nothing moves.
+  ids = {0, 1};
+  w = {4.f / 7, 3.f / 7};
+  prefer_cached(0.2f, probs.data(), 4, 1, 2, cached.data(), true, ids.data(), w.data(), c);
+  EXPECT_EQ(ids, (std::vector<int>{0, 1}));
+}
+
+TEST(Router, PreferCachedMarginZeroChangesNothingAndSwapsStayWithinTheMargin) {
+  std::mt19937 rng(7);
+  const int E = 16, k = 4, n = 300;
+  for (float margin : {0.f, 0.1f, 0.5f, 1.f}) {
+    for (bool renormalise : {false, true}) {
+      std::vector<float> logits(n * E), probs(n * E), w(n * k);
+      std::vector<int> ids(n * k);
+      std::normal_distribution<float> z(0.f, 1.5f);
+      // Some ties: scores rounded to a coarse grid.
+      for (float& x : logits) x = std::round(z(rng) * 4.f) / 4.f;
+      RouterRule rule;
+      rule.norm_topk = renormalise;
+      route({.n_expert = E, .k = k, .rule = rule}, logits.data(), n, probs.data(), ids.data(),
+            w.data());
+      std::vector<uint8_t> cached(E);
+      for (auto& c : cached) c = rng() % 2;
+      const std::vector<int> ids0 = ids;
+      const std::vector<float> w0 = w;
+      CacheAwareCounts c;
+      prefer_cached(margin, probs.data(), E, n, k, cached.data(), renormalise, ids.data(), w.data(),
+                    c);
+      if (margin == 0.f) {
+        EXPECT_EQ(ids, ids0);
+        EXPECT_EQ(std::memcmp(w.data(), w0.data(), w.size() * sizeof(float)), 0);
+        EXPECT_EQ(c.swapped, 0);
+        continue;
+      }
+      int64_t swapped = 0;
+      for (int t = 0; t < n; ++t) {
+        float sum0 = 0, sum = 0;
+        for (int j = 0; j < k; ++j) {
+          const int before = ids0[t * k + j], after = ids[t * k + j];
+          sum0 += w0[t * k + j];
+          sum += w[t * k + j];
+          // No expert twice.
+          for (int i = 0; i < j; ++i) EXPECT_NE(ids[t * k + i], after);
+          if (before == after) {
+            // Kept: cached, or no cached expert outside the picks was within the margin.
+            if (!cached[before]) {
+              for (int e = 0; e < E; ++e) {
+                const bool picked = std::find(ids.begin() + t * k, ids.begin() + (t + 1) * k, e) !=
+                                    ids.begin() + (t + 1) * k;
+                if (cached[e] && !picked)
+                  EXPECT_LT(probs[t * E + e], (1 - margin) * probs[t * E + before]);
+              }
+            }
+            continue;
+          }
+          ++swapped;
+          EXPECT_FALSE(cached[before]);
+          EXPECT_TRUE(cached[after]);
+          EXPECT_GE(probs[t * E + after], (1 - margin) * probs[t * E + before]);
+        }
+        if (renormalise) EXPECT_NEAR(sum, sum0, 1e-5);
+      }
+      EXPECT_EQ(swapped, c.swapped);
+      EXPECT_GT(c.swapped, 0) << "margin " << margin;
+    }
+  }
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Cache policies and the byte-budget rule (offload/cache_policy.h, resident_set.h): the exact
 // victims of LRU, LFU, seeded LFU, LFU with a half-life and Belady on a hand-worked request
-// sequence, and a ResidentSet that never holds more than its budget (global or per layer).
+// sequence, the layer-aware cycle policy's ordering (distance in the cycle, rate,
+// co-occurrence, half-life, seed) on hand-worked steps, and a ResidentSet that never holds
+// more than its budget (global or per layer).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -97,8 +99,8 @@ TEST(CachePolicy, LfuHalfLifeMovesBetweenLfuAndLru) {
   EXPECT_EQ(victim_with(make_lfu(2, {}, 2.0)), 0);
   // Half-life 10: 2.804 * 2^-.4 = 2.125 against 0.933: frequency wins.
   EXPECT_EQ(victim_with(make_lfu(2, {}, 10.0)), 1);
-  EXPECT_EQ(victim_with(make_policy("lfu:2", 2)), 0);
-  EXPECT_EQ(victim_with(make_policy("lfu:10", 2)), 1);
+  EXPECT_EQ(victim_with(make_policy("lfu:2", 1, 2)), 0);
+  EXPECT_EQ(victim_with(make_policy("lfu:10", 1, 2)), 1);
   // Tiny half-life is LRU, huge is LFU, on the whole hand trace.
   auto lru = make_lru(4), tiny = make_lfu(4, {}, 0.01), lfu = make_lfu(4), huge = make_lfu(4, {}, 1e12);
   EXPECT_EQ(replay(*tiny, kSeq, 2).victims, replay(*lru, kSeq, 2).victims);
@@ -128,17 +130,165 @@ TEST(CachePolicy, BeladyVictimsOnHandTrace) {
 }
 
 TEST(CachePolicy, MakePolicyNamesAndErrors) {
-  EXPECT_EQ(make_policy("lru", 4)->name(), "lru");
-  EXPECT_EQ(make_policy("lfu", 4)->name(), "lfu");
-  EXPECT_EQ(make_policy("lfu:3.5", 4)->name(), "lfu");
-  for (const char* bad : {"lfu:", "lfu:0", "lfu:-2", "lfu:abc", "lfu:3x", "belady", "mru", ""}) {
+  EXPECT_EQ(make_policy("lru", 1, 4)->name(), "lru");
+  EXPECT_EQ(make_policy("lfu", 1, 4)->name(), "lfu");
+  EXPECT_EQ(make_policy("lfu:3.5", 1, 4)->name(), "lfu");
+  for (const char* ok :
+       {"cycle", "cycle:0", "cycle:250", "cycle-rate", "cycle-temporal:64", "cycle-nohint"}) {
+    EXPECT_EQ(make_policy(ok, 2, 4)->name(), "cycle") << ok;
+  }
+  for (const char* bad :
+       {"lfu:", "lfu:0", "lfu:-2", "lfu:abc", "lfu:3x", "belady", "mru", "", "cycle:", "cycle:-1",
+        "cycle:x", "cycle:nan", "cycle-rate:", "cycles", "cycle-marginal", "cycle-seeded"}) {
     try {
-      make_policy(bad, 4);
+      make_policy(bad, 2, 4);
       ADD_FAILURE() << "'" << bad << "' accepted";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("'" + std::string(bad) + "'"), std::string::npos) << e.what();
     }
   }
+}
+
+// The cycle policy on hand-worked steps: 3 layers x 2 experts, ids layer * 2 + expert.
+// One token = steps of layers 0, 1, 2, each using the ids given.
+void run_token(CachePolicy& p, const std::vector<std::vector<int>>& picks, uint64_t& clock) {
+  for (int l = 0; l < static_cast<int>(picks.size()); ++l) {
+    p.begin_step(l, picks[l], clock);
+    for (int id : picks[l]) p.on_use(id, clock);
+    ++clock;
+  }
+}
+
+TEST(CachePolicy, CycleEvictsTheLayerVisitedLast) {
+  // Every expert used equally often (experts alternate by token): rates are equal, so the
+  // order is the distance in the cycle. After layer 0's step of the next token, layer 0's
+  // unused expert is a whole cycle away (d = 3), layer 2's are 2 steps away, layer 1's 1.
+  CycleOptions o;
+  o.co_occurrence = false;
+  o.temporal = false;  // the alternation would tell which expert comes next (tested below)
+  auto p = make_cycle(3, 2, o);
+  uint64_t clock = 0;
+  for (int t = 0; t < 20; ++t) run_token(*p, {{t % 2}, {2 + t % 2}, {4 + t % 2}}, clock);
+  p->begin_step(0, std::vector<int>{0}, clock);
+  p->on_use(0, clock);
+  EXPECT_EQ(p->victim(std::vector<int>{1, 2, 5}, clock), 1);  // layer 0's other expert
+  EXPECT_EQ(p->victim(std::vector<int>{2, 5}, clock), 5);     // layer 2 before layer 1
+  EXPECT_EQ(p->victim(std::vector<int>{3, 2}, clock), 2);     // same layer, same rate: older use
+  // LFU sees equal counts and evicts the oldest use: layer 1's expert 0 (token 18), which
+  // may be needed at the very next step.
+  auto lfu = make_lfu(6);
+  clock = 0;
+  for (int t = 0; t < 20; ++t) run_token(*lfu, {{t % 2}, {2 + t % 2}, {4 + t % 2}}, clock);
+  lfu->on_use(0, clock);
+  EXPECT_EQ(lfu->victim(std::vector<int>{1, 2, 5}, clock), 2);
+}
+
+TEST(CachePolicy, CycleRareExpertGoesFirstEvenWhenNear) {
+  // Expert 3 (layer 1) used once in 40 tokens, expert 5 (layer 2) every token: after layer
+  // 0's step, 3 is one step away but expected 1 + (1 - 1/40) * 3 * 40 ≈ 118 steps; 5 is
+  // expected in 2.
+  CycleOptions o;
+  o.co_occurrence = false;
+  o.prior_tokens = 0;
+  auto p = make_cycle(3, 2, o);
+  uint64_t clock = 0;
+  for (int t = 0; t < 40; ++t) run_token(*p, {{0}, {t == 7 ? 3 : 2}, {5}}, clock);
+  p->begin_step(0, std::vector<int>{0}, clock);
+  EXPECT_EQ(p->victim(std::vector<int>{3, 5}, clock), 3);
+}
+
+TEST(CachePolicy, CycleCoOccurrencePicksTheNextLayersPartner) {
+  // Layer 0's expert e is always followed by layer 1's expert e (ids 2 + e); layer 1's two
+  // experts have rate 1/2 each. Token 40's layer 0 picks expert 0, so id 2 is needed next
+  // step and id 3 is not. Without co-occurrence the rates tie and the older use goes:
+  // id 2 (token 38) against id 3 (token 39).
+  CycleOptions marginal;
+  marginal.co_occurrence = false;
+  marginal.temporal = false;
+  CycleOptions cooc = marginal;
+  cooc.co_occurrence = true;
+  auto with = make_cycle(3, 2, cooc), without = make_cycle(3, 2, marginal);
+  for (CachePolicy* p : {with.get(), without.get()}) {
+    uint64_t clock = 0;
+    for (int t = 0; t < 40; ++t) run_token(*p, {{t % 2}, {2 + t % 2}, {4}}, clock);
+    p->begin_step(0, std::vector<int>{0}, clock);
+    p->on_use(0, clock);
+  }
+  const std::vector<int> c = {2, 3};
+  EXPECT_EQ(with->victim(c, 200), 3);
+  EXPECT_EQ(without->victim(c, 200), 2);
+}
+
+TEST(CachePolicy, CycleTemporalKnowsWhatFollowsWhat) {
+  // One layer of 3 experts: 0 every token, 1 and 2 taking turns. After token 39 (used 2),
+  // token 40 will use 1: the transition counts say so; rates alone tie and evict the older
+  // use, 1.
+  auto run = [](bool temporal) {
+    CycleOptions o;
+    o.temporal = temporal;
+    o.hints = false;
+    auto p = make_cycle(1, 3, o);
+    uint64_t clock = 0;
+    for (int t = 0; t < 40; ++t) run_token(*p, {{0, 1 + t % 2}}, clock);
+    return p->victim(std::vector<int>{1, 2}, clock);
+  };
+  EXPECT_EQ(run(true), 2);
+  EXPECT_EQ(run(false), 1);
+}
+
+TEST(CachePolicy, CycleKeepsWhatTheNextLayersRoutersGuess) {
+  // 3 layers x 2 experts, every expert at rate 1/2. After layer 0's step, layer 1's router
+  // guesses expert 1 (id 3): once guesses have proved right, id 2 goes first; with the
+  // guess on expert 0 instead, id 3 does.
+  auto run = [](int guessed) {
+    auto p = make_cycle(3, 2, CycleOptions{});
+    uint64_t clock = 0;
+    for (int t = 0; t < 40; ++t) {
+      const int e = (t * 7 / 3) % 2;  // no strict alternation: the transition says little
+      for (int l = 0; l < 3; ++l) {
+        const std::vector<int> ids = {l * 2 + e};
+        p->begin_step(l, ids, clock);
+        p->on_use(ids[0], clock);
+        if (l + 1 < 3) p->hint(l + 1, 1, std::vector<int>{(l + 1) * 2 + e});  // always right
+        ++clock;
+      }
+    }
+    p->begin_step(0, std::vector<int>{0}, clock);
+    p->on_use(0, clock);
+    p->hint(1, 1, std::vector<int>{2 + guessed});
+    return p->victim(std::vector<int>{2, 3}, clock);
+  };
+  EXPECT_EQ(run(1), 2);
+  EXPECT_EQ(run(0), 3);
+}
+
+TEST(CachePolicy, CycleHalfLifeFollowsAChangeOfTopic) {
+  // Layer 0: expert 0 for 100 tokens, then expert 1 for 20. Without decay 0 (100 uses) stays
+  // and 1 (20) goes; with a 10-token half-life, 0's count has halved twice.
+  auto run = [](double half_life) {
+    CycleOptions o;
+    o.half_life_tokens = half_life;
+    auto p = make_cycle(1, 3, o);
+    uint64_t clock = 0;
+    for (int t = 0; t < 120; ++t) {
+      const std::vector<int> ids = {t < 100 ? 0 : 1};
+      p->begin_step(0, ids, clock);
+      p->on_use(ids[0], clock);
+      ++clock;
+    }
+    return p->victim(std::vector<int>{0, 1}, clock);
+  };
+  EXPECT_EQ(run(0), 1);
+  EXPECT_EQ(run(10), 0);
+}
+
+TEST(CachePolicy, CycleSeedSetsThePrior) {
+  // Nothing seen yet: the seed alone orders the experts.
+  const std::vector<double> seed = {1, 9, 5, 5};
+  auto p = make_cycle(2, 2, CycleOptions{}, seed);
+  EXPECT_EQ(p->victim(std::vector<int>{0, 1}, 0), 0);
+  EXPECT_THROW(make_cycle(2, 2, CycleOptions{}, std::vector<double>{1, 2, 3}), Error);
+  EXPECT_THROW(make_cycle(0, 2, CycleOptions{}), Error);
 }
 
 TEST(CachePolicy, ResidentSetMakeRoomRules) {

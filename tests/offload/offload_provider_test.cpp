@@ -67,7 +67,7 @@ TEST(OffloadProvider, LogitsBitIdenticalToResidentForEveryPolicyAndBudget) {
   ASSERT_LT(one, 2 * test::max_expert_bytes(*resident));  // holds exactly one expert
   const std::vector<std::pair<std::string, uint64_t>> budgets = {
       {"one expert", one}, {"25%", total / 4}, {"50%", total / 2}, {"100%", total}};
-  for (const char* policy : {"lru", "lfu"}) {
+  for (const char* policy : {"lru", "lfu", "cycle"}) {
     for (const auto& [name, budget] : budgets) {
       for (int prefetch : {0, 1}) {
         OffloadOptions o = test::offload_options(policy, budget, prefetch);
@@ -81,6 +81,8 @@ TEST(OffloadProvider, LogitsBitIdenticalToResidentForEveryPolicyAndBudget) {
   OffloadOptions o = test::offload_options("lfu:4", total / 4, 2);
   o.io_threads = 1;
   expect_identical(path, want, tokens, o, "lfu:4 25% prefetch 2, 1 I/O thread");
+  expect_identical(path, want, tokens, test::offload_options("cycle-temporal:8", total / 3, 1),
+                   "cycle-temporal:8 33% prefetch 1");
   o = test::offload_options("lru", total / 2, 1);
   o.per_layer = true;
   o.direct_io = false;

@@ -122,11 +122,14 @@ std::vector<int32_t> test_tokens(int vocab) {
   return t;
 }
 
-std::vector<float> run_logits(model::Model& m, const std::vector<int32_t>& tokens, const std::function<void()>& after_each_eval) {
+std::vector<float> run_logits(model::Model& m, const std::vector<int32_t>& tokens,
+                              const std::function<void()>& after_each_eval,
+                              const std::function<void(model::SessionOptions&)>& so_tweak) {
   model::SessionOptions so;
   so.n_ctx = 64;
   so.n_threads = 2;
   so.n_batch = 8;
+  if (so_tweak) so_tweak(so);
   model::Session s(m, so);
   std::vector<float> out;
   const auto pre = s.eval(std::span<const int32_t>(tokens.data(), kPrefill), true);

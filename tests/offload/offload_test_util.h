@@ -13,6 +13,7 @@
 
 #include "api/synth.h"
 #include "model/model.h"
+#include "model/session.h"
 #include "offload/offload_provider.h"
 
 namespace mcmoe::test {
@@ -50,8 +51,10 @@ std::vector<int32_t> test_tokens(int vocab);
 // A prefill of kPrefill tokens (two forward chunks of n_batch 8, all logits), then one
 // single-token decode step per remaining token; every logit of every step, concatenated.
 // after_each_eval (optional) runs after every eval: where a test inspects the cache.
+// so_tweak (optional) changes the session's options (an observer, cache-aware routing).
 std::vector<float> run_logits(model::Model& m, const std::vector<int32_t>& tokens,
-                              const std::function<void()>& after_each_eval = {});
+                              const std::function<void()>& after_each_eval = {},
+                              const std::function<void(model::SessionOptions&)>& so_tweak = {});
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b);
 
 // Turns a hang into a failure: if not destroyed within `limit`, prints what hung and ends the
