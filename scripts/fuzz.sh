@@ -260,7 +260,12 @@ cmd_stats() {
       if ((f > ft)); then ft=$f; fi
     done
     local n
-    n=$(find "$build/findings/$h" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) 2>/dev/null | wc -l)
+    # A harness never run has no findings folder: find fails, and under pipefail that ended
+    # the script after the header; count 0 instead.
+    n=0
+    if [ -d "$build/findings/$h" ]; then
+      n=$(find "$build/findings/$h" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)
+    fi
     printf '%-16s %5d %12d %10.1f %8d %8d %9d\n' "$h" "$runs" "$execs" "$(awk -v s="$secs" 'BEGIN {print s / 60}')" "$cov" "$ft" "$n"
   done
 }
