@@ -105,6 +105,7 @@ void install_offload(const OpenOptions& oo, OpenModel& out) {
          m.config().n_expert);
   }
   o.prefetch_min_prob = spec.prefetch_min_prob;
+  o.prefetch_fit = spec.prefetch_fit;
   o.io_threads = spec.io_threads;
   o.direct_io = spec.direct_io;
   if (!spec.seed_stats.empty()) {

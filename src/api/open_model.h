@@ -28,6 +28,7 @@ struct OffloadSpec {
   int prefetch_depth = 1;  // layers ahead; 0: off
   int prefetch_m = 0;      // experts guessed per layer; 0: the model's top-k
   float prefetch_min_prob = 0;
+  int prefetch_fit = 0;  // offload::OffloadOptions::prefetch_fit
   int io_threads = 2;
   bool direct_io = true;
   std::string seed_stats;        // calibration statistics (mcmoe calibrate) as an LFU prior

@@ -24,6 +24,9 @@ int cmd_trace(const Argv& argv) {
                    {"--max-tokens", "N", "all", "trace at most N tokens of the text"},
                    {"--depth", "D", "2", "record router predictions up to D layers ahead"},
                    {"--top-m", "M", "min(4, experts)", "experts predicted per layer"},
+                   {"--fit-predictor", "N", "0",
+                    "one-layer-ahead predictions from routers refitted on the text every N tokens "
+                    "(0: off)"},
                    kThreadsFlag},
                   {load_flag_table()})};
   const Args a(argv, spec);
@@ -38,6 +41,7 @@ int cmd_trace(const Argv& argv) {
   o.threads = threads_flag(a);
   o.depth = static_cast<int>(a.integer("--depth", 2, 1, 64));
   o.m = static_cast<int>(a.integer("--top-m", std::min(4, m->config().n_expert), 1, 1 << 16));
+  o.fit = static_cast<int>(a.integer("--fit-predictor", 0, 0, 1 << 20));
   Progress progress("trace");
   o.progress = [&](size_t done, size_t total) { progress.update(static_cast<int64_t>(done), static_cast<int64_t>(total)); };
   const offload::RoutingTrace t = offload::record_trace(*m, ids, o);

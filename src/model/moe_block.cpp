@@ -76,6 +76,7 @@ void Session::moe_block(int l, int64_t n) {
   // Routing.
   ops::matmul(L.router, s.h.data(), n, s.router_logits.data(), pool_);
   add_bias(L.router_bias, s.router_logits.data(), n, n_router);
+  model_.experts().on_router_logits(l, s.router_logits.data(), n);
   if (observer_) observer_->on_tensor("router_logits", l, s.router_logits.data(), n, n_router);
   const moe::RouterParams rp{.n_expert = n_router, .k = k, .rule = cfg_.router,
                              .choice_bias = static_cast<const float*>(L.choice_bias.data)};

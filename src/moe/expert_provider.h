@@ -86,6 +86,9 @@ class ExpertProvider {
   virtual void cached_mask(int layer, std::span<uint8_t> out) const {
     std::fill(out.begin(), out.end(), uint8_t{1});
   }
+  // Layer `layer`'s router logits [n, router rows] (bias included) for the n rows it is about
+  // to route: a predictor can learn from them.
+  virtual void on_router_logits(int layer, const float* logits, int64_t n) {}
 };
 
 // Every expert is a view into memory that outlives the provider's users (a mapped file or

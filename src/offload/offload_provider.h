@@ -43,6 +43,9 @@ struct OffloadOptions {
   // layer's routing scores: RoutePredictor::predict): on a disk-bound machine a wrong prefetch
   // costs a whole expert read plus the eviction it causes.
   float prefetch_min_prob = 0.f;
+  // One-layer-ahead guesses from a router refitted online every this many decode tokens
+  // (RouterFit); 0: the layer's own router.
+  int prefetch_fit = 0;
   // HOBBIT: a resident low-bit copy of every expert (same shapes); a miss whose largest
   // routing weight is below the threshold computes with it instead of waiting for the read.
   model::Model* fallback = nullptr;
@@ -89,6 +92,9 @@ class OffloadingProvider final : public moe::ExpertProvider {
   void end_layer(int layer) override;
   void after_layer(int layer, const float* x, int64_t n) override;
   void cached_mask(int layer, std::span<uint8_t> out) const override;
+  void on_router_logits(int layer, const float* logits, int64_t n) override {
+    predictor_.observe(layer, logits, n);
+  }
 
   OffloadStats stats() const;
   // Zeroes the counters (not the cache): a benchmark's warm-up stays out of its figures.

@@ -5,6 +5,7 @@
 #include "moe/router.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "quant/quantize.h"
 
 namespace mcmoe::offload {
 
@@ -20,10 +21,16 @@ bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, i
   // Router rows and stored experts differ in merged models (ModelConfig::expert_map).
   const int n_rows = cfg_.router_rows(target), n_expert = cfg_.experts(target);
   logits_.resize(n_rows);
-  ops::matmul(L.router, h_.data(), 1, logits_.data(), pool_);
-  if (L.router_bias.valid()) {
-    const auto* bias = static_cast<const float*>(L.router_bias.data);
-    for (int r = 0; r < n_rows; ++r) logits_[r] += bias[r];
+  RouterFit* fit = ahead == 1 && !fits_.empty() ? fits_[target].get() : nullptr;
+  if (fit) fit->add_input(h_.data());
+  if (fit && fit->fitted()) {
+    fit->apply(h_.data(), logits_.data());  // bias included
+  } else {
+    ops::matmul(L.router, h_.data(), 1, logits_.data(), pool_);
+    if (L.router_bias.valid()) {
+      const auto* bias = static_cast<const float*>(L.router_bias.data);
+      for (int r = 0; r < n_rows; ++r) logits_[r] += bias[r];
+    }
   }
   // The rows a grouped router can choose at all: those of its topk_group best groups.
   const moe::RouterRule& rule = cfg_.router;
@@ -64,6 +71,34 @@ bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, i
     ++j;
   }
   return true;
+}
+
+void RoutePredictor::enable_fit(int refit_every) {
+  fits_.clear();
+  fits_.resize(cfg_.n_layer);
+  const int d = cfg_.n_embd;
+  for (int l = 1; l < cfg_.n_layer; ++l) {
+    const model::LayerWeights& L = w_.layers[l];
+    if (!cfg_.is_moe(l) || !L.router.valid()) continue;
+    const int rows = cfg_.router_rows(l);
+    // The router as the fit's prior, [rows][d + 1] with the bias last.
+    const std::vector<float> w =
+        quant::dequantize_rows(L.router.type, static_cast<const uint8_t*>(L.router.data), rows, d);
+    std::vector<float> prior(static_cast<size_t>(rows) * (d + 1), 0.f);
+    for (int r = 0; r < rows; ++r) {
+      std::copy_n(w.data() + static_cast<size_t>(r) * d, d,
+                  prior.data() + static_cast<size_t>(r) * (d + 1));
+      if (L.router_bias.valid())
+        prior[static_cast<size_t>(r) * (d + 1) + d] =
+            static_cast<const float*>(L.router_bias.data)[r];
+    }
+    fits_[l] = std::make_unique<RouterFit>(d, rows, std::move(prior), refit_every);
+  }
+}
+
+void RoutePredictor::observe(int layer, const float* logits, int64_t n) {
+  if (fits_.empty() || layer < 0 || layer >= cfg_.n_layer || !fits_[layer]) return;
+  fits_[layer]->add_targets(logits, n);
 }
 
 }  // namespace mcmoe::offload

@@ -6,10 +6,12 @@
 // or sigmoid scores, selection bias, expert groups, top-k-then-softmax), so on the input the
 // layer itself sees, its first k guesses are exactly the experts the layer picks.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "model/model.h"
+#include "offload/router_fit.h"
 
 namespace mcmoe::offload {
 
@@ -27,6 +29,13 @@ class RoutePredictor {
   // rows of the stored expert).
   bool predict(int from_layer, int ahead, const float* x, int m, int* out, float* prob = nullptr);
 
+  // Refits each layer's router for one-layer-ahead guesses from the stream (RouterFit): every
+  // one-ahead predict() queues its input, observe() pairs it with the layer's true logits,
+  // and after the first `refit_every` pairs the fitted map replaces the router there.
+  void enable_fit(int refit_every);
+  // Layer `layer`'s router logits [n, router rows] (bias included) for the n rows it routed.
+  void observe(int layer, const float* logits, int64_t n);
+
  private:
   const model::ModelWeights& w_;
   const model::ModelConfig& cfg_;
@@ -34,6 +43,8 @@ class RoutePredictor {
   std::vector<int> ranked_;                                  // router rows in the order of choice
   std::vector<float> ranked_weight_;                         // route()'s weights for them (unused)
   std::vector<uint8_t> taken_;                               // per stored expert: already guessed
+  std::vector<std::unique_ptr<RouterFit>>
+      fits_;            // [layer] when enable_fit(); null for a dense layer
   ThreadPool pool_{1};  // a router is n_expert dot products: not worth waking workers
 };
 

@@ -25,6 +25,7 @@ class TraceRecorder final : public model::ForwardObserver {
  public:
   TraceRecorder(RoutingTrace& t, RoutePredictor& predictor, int64_t row0) : t_(t), predictor_(predictor), row0_(row0) {}
   void on_routing(const model::RoutingEvent& e) override {
+    predictor_.observe(e.layer, e.router_logits, e.n_tokens);
     for (int64_t i = 0; i < e.n_tokens; ++i) {
       const int64_t base = (row0_ + i) * t_.n_layer + e.layer;
       for (int j = 0; j < t_.k; ++j) {
@@ -79,6 +80,7 @@ RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, cons
   t.probs.assign(n * t.n_layer * t.n_expert, 0.f);
   t.predicted.assign(n * t.n_layer * t.depth * t.m, -1);
   RoutePredictor predictor(m);
+  if (o.fit > 0) predictor.enable_fit(o.fit);
   model::Session s(m, {.n_ctx = o.ctx, .n_threads = o.threads, .n_batch = o.ctx});
   for (int64_t begin = 0; begin < n; begin += o.ctx) {
     const int64_t end = std::min<int64_t>(n, begin + o.ctx);

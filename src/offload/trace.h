@@ -53,6 +53,8 @@ struct TraceOptions {
   int m = 4;          // top-m predicted per layer
   int threads = 2;
   int64_t max_tokens = 0;  // 0: all
+  int fit =
+      0;  // predictions from routers refitted every this many tokens (RoutePredictor::enable_fit)
   std::function<void(size_t, size_t)> progress;
 };
 
