@@ -40,7 +40,6 @@ class Cycle final : public CachePolicy {
         o_(o),
         keep_(o.half_life_tokens > 0 ? std::exp2(-1.0 / o.half_life_tokens) : 1.0),
         count_(static_cast<size_t>(n_layer) * n_expert, 0.0),
-        stamp_(count_.size(), 0),
         last_use_(count_.size(), 0),
         steps_(n_layer, 0),
         weight_(n_layer, 0.0),
@@ -117,6 +116,7 @@ class Cycle final : public CachePolicy {
         reuses_[st][id] += used;
       }
       last_used_[id] = used;
+      count_[id] *= keep_;  // the uses of this step are added by on_use
     }
     ++steps_[layer];
     weight_[layer] = weight_[layer] * keep_ + 1.0;
@@ -138,15 +138,10 @@ class Cycle final : public CachePolicy {
   int hint_depth() const override { return o_.hints ? kMaxAhead : 0; }
 
   void on_use(int id, uint64_t clock) override {
-    count_[id] = decayed(id) + 1.0;
-    stamp_[id] = steps_[id / n_expert_];
+    count_[id] += 1.0;
     last_use_[id] = clock + 1;
   }
-  void on_prefetch(int id, uint64_t clock) override {
-    count_[id] = decayed(id);
-    stamp_[id] = steps_[id / n_expert_];
-    last_use_[id] = clock + 1;
-  }
+  void on_prefetch(int id, uint64_t clock) override { last_use_[id] = clock + 1; }
 
   int victim(std::span<const int> candidates, uint64_t) const override {
     int best = candidates.front();
@@ -191,10 +186,6 @@ class Cycle final : public CachePolicy {
   }
 
  private:
-  double decayed(int id) const {
-    if (keep_ == 1.0) return count_[id];
-    return count_[id] * std::pow(keep_, static_cast<double>(steps_[id / n_expert_] - stamp_[id]));
-  }
   // The chance a visit uses the expert after a visit in state `st` (1: used), from the
   // decayed transition counts, with the rate p as a prior worth prior_tokens visits.
   double chance(int id, int st, double p) const {
@@ -205,15 +196,14 @@ class Cycle final : public CachePolicy {
     const int l = id / n_expert_;
     const double mean_picks = steps_[l] ? static_cast<double>(uses_[l]) / steps_[l] : 1.0;
     const double prior_rate = std::min(1.0, mean_picks * share_[id]);
-    const double p = (decayed(id) + o_.prior_tokens * prior_rate) / (weight_[l] + o_.prior_tokens);
+    const double p = (count_[id] + o_.prior_tokens * prior_rate) / (weight_[l] + o_.prior_tokens);
     return std::clamp(p, 1e-9, 1.0);
   }
 
   int n_layer_, n_expert_;
   CycleOptions o_;
   double keep_;                 // per-step factor of the half-life
-  std::vector<double> count_;   // [id] decayed uses
-  std::vector<int64_t> stamp_;  // [id] steps_ of its layer when count_ was last brought up to date
+  std::vector<double> count_;   // [id] uses, decayed at each step of its layer (begin_step)
   std::vector<uint64_t> last_use_;  // [id] clock + 1, for ties
   std::vector<int64_t> steps_;      // [layer] steps seen
   std::vector<double> weight_;      // [layer] decayed steps seen (= steps_ without a half-life)
