@@ -22,7 +22,7 @@ int cmd_ppl(const Argv& argv) {
            {"--ctx", "N", "512", "window size"},
            {"--max-tokens", "N", "all", "score at most N tokens of the text"},
            {"--kl-base", "MODEL", "",
-            "also measure KL divergence and top-1 agreement to this model"},
+            "also measure KL divergence, top-1 agreement and routing agreement to this model"},
            {"--kl-base-cache-type", "T", "--cache-type", "the base model's KV cache type"},
            {"--json", nullptr, "", "print the result as JSON"}},
           {session_flag_table("ctx"), load_flag_table(), offload_flag_table(), odp_flag_table()})};
@@ -72,6 +72,13 @@ int cmd_ppl(const Argv& argv) {
       j["kl_p99"] = r.kl_p99;
       j["top1_agree"] = r.top1_agree;
     }
+    if (r.has_routing) {
+      nlohmann::json layers = nlohmann::json::array();
+      for (size_t i = 0; i < r.route_layers.size(); ++i)
+        layers.push_back({{"layer", r.route_layers[i]}, {"agree", r.route_agree[i]}});
+      j["routing_agree"] = layers;
+      j["routing_any_flip"] = r.route_any_flip;
+    }
     if (om.odp) j["odp_pruned_fraction"] = session.odp_counters().pruned_fraction();
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -80,6 +87,20 @@ int cmd_ppl(const Argv& argv) {
     if (r.has_base) {
       std::printf("base ppl %.4f  KL(base||model) mean %.6f p99 %.6f  top-1 agreement %.4f\n",
                   r.base_ppl, r.kl_mean, r.kl_p99, r.top1_agree);
+    }
+    if (r.has_routing) {
+      std::string per_layer;
+      double sum = 0;
+      for (size_t i = 0; i < r.route_layers.size(); ++i) {
+        per_layer += fmt::format(" {}:{:.4f}", r.route_layers[i], r.route_agree[i]);
+        sum += r.route_agree[i];
+      }
+      std::printf(
+          "routing agreement with base (top-k set unchanged) mean %.4f, per layer%s\n"
+          "tokens with a changed top-k set in any layer %.4f\n",
+          sum / static_cast<double>(r.route_layers.size()), per_layer.c_str(), r.route_any_flip);
+    } else if (r.has_base) {
+      std::printf("routing agreement: not comparable (the models route different expert sets)\n");
     }
   }
   return 0;

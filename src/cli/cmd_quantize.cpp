@@ -49,9 +49,10 @@ int quantize_to_gguf(const Args& a) {
   if (!o.types_from.empty() && (a.has("--size") || a.has("--bits") || a.has("--types"))) {
     fail("--types-from fixes every tensor's type: it takes no --size, --bits or --types");
   }
-  for (const char* f : {"--alloc", "--candidates", "--global", "--no-top-two", "--alpha", "--beta",
-                        "--gamma", "--seed", "--act-order", "--no-search", "--group", "--attn-bits",
-                        "--router-bits", "--shared-bits", "--embd-type"}) {
+  for (const char* f :
+       {"--alloc", "--candidates", "--global", "--no-top-two", "--alpha", "--beta", "--gamma",
+        "--seed", "--act-order", "--no-search", "--affinity-hessian", "--expert-prior", "--group",
+        "--attn-bits", "--router-bits", "--shared-bits", "--embd-type"}) {
     if (a.has(f)) fail("{} applies to --format mq only", f);
   }
   o.gptq = !a.has("--rtn");
@@ -163,6 +164,12 @@ int cmd_quantize(const Argv& argv) {
            {"--act-order", nullptr, "", "GPTQ: quantize columns by decreasing Hessian diagonal"},
            {"--no-search", nullptr, "", "no least-squares clip search for each group's grid"},
            {"--damp", "X", "0.01", "GPTQ dampening, a fraction of the Hessian's mean diagonal"},
+           {"--affinity-hessian", nullptr, "",
+            "GPTQ: weight each token in an expert's Hessian by the gate value it got (MoEQuant's "
+            "AGQ)"},
+           {"--expert-prior", "N", "0",
+            "GPTQ: add the layer's pooled routed tokens, worth N tokens, to every expert's "
+            "Hessian"},
            {"--group", "N", "128", "quantization group size: 32, 64 or 128"},
            {"--attn-bits", "N", "4", "width of the attention projections"},
            {"--router-bits", "N", "4", "width of the routers (0: kept as stored)"},
@@ -199,6 +206,10 @@ int cmd_quantize(const Argv& argv) {
   o.act_order = a.has("--act-order");
   o.grid_search = !a.has("--no-search");
   o.damp = a.number("--damp", 0.01, 0, 1);
+  o.affinity_hessian = a.has("--affinity-hessian");
+  o.expert_prior = a.number("--expert-prior", 0, 0, 1e9);
+  if ((o.affinity_hessian || o.expert_prior > 0) && !o.gptq)
+    fail("--affinity-hessian and --expert-prior shape GPTQ's Hessians; --rtn reads none");
   o.group = a.integer("--group", 128, 32, 128);
   o.attn_bits = static_cast<int>(a.integer("--attn-bits", 4, 1, 8));
   o.router_bits = static_cast<int>(a.integer("--router-bits", 4, 0, 8));

@@ -32,18 +32,33 @@ HessianAccumulator::HessianAccumulator(int64_t cols) : cols_(cols) {
   h_.assign(static_cast<size_t>(cols * cols), 0.0);
 }
 
-void HessianAccumulator::add(const float* x, int64_t n_rows) {
+void HessianAccumulator::add(const float* x, int64_t n_rows, std::span<const float> row_weights) {
   if (n_rows < 0) fail("HessianAccumulator::add: negative row count {}", n_rows);
   if (n_rows == 0) return;
   if (x == nullptr) fail("HessianAccumulator::add: null rows (n_rows {})", n_rows);
+  const bool weighted = !row_weights.empty();
+  if (weighted && static_cast<int64_t>(row_weights.size()) != n_rows)
+    fail("HessianAccumulator::add: {} row weights for {} rows", row_weights.size(), n_rows);
+  for (size_t r = 0; r < row_weights.size(); ++r) {
+    if (!(std::isfinite(row_weights[r]) && row_weights[r] >= 0.f))
+      fail("HessianAccumulator::add: row {} has weight {}; expected a finite value >= 0", r,
+           row_weights[r]);
+  }
   // Products are summed in double (dsyrk on a converted chunk): a float sum over the
   // hundreds of thousands of calibration rows an attention input sees would lose digits
-  // that GPTQ's Cholesky of a nearly singular H needs.
+  // that GPTQ's Cholesky of a nearly singular H needs. A weighted row is scaled by √w, so
+  // that its outer product carries w.
   const int64_t n = cols_;
   chunk_.resize(static_cast<size_t>(std::min(n_rows, kChunkRows) * n));
   for (int64_t r0 = 0; r0 < n_rows; r0 += kChunkRows) {
     const int64_t k = std::min(kChunkRows, n_rows - r0);
     std::copy(x + r0 * n, x + (r0 + k) * n, chunk_.begin());
+    if (weighted) {
+      for (int64_t r = 0; r < k; ++r) {
+        const double s = std::sqrt(static_cast<double>(row_weights[r0 + r]));
+        for (int64_t j = 0; j < n; ++j) chunk_[r * n + j] *= s;
+      }
+    }
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(n), static_cast<int>(k),
                 1.0, chunk_.data(), static_cast<int>(n), 1.0, h_.data(), static_cast<int>(n));
   }

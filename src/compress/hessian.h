@@ -16,8 +16,10 @@ class HessianAccumulator {
  public:
   explicit HessianAccumulator(int64_t cols);
 
-  // Adds the rows of x [n_rows, cols] (row-major).
-  void add(const float* x, int64_t n_rows);
+  // Adds the rows of x [n_rows, cols] (row-major). With row_weights ([n_rows], each finite
+  // and >= 0) row r adds w_r · x_rᵀx_r instead: MoEQuant's affinity-weighted Hessian, each
+  // routed token weighted by the gate value it gets from the expert.
+  void add(const float* x, int64_t n_rows, std::span<const float> row_weights = {});
 
   // [cols, cols] row-major, symmetric. Not safe to call while another thread calls add().
   const std::vector<double>& h() const;

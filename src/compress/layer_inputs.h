@@ -16,8 +16,10 @@ namespace mcmoe::compress {
 
 class LayerInputs final : public model::ForwardObserver {
  public:
-  explicit LayerInputs(int n_expert) : expert_rows(n_expert) {}
+  explicit LayerInputs(int n_expert) : expert_rows(n_expert), expert_gates(n_expert) {}
   std::vector<std::vector<float>> expert_rows;  // [n_expert][rows * n_embd]
+  std::vector<std::vector<float>>
+      expert_gates;  // [n_expert][rows]: the routing weight each row got
 
   // The Gram matrix of the first `cols` columns of intermediate `name`, collected from the
   // next pass on; the reference stays valid for the object's lifetime.
@@ -46,6 +48,8 @@ class LayerInputs final : public model::ForwardObserver {
   void on_expert(const model::ExpertEvent& e) override {
     auto& r = expert_rows[e.expert];
     r.insert(r.end(), e.input, e.input + static_cast<int64_t>(e.token_rows.size()) * e.n_embd);
+    auto& g = expert_gates[e.expert];
+    g.insert(g.end(), e.weights, e.weights + e.token_rows.size());
   }
 
  private:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <span>
 
 #include "compress/dense.h"
 #include "compress/hessian.h"
@@ -170,6 +171,35 @@ std::vector<std::vector<int64_t>> expert_params(const model::Model& m) {
   return params;
 }
 
+// Rows of --expert-prior's pooled sample per layer: enough for a d-wide Gram matrix of full
+// rank at the sizes we run, small enough that pushing it through every expert for down's
+// Hessian costs less than the experts' own rows.
+constexpr int64_t kPriorRows = 4096;
+
+// A strided sample of at most max_rows of all the layer's routed rows (each expert's in
+// turn), and the mean gate value over all of them.
+std::vector<float> pooled_expert_rows(const LayerInputs& in, int64_t d, int64_t max_rows,
+                                      double* mean_gate) {
+  int64_t total = 0;
+  double gate_sum = 0;
+  for (size_t e = 0; e < in.expert_rows.size(); ++e) {
+    total += static_cast<int64_t>(in.expert_rows[e].size()) / d;
+    for (float g : in.expert_gates[e]) gate_sum += g;
+  }
+  *mean_gate = total > 0 ? gate_sum / static_cast<double>(total) : 1.0;
+  std::vector<float> out;
+  if (total == 0) return out;
+  const int64_t stride = (total + max_rows - 1) / max_rows;
+  int64_t i = 0;
+  for (const std::vector<float>& rows : in.expert_rows) {
+    const int64_t n = static_cast<int64_t>(rows.size()) / d;
+    for (int64_t r = 0; r < n; ++r, ++i) {
+      if (i % stride == 0) out.insert(out.end(), rows.begin() + r * d, rows.begin() + (r + 1) * d);
+    }
+  }
+  return out;
+}
+
 // A matrix of a decoder layer other than the routed experts, and what to do with it.
 struct LayerMatrix {
   TensorSlot slot;  // view points into the caller's copy of the layer's weights
@@ -244,24 +274,46 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
 
     if (o.progress && c.is_moe(l)) o.progress(l, c.n_layer, "experts");
     const HessianAccumulator* none = nullptr;
-    auto H = [&](const HessianAccumulator& h) { return stream ? &h : none; };
+    auto H = [&](const HessianAccumulator& h) { return stream && h.count() > 0 ? &h : none; };
+    // --expert-prior: every expert's Hessians also get the layer's pooled routed rows, worth
+    // expert_prior tokens in all, so that an expert calibration rarely reached is not fitted
+    // to its few tokens alone (and one it never reached gets GPTQ, not round-to-nearest).
+    std::vector<float> prior_rows, prior_w;
+    if (stream && o.expert_prior > 0 && c.is_moe(l)) {
+      double mean_gate = 1;
+      prior_rows = pooled_expert_rows(in, c.n_embd, kPriorRows, &mean_gate);
+      const int64_t n_prior = static_cast<int64_t>(prior_rows.size()) / c.n_embd;
+      if (n_prior > 0) {
+        const double w =
+            o.expert_prior * (o.affinity_hessian ? mean_gate : 1.0) / static_cast<double>(n_prior);
+        prior_w.assign(static_cast<size_t>(n_prior), static_cast<float>(w));
+      }
+    }
+    const int64_t n_prior = static_cast<int64_t>(prior_w.size());
     for (int e = 0; e < c.experts(l); ++e) {
       const int bits = rep.plan.bits[l][e];
       const DenseExpert dense = routed_expert_to_dense(c, experts[e]);
       const std::vector<float>& rows = in.expert_rows[e];
       const int64_t n_rows = static_cast<int64_t>(rows.size()) / c.n_embd;
-      // An expert no calibration token reached has no Hessian: round-to-nearest (GPTQ would
-      // treat every input as dead and zero the weights).
+      // --affinity-hessian: each routed row weighted by the gate value it got (MoEQuant's AGQ).
+      const std::span<const float> gates = o.affinity_hessian
+                                               ? std::span<const float>(in.expert_gates[e])
+                                               : std::span<const float>();
+      // An expert no calibration token reached, and no prior, has no Hessian:
+      // round-to-nearest (GPTQ would treat every input as dead and zero the weights).
       HessianAccumulator h_in(c.n_embd);
-      if (n_rows > 0) h_in.add(rows.data(), n_rows);
+      if (stream) {
+        h_in.add(rows.data(), n_rows, gates);
+        h_in.add(prior_rows.data(), n_prior, prior_w);
+      }
       GroupedQuant qg, qu;
-      experts[e].gate = lq.quantize(dense.gate, bits, n_rows > 0 ? H(h_in) : nullptr, &qg);
-      experts[e].up = lq.quantize(dense.up, bits, n_rows > 0 ? H(h_in) : nullptr, &qu);
+      experts[e].gate = lq.quantize(dense.gate, bits, H(h_in), &qg);
+      experts[e].up = lq.quantize(dense.up, bits, H(h_in), &qu);
       // down sees the hidden state computed with the quantized gate and up, as it will at
       // run time (sequential within the expert), through the expert's own activation and
       // biases.
       HessianAccumulator h_ff(c.n_ff);
-      if (stream && n_rows > 0) {
+      if (stream && h_in.count() > 0) {
         const DenseExpert q_in{.gate = dequantized(qg),
                                .up = dequantized(qu),
                                .down = {},
@@ -270,16 +322,22 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
                                .down_b = {},
                                .act = dense.act};
         std::vector<float> g, u;
-        for (int64_t r0 = 0; r0 < n_rows; r0 += 512) {
-          const int64_t nr = std::min<int64_t>(512, n_rows - r0);
-          expert_hidden(q_in, rows.data() + r0 * c.n_embd, nr, pool, g, u);
-          h_ff.add(g.data(), nr);
-        }
+        auto add_hidden = [&](const std::vector<float>& x, int64_t n, std::span<const float> w) {
+          for (int64_t r0 = 0; r0 < n; r0 += 512) {
+            const int64_t nr = std::min<int64_t>(512, n - r0);
+            expert_hidden(q_in, x.data() + r0 * c.n_embd, nr, pool, g, u);
+            h_ff.add(g.data(), nr,
+                     w.empty() ? w : w.subspan(static_cast<size_t>(r0), static_cast<size_t>(nr)));
+          }
+        };
+        add_hidden(rows, n_rows, gates);
+        add_hidden(prior_rows, n_prior, prior_w);
       }
-      experts[e].down = lq.quantize(dense.down, bits, n_rows > 0 ? H(h_ff) : nullptr);
+      experts[e].down = lq.quantize(dense.down, bits, H(h_ff));
       for (const TensorView* v : {&experts[e].gate, &experts[e].up, &experts[e].down})
         count(*v, TensorRole::RoutedExpert, 0);
       in.expert_rows[e] = {};
+      in.expert_gates[e] = {};
       lq.forget_factor();  // h_in and h_ff die here
     }
     m.replace_layer(l, L, std::move(experts));

@@ -30,6 +30,11 @@ struct QuantizeModelOptions {
   bool act_order = false;
   bool grid_search = true;     // least-squares clip search for each group's grid (QuantSpec::search)
   double damp = 0.01;
+  // Routed experts' Hessians (issue 16): each routed row weighted by its gate value
+  // (MoEQuant's affinity-weighted GPTQ), and blended with the layer's pooled routed rows
+  // worth expert_prior tokens (0: none).
+  bool affinity_hessian = false;
+  double expert_prior = 0;
   int attn_bits = 4;           // attention projections (q, k, v, o; MLA's q_a, q_b, kv_a, kv_b)
   int router_bits = 4;         // 0: keep the router as stored
   int shared_bits = 4;         // shared experts (and their gate) and dense layers' MLPs

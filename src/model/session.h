@@ -110,6 +110,7 @@ class Session {
   ThreadPool& pool() { return pool_; }
   Model& model() { return model_; }
   void set_observer(ForwardObserver* o) { observer_ = o; }
+  ForwardObserver* observer() const { return observer_; }
   const moe::OdpCounters& odp_counters() const { return odp_counters_; }
   const moe::CacheAwareCounts& cache_aware_counts() const { return cache_aware_counts_; }
 

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "common/hf_fixture.h"
@@ -90,6 +92,10 @@ TEST_F(CompressCli, KlBaseAndOdpReport) {
                          quote(model()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("top-1 agreement"), std::string::npos) << r.out;
+  // 2-bit RTN with ODP changes some top-k sets.
+  EXPECT_NE(r.out.find("routing agreement with base"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("tokens with a changed top-k set in any layer 0.0000"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.err.find("odp: pruned"), std::string::npos) << r.err;
   // bench's byte counter sees the dropped picks (id -1) too.
   const auto b = run_cli("bench -m " + quote(out) + " --prompt-tokens 16 --gen-tokens 4 --reps 1 --no-bandwidth --odp");
@@ -101,6 +107,53 @@ TEST_F(CompressCli, KlBaseAndOdpReport) {
   ASSERT_EQ(self.exit_code, 0) << self.err;
   EXPECT_NE(self.out.find("\"top1_agree\":1.0"), std::string::npos) << self.out;
   EXPECT_NE(self.out.find("\"kl_mean\":0.0"), std::string::npos) << self.out;
+  const auto js = nlohmann::json::parse(self.out);
+  ASSERT_TRUE(js.contains("routing_agree")) << self.out;
+  ASSERT_EQ(js["routing_agree"].size(), 2u) << self.out;  // the fixture's two MoE layers
+  for (const auto& l : js["routing_agree"]) EXPECT_EQ(l["agree"].get<double>(), 1.0) << self.out;
+  EXPECT_EQ(js["routing_any_flip"].get<double>(), 0.0) << self.out;
+}
+
+// Issue 16: calibration text the model writes itself, then GPTQ with affinity-weighted
+// Hessians and the pooled prior, from those statistics (quantize re-reads the saved text).
+TEST_F(CompressCli, SelfGeneratedCalibrationAndRobustHessians) {
+  const std::string stats = dir_->path("self.json"), text = dir_->path("self.txt");
+  const auto c = run_cli("calibrate -m " + quote(model()) +
+                         " --self-generate 900 --samples 6 --seq 96 --min-expert-tokens 40 "
+                         "--save-text " +
+                         quote(text) + " -o " + quote(stats));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("routed tokens per expert"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("layer 1:"), std::string::npos) << c.out;
+  // Either every expert reached the minimum or the short ones are listed.
+  EXPECT_TRUE(c.out.find("every expert got at least 40 tokens") != std::string::npos ||
+              c.out.find("experts got fewer than 40 tokens:") != std::string::npos)
+      << c.out;
+  ASSERT_TRUE(std::filesystem::exists(text));
+  const auto js = nlohmann::json::parse(std::ifstream(stats));
+  EXPECT_EQ(std::filesystem::path(js["text"].get<std::string>()).filename(), "self.txt");
+  for (const std::string flags : {"--affinity-hessian", "--affinity-hessian --expert-prior 64"}) {
+    const std::string out = dir_->path("robust.gguf");
+    const auto q = run_cli("quantize -m " + quote(model()) + " --stats " + quote(stats) +
+                           " --bits 2.5 " + flags + " -o " + quote(out));
+    ASSERT_EQ(q.exit_code, 0) << flags << ": " << q.err;
+    const auto p =
+        run_cli("ppl -m " + quote(out) + " -f " + quote(*text_) + " --ctx 128 --max-tokens 600");
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    EXPECT_TRUE(std::isfinite(ppl_of(p.out))) << flags << ": " << p.out;
+  }
+  expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(stats) +
+                       " --bits 2.5 --rtn --affinity-hessian -o " + quote(dir_->path("x.gguf"))),
+               "--rtn reads none");
+  expect_error(run_cli("calibrate -m " + quote(model()) + " -o " + quote(dir_->path("x.json"))),
+               "give a calibration text (-f TEXT), --self-generate N, or both");
+  expect_error(
+      run_cli("calibrate -m " + quote(model()) + " --self-generate 500 --samples 6 --seq 96 -o " +
+              quote(dir_->path("x.json"))),
+      "need 576 tokens of text; generate at least 633");
+  expect_error(run_cli("calibrate -m " + quote(model()) + " -f " + quote(*text_) +
+                       " --gen-temp 0.5 -o " + quote(dir_->path("x.json"))),
+               "--gen-temp applies to --self-generate only");
 }
 
 TEST_F(CompressCli, BadInputsGiveClearErrors) {

@@ -4,11 +4,24 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace mcmoe::test {
+
+// The message of the mcmoe::Error fn throws ("" if none).
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // Whether this build runs under AddressSanitizer, whose shadow memory and quarantine make
 // resident-memory and address-space limits meaningless (tests that measure them skip).

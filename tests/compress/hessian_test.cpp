@@ -42,6 +42,42 @@ TEST(HessianAccumulator, MatchesNaiveDoubleLoop) {
   EXPECT_NEAR(acc.trace(), trace, 1e-9 * trace);
 }
 
+// Affinity weighting (issue 16): all gates 1 is the unweighted Hessian, bit for bit, and a
+// weight w adds w · xᵀx.
+TEST(HessianAccumulator, RowWeights) {
+  const int64_t cols = 19;
+  const std::vector<float> x = test::normal_matrix(300, cols, 5);
+  HessianAccumulator plain(cols), ones(cols), weighted(cols);
+  plain.add(x.data(), 300);
+  const std::vector<float> one(300, 1.f);
+  ones.add(x.data(), 300, one);
+  EXPECT_EQ(ones.h(), plain.h());
+  EXPECT_EQ(ones.count(), 300);
+  std::vector<float> w(300);
+  for (int r = 0; r < 300; ++r) w[r] = static_cast<float>(r % 7) / 6.f;  // zeros included
+  weighted.add(x.data(), 300, w);
+  for (int64_t i = 0; i < cols; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      double want = 0;
+      for (int64_t r = 0; r < 300; ++r) want += double{w[r]} * x[r * cols + i] * x[r * cols + j];
+      EXPECT_NEAR(weighted.h()[i * cols + j], want, 1e-6 * (1 + std::fabs(want))) << i << "," << j;
+    }
+  }
+  const std::vector<float> short_w(10, 1.f);
+  EXPECT_NE(test::error_of([&] {
+              weighted.add(x.data(), 300, short_w);
+            }).find("10 row weights for 300 rows"),
+            std::string::npos);
+  std::vector<float> bad = one;
+  bad[42] = -0.5f;
+  EXPECT_NE(
+      test::error_of([&] { weighted.add(x.data(), 300, bad); }).find("row 42 has weight -0.5"),
+      std::string::npos);
+  bad[42] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_NE(test::error_of([&] { weighted.add(x.data(), 300, bad); }).find("row 42 has weight nan"),
+            std::string::npos);
+}
+
 TEST(HessianAccumulator, RejectsBadArguments) {
   EXPECT_NE(test::error_of([] { HessianAccumulator a(0); }).find("cols must be positive"),
             std::string::npos);

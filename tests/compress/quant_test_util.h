@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/test_util.h"  // error_of
 #include "compress/hessian.h"
 #include "core/error.h"
 
@@ -49,16 +50,6 @@ inline std::vector<double> hessian_of(const std::vector<float>& x, int64_t cols)
   compress::HessianAccumulator acc(cols);
   acc.add(x.data(), static_cast<int64_t>(x.size()) / cols);
   return acc.h();
-}
-
-// The message of the mcmoe::Error fn throws ("" if none).
-inline std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace mcmoe::test

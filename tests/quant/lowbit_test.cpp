@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/test_util.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "quant/quantize.h"
@@ -25,14 +26,7 @@ constexpr DType kMqTypes[] = {DType::MQ1_G32,  DType::MQ1_G64,  DType::MQ1_G128,
                               DType::MQ2_G64,  DType::MQ2_G128, DType::MQ3_G32,  DType::MQ3_G64,
                               DType::MQ3_G128, DType::MQ4_G32,  DType::MQ4_G64,  DType::MQ4_G128};
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 GroupedQuant shape_only(int bits, int64_t group) {
   GroupedQuant gq;
