@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "compress/stats.h"
 #include "core/error.h"
+#include "core/json_read.h"
+#include "core/mapped_file.h"
 #include "core/memory_info.h"
 #include "format/gguf.h"
 #include "offload/expert_layout.h"
@@ -171,6 +175,54 @@ std::unique_ptr<model::Model> load_model(const std::string& path, const model::L
   return m;
 }
 
+namespace {
+
+// odp-fit's JSON: {"format": "mcmoe-odp-thresholds", "n_layer": L, "k": K,
+// "layers": [{"layer": l, "mu": [K - 1 floats] or null}, ...]}; layers not listed, or with
+// null, are not pruned.
+void load_odp_thresholds(const std::string& path, const model::ModelConfig& c, moe::OdpParams& p) {
+  std::ifstream in = open_regular_file(path);
+  if (!in) fail("{}: cannot open the ODP thresholds", path);
+  nlohmann::json j;
+  try {
+    j = parse_json(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON: {}", path, e.what());
+  }
+  if (!j.is_object() || j.value("format", "") != "mcmoe-odp-thresholds")
+    fail("{}: not an mcmoe odp-fit thresholds file (expected \"format\": \"mcmoe-odp-thresholds\")",
+         path);
+  const auto n_layer = json_integer<int64_t>(j.value("n_layer", nlohmann::json()));
+  const auto k = json_integer<int64_t>(j.value("k", nlohmann::json()));
+  if (n_layer != c.n_layer || k != c.n_expert_used)
+    fail("{}: thresholds for {} layers and top-{}, the model has {} layers and top-{}", path,
+         n_layer ? fmt::to_string(*n_layer) : "?", k ? fmt::to_string(*k) : "?", c.n_layer,
+         c.n_expert_used);
+  p.mu.assign(static_cast<size_t>(c.n_layer) * (c.n_expert_used - 1), 0.f);
+  p.layer_on.assign(static_cast<size_t>(c.n_layer), 0);
+  if (!j.contains("layers") || !j["layers"].is_array())
+    fail("{}: missing the \"layers\" array", path);
+  for (const auto& L : j["layers"]) {
+    const auto l =
+        L.is_object() ? json_integer<int64_t>(L.value("layer", nlohmann::json())) : std::nullopt;
+    if (!l || *l < 0 || *l >= c.n_layer)
+      fail("{}: a layer entry has no valid \"layer\" in [0, {})", path, c.n_layer);
+    const nlohmann::json& mu = L.value("mu", nlohmann::json());
+    if (mu.is_null()) continue;
+    if (!mu.is_array() || mu.size() != static_cast<size_t>(c.n_expert_used - 1))
+      fail("{}: layer {}: \"mu\" should hold {} numbers, found {}", path, *l, c.n_expert_used - 1,
+           mu.dump());
+    for (size_t i = 0; i < mu.size(); ++i) {
+      if (!mu[i].is_number() || !(mu[i].get<double>() >= 0 && mu[i].get<double>() <= 1))
+        fail("{}: layer {}: threshold {} is not a number in [0, 1]", path, *l, mu[i].dump());
+      p.mu[static_cast<size_t>(*l) * (c.n_expert_used - 1) + i] = mu[i].get<float>();
+    }
+    p.layer_on[static_cast<size_t>(*l)] = 1;
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<moe::OdpParams> odp_params(const OdpSpec& spec, const model::Model& m) {
   if (!spec.on) return nullptr;
   const model::ModelConfig& c = m.config();
@@ -180,7 +232,10 @@ std::unique_ptr<moe::OdpParams> odp_params(const OdpSpec& spec, const model::Mod
   p->n_layer = c.n_layer;
   p->k = c.n_expert_used;
   const size_t n_mu = static_cast<size_t>(c.n_layer) * (c.n_expert_used - 1);
-  if (spec.mu) {
+  if (!spec.thresholds_file.empty()) {
+    if (spec.mu) fail("--odp-mu and --odp-thresholds both set the thresholds; give one");
+    load_odp_thresholds(spec.thresholds_file, c, *p);
+  } else if (spec.mu) {
     p->mu.assign(n_mu, *spec.mu);
   } else {
     const format::GgufValue* v = m.gguf() ? m.gguf()->find("mcmoe.odp.mu") : nullptr;

@@ -40,6 +40,9 @@ struct OffloadSpec {
 struct OdpSpec {
   bool on = false;
   std::optional<float> mu;  // a fixed threshold; otherwise the file's calibrated mcmoe.odp.mu
+  // Per-layer thresholds written by `mcmoe odp-fit` (eval/odp_fit.h); a layer without one
+  // is not pruned.
+  std::string thresholds_file;
   std::vector<int> layers;  // empty: all
   double protect_fraction = 0.02;
 };

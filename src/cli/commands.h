@@ -20,6 +20,7 @@ int cmd_trace(const Argv& args);
 int cmd_cachesim(const Argv& args);
 int cmd_lowrank(const Argv& args);
 int cmd_reduce(const Argv& args);
+int cmd_odp_fit(const Argv& args);
 int cmd_serve(const Argv& args);
 int cmd_chat(const Argv& args);
 

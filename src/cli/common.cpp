@@ -115,6 +115,7 @@ const FlagTable& odp_flag_table() {
   static const FlagTable t = {
       {"--odp", nullptr, "", "online dynamic pruning of low-weight experts (MC-MoE)"},
       {"--odp-mu", "X", "the file's mcmoe.odp.mu", "a fixed pruning threshold"},
+      {"--odp-thresholds", "FILE", "", "per-layer thresholds from mcmoe odp-fit (a KL budget)"},
       {"--odp-layers", "0,5,7", "all", "prune only in these layers"},
       {"--odp-protect", "F", "0.02", "share of prefill tokens protected from pruning"},
   };
@@ -221,13 +222,15 @@ std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
 
 api::OdpSpec odp_spec(const Args& a) {
   api::OdpSpec o;
-  const bool any = a.has("--odp-mu") || a.has("--odp-layers") || a.has("--odp-protect");
+  const bool any = a.has("--odp-mu") || a.has("--odp-layers") || a.has("--odp-protect") ||
+                   a.has("--odp-thresholds");
   if (!a.has("--odp")) {
-    if (any) fail("--odp-mu / --odp-layers / --odp-protect need --odp");
+    if (any) fail("--odp-mu / --odp-thresholds / --odp-layers / --odp-protect need --odp");
     return o;
   }
   o.on = true;
   if (a.has("--odp-mu")) o.mu = static_cast<float>(a.number("--odp-mu", 0.5, 0, 1));
+  o.thresholds_file = a.str("--odp-thresholds", "");
   if (a.has("--odp-layers")) o.layers = parse_int_list(a.str("--odp-layers", ""), "--odp-layers");
   o.protect_fraction = a.number("--odp-protect", 0.02, 0, 1);
   return o;

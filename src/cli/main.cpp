@@ -35,9 +35,11 @@ models:
   dump      -m MODEL (-p TEXT | --ids 1,2) --name NAME  a forward-pass intermediate as JSON
 compression:
   calibrate -m MODEL -f TEXT -o STATS.json              routing statistics, quantization errors
+            (or --self-generate N: the model writes expert-balanced calibration text itself)
   quantize  -m MODEL --stats STATS.json -o OUT.gguf     MC-MoE mixed-precision quantization
   reduce    -m MODEL -f TEXT --method M -o OUT.gguf     fewer experts: prune or merge
   lowrank   -m MODEL -f TEXT --rank R -o OUT.gguf       experts as low-rank factors + sparse rows
+  odp-fit   -m MODEL -f TEXT --kl-budget X -o T.json    ODP thresholds per layer within a KL budget
 expert offloading:
   trace     -m MODEL -f TEXT -o TRACE                   record routing over a text
   cachesim  TRACE [--budget 50%]                        replay a trace against cache policies
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
     if (cmd == "cachesim") return mcmoe::cli::cmd_cachesim(args);
     if (cmd == "lowrank") return mcmoe::cli::cmd_lowrank(args);
     if (cmd == "reduce") return mcmoe::cli::cmd_reduce(args);
+    if (cmd == "odp-fit") return mcmoe::cli::cmd_odp_fit(args);
     if (cmd == "serve") return mcmoe::cli::cmd_serve(args);
     if (cmd == "chat") return mcmoe::cli::cmd_chat(args);
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);

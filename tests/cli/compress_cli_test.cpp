@@ -156,6 +156,47 @@ TEST_F(CompressCli, SelfGeneratedCalibrationAndRobustHessians) {
                "--gen-temp applies to --self-generate only");
 }
 
+// ODP within a KL budget: odp-fit writes per-layer thresholds that ppl --odp reads.
+TEST_F(CompressCli, OdpFitThresholds) {
+  const std::string t = dir_->path("odp.json");
+  const auto fit =
+      run_cli("odp-fit -m " + quote(model()) + " -f " + quote(*text_) +
+              " --samples 2 --seq 64 --quantiles 0.3,0.6 --kl-budget 10 -o " + quote(t));
+  ASSERT_EQ(fit.exit_code, 0) << fit.err;
+  EXPECT_NE(fit.out.find("predicted: KL increase"), std::string::npos) << fit.out;
+  const auto js = nlohmann::json::parse(std::ifstream(t));
+  ASSERT_EQ(js["layers"].size(), 2u);
+  for (const auto& l : js["layers"])
+    EXPECT_EQ(l["mu"].size(), 1u) << js.dump();  // top-2: one threshold
+  const std::string ppl = "ppl -m " + quote(model()) + " -f " + quote(*text_) +
+                          " --ctx 64 --max-tokens 300 --odp --odp-thresholds ";
+  const auto r = run_cli(ppl + quote(t));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("odp: pruned"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("odp: pruned 0 of"), std::string::npos) << r.err;
+  // A budget of 0 prunes nothing.
+  ASSERT_EQ(run_cli("odp-fit -m " + quote(model()) + " -f " + quote(*text_) +
+                    " --samples 1 --seq 64 --quantiles 0.5 --kl-budget 0 -o " + quote(t))
+                .exit_code,
+            0);
+  const auto none = run_cli(ppl + quote(t));
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_NE(none.err.find("odp: pruned 0 of"), std::string::npos) << none.err;
+  // Bad files.
+  std::ofstream(dir_->path("odp-bad.json"))
+      << R"({"format": "mcmoe-odp-thresholds", "n_layer": 3, "k": 2, "layers": []})";
+  expect_error(run_cli(ppl + quote(dir_->path("odp-bad.json"))),
+               "thresholds for 3 layers and top-2, the model has 2 layers");
+  std::ofstream(dir_->path("odp-bad.json"))
+      << R"({"format": "mcmoe-odp-thresholds", "n_layer": 2, "k": 2, "layers": [{"layer": 1, "mu": [1.5]}]})";
+  expect_error(run_cli(ppl + quote(dir_->path("odp-bad.json"))),
+               "layer 1: threshold 1.5 is not a number in [0, 1]");
+  expect_error(run_cli(ppl + quote(*stats_)), "not an mcmoe odp-fit thresholds file");
+  expect_error(run_cli(ppl + quote(t) + " --odp-mu 0.3"), "give one");
+  expect_error(run_cli("odp-fit -m " + quote(model()) + " -f " + quote(*text_) + " -o " + quote(t)),
+               "--kl-budget X is required");
+}
+
 TEST_F(CompressCli, BadInputsGiveClearErrors) {
   const std::string out = dir_->path("bad.gguf");
   expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 3.5 -o " + quote(out)),
