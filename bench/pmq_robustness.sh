@@ -36,12 +36,11 @@ declare -A method_flags=(
   [pmq-2.5-agq-prior]="--bits 2.5 --affinity-hessian --expert-prior 512"
   [pmq-2.5-smooth]="--bits 2.5 --alpha 0.5 --beta 0.75"
   [pmq-2.5-global]="--bits 2.5 --global"
-  [pmq-2.5-router16]="--bits 2.5 --router-bits 0"
-  [pmq-2.5-router8]="--bits 2.5 --router-bits 8"
+  [pmq-2.5-router4]="--bits 2.5 --router-bits 4"
   [pmq-2.0]="--bits 2.0"
 )
 methods=${METHODS:-"u2 u3 pmq-2.5 pmq-2.5-agq pmq-2.5-prior pmq-2.5-agq-prior pmq-2.5-smooth pmq-2.5-global
-  pmq-2.5-router16 pmq-2.5-router8 pmq23-2.5 pmq23-2.5-agq frequency-2.5 random-2.5 pmq-2.0"}
+  pmq-2.5-router4 pmq23-2.5 pmq23-2.5-agq frequency-2.5 random-2.5 pmq-2.0"}
 
 # Evaluation texts.
 wiki_eval=$corpus/wikitext2-valid.txt

@@ -172,7 +172,9 @@ int cmd_quantize(const Argv& argv) {
             "Hessian"},
            {"--group", "N", "128", "quantization group size: 32, 64 or 128"},
            {"--attn-bits", "N", "4", "width of the attention projections"},
-           {"--router-bits", "N", "4", "width of the routers (0: kept as stored)"},
+           {"--router-bits", "N", "8",
+            "width of the routers (0: kept as stored); below 8 bits they flip routing "
+            "(bench/RESULTS.md §13)"},
            {"--shared-bits", "N", "--attn-bits", "width of shared experts and dense layers' MLPs"},
            {"--embd-type", "f16|q8_0|f32", "f16", "type of the token embeddings and output head"},
            kThreadsFlag},
@@ -212,7 +214,7 @@ int cmd_quantize(const Argv& argv) {
     fail("--affinity-hessian and --expert-prior shape GPTQ's Hessians; --rtn reads none");
   o.group = a.integer("--group", 128, 32, 128);
   o.attn_bits = static_cast<int>(a.integer("--attn-bits", 4, 1, 8));
-  o.router_bits = static_cast<int>(a.integer("--router-bits", 4, 0, 8));
+  o.router_bits = static_cast<int>(a.integer("--router-bits", 8, 0, 8));
   // Shared experts and dense MLPs run for every token, like attention: its width by default.
   o.shared_bits = static_cast<int>(a.integer("--shared-bits", o.attn_bits, 1, 8));
   const std::string embd = a.str("--embd-type", "f16");

@@ -68,7 +68,7 @@ TEST_F(CompressCli, QuantizedModelRunsWithFiniteDeterministicPerplexity) {
   EXPECT_NE(q.out.find("average 2.5000"), std::string::npos) << q.out;
   // Mixtral has attention, router and routed experts only: one line each in the role report.
   EXPECT_NE(q.out.find("attention      4 bits        4.2500 bits/weight"), std::string::npos) << q.out;
-  EXPECT_NE(q.out.find("router         4 bits"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("router         8 bits"), std::string::npos) << q.out;
   EXPECT_NE(q.out.find("routed expert  plan 2.5"), std::string::npos) << q.out;
   EXPECT_EQ(q.out.find("shared expert"), std::string::npos) << q.out;
   const std::string ppl_cmd = "ppl -m " + quote(out) + " -f " + quote(*text_) + " --ctx 128 --max-tokens 1000";
