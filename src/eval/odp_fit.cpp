@@ -171,7 +171,7 @@ OdpFitResult fit_odp(model::Model& m, std::span<const std::vector<int32_t>> wind
                               ol.subspan(t * n_vocab, n_vocab));
         L.kl[qi] += kl;
         pruned[li][qi] += s.odp_counters().pruned - before.pruned;
-        if (qi == 0) L.picks += s.odp_counters().picks - before.picks;
+        if (qi == 0) L.picks += n * k;
         if (o.progress) o.progress(++done, total);
       }
       params.layer_on[L.layer] = 0;

@@ -107,6 +107,10 @@ void Session::moe_block(int l, int64_t n) {
       protect = s.odp_protect_rows.data();
     }
     moe::apply_odp(*odp_, l, n, n_expert, probs, s.topk_ids.data(), s.topk_w.data(), protect, odp_counters_);
+  } else if (odp_) {
+    // A layer ODP leaves alone still counts its activations, so the pruned share is of all
+    // of them (--odp-layers, odp-fit's thresholds), not only of the pruned layers'.
+    odp_counters_.picks += n * k;
   }
   if (cache_aware_margin_ > 0.f) {
     // After ODP: a pick it dropped needs no expert, cached or not.

@@ -18,7 +18,7 @@ struct OdpParams {
 };
 
 struct OdpCounters {
-  int64_t picks = 0;   // expert activations the router asked for in ODP layers
+  int64_t picks = 0;   // expert activations the router asked for, in every MoE layer
   int64_t pruned = 0;  // of which dropped
   int64_t protected_tokens = 0;
   double pruned_fraction() const { return picks ? static_cast<double>(pruned) / picks : 0.0; }

@@ -174,6 +174,19 @@ TEST_F(CompressCli, OdpFitThresholds) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("odp: pruned"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("odp: pruned 0 of"), std::string::npos) << r.err;
+  // The pruned share is of every layer's activations, also when ODP prunes in some only.
+  auto picks = [](const std::string& err) {
+    const size_t at = err.find(" of ", err.find("odp: pruned"));
+    return at == std::string::npos ? std::string()
+                                   : err.substr(at + 4, err.find(' ', at + 4) - at - 4);
+  };
+  const std::string odp = "ppl -m " + quote(model()) + " -f " + quote(*text_) +
+                          " --ctx 64 --max-tokens 300 --odp --odp-mu 0.5";
+  const auto all = run_cli(odp), one = run_cli(odp + " --odp-layers 1");
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_FALSE(picks(all.err).empty()) << all.err;
+  EXPECT_EQ(picks(one.err), picks(all.err)) << one.err;
   // A budget of 0 prunes nothing.
   ASSERT_EQ(run_cli("odp-fit -m " + quote(model()) + " -f " + quote(*text_) +
                     " --samples 1 --seq 64 --quantiles 0.5 --kl-budget 0 -o " + quote(t))
