@@ -3,12 +3,14 @@
 # experts on disk under a memory limit, against llama.cpp (mmap) under the same limit.
 #   bash bench/offload.sh [OUT_DIR]            (default /tmp/mcmoe-offload; ~2 GB of disk)
 #   LLAMA_DIR=/path/to/llama.cpp/build/bin    adds the llama.cpp rows (llama-perplexity)
+#   ROUNDS=N (with LLAMA_DIR)                 only the headline: N alternating rounds of mcmoe
+#                                             (LRU and LFU, + prefetch) and llama.cpp
 # Needs root for dropping the page cache and for the cgroup-v1 memory limit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/mcmoe-offload}
 mkdir -p "$out"
-mcmoe=./build/mcmoe
+mcmoe=${MCMOE:-./build/mcmoe}
 tiny=../shared/models/mixtral-tiny
 wiki=../shared/corpus/wikitext2-valid.txt
 
@@ -40,6 +42,37 @@ run() {
     grep -E "^decode|hit rate|stall|prediction|prefetch reads|fallback:|peak"
 }
 echo "$limit" > "$cg/memory.limit_in_bytes"
+if [ -n "${ROUNDS:-}" ]; then
+  # ROUNDS=N: only the headline comparison, repeated N times with the engines alternating
+  # (mcmoe LRU + prefetch, mcmoe LFU + prefetch, llama.cpp), each run from a dropped page
+  # cache under the same limit; one line per run, then the spread of the ratios.
+  [ -n "${LLAMA_DIR:-}" ] || { echo "ROUNDS needs LLAMA_DIR" >&2; exit 1; }
+  rounds="$out/rounds.tsv"
+  printf 'round\tengine\ttok_s\n' > "$rounds"
+  for r in $(seq 1 "$ROUNDS"); do
+    for p in lru lfu; do
+      t=$(limited $mcmoe bench -m "$big" --text "$out/decode.txt" --prompt-tokens 16 --gen-tokens 128 --reps 1 \
+            --no-bandwidth --expert-cache 50% --prefetch 1 --cache-policy $p 2>/dev/null |
+          sed -n 's/^decode .*: \([0-9.]*\) tok\/s.*/\1/p')
+      printf '%s\tmcmoe-%s\t%s\n' "$r" "$p" "$t" | tee -a "$rounds"
+    done
+    t=$(limited "$LLAMA_DIR/llama-perplexity" -m "$big" -f "$out/decode.txt" -c 64 -b 1 -ub 1 --chunks 1 -t 2 2>&1 |
+        sed -n 's/.*  eval time = .* runs *(.* ms per token, *\([0-9.]*\) tokens per second).*/\1/p')
+    printf '%s\tllama.cpp\t%s\n' "$r" "$t" | tee -a "$rounds"
+  done
+  python3 - "$rounds" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+by = {}
+for r in rows:
+    by.setdefault(r["round"], {})[r["engine"]] = float(r["tok_s"])
+for eng in ("mcmoe-lru", "mcmoe-lfu"):
+    ratios = sorted(v[eng] / v["llama.cpp"] for v in by.values())
+    print(f"{eng} / llama.cpp per round: " + " ".join(f"{x:.1f}" for x in ratios) +
+          f"  (min {ratios[0]:.1f}, median {ratios[len(ratios) // 2]:.1f}, max {ratios[-1]:.1f})")
+PY
+  exit 0
+fi
 run "(a) every expert read on demand" --expert-cache 28MiB --prefetch 0 --cache-policy lru
 run "(b) LRU, 50% cache" --expert-cache 50% --prefetch 0 --cache-policy lru
 run "(c) LRU + prefetch" --expert-cache 50% --prefetch 1 --cache-policy lru

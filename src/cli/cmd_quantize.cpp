@@ -151,7 +151,7 @@ int cmd_quantize(const Argv& argv) {
             "types)"},
            {"--alloc", "METHOD", "pmq",
             "bit allocation over experts: pmq, uniform, hessian, frequency or random"},
-           {"--candidates", "1,2,3", "1,2,3", "expert bit-widths to allocate"},
+           {"--candidates", "1,2,3", "2,3 (1,2,3 below 2 bits)", "expert bit-widths to allocate"},
            {"--global", nullptr, "",
             "one bit budget across all layers (weighted by parameters), not one per layer"},
            {"--no-top-two", nullptr, "",
@@ -197,7 +197,12 @@ int cmd_quantize(const Argv& argv) {
   compress::QuantizeModelOptions o;
   o.alloc.method = compress::alloc_method_from_name(a.str("--alloc", "pmq"));
   o.alloc.avg_bits = a.number("--bits", 2.5, 0.5, 8);
-  o.alloc.candidates = parse_int_list(a.str("--candidates", "1,2,3"), "--candidates");
+  // {2,3} from 2 bits up: where the calibration misjudges an expert, a 1-bit one (sign x
+  // mean |w|) costs more than PMQ's ranking gains; {2,3} beat {1,2,3} at 2.5 bits in every
+  // (model, calibration text, evaluation text) pair of bench/RESULTS.md §13. Below 2 bits
+  // the budget needs 1-bit experts.
+  o.alloc.candidates = parse_int_list(
+      a.str("--candidates", o.alloc.avg_bits >= 2 ? "2,3" : "1,2,3"), "--candidates");
   o.alloc.alpha = a.number("--alpha", 1.0, 0, 10);
   o.alloc.beta = a.number("--beta", 1.5, 0, 10);
   o.alloc.gamma = a.number("--gamma", 1.0, 0, 10);

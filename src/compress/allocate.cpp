@@ -194,13 +194,20 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
     }
     return c;
   };
-  auto solve = [&](const std::vector<std::vector<double>>& cost, int64_t budget, const std::vector<int>& groups,
-                   const std::vector<int64_t>& weights, double max_budget) {
-    // The top-two constraint cannot hold at the widest average (every expert at the top);
-    // there it is dropped, and said so.
-    const bool top_two = o.require_top_two && widths.size() >= 2 && budget < max_budget;
+  auto solve = [&](const std::vector<std::vector<double>>& cost, int64_t budget,
+                   const std::vector<int>& groups, const std::vector<int64_t>& weights,
+                   double max_budget) {
+    // The top-two constraint cannot hold at the widest average (every expert at the top) nor
+    // at the narrowest (every expert at the bottom: --bits 2 with widths {2,3}); there it is
+    // dropped, and said so.
+    const double min_budget = max_budget * widths.front() / widths.back();
+    const bool top_two =
+        o.require_top_two && widths.size() >= 2 && budget < max_budget && budget > min_budget;
     if (o.require_top_two && !top_two && widths.size() >= 2) {
-      plan.notes.push_back("budget equals the widest width: the at-least-one-at-each-of-the-two-widest constraint was dropped");
+      plan.notes.push_back(
+          fmt::format("budget equals the {} width: the at-least-one-at-each-of-the-two-widest "
+                      "constraint was dropped",
+                      budget >= max_budget ? "widest" : "narrowest"));
     }
     return solve_allocation_groups(cost, widths, budget, top_two, groups, weights);
   };

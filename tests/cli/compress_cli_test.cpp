@@ -212,8 +212,9 @@ TEST_F(CompressCli, OdpFitThresholds) {
 
 TEST_F(CompressCli, BadInputsGiveClearErrors) {
   const std::string out = dir_->path("bad.gguf");
-  expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 3.5 -o " + quote(out)),
-               "within the candidate widths [1, 3]");
+  expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) +
+                       " --bits 3.5 -o " + quote(out)),
+               "within the candidate widths [2, 3]");
   expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --candidates 1,2,9 -o " + quote(out)),
                "--candidates");
   expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --alloc greedy -o " + quote(out)),

@@ -164,6 +164,26 @@ TEST(Allocate, WidestBudgetDropsTheTopTwoConstraintWithANote) {
   EXPECT_FALSE(p.notes.empty());
 }
 
+// quantize's default from 2 bits up is {2,3}: at exactly 2 bits every expert gets 2, with
+// the same note (also with one budget across layers).
+TEST(Allocate, NarrowestBudgetDropsTheTopTwoConstraintWithANote) {
+  const CalibrationStats s = fake_stats(2, 8, 1);
+  AllocOptions o;
+  o.avg_bits = 2.0;
+  o.candidates = {2, 3};
+  for (bool global : {false, true}) {
+    o.global = global;
+    const BitPlan p = allocate(s, o, {});
+    for (const auto& layer : p.bits) EXPECT_EQ(layer, std::vector<int>(8, 2));
+    ASSERT_FALSE(p.notes.empty());
+    EXPECT_NE(p.notes.back().find("narrowest"), std::string::npos) << p.notes.back();
+  }
+  o.global = false;
+  o.avg_bits = 2.25;  // just above: the constraint holds again
+  const BitPlan q = allocate(s, o, {});
+  for (const auto& layer : q.bits) EXPECT_EQ(std::count(layer.begin(), layer.end(), 3), 2);
+}
+
 TEST(Allocate, BadBudgetsAndMethodsFailClearly) {
   const CalibrationStats s = fake_stats(1, 8, 1);
   AllocOptions o;
