@@ -38,9 +38,16 @@ declare -A method_flags=(
   [pmq-2.5-global]="--bits 2.5 --global"
   [pmq-2.5-router4]="--bits 2.5 --router-bits 4"
   [pmq-2.0]="--bits 2.0"
+  [pmq-2.5-floor0.5]="--bits 2.5 --freq-floor 0.5"
+  [pmq-2.5-floor1]="--bits 2.5 --freq-floor 1"
+  [pmq-2.5-damp0.1]="--bits 2.5 --damp 0.1"
+  [u2-damp0.1]="--alloc uniform --bits 2 --damp 0.1"
+  [pmq-2.5-rtn]="--bits 2.5 --rtn"
+  [u2-rtn]="--alloc uniform --bits 2 --rtn"
 )
 methods=${METHODS:-"u2 u3 pmq-2.5 pmq-2.5-agq pmq-2.5-prior pmq-2.5-agq-prior pmq-2.5-smooth pmq-2.5-global
-  pmq-2.5-router4 pmq23-2.5 pmq23-2.5-agq frequency-2.5 random-2.5 pmq-2.0"}
+  pmq-2.5-router4 pmq23-2.5 pmq23-2.5-agq frequency-2.5 random-2.5 pmq-2.0 pmq-2.5-floor0.5
+  pmq-2.5-floor1 pmq-2.5-damp0.1 u2-damp0.1 pmq-2.5-rtn u2-rtn"}
 
 # Evaluation texts.
 wiki_eval=$corpus/wikitext2-valid.txt

@@ -10,6 +10,7 @@
 
 #include "compress/stats.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "core/memory_info.h"
@@ -181,14 +182,7 @@ namespace {
 // "layers": [{"layer": l, "mu": [K - 1 floats] or null}, ...]}; layers not listed, or with
 // null, are not pruned.
 void load_odp_thresholds(const std::string& path, const model::ModelConfig& c, moe::OdpParams& p) {
-  std::ifstream in = open_regular_file(path);
-  if (!in) fail("{}: cannot open the ODP thresholds", path);
-  nlohmann::json j;
-  try {
-    j = parse_json(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON: {}", path, e.what());
-  }
+  const nlohmann::json j = read_json_file(path, "the ODP thresholds");
   if (!j.is_object() || j.value("format", "") != "mcmoe-odp-thresholds")
     fail("{}: not an mcmoe odp-fit thresholds file (expected \"format\": \"mcmoe-odp-thresholds\")",
          path);

@@ -49,10 +49,10 @@ int quantize_to_gguf(const Args& a) {
   if (!o.types_from.empty() && (a.has("--size") || a.has("--bits") || a.has("--types"))) {
     fail("--types-from fixes every tensor's type: it takes no --size, --bits or --types");
   }
-  for (const char* f :
-       {"--alloc", "--candidates", "--global", "--no-top-two", "--alpha", "--beta", "--gamma",
-        "--seed", "--act-order", "--no-search", "--affinity-hessian", "--expert-prior", "--group",
-        "--attn-bits", "--router-bits", "--shared-bits", "--embd-type"}) {
+  for (const char* f : {"--alloc", "--candidates", "--global", "--no-top-two", "--alpha", "--beta",
+                        "--gamma", "--seed", "--act-order", "--no-search", "--affinity-hessian",
+                        "--expert-prior", "--group", "--attn-bits", "--router-bits",
+                        "--shared-bits", "--embd-type", "--q8-layers", "--freq-floor"}) {
     if (a.has(f)) fail("{} applies to --format mq only", f);
   }
   o.gptq = !a.has("--rtn");
@@ -157,6 +157,9 @@ int cmd_quantize(const Argv& argv) {
            {"--no-top-two", nullptr, "",
             "drop the rule of at least one expert at each of the two widest widths per layer"},
            {"--alpha", "A", "1", "pmq / frequency: exponent of an expert's activation frequency"},
+           {"--freq-floor", "F", "0",
+            "pmq / frequency: an expert counts as used at least F times an even share of its "
+            "layer's picks (0..1), so experts the calibration text rarely reached are not starved"},
            {"--beta", "B", "1.5", "pmq: exponent of its mean routing weight"},
            {"--gamma", "G", "1", "pmq: exponent of its reconstruction error"},
            {"--seed", "S", "1", "seed of the random allocation"},
@@ -177,6 +180,9 @@ int cmd_quantize(const Argv& argv) {
             "(bench/RESULTS.md §13)"},
            {"--shared-bits", "N", "--attn-bits", "width of shared experts and dense layers' MLPs"},
            {"--embd-type", "f16|q8_0|f32", "f16", "type of the token embeddings and output head"},
+           {"--q8-layers", "L,...", "",
+            "ablation: every matrix of these decoder layers at 8 bits, experts included (the KL "
+            "a layer's quantization causes, bench/RESULTS.md §13)"},
            kThreadsFlag},
           {calibration_flag_table({.text = "the statistics' text",
                                    .samples = "the statistics'",
@@ -206,6 +212,7 @@ int cmd_quantize(const Argv& argv) {
   o.alloc.alpha = a.number("--alpha", 1.0, 0, 10);
   o.alloc.beta = a.number("--beta", 1.5, 0, 10);
   o.alloc.gamma = a.number("--gamma", 1.0, 0, 10);
+  o.alloc.freq_floor = a.number("--freq-floor", 0.0, 0, 1);
   o.alloc.global = a.has("--global");
   o.alloc.require_top_two = !a.has("--no-top-two");
   o.alloc.seed = static_cast<uint64_t>(a.integer("--seed", 1, 0, INT64_MAX));
@@ -227,6 +234,7 @@ int cmd_quantize(const Argv& argv) {
   if (!embd_type) fail("--embd-type: unknown type '{}' (expected f16, q8_0 or f32)", embd);
   o.embd_type = *embd_type;
   o.threads = threads_flag(a);
+  if (a.has("--q8-layers")) o.q8_layers = parse_int_list(a.str("--q8-layers", ""), "--q8-layers");
 
   const compress::CalibrationStats stats = compress::load_stats(stats_path);
   o.sampling.samples = static_cast<int>(a.integer("--samples", stats.samples, 1, 1 << 20));

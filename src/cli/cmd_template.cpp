@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/json_read.h"
 #include "model/chat_template.h"
 
@@ -11,12 +12,10 @@ namespace mcmoe::cli {
 
 namespace {
 
-nlohmann::ordered_json read_json_file(const std::string& path, const char* flag) {
-  try {
-    return parse_json<nlohmann::ordered_json>(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{} {}: not valid JSON ({})", flag, path, e.what());
-  }
+// --messages / --tools: errors name the flag too.
+nlohmann::ordered_json read_flag_json(const Args& a, const char* flag) {
+  const std::string path = a.str(flag, "");
+  return read_ordered_json_file(path, {}, fmt::format("{} {}", flag, path));
 }
 
 }  // namespace
@@ -41,7 +40,7 @@ int cmd_template(const Argv& argv) {
     fail("template: give exactly one of -p TEXT or --messages FILE.json");
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (a.has("--messages")) {
-    messages = read_json_file(a.str("--messages", ""), "--messages");
+    messages = read_flag_json(a, "--messages");
     if (!messages.is_array())
       fail("--messages {}: expected a list of {{role, content}}", a.str("--messages", ""));
   } else {
@@ -49,8 +48,7 @@ int cmd_template(const Argv& argv) {
       messages.push_back({{"role", "system"}, {"content", a.str("--system", "")}});
     messages.push_back({{"role", "user"}, {"content", a.str("-p", "")}});
   }
-  const nlohmann::ordered_json tools =
-      a.has("--tools") ? read_json_file(a.str("--tools", ""), "--tools") : nullptr;
+  const nlohmann::ordered_json tools = a.has("--tools") ? read_flag_json(a, "--tools") : nullptr;
   model::LoadOptions lo = load_options_flags(a);
   if (!a.has("--no-mmap"))
     lo.memory = model::LoadOptions::Memory::kMap;  // only the vocabulary is read

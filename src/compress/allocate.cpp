@@ -147,11 +147,30 @@ double cost_of(const CalibrationStats& s, const AllocOptions& o, int l, int e, i
     }
     return it->second;
   };
+  const double floor = o.freq_floor / static_cast<double>(L.experts.size());
+  const double phi = std::max(L.phi(e), floor), w = std::max(L.w(e), floor);
+  // ε sums the output error over the expert's routed tokens: with a floored share it is
+  // scaled by the share it is now counted with. An expert no token reached has ε = 0 at
+  // every width; it gets the layer's median error per unit of share instead.
+  auto eps = [&]() {
+    const double measured_eps = measured(x.eps);
+    if (floor <= 0 || L.phi(e) >= floor) return measured_eps;
+    if (L.phi(e) > 0) return measured_eps * phi / L.phi(e);
+    std::vector<double> per_share;
+    for (size_t o2 = 0; o2 < L.experts.size(); ++o2) {
+      const double p = L.phi(static_cast<int>(o2));
+      if (p > 0) per_share.push_back(measured(L.experts[o2].eps) / p);
+    }
+    if (per_share.empty()) return 0.0;
+    std::nth_element(per_share.begin(), per_share.begin() + per_share.size() / 2, per_share.end());
+    return per_share[per_share.size() / 2] * phi;
+  };
   switch (o.method) {
     case AllocMethod::kPmq:
-      return std::pow(L.phi(e), o.alpha) * std::pow(L.w(e), o.beta) * std::pow(measured(x.eps), o.gamma);
+      return std::pow(phi, o.alpha) * std::pow(w, o.beta) * std::pow(eps(), o.gamma);
     case AllocMethod::kHessian: return measured(x.hawq);
-    case AllocMethod::kFrequency: return std::pow(L.phi(e), o.alpha) * std::ldexp(1.0, -bits);
+    case AllocMethod::kFrequency:
+      return std::pow(phi, o.alpha) * std::ldexp(1.0, -bits);
     case AllocMethod::kRandom: return std::uniform_real_distribution<double>(0, 1)(rng);
     case AllocMethod::kUniform: break;
   }

@@ -28,6 +28,10 @@ struct AllocOptions {
   double avg_bits = 2.5;                // target average expert bits
   std::vector<int> candidates{1, 2, 3};
   double alpha = 1.0, beta = 1.5, gamma = 1.0;
+  // pmq / frequency: an expert's share of its layer's picks and routing mass count as at
+  // least freq_floor / n_expert, and its measured error is scaled to match (ε grows with the
+  // tokens routed to it). 0: as measured.
+  double freq_floor = 0.0;
   bool global = false;                  // one budget across all layers, weighted by parameters
   bool require_top_two = true;          // ≥ 1 expert at each of the two widest widths per layer
   uint64_t seed = 1;                    // random baseline

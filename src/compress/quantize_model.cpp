@@ -23,9 +23,17 @@ using format::GgufValue;
 using model::TensorRole;
 using model::TensorSlot;
 
-// The width a matrix of a decoder layer is quantized to, by its role (routed experts: the
-// plan); 0: kept as stored.
-int role_bits(const QuantizeModelOptions& o, TensorRole role) {
+bool is_q8_layer(const QuantizeModelOptions& o, int layer) {
+  return std::find(o.q8_layers.begin(), o.q8_layers.end(), layer) != o.q8_layers.end();
+}
+
+// The width a matrix of decoder layer `layer` is quantized to, by its role (routed experts:
+// the plan); 0: kept as stored.
+int role_bits(const QuantizeModelOptions& o, int layer, TensorRole role) {
+  if (is_q8_layer(o, layer)) {
+    // A router kept as stored stays so: the ablation only ever widens.
+    return role == TensorRole::Router && o.router_bits == 0 ? 0 : 8;
+  }
   switch (role) {
     case TensorRole::Attention:
       return o.attn_bits;
@@ -39,7 +47,8 @@ int role_bits(const QuantizeModelOptions& o, TensorRole role) {
   }
 }
 
-const char* role_flag(TensorRole role) {
+const char* role_flag(const QuantizeModelOptions& o, int layer, TensorRole role) {
+  if (is_q8_layer(o, layer)) return "--q8-layers";
   switch (role) {
     case TensorRole::Attention:
       return "--attn-bits";
@@ -113,6 +122,12 @@ void check_options(const model::Model& m, const QuantizeModelOptions& o) {
       }
     }
   }
+  for (int l : o.q8_layers) {
+    if (l < 0 || l >= m.config().n_layer) {
+      fail("--q8-layers {}: expected a layer in 0..{} ({} has {} layers)", l,
+           m.config().n_layer - 1, m.path(), m.config().n_layer);
+    }
+  }
   auto width_ok = [](int b) { return (b >= 1 && b <= 4) || b == 8; };
   if (!width_ok(o.attn_bits)) fail("--attn-bits {}: expected 1, 2, 3, 4 or 8", o.attn_bits);
   if (!width_ok(o.shared_bits)) fail("--shared-bits {}: expected 1, 2, 3, 4 or 8", o.shared_bits);
@@ -134,7 +149,7 @@ void check_group_widths(const model::Model& m, const QuantizeModelOptions& o, co
         c, l, m.weights().layers[l], m.stored_experts()[l], [&](const TensorSlot& s) {
           if (!s.matrix || !s.view->valid()) return;
           const int bits =
-              s.role == TensorRole::RoutedExpert ? plan.bits[l][s.expert] : role_bits(o, s.role);
+              s.role == TensorRole::RoutedExpert ? plan.bits[l][s.expert] : role_bits(o, l, s.role);
           if (bits == 0) return;
           // Q8_0 stores blocks of 32 weights; the MQ formats blocks of 128 (whatever the group).
           const int64_t block = bits == 8 ? 32 : 128, cols = s.shape.back();
@@ -142,7 +157,7 @@ void check_group_widths(const model::Model& m, const QuantizeModelOptions& o, co
             const std::string why =
                 s.role == TensorRole::RoutedExpert
                     ? fmt::format("the bit plan gives expert {} {} bits", s.expert, bits)
-                    : fmt::format("{} {}", role_flag(s.role), bits);
+                    : fmt::format("{} {}", role_flag(o, l, s.role), bits);
             fail(
                 "{}: tensor '{}' {}: its rows of {} weights do not fill the blocks of {} that "
                 "{}-bit weights are stored "
@@ -218,6 +233,10 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   check_stats_match(stats, m, "--stats");
   QuantizeReport rep;
   rep.plan = allocate(stats, o.alloc, expert_params(m));
+  for (int l : o.q8_layers) {
+    std::fill(rep.plan.bits[l].begin(), rep.plan.bits[l].end(), 8);
+    rep.plan.notes.push_back(fmt::format("layer {} at 8 bits throughout (--q8-layers)", l));
+  }
   check_group_widths(m, o, rep.plan);
 
   TensorStore store;
@@ -251,7 +270,8 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
     std::vector<LayerMatrix> matrices;
     model::for_each_layer_tensor(c, l, L, experts, [&](const TensorSlot& s) {
       if (s.role == TensorRole::RoutedExpert || !s.matrix || !s.view->valid()) return;
-      LayerMatrix& x = matrices.emplace_back(LayerMatrix{.slot = s, .bits = role_bits(o, s.role)});
+      LayerMatrix& x =
+          matrices.emplace_back(LayerMatrix{.slot = s, .bits = role_bits(o, l, s.role)});
       if (stream && x.bits > 0 && *s.input != '\0') x.gram = &in.want(s.input, s.shape.back());
     });
     if (stream) stream->observe_layer(l, &in);

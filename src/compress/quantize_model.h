@@ -43,6 +43,10 @@ struct QuantizeModelOptions {
   int router_bits = 8;
   int shared_bits = 4;         // shared experts (and their gate) and dense layers' MLPs
   DType embd_type = DType::F16;  // token embeddings and output head: F16 or Q8_0
+  // Ablation (--q8-layers): every matrix of these decoder layers at 8 bits (Q8_0), routed
+  // experts included, whatever the plan; the KL a layer's quantization causes is the
+  // model's KL minus the KL with that layer at 8 bits (bench/RESULTS.md §13).
+  std::vector<int> q8_layers;
   SampleOptions sampling;      // GPTQ calibration windows
   int threads = 2;
   // (layer, n_layer, what); layer == n_layer when writing.

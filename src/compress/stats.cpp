@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "quant/quantize.h"
@@ -128,14 +129,7 @@ void save_stats(const CalibrationStats& s, const std::string& path) {
 }
 
 CalibrationStats load_stats(const std::string& path) {
-  std::ifstream in = open_regular_file(path);
-  if (!in) fail("{}: cannot open calibration statistics", path);
-  json j;
-  try {
-    j = parse_json(in);
-  } catch (const json::exception& e) {
-    fail("{}: not valid JSON: {}", path, e.what());
-  }
+  const json j = read_json_file(path, "calibration statistics");
   if (!j.is_object() || j.value("format", "") != "mcmoe-calibration") {
     fail("{}: not an mcmoe calibration file (key 'format' should be 'mcmoe-calibration')", path);
   }

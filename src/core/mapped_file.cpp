@@ -76,7 +76,13 @@ MappedFile::~MappedFile() {
 
 std::ifstream open_regular_file(const std::string& path, std::ios::openmode mode) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::ifstream();  // not there: the caller says so
+  if (::stat(path.c_str(), &st) != 0) {
+    // Not there: the caller says so. A default-constructed stream tests as good, so it is
+    // marked failed, as a failed open would be.
+    std::ifstream missing;
+    missing.setstate(std::ios::failbit);
+    return missing;
+  }
   if (!S_ISREG(st.st_mode)) fail("{}: not a regular file", path);
   return std::ifstream(path, mode);
 }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/json_read.h"
 #include "core/mapped_file.h"
 
@@ -100,13 +101,7 @@ SafetensorsSet::SafetensorsSet(const std::string& dir) : dir_(dir) {
   const fs::path single = fs::path(dir) / "model.safetensors";
   std::vector<std::string> shards;
   if (fs::exists(index_path)) {
-    std::ifstream in = open_regular_file(index_path.string());
-    nlohmann::json j;
-    try {
-      j = parse_json(in);
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: malformed JSON: {}", index_path.string(), e.what());
-    }
+    const nlohmann::json j = read_json_file(index_path.string());
     if (!j.contains("weight_map") || !j["weight_map"].is_object()) fail("{}: missing object 'weight_map'", index_path.string());
     std::set<std::string> unique;
     for (const auto& [name, file] : j["weight_map"].items()) {

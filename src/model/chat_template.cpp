@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "format/gguf.h"
@@ -26,12 +27,7 @@ std::string read_file(const fs::path& p) {
 
 // tokenizer_config.json's chat_template: a string, or [{name, template}, ...].
 bool template_from_config(const fs::path& path, ChatTemplate& t) {
-  nlohmann::ordered_json j;
-  try {
-    j = parse_json<nlohmann::ordered_json>(read_file(path));
-  } catch (const std::exception& e) {
-    fail("{}: not valid JSON ({})", path.string(), e.what());
-  }
+  const nlohmann::ordered_json j = read_ordered_json_file(path.string());
   if (!j.is_object() || !j.contains("chat_template") || j["chat_template"].is_null()) return false;
   const auto& ct = j["chat_template"];
   if (ct.is_string()) {

@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "format/gguf.h"
@@ -222,15 +223,7 @@ void read_reduction(const format::GgufFile& f, ModelConfig& c) {
 
 ModelConfig config_from_hf(const std::string& dir) {
   const std::string path = (std::filesystem::path(dir) / "config.json").string();
-  std::ifstream in = open_regular_file(path);
-  if (!in) fail("{}: cannot open", path);
-  nlohmann::json j;
-  try {
-    j = parse_json(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: malformed JSON: {}", path, e.what());
-  }
-  return config_from_hf_json(j, path);
+  return config_from_hf_json(read_json_file(path), path);
 }
 
 ModelConfig config_from_hf_json(const nlohmann::json& json, const std::string& path) {

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "tokenizer/hf_pre_tokenizer.h"
@@ -31,16 +32,6 @@ using nlohmann::json;
 constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";
 // Score for tokens no merge forms: merging reaches them last, if ever.
 constexpr float kUnmergedScore = -1e9f;
-
-json read_json(const std::string& path) {
-  std::ifstream in = open_regular_file(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path);
-  try {
-    return parse_json(in);
-  } catch (const json::exception& e) {
-    fail("{}: malformed JSON: {}", path, e.what());
-  }
-}
 
 const json* member(const json& j, const char* key) {
   if (!j.is_object()) return nullptr;
@@ -81,7 +72,7 @@ void walk_normalizer(const json& n, const std::string& path, bool& escapes, bool
 }  // namespace
 
 VocabData read_hf_tokenizer_json(const std::string& path) {
-  const json j = read_json(path);
+  const json j = read_json_file(path);
   try {
     VocabData v;
     v.source = path;
@@ -255,7 +246,7 @@ void apply_hf_config_files(const std::string& dir, VocabData& v) {
   bool bos_set = false, eos_set = false;
   const std::string tc_path = (fs::path(dir) / "tokenizer_config.json").string();
   if (fs::exists(tc_path)) {
-    const json tc = read_json(tc_path);
+    const json tc = read_json_file(tc_path);
     try {
       if (const json* b = member(tc, "add_bos_token")) v.add_bos = b->get<bool>();
       if (const json* e = member(tc, "add_eos_token")) v.add_eos = e->get<bool>();
@@ -279,7 +270,7 @@ void apply_hf_config_files(const std::string& dir, VocabData& v) {
   }
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   if (fs::exists(cfg_path)) {
-    const json cfg = read_json(cfg_path);
+    const json cfg = read_json_file(cfg_path);
     try {
       const auto id_of = [&](const char* key, int32_t& id) {
         const json* x = member(cfg, key);

@@ -114,6 +114,35 @@ TEST_F(CompressCli, KlBaseAndOdpReport) {
   EXPECT_EQ(js["routing_any_flip"].get<double>(), 0.0) << self.out;
 }
 
+// Issue 16's layer ablation: --q8-layers puts every matrix of a layer at 8 bits whatever
+// the plan, and takes away that layer's share of the divergence.
+TEST_F(CompressCli, Q8LayersAblatesOneLayersQuantization) {
+  const std::string full = dir_->path("abl-full.gguf"), abl = dir_->path("abl-1.gguf");
+  const std::string q =
+      "quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --rtn -o ";
+  ASSERT_EQ(run_cli(q + quote(full)).exit_code, 0);
+  const auto r = run_cli(q + quote(abl) + " --q8-layers 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: layer 1 at 8 bits throughout (--q8-layers)"), std::string::npos)
+      << r.err;
+  const auto ins = run_cli("inspect " + quote(abl));
+  ASSERT_EQ(ins.exit_code, 0) << ins.err;
+  EXPECT_NE(ins.out.find("layer   0: 2 2 2 2 2 2 2 2"), std::string::npos) << ins.out;
+  EXPECT_NE(ins.out.find("layer   1: q8_0 q8_0 q8_0 q8_0 q8_0 q8_0 q8_0 q8_0"), std::string::npos)
+      << ins.out;
+  auto kl = [&](const std::string& f) {
+    const auto p = run_cli("ppl -m " + quote(f) + " -f " + quote(*text_) +
+                           " --ctx 128 --max-tokens 600 --json --kl-base " + quote(model()));
+    EXPECT_EQ(p.exit_code, 0) << p.err;
+    return nlohmann::json::parse(p.out)["kl_mean"].get<double>();
+  };
+  const double kl_full = kl(full), kl_abl = kl(abl);
+  EXPECT_GT(kl_full, 0);
+  EXPECT_LT(kl_abl, kl_full);
+  expect_error(run_cli(q + quote(dir_->path("abl-bad.gguf")) + " --q8-layers 2"),
+               "--q8-layers 2: expected a layer in 0..1");
+}
+
 // Issue 16: calibration text the model writes itself, then GPTQ with affinity-weighted
 // Hessians and the pooled prior, from those statistics (quantize re-reads the saved text).
 TEST_F(CompressCli, SelfGeneratedCalibrationAndRobustHessians) {

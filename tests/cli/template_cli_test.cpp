@@ -84,7 +84,10 @@ TEST(TemplateCli, ListFormPlainFallbackAndErrors) {
   std::ofstream(dir.path("bad.json")) << "[{\"role\": ";
   test::expect_clean_error(
       run_cli("template -m " + quote(hf) + " --messages " + quote(dir.path("bad.json"))),
-      {"--messages", "not valid JSON"});
+      {"--messages", "malformed JSON"});
+  test::expect_clean_error(
+      run_cli("template -m " + quote(hf) + " -p x --tools " + quote(dir.path("missing.json"))),
+      {"--tools", "missing.json: cannot open"});
 }
 
 }  // namespace

@@ -141,6 +141,42 @@ TEST(Allocate, PmqGivesMoreBitsToImportantExperts) {
   EXPECT_EQ(p.bits[0][0], 3);
 }
 
+// --freq-floor: an expert the calibration never reached has ε = 0 at every width, so PMQ
+// puts it at the bottom whatever it does elsewhere. With the floor it counts as used an even
+// share, with the layer's median error per unit of share: here that beats rare experts whose
+// measured error per share is a tenth of the others'.
+TEST(Allocate, FreqFloorLiftsAnExpertTheCalibrationNeverReached) {
+  CalibrationStats s = fake_stats(1, 8, 5);
+  for (int e = 0; e < 8; ++e) {
+    auto& x = s.layers[0].experts[e];
+    x.picks = e < 4 ? 100 : e < 7 ? 10 : 0;  // 0..3 frequent, 4..6 rare, 7 never reached
+    x.mass = static_cast<double>(x.picks);
+    const double per_pick = e < 4 ? 1.0 : 0.1;
+    for (int b = 1; b <= 4; ++b)
+      x.eps[b] = static_cast<double>(x.picks) * per_pick * std::pow(0.5, b);
+  }
+  AllocOptions o;
+  o.candidates = {2, 3};
+  o.avg_bits = 2.625;  // five experts at 3 bits
+  auto at3 = [&](const BitPlan& p) {
+    std::vector<int> ids;
+    for (int e = 0; e < 8; ++e) {
+      if (p.bits[0][e] == 3) ids.push_back(e);
+    }
+    return ids;
+  };
+  const BitPlan plain = allocate(s, o, {});
+  const std::vector<int> plain3 = at3(plain);
+  ASSERT_EQ(plain3.size(), 5u);
+  EXPECT_EQ(std::vector<int>(plain3.begin(), plain3.begin() + 4), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(plain.bits[0][7], 2);
+  o.freq_floor = 1.0;
+  EXPECT_EQ(at3(allocate(s, o, {})), (std::vector<int>{0, 1, 2, 3, 7}));
+  // A small floor counts the unreached expert as barely used: the rare ones still win.
+  o.freq_floor = 0.01;
+  EXPECT_EQ(allocate(s, o, {}).bits[0][7], 2);
+}
+
 TEST(Allocate, GlobalBudgetSpansLayers) {
   const CalibrationStats s = fake_stats(3, 8, 9);
   AllocOptions o;

@@ -4,6 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "common/test_util.h"
+#include "core/error.h"
+#include "core/json_file.h"
+
 namespace mcmoe {
 namespace {
 
@@ -61,6 +67,35 @@ TEST(JsonRead, ParseRefusesNestingDeeperThanTheLimit) {
   }
   EXPECT_THROW(parse_json<nlohmann::ordered_json>(nested(kMaxJsonDepth + 1)),
                nlohmann::json::exception);
+}
+
+// read_json_file: one message per failure, naming the file (or the caller's label).
+TEST(JsonFile, ErrorsNameTheFile) {
+  test::TempDir dir;
+  const std::string good = dir.path("good.json"), bad = dir.path("bad.json"),
+                    deep = dir.path("deep.json"), missing = dir.path("missing.json");
+  std::ofstream(good) << R"({"b": 1, "a": [2]})";
+  std::ofstream(bad) << R"({"b": )";
+  std::ofstream(deep) << std::string(1000, '[') << std::string(1000, ']');
+  EXPECT_EQ(read_json_file(good)["a"][0], 2);
+  EXPECT_EQ(read_ordered_json_file(good).begin().key(), "b");  // file order kept
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // A missing file used to read as an empty stream: "malformed JSON: unexpected end of input".
+  EXPECT_EQ(message([&] { read_json_file(missing, "the statistics"); }),
+            missing + ": cannot open the statistics");
+  EXPECT_EQ(message([&] { read_json_file(bad); }).rfind(bad + ": malformed JSON: ", 0), 0u);
+  EXPECT_NE(message([&] {
+              read_ordered_json_file(deep, {}, "--tools x");
+            }).find("--tools x: malformed JSON"),
+            std::string::npos);
+  EXPECT_EQ(message([&] { read_json_file(dir.path("")); }), dir.path("") + ": not a regular file");
 }
 
 }  // namespace
