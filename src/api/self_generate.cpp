@@ -92,6 +92,18 @@ SelfGenerateResult self_generate(model::Model& m, const SelfGenerateOptions& o) 
     forward(bos);
     tally.add(capture.picks);
     ++done;
+    if (!o.seeds.empty()) {
+      const std::vector<int32_t>& seed = o.seeds[r.sequences.size() % o.seeds.size()];
+      for (int32_t t : seed) {
+        if (static_cast<int>(ids.size()) >= o.seq - 1 || done >= o.tokens) break;
+        if (t < 0 || t >= n_vocab)
+          fail("self-generation: seed token {} is outside the vocabulary of {}", t, n_vocab);
+        forward(t);
+        tally.add(capture.picks);
+        ids.push_back(t);
+        ++done;
+      }
+    }
     while (static_cast<int>(ids.size()) < o.seq && done < o.tokens) {
       int32_t next = sampler.sample(logits);
       if (o.min_expert_tokens > 0 && o.candidates > 1 && tally.short_experts() > 0) {

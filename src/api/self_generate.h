@@ -1,6 +1,7 @@
 #pragma once
 // Calibration text the model writes itself (`calibrate --self-generate N`, issue 16), after
-// MoEQuant's expert-balanced self-sampling (EBSS): sequences are sampled from BOS, and at
+// MoEQuant's expert-balanced self-sampling (EBSS): sequences are sampled from BOS (or from
+// BOS and a short seed the user gives, e.g. a few words of the target domain), and at
 // each step the model tries a few sampled candidates and keeps the one whose routing
 // brings the experts still short of a minimum token count the most tokens. A user with no
 // text from the target domain then calibrates on text every expert has seen, instead of
@@ -24,6 +25,10 @@ struct SelfGenerateOptions {
   int seq = 512;                  // tokens per sequence, BOS included
   int64_t min_expert_tokens = 0;  // per routed expert and layer; 0: plain sampling
   int candidates = 4;             // sampled candidates tried per step while an expert is short
+  // Token ids each sequence starts with after BOS, one seed per sequence in turn (cut to
+  // seq - 2 tokens, so one is generated); empty: BOS alone. Seed tokens are part of the
+  // text and its counts.
+  std::vector<std::vector<int32_t>> seeds;
   SamplerParams sampler{.temperature = 1.0f, .top_k = 0, .top_p = 0.95f, .seed = 1};
   int threads = 2;
   // (tokens done, tokens in all, experts still short of the minimum).

@@ -35,6 +35,17 @@ std::string self_generate_text(const Args& a, model::Model& m, const compress::C
   o.sampler.top_k = 0;
   o.sampler.seed = static_cast<uint64_t>(a.integer("--gen-seed", 1, 0, INT64_MAX));
   o.threads = co.threads;
+  if (a.has("--gen-seeds")) {
+    // One seed per non-empty line, tokenized as plain text (no BOS: generation adds it).
+    const std::string path = a.str("--gen-seeds", "");
+    std::istringstream lines(read_text_file(path));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      std::vector<int32_t> ids = m.tokenizer().encode(line);
+      if (!ids.empty()) o.seeds.push_back(std::move(ids));
+    }
+    if (o.seeds.empty()) fail("--gen-seeds {}: no non-empty line to start a sequence from", path);
+  }
   std::fprintf(stderr,
                "calibrate: self-generating %lld tokens in sequences of %d, at least %lld per "
                "expert, %d candidates per step\n",
@@ -98,6 +109,9 @@ int cmd_calibrate(const Argv& argv) {
            {"--gen-temp", "T", "1", "self-generation: sampling temperature"},
            {"--gen-top-p", "P", "0.95", "self-generation: nucleus sampling threshold"},
            {"--gen-seed", "S", "1", "self-generation: sampling seed"},
+           {"--gen-seeds", "FILE", "",
+            "self-generation: each sequence starts from BOS and the next line of FILE (a few "
+            "words of the target domain), in turn"},
            {"--save-text", "FILE", "STATS.json + .selfgen.txt",
             "self-generation: where the calibration text is written (the statistics refer to it)"},
            kThreadsFlag},
@@ -111,7 +125,7 @@ int cmd_calibrate(const Argv& argv) {
   if (text_path.empty() && !self_gen)
     fail("calibrate: give a calibration text (-f TEXT), --self-generate N, or both");
   for (const char* f : {"--min-expert-tokens", "--steer-candidates", "--gen-temp", "--gen-top-p",
-                        "--gen-seed", "--save-text"}) {
+                        "--gen-seed", "--gen-seeds", "--save-text"}) {
     if (a.has(f) && !self_gen) fail("{} applies to --self-generate only", f);
   }
   compress::CalibrateOptions o;

@@ -132,5 +132,33 @@ TEST_F(SelfGenerate, RejectsBadOptions) {
             std::string::npos);
 }
 
+// --gen-seeds: each sequence starts with BOS and the next seed in turn; a seed longer than
+// the sequence is cut to leave one generated token, and seed tokens count as text (and routing)
+// like generated ones.
+TEST_F(SelfGenerate, SequencesStartWithTheSeedsInTurn) {
+  SelfGenerateOptions o = options(0, 1);
+  o.seeds = {{5, 6, 7}, {9}, std::vector<int32_t>(100, 11)};
+  const SelfGenerateResult r = self_generate(*model_, o);
+  ASSERT_GE(r.sequences.size(), 4u);
+  const int32_t bos = model_->tokenizer().bos_id();
+  for (size_t i = 0; i < r.sequences.size(); ++i) {
+    const std::vector<int32_t>& seq = r.sequences[i];
+    const std::vector<int32_t>& seed = o.seeds[i % 3];
+    const size_t n = std::min(seed.size(), static_cast<size_t>(o.seq - 2));
+    ASSERT_GE(seq.size(), 1u) << i;  // the last may be cut short by the token count
+    EXPECT_EQ(seq[0], bos);
+    EXPECT_TRUE(std::equal(seed.begin(),
+                           seed.begin() + static_cast<std::ptrdiff_t>(std::min(n, seq.size() - 1)),
+                           seq.begin() + 1))
+        << i;
+  }
+  int64_t total = 0;
+  for (const auto& s : r.sequences) total += static_cast<int64_t>(s.size());
+  EXPECT_EQ(total, 400);
+  EXPECT_EQ(r.forwards, 400);  // seed tokens are forwarded one by one, like generated ones
+  o.seeds = {{1 << 30}};
+  EXPECT_THROW(self_generate(*model_, o), Error);
+}
+
 }  // namespace
 }  // namespace mcmoe::api

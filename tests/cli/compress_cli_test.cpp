@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
 #include "common/hf_fixture.h"
 #include "common/test_util.h"
@@ -183,6 +184,22 @@ TEST_F(CompressCli, SelfGeneratedCalibrationAndRobustHessians) {
   expect_error(run_cli("calibrate -m " + quote(model()) + " -f " + quote(*text_) +
                        " --gen-temp 0.5 -o " + quote(dir_->path("x.json"))),
                "--gen-temp applies to --self-generate only");
+  // --gen-seeds: every sequence of the saved text starts with one of the seed lines.
+  const std::string seeds = dir_->path("seeds.txt"), seeded = dir_->path("seeded.txt");
+  std::ofstream(seeds) << "the king\n\n  \nthe queen\n";
+  const auto g = run_cli(
+      "calibrate -m " + quote(model()) + " --self-generate 700 --samples 6 --seq 96 --gen-seeds " +
+      quote(seeds) + " --save-text " + quote(seeded) + " -o " + quote(dir_->path("seeded.json")));
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  std::stringstream saved;
+  saved << std::ifstream(seeded).rdbuf();
+  EXPECT_EQ(saved.str().rfind("the king", 0), 0u) << saved.str().substr(0, 200);
+  EXPECT_NE(saved.str().find("\n\nthe queen"), std::string::npos) << saved.str().substr(0, 400);
+  std::ofstream(seeds, std::ios::trunc) << "\n \n";
+  expect_error(run_cli("calibrate -m " + quote(model()) +
+                       " --self-generate 700 --samples 6 --seq 96 --gen-seeds " + quote(seeds) +
+                       " -o " + quote(dir_->path("x.json"))),
+               "no non-empty line to start a sequence from");
 }
 
 // ODP within a KL budget: odp-fit writes per-layer thresholds that ppl --odp reads.
