@@ -106,6 +106,19 @@ VocabData read_hf_tokenizer_json(const std::string& path) {
       }
     }
     if (max_id < 0) fail("{}: model.vocab is empty", path);
+    // Holes in the id range become "[PADi]" tokens. A few KB listing 200 tokens with an id of
+    // a million made a million of them (seconds under ASan, found by fuzzing); real files
+    // leave few holes (gpt-oss's specials start at 200,000 over a 199,998-token vocabulary,
+    // and small test vocabularies may put them there too), so holes beyond 4 per listed token
+    // and beyond 2^18 in all are refused.
+    const int64_t listed = static_cast<int64_t>(vocab->size() + (added ? added->size() : 0));
+    const int64_t holes = max_id + 1 - listed;
+    if (holes > std::max<int64_t>(4 * listed, int64_t{1} << 18)) {
+      fail(
+          "{}: ids reach {} but only {} tokens are listed: {} unused ids, more than a vocabulary "
+          "leaves (at most 4 per token or 262,144)",
+          path, max_id, listed, holes);
+    }
     const auto n = static_cast<size_t>(max_id + 1);
     v.tokens.assign(n, {});
     v.types.assign(n, TokenType::Normal);

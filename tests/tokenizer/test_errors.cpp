@@ -95,6 +95,19 @@ TEST(TokenizerErrors, MalformedTokenizerJson) {
   spit(dir / "tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 2147483646}}})");
   expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); },
                {"tokenizer.json", "model.vocab['a'] = 2147483646", "0 to 16777215"});
+  // A few tokens with an id of a million: a million "[PADi]" holes, seconds under ASan
+  // (fuzzing). Specials at 200,000 over a tiny vocabulary still load (gpt-oss-like tests).
+  spit(dir / "tokenizer.json",
+       R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},)"
+       R"( "added_tokens": [{"id": 1111113, "content": "<x>", "special": true}]})");
+  expect_error(
+      [&] { Tokenizer::from_hf_dir(dir.path().string()); },
+      {"tokenizer.json", "ids reach 1111113 but only 3 tokens are listed", "1111111 unused ids"});
+  spit(
+      dir / "tokenizer.json",
+      R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1,)"
+      R"( "ab": 2}, "merges": ["a b"]}, "added_tokens": [{"id": 200000, "content": "<x>", "special": true}]})");
+  EXPECT_EQ(Tokenizer::from_hf_dir(dir.path().string())->n_vocab(), 200001);
 }
 
 TEST(TokenizerErrors, BadConfigFiles) {
