@@ -13,6 +13,7 @@
 #include <regex>
 
 #include "compress/dense.h"
+#include "compress/gguf_candidates.h"
 #include "compress/hessian.h"
 #include "compress/imatrix.h"
 #include "compress/layer_inputs.h"
@@ -30,6 +31,14 @@ namespace mcmoe::compress {
 
 namespace {
 
+using gguf::Candidate;
+using gguf::importance_of;
+using gguf::is_float_type;
+using gguf::Item;
+using gguf::make_item;
+using gguf::measure_embeddings;
+using gguf::Measurer;
+using gguf::Spill;
 using model::TensorKind;
 using model::TensorRole;
 using model::TensorSlot;
@@ -37,224 +46,6 @@ using model::TensorSlot;
 uint64_t aligned(uint64_t n) {
   constexpr uint64_t a = format::GgufWriter::kAlignment;
   return (n + a - 1) / a * a;
-}
-
-bool is_float_type(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
-}
-
-// Candidate bytes live in a scratch file beside the output until the allocation has chosen,
-// so memory holds one tensor's candidates at a time, not every candidate of the model.
-class Spill {
- public:
-  explicit Spill(const std::string& out_path)
-      : path_(out_path + ".candidates." + std::to_string(::getpid())),
-        f_(std::fopen(path_.c_str(), "wb")) {
-    if (!f_) fail("{}: cannot create the scratch file for candidate tensors", path_);
-  }
-  ~Spill() {
-    map_.reset();
-    if (f_) std::fclose(f_);
-    std::remove(path_.c_str());
-  }
-  Spill(const Spill&) = delete;
-  Spill& operator=(const Spill&) = delete;
-
-  uint64_t append(const std::vector<uint8_t>& b) {
-    if (!b.empty() && std::fwrite(b.data(), 1, b.size(), f_) != b.size())
-      fail("{}: write failed (disk full?) after {} bytes", path_, size_);
-    const uint64_t at = size_;
-    size_ += b.size();
-    return at;
-  }
-  // The bytes written so far; no append after this.
-  const uint8_t* data() {
-    if (!map_) {
-      if (std::fflush(f_) != 0) fail("{}: flush failed", path_);
-      map_ = std::make_unique<MappedFile>(path_);
-    }
-    return map_->data();
-  }
-  uint64_t size() const { return size_; }
-
- private:
-  std::string path_;
-  std::FILE* f_;
-  uint64_t size_ = 0;
-  std::unique_ptr<MappedFile> map_;
-};
-
-// One candidate of one tensor: the bytes of each part (one per expert for a stacked expert
-// tensor, else one) in the spill file, and the measured error.
-struct Candidate {
-  DType type;
-  double error = 0;
-  uint64_t bytes = 0;
-  std::vector<std::pair<uint64_t, uint64_t>> parts;  // (offset, size) in the spill
-};
-
-// A tensor the allocation chooses a type for.
-struct Item {
-  std::string name;  // as written (stacked experts: blk.N.ffn_gate_exps.weight)
-  int layer = -1;    // -1: token embeddings or output head
-  TensorKind kind;
-  int64_t params = 0;
-  int64_t cols = 0;
-  std::vector<Candidate> candidates;
-  int chosen = -1;
-  // The tensor's output energy on the calibration data, trace(W H Wᵀ) (the error of
-  // quantizing every weight to 0): the scale its errors are reported against.
-  double energy = 0;
-  std::vector<float> means;  // the calibration's mean squared input per column (per part)
-  bool partial = false;      // a part (an expert) had no calibration rows
-};
-
-// The types a tensor with rows of `cols` may take, in the order asked.
-std::vector<DType> fitting_types(const std::vector<DType>& types, int64_t cols) {
-  std::vector<DType> out;
-  for (DType t : types)
-    if (cols % dtype_traits(t).block_size == 0) out.push_back(t);
-  return out;
-}
-
-// Quantizes the rows of w [rows, cols] to `type`: GPTQ when a factor is given, else ggml's
-// round-to-nearest fit weighted by `importance` (per column; empty: ggml's default). Float
-// types are plain conversions.
-std::vector<uint8_t> quantize_rows(const DenseMatrix& w, DType type, const GptqFactor* factor,
-                                   std::span<const float> importance, const GgufQuantOptions& o,
-                                   ThreadPool& pool) {
-  // Vector codebooks (IQ2_XXS, IQ3_XXS) share grid entries across columns, which GPTQ's
-  // column-by-column rounding cannot choose: they are rounded block by block, weighted by diag(H).
-  if (factor && !is_float_type(type) && !quant::is_vector_codebook(type)) {
-    return quantize_gptq_ggml(w.data.data(), w.rows, w.cols, *factor, type, importance,
-                              GptqOptions{.damp = o.damp, .pool = &pool});
-  }
-  const size_t rb = row_bytes(type, w.cols);
-  std::vector<uint8_t> bytes(rb * static_cast<size_t>(w.rows));
-  for (int64_t r = 0; r < w.rows; ++r) {
-    const float* src = w.data.data() + r * w.cols;
-    if (is_float_type(type)) {
-      quant::quantize_row(type, src, bytes.data() + r * rb, w.cols);
-    } else {
-      quant::quantize_row_ggml(type, src, bytes.data() + r * rb, w.cols,
-                               importance.empty() ? nullptr : importance.data());
-    }
-  }
-  return bytes;
-}
-
-// diag(H) / rows: each input's mean square, what llama.cpp's importance matrix holds.
-std::vector<float> importance_of(const HessianAccumulator& h) {
-  std::vector<float> d(static_cast<size_t>(h.cols()));
-  const std::vector<double>& m = h.h();
-  const double n = std::max<double>(1, static_cast<double>(h.count()));
-  for (int64_t i = 0; i < h.cols(); ++i) d[i] = static_cast<float>(m[i * h.cols() + i] / n);
-  return d;
-}
-
-// Σ_r Σ_j d_j (w_rj − q_rj)²: the output error under H = diag(d).
-double diagonal_error(const DenseMatrix& w, const std::vector<float>& q, std::span<const float> d) {
-  double total = 0;
-  for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t j = 0; j < w.cols; ++j) {
-      const double e = double{w.data[r * w.cols + j]} - q[r * w.cols + j];
-      total += double{d[j]} * e * e;
-    }
-  }
-  return total;
-}
-
-// Measures every candidate of one matrix (or one expert's slice of a stacked tensor):
-//   h with rows            GPTQ (or rounding weighted by diag(H)), error trace(ΔW H ΔWᵀ);
-//   `given` importance     rounding weighted by it, error under H = diag(given);
-//   neither                rounding; error 0 from calibration text (no row reached the
-//                          expert), or `fallback` · ‖ΔW‖² from an importance matrix.
-class Measurer {
- public:
-  Measurer(const GgufQuantOptions& o, Spill& spill, ThreadPool& pool, double fallback)
-      : o_(o), spill_(spill), pool_(pool), fallback_(fallback) {}
-
-  // Adds the part to each of item's candidates, in order.
-  void add_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,
-                std::span<const float> given = {}) {
-    const bool calibrated = h && h->count() > 0;
-    std::vector<float> importance(given.begin(), given.end());
-    if (calibrated) {
-      importance = importance_of(*h);
-      if (o_.gptq && factor_of_ != h) {
-        factor_ = gptq_factor(h->h(), h->cols(), o_.damp, false);
-        factor_of_ = h;
-      }
-      item.means.insert(item.means.end(), importance.begin(), importance.end());
-    } else {
-      item.means.resize(item.means.size() + static_cast<size_t>(w.cols), 0.f);
-      item.partial = true;
-    }
-    // The error of approximating w by q [rows, cols] under the statistics at hand (the table
-    // above); the output energy is the same measure against all zeros.
-    const std::vector<float> flat(static_cast<size_t>(w.cols), static_cast<float>(fallback_));
-    auto error_of = [&](const std::vector<float>& q) {
-      if (calibrated) return output_error(w.data.data(), q.data(), w.rows, w.cols, h->h());
-      if (!given.empty()) return diagonal_error(w, q, given);
-      return fallback_ > 0 ? diagonal_error(w, q, flat) : 0.0;
-    };
-    item.energy += error_of(std::vector<float>(static_cast<size_t>(w.rows * w.cols), 0.f));
-    for (Candidate& c : item.candidates) {
-      const std::vector<uint8_t> bytes = quantize_rows(
-          w, c.type, calibrated && o_.gptq ? &factor_ : nullptr, importance, o_, pool_);
-      c.error += error_of(quant::dequantize_rows(c.type, bytes.data(), w.rows, w.cols));
-      c.parts.emplace_back(spill_.append(bytes), bytes.size());
-      c.bytes += bytes.size();
-    }
-  }
-  // Call when an accumulator the factor cache may point at is about to die.
-  void forget_factor() { factor_of_ = nullptr; }
-
- private:
-  const GgufQuantOptions& o_;
-  Spill& spill_;
-  ThreadPool& pool_;
-  double fallback_;
-  const HessianAccumulator* factor_of_ = nullptr;
-  GptqFactor factor_;
-};
-
-// Token embeddings: a row is looked up, not multiplied, so its error is ‖E_t − Q(E_t)‖²
-// weighted by how often token t occurs in the calibration windows.
-void measure_embeddings(Item& item, const TensorView& v, const std::vector<double>& counts,
-                        const GgufQuantOptions& o, Spill& spill, ThreadPool& pool) {
-  const DenseMatrix w = to_dense(v);
-  for (Candidate& c : item.candidates) {
-    const std::vector<uint8_t> bytes = quantize_rows(w, c.type, nullptr, {}, o, pool);
-    const std::vector<float> q = quant::dequantize_rows(c.type, bytes.data(), w.rows, w.cols);
-    for (int64_t r = 0; r < w.rows; ++r) {
-      if (counts[r] == 0) continue;
-      double e = 0;
-      for (int64_t k = 0; k < w.cols; ++k) {
-        const double d = double{w.data[r * w.cols + k]} - q[r * w.cols + k];
-        e += d * d;
-      }
-      c.error += counts[r] * e;
-      if (&c == &item.candidates.front()) {
-        double x2 = 0;
-        for (int64_t k = 0; k < w.cols; ++k)
-          x2 += double{w.data[r * w.cols + k]} * w.data[r * w.cols + k];
-        item.energy += counts[r] * x2;
-      }
-    }
-    c.parts.emplace_back(spill.append(bytes), bytes.size());
-    c.bytes = bytes.size();
-  }
-}
-
-Item make_item(std::string name, int layer, TensorKind kind, const std::vector<int64_t>& shape,
-               const std::vector<DType>& types, int experts = 1) {
-  Item it{.name = std::move(name), .layer = layer, .kind = kind};
-  it.cols = shape.back();
-  it.params = experts;
-  for (int64_t x : shape) it.params *= x;
-  for (DType t : fitting_types(types, it.cols)) it.candidates.push_back(Candidate{.type = t});
-  return it;
 }
 
 // The type each tensor has in `path` (--types-from).
