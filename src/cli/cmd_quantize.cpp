@@ -166,7 +166,10 @@ int cmd_quantize(const Argv& argv) {
            {"--rtn", nullptr, "", "round to nearest instead of GPTQ (no calibration text read)"},
            {"--act-order", nullptr, "", "GPTQ: quantize columns by decreasing Hessian diagonal"},
            {"--no-search", nullptr, "", "no least-squares clip search for each group's grid"},
-           {"--damp", "X", "0.01", "GPTQ dampening, a fraction of the Hessian's mean diagonal"},
+           {"--damp", "X", "0.1 (--format gguf: 0.01)",
+            "GPTQ dampening, a fraction of the Hessian's mean diagonal added to it: higher fits "
+            "the "
+            "calibration text less closely (bench/RESULTS.md §13)"},
            {"--affinity-hessian", nullptr, "",
             "GPTQ: weight each token in an expert's Hessian by the gate value it got (MoEQuant's "
             "AGQ)"},
@@ -219,7 +222,7 @@ int cmd_quantize(const Argv& argv) {
   o.gptq = !a.has("--rtn");
   o.act_order = a.has("--act-order");
   o.grid_search = !a.has("--no-search");
-  o.damp = a.number("--damp", 0.01, 0, 1);
+  o.damp = a.number("--damp", compress::QuantizeModelOptions{}.damp, 0, 1);
   o.affinity_hessian = a.has("--affinity-hessian");
   o.expert_prior = a.number("--expert-prior", 0, 0, 1e9);
   if ((o.affinity_hessian || o.expert_prior > 0) && !o.gptq)
