@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """KL to the unquantized model against file size, from bench/pmq_robustness.sh's results.tsv:
 one panel per (model, evaluation text), one point per quantized file, coloured by the
-calibration text (llama.cpp's presets need none), labelled by method. The lower-left edge is
-the quality frontier. A plain SVG: needs nothing beyond Python's standard library.
+calibration text (llama.cpp's presets need none); the best method of each (size, calibration)
+is labelled. The lower-left edge is the quality frontier. A plain SVG: needs nothing beyond Python's standard library.
 
     python3 bench/plot_frontier.py bench/pmq_robustness.tsv bench/pmq_frontier.svg
 """
@@ -53,12 +53,19 @@ def panel(rows, x0, title):
     # Files of one size would sit on one vertical line: each calibration is drawn a little
     # to the side (by a fixed share of the axis), labels to the right.
     shift = {"wiki": -0.012, "other": 0.0, "self": 0.012, "none": 0.0}
+    # Many methods share a size: only the best of each (size, calibration) and llama.cpp's
+    # presets are labelled, so the labels on the frontier stay readable.
+    best = {}
     for r, s, k in zip(rows, sizes, kls):
+        key = (round(s, 2), r["calib"])
+        best[key] = min(best.get(key, k), k)
+    for r, s, k in zip(rows, sizes, kls):
+        labelled = r["calib"] == "none" or best[(round(s, 2), r["calib"])] == k
         s += shift.get(r["calib"], 0.0) * (x_hi - x_lo)
         c = COLORS.get(r["calib"], "#888")
         shape = (f'<rect x="{px(s) - 4:.1f}" y="{py(k) - 4:.1f}" width="8" height="8" fill="{c}"/>'
                  if r["calib"] == "none" else f'<circle cx="{px(s):.1f}" cy="{py(k):.1f}" r="4" fill="{c}"/>')
-        label = r["method"].replace("llama.cpp-", "")
+        label = r["method"].replace("llama.cpp-", "") if labelled else ""
         out.append(shape + f'<text x="{px(s) + 6:.1f}" y="{py(k) + 3:.1f}" font-size="8" fill="{c}">{label}</text>')
     return out
 

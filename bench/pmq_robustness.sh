@@ -44,10 +44,15 @@ declare -A method_flags=(
   [u2-damp0.1]="--alloc uniform --bits 2 --damp 0.1"
   [pmq-2.5-rtn]="--bits 2.5 --rtn"
   [u2-rtn]="--alloc uniform --bits 2 --rtn"
+  [pmq-2.5-damp0.03]="--bits 2.5 --damp 0.03"
+  [pmq-2.5-damp0.3]="--bits 2.5 --damp 0.3"
+  [pmq-2.5-damp1]="--bits 2.5 --damp 1"
+  [u2-damp1]="--alloc uniform --bits 2 --damp 1"
 )
 methods=${METHODS:-"u2 u3 pmq-2.5 pmq-2.5-agq pmq-2.5-prior pmq-2.5-agq-prior pmq-2.5-smooth pmq-2.5-global
   pmq-2.5-router4 pmq23-2.5 pmq23-2.5-agq frequency-2.5 random-2.5 pmq-2.0 pmq-2.5-floor0.5
-  pmq-2.5-floor1 pmq-2.5-damp0.1 u2-damp0.1 pmq-2.5-rtn u2-rtn"}
+  pmq-2.5-floor1 pmq-2.5-damp0.1 u2-damp0.1 pmq-2.5-rtn u2-rtn pmq-2.5-damp0.03 pmq-2.5-damp0.3
+  pmq-2.5-damp1 u2-damp1"}
 
 # Evaluation texts.
 wiki_eval=$corpus/wikitext2-valid.txt
