@@ -7,14 +7,14 @@
 # It reuses OUT_DIR's calibration statistics and texts from bench/pmq_robustness.sh (run
 # that first, or at least its calibrations). Environment: MCMOE (default ./build/mcmoe);
 # MODELS (default "mixtral qwen2moe"); CALIBS (default "wiki other"); FLAGS (quantize flags,
-# default "--bits 2.5"); EVALS (default "wiki wp").
+# default "--bits 2.5 --damp 0.01", as the recorded table was made); EVALS (default "wiki wp").
 # Output: OUT_DIR/ablation.tsv, one row per (model, calibration, ablated layer, evaluation);
 # layer "none" is the full file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/mcmoe-pmq-robust}
 mc=${MCMOE:-./build/mcmoe}
-flags=${FLAGS:-"--bits 2.5"}
+flags=${FLAGS:-"--bits 2.5 --damp 0.01"}
 declare -A model_dir=([mixtral]=../shared/models/mixtral-tiny [qwen2moe]=models/qwen2moe-tiny)
 declare -A eval_text=([wiki]=../shared/corpus/wikitext2-valid.txt [wp]=$out/eval-war-and-peace-tail.txt)
 for e in ${EVALS:-wiki wp}; do

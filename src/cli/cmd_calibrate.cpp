@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include "api/self_generate.h"
 #include "cli/commands.h"
@@ -40,7 +41,8 @@ std::string self_generate_text(const Args& a, model::Model& m, const compress::C
     const std::string path = a.str("--gen-seeds", "");
     std::istringstream lines(read_text_file(path));
     for (std::string line; std::getline(lines, line);) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
       std::vector<int32_t> ids = m.tokenizer().encode(line);
       if (!ids.empty()) o.seeds.push_back(std::move(ids));
     }

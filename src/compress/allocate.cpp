@@ -147,14 +147,14 @@ double cost_of(const CalibrationStats& s, const AllocOptions& o, int l, int e, i
     }
     return it->second;
   };
-  const double floor = o.freq_floor / static_cast<double>(L.experts.size());
-  const double phi = std::max(L.phi(e), floor), w = std::max(L.w(e), floor);
+  const double share_floor = o.freq_floor / static_cast<double>(L.experts.size());
+  const double phi = std::max(L.phi(e), share_floor), w = std::max(L.w(e), share_floor);
   // ε sums the output error over the expert's routed tokens: with a floored share it is
   // scaled by the share it is now counted with. An expert no token reached has ε = 0 at
   // every width; it gets the layer's median error per unit of share instead.
   auto eps = [&]() {
     const double measured_eps = measured(x.eps);
-    if (floor <= 0 || L.phi(e) >= floor) return measured_eps;
+    if (share_floor <= 0 || L.phi(e) >= share_floor) return measured_eps;
     if (L.phi(e) > 0) return measured_eps * phi / L.phi(e);
     std::vector<double> per_share;
     for (size_t o2 = 0; o2 < L.experts.size(); ++o2) {

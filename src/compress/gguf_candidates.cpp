@@ -15,6 +15,8 @@ std::vector<DType> fitting_types(const std::vector<DType>& types, int64_t cols) 
   return out;
 }
 
+namespace {
+
 // Quantizes the rows of w [rows, cols] to `type`: GPTQ when a factor is given, else ggml's
 // round-to-nearest fit weighted by `importance` (per column; empty: ggml's default). Float
 // types are plain conversions.
@@ -41,15 +43,6 @@ std::vector<uint8_t> quantize_rows(const DenseMatrix& w, DType type, const GptqF
   return bytes;
 }
 
-// diag(H) / rows: each input's mean square, what llama.cpp's importance matrix holds.
-std::vector<float> importance_of(const HessianAccumulator& h) {
-  std::vector<float> d(static_cast<size_t>(h.cols()));
-  const std::vector<double>& m = h.h();
-  const double n = std::max<double>(1, static_cast<double>(h.count()));
-  for (int64_t i = 0; i < h.cols(); ++i) d[i] = static_cast<float>(m[i * h.cols() + i] / n);
-  return d;
-}
-
 // Σ_r Σ_j d_j (w_rj − q_rj)²: the output error under H = diag(d).
 double diagonal_error(const DenseMatrix& w, const std::vector<float>& q, std::span<const float> d) {
   double total = 0;
@@ -60,6 +53,17 @@ double diagonal_error(const DenseMatrix& w, const std::vector<float>& q, std::sp
     }
   }
   return total;
+}
+
+}  // namespace
+
+// diag(H) / rows: each input's mean square, what llama.cpp's importance matrix holds.
+std::vector<float> importance_of(const HessianAccumulator& h) {
+  std::vector<float> d(static_cast<size_t>(h.cols()));
+  const std::vector<double>& m = h.h();
+  const double n = std::max<double>(1, static_cast<double>(h.count()));
+  for (int64_t i = 0; i < h.cols(); ++i) d[i] = static_cast<float>(m[i * h.cols() + i] / n);
+  return d;
 }
 
 void Measurer::add_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,

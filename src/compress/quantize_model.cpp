@@ -246,12 +246,14 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   ThreadPool& pool = stream ? stream->session().pool() : own_pool;
   LayerQuantizer lq(o, store, pool);
   uint64_t expert_bytes = 0, linear_bytes = 0;
+  // bits: the width the flags ask for the role (-1: a --q8-layers layer, which does not
+  // change what the report says was asked).
   auto count = [&](const TensorView& v, TensorRole role, int bits) {
     const int64_t n = v.numel();
     linear_bytes += v.nbytes;
     rep.linear_params += n;
     RoleReport& r = rep.roles[role];
-    r.bits = bits;
+    if (bits >= 0) r.bits = bits;
     r.params += n;
     r.bytes += v.nbytes;
     if (role == TensorRole::RoutedExpert) {
@@ -288,7 +290,7 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
         v = lq.quantize(to_dense(v), x.bits, x.gram);
         v.shape = shape;
       }
-      count(v, x.slot.role, x.bits);
+      count(v, x.slot.role, is_q8_layer(o, l) ? -1 : x.bits);
     }
     lq.forget_factor();  // the layer's accumulators die with `in`
 
@@ -402,6 +404,13 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   kv.emplace_back("mcmoe.quant.alpha", GgufValue::f32(static_cast<float>(o.alloc.alpha)));
   kv.emplace_back("mcmoe.quant.beta", GgufValue::f32(static_cast<float>(o.alloc.beta)));
   kv.emplace_back("mcmoe.quant.gamma", GgufValue::f32(static_cast<float>(o.alloc.gamma)));
+  kv.emplace_back("mcmoe.quant.freq_floor", GgufValue::f32(static_cast<float>(o.alloc.freq_floor)));
+  kv.emplace_back("mcmoe.quant.damp", GgufValue::f32(static_cast<float>(o.damp)));
+  if (!o.q8_layers.empty()) {
+    std::vector<GgufValue> q8;
+    for (int l : o.q8_layers) q8.push_back(GgufValue::u32(static_cast<uint32_t>(l)));
+    kv.emplace_back("mcmoe.quant.q8_layers", GgufValue::array(GgufType::U32, q8));
+  }
   kv.emplace_back("mcmoe.calibration.text", GgufValue::str(stats.text));
   kv.emplace_back("mcmoe.calibration.samples", GgufValue::u32(static_cast<uint32_t>(o.sampling.samples)));
   kv.emplace_back("mcmoe.calibration.seq", GgufValue::u32(static_cast<uint32_t>(o.sampling.seq)));

@@ -1,7 +1,6 @@
 #include "core/json_file.h"
 
 #include <fstream>
-#include <iterator>
 
 #include "core/error.h"
 #include "core/json_read.h"

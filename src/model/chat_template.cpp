@@ -20,6 +20,7 @@ namespace {
 
 std::string read_file(const fs::path& p) {
   std::ifstream in = open_regular_file(p.string(), std::ios::binary);
+  if (!in) fail("{}: cannot open", p.string());
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();

@@ -111,12 +111,20 @@ VocabData read_hf_tokenizer_json(const std::string& path) {
     // leave few holes (gpt-oss's specials start at 200,000 over a 199,998-token vocabulary,
     // and small test vocabularies may put them there too), so holes beyond 4 per listed token
     // and beyond 2^18 in all are refused.
-    const int64_t listed = static_cast<int64_t>(vocab->size() + (added ? added->size() : 0));
+    // Added tokens usually repeat vocab ids: the distinct ids count.
+    std::vector<int64_t> ids;
+    ids.reserve(vocab->size() + (added ? added->size() : 0));
+    for (const auto& [tok, id] : vocab->items()) ids.push_back(id.get<int64_t>());
+    if (added) {
+      for (const json& a : *added) ids.push_back(a["id"].get<int64_t>());
+    }
+    std::sort(ids.begin(), ids.end());
+    const auto listed = static_cast<int64_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
     const int64_t holes = max_id + 1 - listed;
     if (holes > std::max<int64_t>(4 * listed, int64_t{1} << 18)) {
       fail(
-          "{}: ids reach {} but only {} tokens are listed: {} unused ids, more than a vocabulary "
-          "leaves (at most 4 per token or 262,144)",
+          "{}: ids reach {} but only {} distinct ids are listed: {} unused ids, more than a "
+          "vocabulary leaves (at most 4 per token or 262,144, whichever is larger)",
           path, max_id, listed, holes);
     }
     const auto n = static_cast<size_t>(max_id + 1);

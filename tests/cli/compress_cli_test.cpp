@@ -126,6 +126,8 @@ TEST_F(CompressCli, Q8LayersAblatesOneLayersQuantization) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("note: layer 1 at 8 bits throughout (--q8-layers)"), std::string::npos)
       << r.err;
+  // The role report still says what the flags asked for (layer 0's 4-bit attention).
+  EXPECT_NE(r.out.find("attention      4 bits"), std::string::npos) << r.out;
   const auto ins = run_cli("inspect " + quote(abl));
   ASSERT_EQ(ins.exit_code, 0) << ins.err;
   EXPECT_NE(ins.out.find("layer   0: 2 2 2 2 2 2 2 2"), std::string::npos) << ins.out;
@@ -186,7 +188,7 @@ TEST_F(CompressCli, SelfGeneratedCalibrationAndRobustHessians) {
                "--gen-temp applies to --self-generate only");
   // --gen-seeds: every sequence of the saved text starts with one of the seed lines.
   const std::string seeds = dir_->path("seeds.txt"), seeded = dir_->path("seeded.txt");
-  std::ofstream(seeds) << "the king\n\n  \nthe queen\n";
+  std::ofstream(seeds) << "the king\r\n\n  \nthe queen\n";  // a CRLF line too
   const auto g = run_cli(
       "calibrate -m " + quote(model()) + " --self-generate 700 --samples 6 --seq 96 --gen-seeds " +
       quote(seeds) + " --save-text " + quote(seeded) + " -o " + quote(dir_->path("seeded.json")));
@@ -195,6 +197,7 @@ TEST_F(CompressCli, SelfGeneratedCalibrationAndRobustHessians) {
   saved << std::ifstream(seeded).rdbuf();
   EXPECT_EQ(saved.str().rfind("the king", 0), 0u) << saved.str().substr(0, 200);
   EXPECT_NE(saved.str().find("\n\nthe queen"), std::string::npos) << saved.str().substr(0, 400);
+  EXPECT_EQ(saved.str().find('\r'), std::string::npos);
   std::ofstream(seeds, std::ios::trunc) << "\n \n";
   expect_error(run_cli("calibrate -m " + quote(model()) +
                        " --self-generate 700 --samples 6 --seq 96 --gen-seeds " + quote(seeds) +

@@ -100,9 +100,9 @@ TEST(TokenizerErrors, MalformedTokenizerJson) {
   spit(dir / "tokenizer.json",
        R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},)"
        R"( "added_tokens": [{"id": 1111113, "content": "<x>", "special": true}]})");
-  expect_error(
-      [&] { Tokenizer::from_hf_dir(dir.path().string()); },
-      {"tokenizer.json", "ids reach 1111113 but only 3 tokens are listed", "1111111 unused ids"});
+  expect_error([&] { Tokenizer::from_hf_dir(dir.path().string()); },
+               {"tokenizer.json", "ids reach 1111113 but only 3 distinct ids are listed",
+                "1111111 unused ids"});
   spit(
       dir / "tokenizer.json",
       R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1,)"
