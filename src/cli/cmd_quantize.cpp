@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdio>
 #include <sstream>
+#include <stdexcept>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -49,10 +50,26 @@ int quantize_to_gguf(const Args& a) {
   if (!o.types_from.empty() && (a.has("--size") || a.has("--bits") || a.has("--types"))) {
     fail("--types-from fixes every tensor's type: it takes no --size, --bits or --types");
   }
-  for (const char* f : {"--alloc", "--candidates", "--global", "--no-top-two", "--alpha", "--beta",
-                        "--gamma", "--seed", "--act-order", "--no-search", "--affinity-hessian",
-                        "--expert-prior", "--group", "--attn-bits", "--router-bits",
-                        "--shared-bits", "--embd-type", "--q8-layers", "--freq-floor"}) {
+  for (const char* f : {"--alloc",
+                        "--candidates",
+                        "--global",
+                        "--no-top-two",
+                        "--alpha",
+                        "--beta",
+                        "--gamma",
+                        "--seed",
+                        "--act-order",
+                        "--no-search",
+                        "--affinity-hessian",
+                        "--expert-prior",
+                        "--group",
+                        "--attn-bits",
+                        "--router-bits",
+                        "--shared-bits",
+                        "--embd-type",
+                        "--q8-layers",
+                        "--freq-floor",
+                        "--layer-bits"}) {
     if (a.has(f)) fail("{} applies to --format mq only", f);
   }
   o.gptq = !a.has("--rtn");
@@ -157,6 +174,9 @@ int cmd_quantize(const Argv& argv) {
            {"--no-top-two", nullptr, "",
             "drop the rule of at least one expert at each of the two widest widths per layer"},
            {"--alpha", "A", "1", "pmq / frequency: exponent of an expert's activation frequency"},
+           {"--layer-bits", "L=B,...", "",
+            "pmq / frequency / random: layer L's experts average B bits; the other MoE layers "
+            "share the rest of --bits' budget"},
            {"--freq-floor", "F", "0",
             "pmq / frequency: an expert counts as used at least F times an even share of its "
             "layer's picks (0..1), so experts the calibration text rarely reached are not starved"},
@@ -216,6 +236,26 @@ int cmd_quantize(const Argv& argv) {
   o.alloc.beta = a.number("--beta", 1.5, 0, 10);
   o.alloc.gamma = a.number("--gamma", 1.0, 0, 10);
   o.alloc.freq_floor = a.number("--freq-floor", 0.0, 0, 1);
+  if (a.has("--layer-bits")) {
+    std::stringstream ss(a.str("--layer-bits", ""));
+    for (std::string item; std::getline(ss, item, ',');) {
+      const size_t eq = item.find('=');
+      int layer = -1;
+      double bits = 0;
+      try {
+        if (eq == std::string::npos) throw std::invalid_argument(item);
+        size_t used = 0;
+        layer = std::stoi(item.substr(0, eq), &used);
+        if (used != eq) throw std::invalid_argument(item);
+        bits = std::stod(item.substr(eq + 1), &used);
+        if (used != item.size() - eq - 1) throw std::invalid_argument(item);
+      } catch (const std::exception&) {
+        fail("--layer-bits '{}': expected LAYER=BITS, e.g. 0=3", item);
+      }
+      if (!o.alloc.layer_bits.emplace(layer, bits).second)
+        fail("--layer-bits: layer {} given twice", layer);
+    }
+  }
   o.alloc.global = a.has("--global");
   o.alloc.require_top_two = !a.has("--no-top-two");
   o.alloc.seed = static_cast<uint64_t>(a.integer("--seed", 1, 0, INT64_MAX));

@@ -194,6 +194,8 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
   plan.bits.resize(n_layer);
   for (int l = 0; l < n_layer; ++l) plan.bits[l].assign(n_expert_of(l), 0);
   if (o.method == AllocMethod::kUniform) {
+    if (!o.layer_bits.empty())
+      fail("--layer-bits needs an allocation (pmq, frequency, hessian or random), not uniform");
     const int b = static_cast<int>(std::lround(o.avg_bits));
     if (std::fabs(o.avg_bits - b) > 1e-9 || ((b < 1 || b > 4) && b != 8)) {
       fail("--bits {} with --alloc uniform: uniform allocation needs one of the widths 1, 2, 3, 4, 8", o.avg_bits);
@@ -230,16 +232,54 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
     }
     return solve_allocation_groups(cost, widths, budget, top_two, groups, weights);
   };
+  if (o.global && !o.layer_bits.empty())
+    fail("--layer-bits sets per-layer budgets: it takes no --global");
+  // Each MoE layer's average: --layer-bits where given, else an equal share of the rest.
+  std::vector<double> target(n_layer, o.avg_bits);
+  if (!o.layer_bits.empty()) {
+    double fixed_bits = 0, total = 0, rest_experts = 0;
+    for (int l = 0; l < n_layer; ++l) total += n_expert_of(l);
+    for (const auto& [l, b] : o.layer_bits) {
+      if (l < 0 || l >= n_layer || n_expert_of(l) == 0) {
+        fail("--layer-bits {}={}: layer {} is not a MoE layer of the statistics ({} layers)", l, b,
+             l, n_layer);
+      }
+      fixed_bits += b * n_expert_of(l);
+    }
+    for (int l = 0; l < n_layer; ++l) {
+      if (!o.layer_bits.contains(l)) rest_experts += n_expert_of(l);
+    }
+    const double rest =
+        rest_experts > 0 ? (o.avg_bits * total - fixed_bits) / rest_experts : o.avg_bits;
+    for (int l = 0; l < n_layer; ++l) {
+      const auto it = o.layer_bits.find(l);
+      target[l] = it != o.layer_bits.end() ? it->second : rest;
+      if (n_expert_of(l) > 0 &&
+          (target[l] < widths.front() - 1e-9 || target[l] > widths.back() + 1e-9)) {
+        fail(
+            "--layer-bits: layer {} would average {:.4f} bits, outside the candidate widths [{}, "
+            "{}] (--bits {} over "
+            "the model)",
+            l, target[l], widths.front(), widths.back(), o.avg_bits);
+      }
+    }
+    plan.notes.push_back(
+        fmt::format("--layer-bits: the other MoE layers average {:.4f} bits", rest));
+  }
   if (!o.global) {
-    std::vector<int> noted;  // expert counts whose rounding was already reported
+    std::vector<std::pair<int, double>> noted;  // (expert count, width) roundings reported
     for (int l = 0; l < n_layer; ++l) {
       const int n_expert = n_expert_of(l);
       if (n_expert == 0) continue;  // a dense layer: nothing to allocate
-      const int64_t budget = std::llround(o.avg_bits * n_expert);
-      if (std::fabs(o.avg_bits * n_expert - budget) > 1e-6 && std::find(noted.begin(), noted.end(), n_expert) == noted.end()) {
-        noted.push_back(n_expert);
-        plan.notes.push_back(fmt::format("{} experts x {} bits is not whole: budget rounded to {} bits per layer ({:.4f} average)",
-                                         n_expert, o.avg_bits, budget, double(budget) / n_expert));
+      const double bits = std::clamp(target[l], double(widths.front()), double(widths.back()));
+      const int64_t budget = std::llround(bits * n_expert);
+      if (std::fabs(bits * n_expert - budget) > 1e-6 &&
+          std::find(noted.begin(), noted.end(), std::pair{n_expert, bits}) == noted.end()) {
+        noted.emplace_back(n_expert, bits);
+        plan.notes.push_back(
+            fmt::format("{} experts x {} bits is not whole: budget rounded to {} bits per layer "
+                        "({:.4f} average)",
+                        n_expert, bits, budget, double(budget) / n_expert));
       }
       const auto choice = solve(layer_costs(l), budget, {n_expert}, {}, double(widths.back()) * n_expert);
       for (int e = 0; e < n_expert; ++e) plan.bits[l][e] = widths[choice[e]];

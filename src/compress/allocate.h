@@ -12,6 +12,7 @@
 // Solved by dynamic programming over (expert, bits used, constraint flags), which is exact
 // and fast for any expert count (brute force is only feasible for ~8 experts).
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct AllocOptions {
   // least freq_floor / n_expert, and its measured error is scaled to match (ε grows with the
   // tokens routed to it). 0: as measured.
   double freq_floor = 0.0;
+  // --layer-bits: these MoE layers' own average width; the other MoE layers share what is
+  // left of the model's budget (avg_bits over all experts) equally. Per-layer budgets only.
+  std::map<int, double> layer_bits;
   bool global = false;                  // one budget across all layers, weighted by parameters
   bool require_top_two = true;          // ≥ 1 expert at each of the two widest widths per layer
   uint64_t seed = 1;                    // random baseline

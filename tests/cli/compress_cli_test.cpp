@@ -270,6 +270,11 @@ TEST_F(CompressCli, BadInputsGiveClearErrors) {
                "unknown method 'greedy'");
   expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --bits 2 --shared-bits 5 -o " + quote(out)),
                "--shared-bits 5: expected 1, 2, 3, 4 or 8");
+  for (const char* spec : {"0:3", "x=3", "0=3b", "0=3,0=2"}) {
+    expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) +
+                         " --bits 2.5 --layer-bits " + spec + " -o " + quote(out)),
+                 std::string(spec) == "0=3,0=2" ? "layer 0 given twice" : "expected LAYER=BITS");
+  }
   expect_error(run_cli("calibrate -m " + quote(model()) + " -f " + quote(*text_) + " --samples 500 --seq 512 -o " + quote(out)),
                "calibration text has");
   // Statistics of another model (same shapes, other weights).

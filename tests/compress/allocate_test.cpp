@@ -1,12 +1,14 @@
 // The exact bit-allocation solver against brute force, and the allocate() front end's
 // budget and flag handling.
+#include "compress/allocate.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <limits>
 #include <random>
 
-#include "compress/allocate.h"
+#include "common/test_util.h"
 #include "core/error.h"
 
 namespace mcmoe::compress {
@@ -175,6 +177,32 @@ TEST(Allocate, FreqFloorLiftsAnExpertTheCalibrationNeverReached) {
   // A small floor counts the unreached expert as barely used: the rare ones still win.
   o.freq_floor = 0.01;
   EXPECT_EQ(allocate(s, o, {}).bits[0][7], 2);
+}
+
+// --layer-bits: listed layers get their own average, the rest share what is left.
+TEST(Allocate, LayerBitsWidenListedLayersWithinTheModelsBudget) {
+  const CalibrationStats s = fake_stats(3, 8, 4);
+  AllocOptions o;
+  o.candidates = {2, 3};
+  o.avg_bits = 2.5;
+  o.layer_bits = {{0, 3.0}};
+  const BitPlan p = allocate(s, o, {});
+  EXPECT_EQ(p.bits[0], std::vector<int>(8, 3));
+  for (int l : {1, 2})
+    EXPECT_EQ(std::count(p.bits[l].begin(), p.bits[l].end(), 3), 2) << l;  // 2.25
+  EXPECT_DOUBLE_EQ(p.average(), 2.5);
+  o.layer_bits = {{0, 2.0}};
+  o.avg_bits = 2.9;  // the rest would need 3.35 bits
+  EXPECT_NE(test::error_of([&] { allocate(s, o, {}); }).find("layer 1 would average 3.3500 bits"),
+            std::string::npos);
+  o.layer_bits = {{3, 3.0}};
+  EXPECT_NE(test::error_of([&] { allocate(s, o, {}); }).find("layer 3 is not a MoE layer"),
+            std::string::npos);
+  o.layer_bits = {{0, 3.0}};
+  o.avg_bits = 2.5;
+  o.global = true;
+  EXPECT_NE(test::error_of([&] { allocate(s, o, {}); }).find("takes no --global"),
+            std::string::npos);
 }
 
 TEST(Allocate, GlobalBudgetSpansLayers) {
