@@ -188,8 +188,7 @@ int cmd_quantize(const Argv& argv) {
            {"--no-search", nullptr, "", "no least-squares clip search for each group's grid"},
            {"--damp", "X", "0.1 (--format gguf: 0.01)",
             "GPTQ dampening, a fraction of the Hessian's mean diagonal added to it: higher fits "
-            "the "
-            "calibration text less closely (bench/RESULTS.md §13)"},
+            "the calibration text less closely (bench/RESULTS.md §13)"},
            {"--affinity-hessian", nullptr, "",
             "GPTQ: weight each token in an expert's Hessian by the gate value it got (MoEQuant's "
             "AGQ)"},
