@@ -74,6 +74,7 @@ int quantize_to_gguf(const Args& a) {
   }
   o.gptq = !a.has("--rtn");
   o.damp = a.number("--damp", 0.01, 0, 1);
+  o.kl_cost_windows = static_cast<int>(a.integer("--kl-cost", 0, 0, 1 << 20));
   o.threads = threads_flag(a);
   o.imatrix = a.str("--imatrix", "");
   o.save_imatrix = a.str("--save-imatrix", "");
@@ -107,12 +108,21 @@ int quantize_to_gguf(const Args& a) {
   const compress::GgufQuantReport r = compress::quantize_gguf(*m, text, text_path, o, out);
   progress.finish();
   for (const std::string& note : r.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
-  std::printf("%-32s %10s %8s %8s %12s %12s   candidates (type: bits/weight, error)\n", "tensor",
-              "params", "type", "bpw", "error", "energy");
+  const bool kl_cost = o.kl_cost_windows > 0;
+  std::printf("%-32s %10s %8s %8s %12s %12s %s  candidates (type: bits/weight, error)\n", "tensor",
+              "params", "type", "bpw", "error", "energy",
+              kl_cost ? "   KL alone at  cost (nats)" : "");
   for (const auto& t : r.tensors) {
     std::printf("%-32s %10lld %8s %8.4f %12.5g %12.5g  ", t.name.c_str(),
                 static_cast<long long>(t.params), std::string(dtype_name(t.type)).c_str(),
                 8.0 * t.bytes / t.params, t.error, t.energy);
+    if (kl_cost) {
+      if (t.kl >= 0)
+        std::printf("%10.4g %-8s %10.4g  ", t.kl, std::string(dtype_name(t.kl_type)).c_str(),
+                    t.cost);
+      else
+        std::printf("%10s %-8s %10.4g  ", "-", "", t.cost);
+    }
     for (const auto& c : t.candidates)
       std::printf(" %s: %.3f, %.4g", std::string(dtype_name(c.type)).c_str(),
                   8.0 * c.bytes / t.params, c.error);
@@ -124,6 +134,9 @@ int quantize_to_gguf(const Args& a) {
   }
   std::printf("quantized tensors: %.4f bits/weight over %lld weights, summed output error %.6g\n",
               r.bits_per_weight(), static_cast<long long>(r.allocated_params), r.total_error);
+  if (kl_cost)
+    std::printf("predicted KL (the chosen types' KL-scaled costs, assumed to add): %.6g nats\n",
+                r.total_cost);
   std::printf("wrote %s: %llu bytes (%.2f MiB) in %.1f s\n", out.c_str(),
               static_cast<unsigned long long>(r.file_bytes), r.file_bytes / 1048576.0, r.seconds);
   return 0;
@@ -162,6 +175,10 @@ int cmd_quantize(const Argv& argv) {
             "--format gguf: also write the calibration's importance matrix in llama.cpp's format "
             "(for "
             "llama-quantize --imatrix)"},
+           {"--kl-cost", "N", "0",
+            "--format gguf: calibrate the allocation's costs by measurement: each tensor alone at "
+            "the type nearest the budget, its KL to the unquantized model on N calibration "
+            "windows (one forward pass per tensor and window)"},
            {"--types-from", "FILE.gguf", "",
             "--format gguf: give every tensor the type it has in FILE (no allocation; compares "
             "rounding at equal "
@@ -216,7 +233,7 @@ int cmd_quantize(const Argv& argv) {
   const std::string format = a.str("--format", "mq");
   if (format == "gguf") return quantize_to_gguf(a);
   if (format != "mq") fail("--format {}: expected mq or gguf", format);
-  for (const char* f : {"--size", "--types", "--types-from", "--tensor-type"}) {
+  for (const char* f : {"--size", "--types", "--types-from", "--tensor-type", "--kl-cost"}) {
     if (a.has(f)) fail("{} applies to --format gguf only", f);
   }
   const std::string path = a.required("-m", "model path");

@@ -137,4 +137,36 @@ Item make_item(std::string name, int layer, model::TensorKind kind,
   return it;
 }
 
+void place_candidate(const model::ModelConfig& c, const Item& item, const Candidate& cand,
+                     const uint8_t* base, model::ModelWeights& w,
+                     std::vector<std::vector<moe::ExpertWeights>>& experts) {
+  auto view_of = [&](const std::pair<uint64_t, uint64_t>& part, const std::vector<int64_t>& shape) {
+    TensorView v;
+    v.type = cand.type;
+    v.shape = shape;
+    v.data = base + part.first;
+    v.nbytes = part.second;
+    return v;
+  };
+  if (item.kind == model::TensorKind::TokenEmbd) {
+    w.tok_embd = view_of(cand.parts.at(0), w.tok_embd.shape);
+    if (c.tie_embeddings) w.output = w.tok_embd;
+    return;
+  }
+  if (item.kind == model::TensorKind::Output) {
+    w.output = view_of(cand.parts.at(0), w.output.shape);
+    return;
+  }
+  size_t part = 0;
+  model::for_each_layer_tensor(
+      c, item.layer, w.layers[item.layer], experts[item.layer], [&](const model::TensorSlot& s) {
+        if (s.kind != item.kind || !s.matrix) return;
+        if (s.role != model::TensorRole::RoutedExpert && s.name != item.name) return;
+        *s.view = view_of(cand.parts.at(part++), s.view->shape);
+      });
+  if (part != cand.parts.size())
+    fail("internal: quantize_gguf: tensor '{}' has {} parts, {} placed", item.name,
+         cand.parts.size(), part);
+}
+
 }  // namespace mcmoe::compress::gguf

@@ -134,4 +134,11 @@ void measure_embeddings(Item& item, const TensorView& v, const std::vector<doubl
 Item make_item(std::string name, int layer, model::TensorKind kind,
                const std::vector<int64_t>& shape, const std::vector<DType>& types, int experts = 1);
 
+// Points item's views in `w` and `experts` (every expert's slice of a stacked tensor) at the
+// bytes of `cand` in the spill starting at `base`. With tied embeddings the output head
+// follows the token embeddings.
+void place_candidate(const model::ModelConfig& c, const Item& item, const Candidate& cand,
+                     const uint8_t* base, model::ModelWeights& w,
+                     std::vector<std::vector<moe::ExpertWeights>>& experts);
+
 }  // namespace mcmoe::compress::gguf

@@ -14,6 +14,7 @@
 
 #include "compress/dense.h"
 #include "compress/gguf_candidates.h"
+#include "compress/gguf_kl_cost.h"
 #include "compress/hessian.h"
 #include "compress/imatrix.h"
 #include "compress/layer_inputs.h"
@@ -137,6 +138,8 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
     // One candidate type leaves nothing to allocate.
     if (o.size > 0 && o.bits > 0)
       fail("quantize --format gguf: give one budget, --size or --bits, not both");
+    if (o.kl_cost_windows > 0 && o.size == 0 && o.bits == 0)
+      fail("quantize --format gguf: --kl-cost calibrates an allocation; give --size or --bits");
     if (o.size == 0 && o.bits == 0 && o.types.size() > 1) {
       fail("quantize --format gguf: --types {} candidates need a budget, --size or --bits",
            o.types.size());
@@ -187,6 +190,12 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
 
   // Statistics: a forward pass over calibration windows, or llama.cpp's importance matrix.
   const bool from_imatrix = !o.imatrix.empty();
+  if (o.kl_cost_windows > 0 && (from_imatrix || fixed_types)) {
+    fail(
+        "quantize --format gguf: --kl-cost measures KL on calibration text for an allocation; "
+        "it takes no {}",
+        from_imatrix ? "--imatrix" : "--types-from");
+  }
   ImportanceMatrix given_means;
   double fallback = 0;
   std::vector<std::vector<int32_t>> windows;
@@ -218,7 +227,7 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
   Spill spill(out_path);
   Measurer measure(o, spill, pool, fallback);
   std::vector<Item> items;
-  const int steps = c.n_layer + 2;
+  const int steps = c.n_layer + (o.kl_cost_windows > 0 ? 3 : 2);
 
   for (int l = 0; l < c.n_layer; ++l) {
     if (o.progress) o.progress(l, steps, fmt::format("layer {}", l));
@@ -339,37 +348,8 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
   t.weights = m.weights();
   t.experts = m.stored_experts();
   auto install = [&](const std::function<int(const Item&)>& pick) {
-    for (const Item& it : items) {
-      const Candidate& cand = it.candidates[pick(it)];
-      auto view_of = [&](const std::pair<uint64_t, uint64_t>& part,
-                         const std::vector<int64_t>& shape) {
-        TensorView v;
-        v.type = cand.type;
-        v.shape = shape;
-        v.data = base + part.first;
-        v.nbytes = part.second;
-        return v;
-      };
-      if (it.kind == TensorKind::TokenEmbd) {
-        t.weights.tok_embd = view_of(cand.parts[0], t.weights.tok_embd.shape);
-        continue;
-      }
-      if (it.kind == TensorKind::Output) {
-        t.weights.output = view_of(cand.parts[0], t.weights.output.shape);
-        continue;
-      }
-      size_t part = 0;
-      model::for_each_layer_tensor(c, it.layer, t.weights.layers[it.layer], t.experts[it.layer],
-                                   [&](const TensorSlot& s) {
-                                     if (s.kind != it.kind || !s.matrix) return;
-                                     if (s.role != TensorRole::RoutedExpert && s.name != it.name)
-                                       return;
-                                     *s.view = view_of(cand.parts.at(part++), s.view->shape);
-                                   });
-      if (part != it.candidates[0].parts.size())
-        fail("internal: quantize_gguf: tensor '{}' has {} parts, {} placed", it.name,
-             it.candidates[0].parts.size(), part);
-    }
+    for (const Item& it : items)
+      gguf::place_candidate(c, it, it.candidates[pick(it)], base, t.weights, t.experts);
   };
   GgufQuantReport rep;
   const std::string name = std::filesystem::path(out_path).stem().string();
@@ -381,11 +361,17 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
                   format::GgufValue::u32(static_cast<uint32_t>(o.sampling.samples)));
   kv.emplace_back("mcmoe.calibration.seq",
                   format::GgufValue::u32(static_cast<uint32_t>(o.sampling.seq)));
+  if (o.kl_cost_windows > 0) {
+    kv.emplace_back("mcmoe.quant.kl_cost_windows",
+                    format::GgufValue::u32(static_cast<uint32_t>(o.kl_cost_windows)));
+  }
   // llama.cpp's file_type names one type for the whole file; 1024 is none of its presets
   // (it then describes the file by its tensors).
   constexpr uint32_t kFileType = 1024;
 
   std::vector<int> pick(items.size(), 0);
+  std::vector<std::vector<double>> cost(items.size());
+  std::vector<gguf::TensorKl> kl;
   if (!fixed_types && (o.size > 0 || o.bits > 0)) {
     install([](const Item&) { return 0; });
     uint64_t at_first = 0;
@@ -403,13 +389,27 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
     } else {
       rep.budget = static_cast<uint64_t>(o.bits * static_cast<double>(rep.allocated_params) / 8.0);
     }
-    std::vector<std::vector<double>> cost(items.size());
     std::vector<std::vector<uint64_t>> sizes(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
       for (const Candidate& cand : items[i].candidates) {
         cost[i].push_back(cand.error);
         sizes[i].push_back(aligned(cand.bytes));
       }
+    }
+    if (o.kl_cost_windows > 0) {
+      // Windows spread over the calibration's, so the KL sees the whole text.
+      std::vector<std::vector<int32_t>> kl_windows;
+      const size_t n = std::min(windows.size(), static_cast<size_t>(o.kl_cost_windows));
+      for (size_t k = 0; k < n; ++k) kl_windows.push_back(windows[k * windows.size() / n]);
+      const double target_bpw =
+          8.0 * static_cast<double>(rep.budget) / static_cast<double>(rep.allocated_params);
+      kl = gguf::measure_tensor_kl(
+          m, items, base, kl_windows, target_bpw, o.threads, [&](int64_t done, int64_t total) {
+            if (o.progress)
+              o.progress(c.n_layer + 1, steps,
+                         fmt::format("KL of each tensor alone, {}/{}", done, total));
+          });
+      cost = gguf::kl_scaled_costs(items, kl);
     }
     pick = solve_byte_budget(cost, sizes, rep.budget);
   } else {
@@ -418,7 +418,7 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
   for (size_t i = 0; i < items.size(); ++i) items[i].chosen = pick[i];
   install([](const Item& it) { return it.chosen; });
 
-  if (o.progress) o.progress(c.n_layer + 1, steps, "writing");
+  if (o.progress) o.progress(steps - 1, steps, "writing");
   model::write_model_gguf(m, t, name, kFileType, kv, out_path);
   for (const Item& it : items) {
     const Candidate& ch = it.candidates[it.chosen];
@@ -429,10 +429,17 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
                        .error = ch.error,
                        .energy = it.energy,
                        .candidates = {}};
+    if (!kl.empty() && kl[&it - items.data()].reference >= 0) {
+      const gguf::TensorKl& k = kl[&it - items.data()];
+      r.kl = k.kl;
+      r.kl_type = it.candidates[static_cast<size_t>(k.reference)].type;
+    }
+    r.cost = cost[&it - items.data()].empty() ? ch.error : cost[&it - items.data()][it.chosen];
     for (const Candidate& cand : it.candidates)
       r.candidates.push_back({cand.type, cand.bytes, cand.error});
     rep.allocated_bytes += ch.bytes;
     rep.total_error += ch.error;
+    rep.total_cost += r.cost;
     rep.tensors.push_back(std::move(r));
   }
   rep.file_bytes = std::filesystem::file_size(out_path);

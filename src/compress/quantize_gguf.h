@@ -54,6 +54,10 @@ struct GgufQuantOptions {
   // llama-quantize --imatrix (entries with an expert no token reached are left out, as
   // llama-imatrix does).
   std::string save_imatrix;
+  // > 0: the allocation's costs calibrated by measurement (compress/gguf_kl_cost.h): each
+  // tensor's KL at one reference type, measured alone on this many calibration windows
+  // (spread over the calibration's), scales its output errors. Needs calibration text.
+  int kl_cost_windows = 0;
   bool gptq = true;  // false: ggml's round-to-nearest fit, weighted by diag(H) as an imatrix would
   double damp = 0.01;
   SampleOptions sampling;
@@ -69,6 +73,11 @@ struct GgufTensorReport {
   uint64_t bytes = 0;
   double error = 0;
   double energy = 0;  // trace(W H Wᵀ): the output's own size, for relative errors
+  // --kl-cost: the mean KL with this tensor alone at kl_type (-1: not measured), and the cost
+  // the allocation used for the chosen type.
+  double kl = -1;
+  DType kl_type = DType::F32;
+  double cost = 0;
   // Each candidate's (type, bytes, error), as measured.
   struct Candidate {
     DType type;
@@ -85,6 +94,7 @@ struct GgufQuantReport {
   int64_t allocated_params = 0;
   uint64_t file_bytes = 0;
   double total_error = 0;
+  double total_cost = 0;  // Σ of the chosen costs: the summed error, or KL-scaled with --kl-cost
   double seconds = 0;
   std::vector<std::string> notes;
   double bits_per_weight() const {

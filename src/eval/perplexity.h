@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/session.h"
+#include "ops/logits.h"
 
 namespace mcmoe::eval {
 
@@ -37,10 +38,8 @@ PerplexityResult perplexity(model::Session& session, std::span<const int32_t> id
                             const std::function<void(int64_t, int64_t, double)>& progress = nullptr,
                             model::Session* base = nullptr);
 
-// KL(P || Q) of two next-token distributions given as logits, in double.
-double kl_divergence(std::span<const float> p_logits, std::span<const float> q_logits);
-
-// -log softmax(logits)[target], computed in double.
-double token_nll(std::span<const float> logits, int32_t target);
+// kl_divergence and token_nll over logits: ops/logits.h.
+using ops::kl_divergence;
+using ops::token_nll;
 
 }  // namespace mcmoe::eval
