@@ -23,9 +23,7 @@ namespace {
 std::vector<uint8_t> quantize_rows(const DenseMatrix& w, DType type, const GptqFactor* factor,
                                    std::span<const float> importance, const GgufQuantOptions& o,
                                    ThreadPool& pool) {
-  // Vector codebooks (IQ2_XXS, IQ3_XXS) share grid entries across columns, which GPTQ's
-  // column-by-column rounding cannot choose: they are rounded block by block, weighted by diag(H).
-  if (factor && !is_float_type(type) && !quant::is_vector_codebook(type)) {
+  if (factor && !is_float_type(type)) {
     return quantize_gptq_ggml(w.data.data(), w.rows, w.cols, *factor, type, importance,
                               GptqOptions{.damp = o.damp, .pool = &pool});
   }

@@ -227,7 +227,10 @@ class BlasSingleThreaded {
 // The grid GPTQ's column sweep rounds onto. Every span() consecutive columns of a row share
 // one fitted set of parameters:
 //   void fit(int64_t row, int64_t span_index, const float* w)  the span's weights, natural order
-//   float round(int64_t row, int64_t col, float w)             stores w's code, returns its value
+//   float round(int64_t row, int64_t col, const float* w)      stores *w's code, returns its value
+// (w points into the row as the sweep has updated it so far, in processing order: a vector
+// codebook reads the next 7 weights too, which happen to be in natural order there as it
+// refuses act-order).
 // Rows are independent: fit and round for different rows may run on different threads.
 
 // MCMOE's grouped grids (QuantSpec) into a GroupedQuant.
@@ -246,9 +249,9 @@ class GroupGrid {
     out_.scale[r * gpr_ + gi] = p.scale;
     out_.min[r * gpr_ + gi] = p.min;
   }
-  float round(int64_t r, int64_t c, float w) {
+  float round(int64_t r, int64_t c, const float* w) {
     const GroupParams& p = params_[r * gpr_ + c / s_.group];
-    const int q = encode(w, p, s_.bits, maxq_);
+    const int q = encode(*w, p, s_.bits, maxq_);
     out_.q[r * out_.cols + c] = static_cast<uint8_t>(q);
     return decode(q, p);
   }
@@ -261,31 +264,21 @@ class GroupGrid {
   std::vector<GroupParams> params_;
 };
 
-// One of ggml's block formats (quant/ggml_encode.h): a block's d, scales and mins come from
-// quant::fit_block, weighted by the importance of its columns; codes are the nearest the
-// type allows on that grid, decoded with ggml's arithmetic ((d · scale) · q − dmin · min).
-class GgmlGrid {
+// Blocks of one of ggml's formats (quant/ggml_encode.h), one row of them per matrix row: a
+// block's d, scales and mins come from quant::fit_block, weighted by the importance of its
+// columns. The grids below add how a weight's code is chosen on them.
+class GgmlBlocks {
  public:
-  GgmlGrid(DType type, int64_t rows, int64_t cols, std::span<const float> importance)
+  GgmlBlocks(DType type, int64_t rows, int64_t cols, std::span<const float> importance)
       : type_(type),
         block_(dtype_traits(type).block_size),
         bpr_(cols / block_),
-        codes_(quant::code_set(type)),
         importance_(importance),
         blocks_(static_cast<size_t>(rows * bpr_)) {}
   int64_t span() const { return block_; }
   void fit(int64_t r, int64_t b, const float* w) {
     quant::fit_block(type_, w, importance_.empty() ? nullptr : importance_.data() + b * block_,
                      &blocks_[r * bpr_ + b]);
-  }
-  float round(int64_t r, int64_t c, float w) {
-    quant::IntBlock& b = blocks_[r * bpr_ + c / block_];
-    const int e = static_cast<int>(c % block_);
-    const float dl = b.d * static_cast<float>(b.scale[e / 16]);
-    const float ml = b.dmin * static_cast<float>(b.min[e / 16]);
-    const int q = nearest_code((w + ml) / dl, dl != 0.f);
-    b.q[e] = static_cast<int8_t>(q);
-    return dl * static_cast<float>(q) - ml;
   }
   // The packed rows, row_bytes(type, cols) each.
   std::vector<uint8_t> pack() const {
@@ -294,6 +287,32 @@ class GgmlGrid {
     for (size_t i = 0; i < blocks_.size(); ++i)
       quant::encode_block(type_, blocks_[i], bytes.data() + i * bb);
     return bytes;
+  }
+
+ protected:
+  quant::IntBlock& block_of(int64_t r, int64_t c) { return blocks_[r * bpr_ + c / block_]; }
+  DType type_;
+  int64_t block_, bpr_;
+
+ private:
+  std::span<const float> importance_;
+  std::vector<quant::IntBlock> blocks_;
+};
+
+// Per-element codes: the nearest the type allows on the block's grid, decoded with ggml's
+// arithmetic ((d · scale) · q − dmin · min).
+class GgmlGrid : public GgmlBlocks {
+ public:
+  GgmlGrid(DType type, int64_t rows, int64_t cols, std::span<const float> importance)
+      : GgmlBlocks(type, rows, cols, importance), codes_(quant::code_set(type)) {}
+  float round(int64_t r, int64_t c, const float* w) {
+    quant::IntBlock& b = block_of(r, c);
+    const int e = static_cast<int>(c % block_);
+    const float dl = b.d * static_cast<float>(b.scale[e / 16]);
+    const float ml = b.dmin * static_cast<float>(b.min[e / 16]);
+    const int q = nearest_code((*w + ml) / dl, dl != 0.f);
+    b.q[e] = static_cast<int8_t>(q);
+    return dl * static_cast<float>(q) - ml;
   }
 
  private:
@@ -311,11 +330,35 @@ class GgmlGrid {
     if (hi == v + codes_.count) return v[codes_.count - 1];
     return t - hi[-1] <= hi[0] - t ? hi[-1] : hi[0];
   }
-  DType type_;
-  int64_t block_, bpr_;
   quant::CodeSet codes_;
-  std::span<const float> importance_;
-  std::vector<quant::IntBlock> blocks_;
+};
+
+// A vector codebook (IQ2_XXS, IQ3_XXS). A block's d and 32-weight scales are fitted as
+// GgmlGrid's are, from the weights as the feedback has left them when its first column comes
+// up; then as the sweep reaches each 8 weights their codes are chosen together
+// (round_codebook_group) for their current values, which carry the feedback of every column
+// before them, weighted by 1 / U_ii², the cost GPTQ charges a column's error. The other 7
+// columns take the codes chosen for them; their own feedback then flows on to later columns
+// as usual. (GPTVQ's scheme on ggml's grid.)
+class CodebookGrid : public GgmlBlocks {
+ public:
+  CodebookGrid(DType type, int64_t rows, int64_t cols, std::span<const float> importance,
+               const GptqFactor& f)
+      : GgmlBlocks(type, rows, cols, importance), weight_(static_cast<size_t>(cols)) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const double u = f.u[c * cols + c];
+      weight_[c] = static_cast<float>(1.0 / (u * u));
+    }
+  }
+  float round(int64_t r, int64_t c, const float* w) {
+    quant::IntBlock& b = block_of(r, c);
+    const int e = static_cast<int>(c % block_);
+    if (e % 8 == 0) quant::round_codebook_group(type_, w, weight_.data() + c, &b, e);
+    return b.d * static_cast<float>(b.scale[e / 16]) * static_cast<float>(b.q[e]);
+  }
+
+ private:
+  std::vector<float> weight_;
 };
 
 // GPTQ over rows [r0, r1) (rows are independent given the factor). Works on a copy of the
@@ -368,7 +411,7 @@ void gptq_rows(const float* w, int64_t r0, int64_t r1, int64_t cols, const GptqF
         float* er = err.data() + r * block;
         for (int64_t i = k1; i < k2; ++i) {
           if (!static_groups && i % g == 0) grid.fit(r0 + r, i / g, wr + i);
-          const float e = (wr[i] - grid.round(r0 + r, f.perm[i], wr[i])) * inv_diag[i];
+          const float e = (wr[i] - grid.round(r0 + r, f.perm[i], wr + i)) * inv_diag[i];
           const float* ui = u + i * cols;
           for (int64_t j = i + 1; j < k2; ++j) wr[j] -= e * ui[j];
           er[i - i1] = e;
@@ -462,13 +505,6 @@ std::vector<uint8_t> quantize_gptq_ggml(const float* w, int64_t rows, int64_t co
                                         std::span<const float> importance, const GptqOptions& o) {
   const char* who = "quantize_gptq_ggml";
   if (!quant::can_encode(type)) fail("{}: mcmoe does not write {} blocks", who, dtype_name(type));
-  if (quant::is_vector_codebook(type)) {
-    fail(
-        "{}: {} is a vector codebook (weights share grid entries); GPTQ rounds column by column, "
-        "so "
-        "round it with quant::fit_block",
-        who, dtype_name(type));
-  }
   const int64_t block = dtype_traits(type).block_size;
   if (rows <= 0 || cols <= 0 || cols % block != 0) {
     fail("{}: shape [{}, {}]: rows must fill whole {} blocks of {}", who, rows, cols,
@@ -480,6 +516,11 @@ std::vector<uint8_t> quantize_gptq_ggml(const float* w, int64_t rows, int64_t co
     fail("{}: {} importance values for {} columns", who, importance.size(), cols);
   check_factor(who, cols, factor, o);
   check_finite(who, w, rows, cols);
+  if (quant::is_vector_codebook(type)) {
+    CodebookGrid grid(type, rows, cols, importance, factor);
+    gptq_sweep(w, rows, cols, factor, o, grid);
+    return grid.pack();
+  }
   GgmlGrid grid(type, rows, cols, importance);
   gptq_sweep(w, rows, cols, factor, o, grid);
   return grid.pack();

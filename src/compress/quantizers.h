@@ -68,7 +68,9 @@ GroupedQuant quantize_gptq(const float* w, int64_t rows, int64_t cols, const Gpt
 // weight then takes the nearest code the type allows on that grid. Returns the packed rows,
 // row_bytes(type, cols) each. o.spec is not used; o.act_order must be false (a block's grid
 // needs its columns in order); cols must be a multiple of the type's block size. Vector
-// codebooks (quant::is_vector_codebook: IQ2_XXS, IQ3_XXS) are refused.
+// codebooks (quant::is_vector_codebook: IQ2_XXS, IQ3_XXS) fit each block's scales the same
+// way and then choose each 8 weights' codes together when the sweep reaches them, weighted
+// by 1 / U_ii² (GPTVQ's scheme on ggml's grid).
 std::vector<uint8_t> quantize_gptq_ggml(const float* w, int64_t rows, int64_t cols,
                                         const GptqFactor& factor, DType type,
                                         std::span<const float> importance, const GptqOptions& o);

@@ -276,6 +276,12 @@ bool is_vector_codebook(DType type) {
   return ggml_iq::handles(type);
 }
 
+void round_codebook_group(DType type, const float* x, const float* w, IntBlock* b, int e0) {
+  if (!is_vector_codebook(type))
+    fail("round_codebook_group: {} is not a vector codebook", dtype_name(type));
+  ggml_iq::round_group8(type, x, w, b, e0);
+}
+
 CodeSet code_set(DType type) {
   if (is_vector_codebook(type)) {
     fail(

@@ -26,10 +26,16 @@ bool can_encode(DType type);
 // (IQ3_XXS) at a time from a grid of 256 entries, with 7 stored signs per 8 weights (the
 // eighth makes the count of negatives even), a scale 2 l + 1 (l < 16) per 32 weights and
 // d = f16 / 8 (IQ2_XXS) or f16 / 4 (IQ3_XXS) in IntBlock form. They have no per-element code
-// set: code_set fails for them, and a caller that rounds element by element (GPTQ's column
-// sweep) must round their blocks with fit_block instead. encode_block, fit_block and
-// quantize_row_ggml take them as any other type (ggml_encode_iq.cpp).
+// set: code_set fails for them; a caller that rounds in order (GPTQ's column sweep) fits the
+// block's scales with fit_block and then chooses each 8 weights' codes together with
+// round_codebook_group. encode_block, fit_block and quantize_row_ggml take them as any other
+// type (ggml_encode_iq.cpp).
 bool is_vector_codebook(DType type);
+
+// Vector codebooks only: the codes of b.q[e0 .. e0 + 8) (e0 a multiple of 8) for the values
+// x[0 .. 8) at the scale b gives them, exactly minimising Σ w (x − value)² over the grid with
+// the sign parity kept. b's d and scales stay as they are.
+void round_codebook_group(DType type, const float* x, const float* w, IntBlock* b, int e0);
 
 // The codes q one element of `type` may take: a contiguous range [lo, hi], or (IQ4_NL,
 // IQ4_XS) the `count` ascending values of `values` (then lo and hi are the first and last).

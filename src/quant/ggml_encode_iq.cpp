@@ -398,4 +398,54 @@ void fit(DType type, const float* x, const float* importance, IntBlock* out) {
   }
 }
 
+void round_group8(DType type, const float* x, const float* w, IntBlock* b, int e0) {
+  const Codebook& cb = codebook(type);
+  if (e0 < 0 || e0 + 8 > kN || e0 % 8 != 0)
+    fail("round_group8: {} weights {}..{} are not one parity group of a block", dtype_name(type),
+         e0, e0 + 7);
+  const double scale = static_cast<double>(b->d) * b->scale[e0 / 16];
+  if (!(scale > 0)) return;  // every code decodes to 0: keep the fitted ones
+  // Per sub-vector v the best entry with x's signs (e) and with one sign flipped (f), whose
+  // cost is 4 S min(w |x| m) more (the Fitter's algebra, here brute force over 256 entries).
+  const int per = cb.per_parity();
+  double e_best[2], f_best[2];
+  int e_idx[2] = {0, 0}, f_idx[2] = {0, 0}, f_at[2] = {0, 0};
+  for (int v = 0; v < per; ++v) {
+    e_best[v] = f_best[v] = std::numeric_limits<double>::infinity();
+    const float* xs = x + v * cb.dim;
+    const float* ws = w + v * cb.dim;
+    for (int g = 0; g < kEntries; ++g) {
+      double a = 0, bb = 0, c = std::numeric_limits<double>::infinity();
+      int at = 0;
+      for (int i = 0; i < cb.dim; ++i) {
+        const double m = cb.mag(g, i), wxm = ws[i] * std::fabs(xs[i]) * m;
+        a += wxm, bb += ws[i] * m * m;
+        if (wxm < c) c = wxm, at = i;
+      }
+      const double e = scale * (scale * bb - 2 * a), f = e + 4 * scale * c;
+      if (e < e_best[v]) e_best[v] = e, e_idx[v] = g;
+      if (f < f_best[v]) f_best[v] = f, f_idx[v] = g, f_at[v] = at;
+    }
+  }
+  int neg = 0;
+  for (int i = 0; i < 8; ++i) neg += x[i] < 0.f;
+  int idx[2] = {e_idx[0], e_idx[1]}, flip = -1;
+  if (neg % 2 == 1) {
+    if (per == 1) {
+      idx[0] = f_idx[0], flip = 0;
+    } else if (f_best[0] + e_best[1] <= e_best[0] + f_best[1]) {
+      idx[0] = f_idx[0], flip = 0;
+    } else {
+      idx[1] = f_idx[1], flip = 1;
+    }
+  }
+  for (int v = 0; v < per; ++v) {
+    for (int i = 0; i < cb.dim; ++i) {
+      const int m = cb.mag(idx[v], i);
+      const bool negative = (x[v * cb.dim + i] < 0.f) != (flip == v && i == f_at[v]);
+      b->q[e0 + v * cb.dim + i] = static_cast<int8_t>(negative ? -m : m);
+    }
+  }
+}
+
 }  // namespace mcmoe::quant::ggml_iq

@@ -24,4 +24,10 @@ void encode(DType type, const IntBlock& b, uint8_t* block);
 // importance the same with importance 1.
 void fit(DType type, const float* x, const float* importance, IntBlock* out);
 
+// Re-chooses the codes of the 8 weights at b.q[e0 .. e0 + 8) (e0 a multiple of 8, one sign-
+// parity group) for the values x[0 .. 8), at the scale b already gives them (d · scale[e0 /
+// 16]): exactly the grid entries (and sign flip, if the parity needs one) minimising
+// Σ w (x − value)². GPTQ's error feedback calls it as its sweep reaches each 8 weights.
+void round_group8(DType type, const float* x, const float* w, IntBlock* b, int e0);
+
 }  // namespace mcmoe::quant::ggml_iq

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -477,6 +478,66 @@ TEST(GgmlEncode, VectorCodebooksHaveNoCodeSet) {
                  {std::string(dtype_name(t)) + " is a vector codebook", "fit_block"});
   }
   for (DType t : kTypes) EXPECT_FALSE(quant::is_vector_codebook(t)) << dtype_name(t);
+}
+
+// round_codebook_group against exhaustive search: every entry (IQ3_XXS: every pair of
+// entries) and every sign pattern with an even count of negatives, at the block's fixed
+// scale; the function's weighted error must equal the least one.
+TEST(GgmlEncode, CodebookGroupRoundingIsTheExactNearest) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::uniform_real_distribution<float> uw(0.1f, 3.f);
+  for (DType t : kVectorTypes) {
+    const bool iq2 = t == DType::IQ2_XXS;
+    const int dim = iq2 ? 8 : 4;
+    auto mag = [&](int idx, int j) {
+      const uint64_t e = iq2 ? quant::iq_grids::kIQ2XXS[idx] : quant::iq_grids::kIQ3XXS[idx];
+      return static_cast<int>((e >> (8 * j)) & 0xff);
+    };
+    for (int trial = 0; trial < (iq2 ? 12 : 2); ++trial) {
+      SCOPED_TRACE(std::string(dtype_name(t)) + " trial " + std::to_string(trial));
+      quant::IntBlock b = constructed_block(t, rng);
+      b.d = (iq2 ? 0.125f : 0.25f) * fp16_to_f32(f32_to_fp16(0.05f));  // an f16 times the unit
+      const int e0 = 8 * static_cast<int>(rng() % 32);
+      const double scale = static_cast<double>(b.d) * b.scale[e0 / 16];
+      float x[8], w[8];
+      for (int i = 0; i < 8; ++i) x[i] = nd(rng) * static_cast<float>(scale) * 20.f, w[i] = uw(rng);
+      auto err_of = [&](const int8_t* q) {
+        double e = 0;
+        for (int i = 0; i < 8; ++i) {
+          const double d = x[i] - scale * q[i];
+          e += w[i] * d * d;
+        }
+        return e;
+      };
+      double best = std::numeric_limits<double>::infinity();
+      int8_t q[8];
+      const int entries2 = iq2 ? 1 : 256;
+      for (int g0 = 0; g0 < 256; ++g0) {
+        for (int g1 = 0; g1 < entries2; ++g1) {
+          for (int signs = 0; signs < 256; ++signs) {
+            if (__builtin_popcount(signs) % 2) continue;
+            for (int i = 0; i < 8; ++i) {
+              const int m = mag(i < dim ? g0 : g1, i % dim);
+              q[i] = static_cast<int8_t>(signs >> i & 1 ? -m : m);
+            }
+            best = std::min(best, err_of(q));
+          }
+        }
+      }
+      quant::round_codebook_group(t, x, w, &b, e0);
+      EXPECT_NEAR(err_of(b.q + e0), best, 1e-9 * (1 + best));
+      // The block still encodes: the codes are grid entries with the sign parity kept.
+      std::vector<uint8_t> bytes(dtype_traits(t).block_bytes);
+      quant::encode_block(t, b, bytes.data());
+    }
+  }
+  quant::IntBlock b{};
+  float x[8] = {}, w[8] = {};
+  expect_error([&] { quant::round_codebook_group(DType::Q4_K, x, w, &b, 0); },
+               {"q4_k is not a vector codebook"});
+  expect_error([&] { quant::round_codebook_group(DType::IQ2_XXS, x, w, &b, 4); },
+               {"not one parity group"});
 }
 
 TEST(GgmlEncode, RowsThatAreNotWholeBlocksFail) {
