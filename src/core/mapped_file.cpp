@@ -15,6 +15,17 @@
 
 namespace mcmoe {
 
+namespace {
+// What a path that is not a regular file is, for the error.
+const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a file";
+}
+}  // namespace
+
 size_t read_memory_bytes(size_t size) {
   const size_t huge = size_t{2} << 20;
   return (size + huge - 1) / huge * huge;
@@ -33,7 +44,7 @@ MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail("{}: not a regular file", path);
+    fail("{}: not a regular file ({})", path, file_kind(st.st_mode));
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0 && mode == LoadMode::kReadHugePages) {
@@ -83,7 +94,7 @@ std::ifstream open_regular_file(const std::string& path, std::ios::openmode mode
     missing.setstate(std::ios::failbit);
     return missing;
   }
-  if (!S_ISREG(st.st_mode)) fail("{}: not a regular file", path);
+  if (!S_ISREG(st.st_mode)) fail("{}: not a regular file ({})", path, file_kind(st.st_mode));
   return std::ifstream(path, mode);
 }
 

@@ -95,7 +95,8 @@ TEST(JsonFile, ErrorsNameTheFile) {
               read_ordered_json_file(deep, {}, "--tools x");
             }).find("--tools x: malformed JSON"),
             std::string::npos);
-  EXPECT_EQ(message([&] { read_json_file(dir.path("")); }), dir.path("") + ": not a regular file");
+  EXPECT_EQ(message([&] { read_json_file(dir.path("")); }),
+            dir.path("") + ": not a regular file (a directory)");
 }
 
 }  // namespace
