@@ -183,7 +183,7 @@ namespace {
 // null, are not pruned.
 void load_odp_thresholds(const std::string& path, const model::ModelConfig& c, moe::OdpParams& p) {
   const nlohmann::json j = read_json_file(path, "the ODP thresholds");
-  if (!j.is_object() || j.value("format", "") != "mcmoe-odp-thresholds")
+  if (json_string(j, "format") != "mcmoe-odp-thresholds")
     fail("{}: not an mcmoe odp-fit thresholds file (expected \"format\": \"mcmoe-odp-thresholds\")",
          path);
   const auto n_layer = json_integer<int64_t>(j.value("n_layer", nlohmann::json()));

@@ -130,7 +130,7 @@ void save_stats(const CalibrationStats& s, const std::string& path) {
 
 CalibrationStats load_stats(const std::string& path) {
   const json j = read_json_file(path, "calibration statistics");
-  if (!j.is_object() || j.value("format", "") != "mcmoe-calibration") {
+  if (json_string(j, "format") != "mcmoe-calibration") {
     fail("{}: not an mcmoe calibration file (key 'format' should be 'mcmoe-calibration')", path);
   }
   CalibrationStats s;

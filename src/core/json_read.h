@@ -63,6 +63,18 @@ std::optional<T> json_integer(const Json& v) {
   return std::nullopt;
 }
 
+// obj[key] when obj is an object holding a string there; nullopt when it is not an object,
+// has no such key, or holds another type. (nlohmann's obj.value(key, "") throws a type_error
+// for a non-string value or a non-object: a calibration file whose "format" was an array
+// ended a process that way, found by fuzzing.)
+template <typename Json>
+std::optional<std::string> json_string(const Json& obj, const char* key) {
+  if (!obj.is_object()) return std::nullopt;
+  const auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) return std::nullopt;
+  return it->template get<std::string>();
+}
+
 // As json_integer, failing with "WHAT = VALUE is not an integer in [min, max]".
 template <typename T, typename Json>
 T json_int(const Json& v, const std::string& what) {

@@ -38,7 +38,7 @@ bool template_from_config(const fs::path& path, ChatTemplate& t) {
   }
   if (ct.is_array()) {
     for (const auto& entry : ct) {
-      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+      if (json_string(entry, "name") == "default" && entry.contains("template") &&
           entry["template"].is_string()) {
         t.source = entry["template"].get<std::string>();
         t.origin = path.string() + " chat_template (\"default\")";

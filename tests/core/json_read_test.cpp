@@ -51,6 +51,19 @@ TEST(JsonRead, ErrorsNameTheFieldAndValue) {
   EXPECT_THROW(json_ints<int>(json::parse("{}"), "x"), Error);
 }
 
+// A string field read without the library's type_error: any other type, a missing key or a
+// value that is not an object reads as absent (fuzz/regressions/stats/format-is-an-array).
+TEST(JsonRead, StringFieldsOfAnyShapeReadWithoutThrowing) {
+  EXPECT_EQ(json_string(json::parse(R"({"format": "x"})"), "format"), "x");
+  EXPECT_EQ(json_string(json::parse(R"({"format": ["x"]})"), "format"), std::nullopt);
+  EXPECT_EQ(json_string(json::parse(R"({"format": 3})"), "format"), std::nullopt);
+  EXPECT_EQ(json_string(json::parse(R"({"other": "x"})"), "format"), std::nullopt);
+  EXPECT_EQ(json_string(json::parse(R"(["format"])"), "format"), std::nullopt);
+  EXPECT_EQ(json_string(json::parse("7"), "format"), std::nullopt);
+  // A repeated key: the library keeps the last, as the fuzzer's input had it.
+  EXPECT_EQ(json_string(json::parse(R"({"format": "x", "format": [1]})"), "format"), std::nullopt);
+}
+
 TEST(JsonRead, ParseRefusesNestingDeeperThanTheLimit) {
   const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
   EXPECT_TRUE(parse_json(nested(kMaxJsonDepth)).is_array());

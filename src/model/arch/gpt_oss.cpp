@@ -10,6 +10,7 @@
 // (loader_hf.cpp).
 // llama.cpp names the FFN norm post_attention_norm for this family, and does not implement
 // YaRN's truncate = false (gpt-oss's setting): its correction range is rounded.
+#include "core/json_read.h"
 #include "format/gguf.h"
 #include "model/arch/arch.h"
 
@@ -46,7 +47,7 @@ void from_hf(const HfConfig& j, const std::string&, ModelConfig& c) {
   // everything else in bf16.
   if (j.json().contains("quantization_config") && !j.json()["quantization_config"].is_null()) {
     const std::string method =
-        j.json()["quantization_config"].value("quant_method", std::string("?"));
+        json_string(j.json()["quantization_config"], "quant_method").value_or("?");
     if (method != "mxfp4") {
       fail(
           "{}: quantization_config.quant_method '{}': gpt-oss is read in its float form or with "
