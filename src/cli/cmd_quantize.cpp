@@ -75,6 +75,10 @@ int quantize_to_gguf(const Args& a) {
   o.gptq = !a.has("--rtn");
   o.damp = a.number("--damp", 0.01, 0, 1);
   o.kl_cost_windows = static_cast<int>(a.integer("--kl-cost", 0, 0, 1 << 20));
+  const std::string codebook = a.str("--codebook-rounding", "block");
+  if (codebook != "block" && codebook != "gptq")
+    fail("--codebook-rounding {}: expected block or gptq", codebook);
+  o.codebook_gptq = codebook == "gptq";
   o.threads = threads_flag(a);
   o.imatrix = a.str("--imatrix", "");
   o.save_imatrix = a.str("--save-imatrix", "");
@@ -179,6 +183,9 @@ int cmd_quantize(const Argv& argv) {
             "--format gguf: calibrate the allocation's costs by measurement: each tensor alone at "
             "the type nearest the budget, its KL to the unquantized model on N calibration "
             "windows (one forward pass per tensor and window)"},
+           {"--codebook-rounding", "block|gptq", "block",
+            "--format gguf: iq2_xxs / iq3_xxs candidates rounded block by block (as ggml, weighted "
+            "by diag(H)) or by GPTQ choosing each 8 weights' grid entries together"},
            {"--types-from", "FILE.gguf", "",
             "--format gguf: give every tensor the type it has in FILE (no allocation; compares "
             "rounding at equal "
@@ -233,7 +240,8 @@ int cmd_quantize(const Argv& argv) {
   const std::string format = a.str("--format", "mq");
   if (format == "gguf") return quantize_to_gguf(a);
   if (format != "mq") fail("--format {}: expected mq or gguf", format);
-  for (const char* f : {"--size", "--types", "--types-from", "--tensor-type", "--kl-cost"}) {
+  for (const char* f :
+       {"--size", "--types", "--types-from", "--tensor-type", "--kl-cost", "--codebook-rounding"}) {
     if (a.has(f)) fail("{} applies to --format gguf only", f);
   }
   const std::string path = a.required("-m", "model path");

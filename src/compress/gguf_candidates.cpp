@@ -23,7 +23,8 @@ namespace {
 std::vector<uint8_t> quantize_rows(const DenseMatrix& w, DType type, const GptqFactor* factor,
                                    std::span<const float> importance, const GgufQuantOptions& o,
                                    ThreadPool& pool) {
-  if (factor && !is_float_type(type)) {
+  // Vector codebooks only with codebook_gptq (GgufQuantOptions): else block by block.
+  if (factor && !is_float_type(type) && (o.codebook_gptq || !quant::is_vector_codebook(type))) {
     return quantize_gptq_ggml(w.data.data(), w.rows, w.cols, *factor, type, importance,
                               GptqOptions{.damp = o.damp, .pool = &pool});
   }

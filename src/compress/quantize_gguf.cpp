@@ -355,6 +355,8 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
   const std::string name = std::filesystem::path(out_path).stem().string();
   std::vector<std::pair<std::string, format::GgufValue>> kv;
   kv.emplace_back("mcmoe.quant.method", format::GgufValue::str(o.gptq ? "gptq-ggml" : "rtn-ggml"));
+  kv.emplace_back("mcmoe.quant.codebook_rounding",
+                  format::GgufValue::str(o.gptq && o.codebook_gptq ? "gptq" : "block"));
   kv.emplace_back("mcmoe.calibration.text",
                   format::GgufValue::str(from_imatrix ? o.imatrix : text_path));
   kv.emplace_back("mcmoe.calibration.samples",

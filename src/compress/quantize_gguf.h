@@ -58,6 +58,11 @@ struct GgufQuantOptions {
   // tensor's KL at one reference type, measured alone on this many calibration windows
   // (spread over the calibration's), scales its output errors. Needs calibration text.
   int kl_cost_windows = 0;
+  // Vector codebooks (iq2_xxs, iq3_xxs) with GPTQ (each 8 weights' codes chosen for their
+  // fed-back values) rather than ggml-style rounding block by block weighted by diag(H). Off by
+  // default: at IQ2_XXS's exact types on mixtral-tiny, calibrated on other text, GPTQ's held-
+  // out KL was 9% higher (bench/RESULTS.md §11).
+  bool codebook_gptq = false;
   bool gptq = true;  // false: ggml's round-to-nearest fit, weighted by diag(H) as an imatrix would
   double damp = 0.01;
   SampleOptions sampling;
