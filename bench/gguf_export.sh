@@ -8,6 +8,9 @@
 #     measured output errors, GPTQ on ggml's grids, calibrated on the same mix;
 #   - mcmoe's GPTQ rounding with the preset's exact types (--types-from the imatrix file), which
 #     separates rounding from allocation.
+#   - with KL_COST=N, mcmoe at the preset's size with --kl-cost N (costs calibrated by each
+#     tensor's KL alone on N calibration windows); SKIP="size same" leaves out the other two
+#     mcmoe rows (e.g. when they are already recorded).
 # Calibration never sees Wikipedia (bench/calib_mix.sh).
 # Needs llama.cpp built outside this repository (c392e50 was used):
 #   LLAMA_BIN=/path/to/llama.cpp/build/bin bash bench/gguf_export.sh [MODEL_DIR] [OUT_DIR]
@@ -62,15 +65,27 @@ for p in $presets; do
   [ -f "$with" ] || "$LLAMA_BIN/llama-quantize" --imatrix "$imat" "$f16" "$with" "$p" 2 >"$out/$p-imat.quantize.log" 2>&1
   score "llama-quantize $p + imatrix" "$with"
   size=$(stat -L -c %s "$with")
+  if [ "${KL_COST:-0}" -gt 0 ]; then
+    klc=$out/mcmoe-kl$KL_COST-$p.gguf
+    if [ -f "$klc" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types "$types" \
+      --size "$size" --kl-cost "$KL_COST" -o "$klc" >"$out/mcmoe-kl$KL_COST-$p.log" 2>&1; then
+      score "mcmoe at $p's size, --kl-cost $KL_COST" "$klc"
+    else
+      echo "| mcmoe at $p's size, --kl-cost $KL_COST | — | — | — | — | $(grep -m1 error: "$out/mcmoe-kl$KL_COST-$p.log" | sed 's/|/\\|/g') |"
+    fi
+  fi
+  [[ " ${SKIP:-} " == *" size "* ]] && [[ " ${SKIP:-} " == *" same "* ]] && continue
   ours=$out/mcmoe-$p.gguf
-  if [ -f "$ours" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types "$types" \
+  if [[ " ${SKIP:-} " == *" size "* ]]; then :
+  elif [ -f "$ours" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types "$types" \
     --size "$size" -o "$ours" >"$out/mcmoe-$p.log" 2>&1; then
     score "mcmoe at $p's size" "$ours"
   else
     echo "| mcmoe at $p's size | — | — | — | — | $(grep -m1 error: "$out/mcmoe-$p.log" | sed 's/|/\\|/g') |"
   fi
   same=$out/mcmoe-types-$p.gguf
-  if [ -f "$same" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types-from "$with" \
+  if [[ " ${SKIP:-} " == *" same "* ]]; then :
+  elif [ -f "$same" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types-from "$with" \
     -o "$same" >"$out/mcmoe-types-$p.log" 2>&1; then
     score "mcmoe GPTQ, $p's types" "$same"
   else
