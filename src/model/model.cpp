@@ -82,8 +82,15 @@ void Model::replace_layer(int l, const LayerWeights& weights, std::vector<moe::E
            shape_string(before[i].second));
     }
   }
+  // The derived tensors are re-derived only when what they derive from changed: an MLA
+  // layer's wk_b is a new owned copy each time, and `quantize --kl-cost` replaces a layer
+  // twice per tensor and window (most of them leave attn_kv_b as it is).
+  const LayerWeights& now = weights_.layers[l];
+  const bool same_derived =
+      weights.wkv_b.data == now.wkv_b.data && weights.wkv_b.type == now.wkv_b.type &&
+      weights.wk_b.data == now.wk_b.data && weights.wv_b.data == now.wv_b.data;
   weights_.layers[l] = weights;
-  derive_layer(l);
+  if (!same_derived) derive_layer(l);
   stored_experts_[l] = std::move(experts);
   experts_ = std::make_unique<moe::ResidentExpertProvider>(stored_experts_, experts_check_path_);
 }
