@@ -38,21 +38,15 @@ std::vector<TensorKl> measure_tensor_kl(model::Model& m, const std::vector<Item>
   std::vector<TensorKl> out(items.size());
   for (size_t i = 0; i < items.size(); ++i) out[i].reference = kl_reference(items[i], target_bpw);
 
-  // The model as loaded; every measurement starts from it and returns to it.
+  // The model as loaded; every measurement starts from it and returns to it. `scratch` is
+  // the same views, into which one item at a time is placed and then put back.
   const model::ModelWeights original = m.weights();
   const std::vector<std::vector<moe::ExpertWeights>> original_experts = m.stored_experts();
-  auto restore = [&](const Item& it) {
-    if (it.layer >= 0) {
-      m.replace_layer(it.layer, original.layers[it.layer], original_experts[it.layer]);
-    } else {
-      m.mutable_weights().tok_embd = original.tok_embd;
-      m.mutable_weights().output = original.output;
-    }
-  };
-  auto ablate = [&](const Item& it, const Candidate& cand) {
-    model::ModelWeights w = original;
-    std::vector<std::vector<moe::ExpertWeights>> experts = original_experts;
-    place_candidate(c, it, cand, base, w, experts);
+  model::ModelWeights scratch = original;
+  std::vector<std::vector<moe::ExpertWeights>> scratch_experts = original_experts;
+  // Gives the model item's tensors (its layer, or the embeddings and head) as `w` holds them.
+  auto install = [&](const Item& it, const model::ModelWeights& w,
+                     const std::vector<std::vector<moe::ExpertWeights>>& experts) {
     if (it.layer >= 0) {
       m.replace_layer(it.layer, w.layers[it.layer], experts[it.layer]);
     } else {
@@ -60,48 +54,51 @@ std::vector<TensorKl> measure_tensor_kl(model::Model& m, const std::vector<Item>
       m.mutable_weights().output = w.output;
     }
   };
+  auto logits_of = [&](const std::vector<int32_t>& w) {
+    // A session per pass: the expert provider is rebuilt by replace_layer.
+    model::Session s(m, {.n_ctx = static_cast<int>(max_len),
+                         .n_threads = threads,
+                         .n_batch = static_cast<int>(max_len)});
+    const std::span<const float> l = s.eval(w, true);
+    return std::vector<float>(l.begin(), l.end());
+  };
 
   const int64_t n_vocab = c.n_vocab;
   const int64_t total =
       static_cast<int64_t>(windows.size()) * static_cast<int64_t>(items.size() + 1);
   int64_t done = 0, tokens = 0;
-  std::vector<float> base_logits;
   for (const auto& w : windows) {
     const int64_t n = static_cast<int64_t>(w.size());
-    {
-      model::Session s(m, {.n_ctx = static_cast<int>(max_len),
-                           .n_threads = threads,
-                           .n_batch = static_cast<int>(max_len)});
-      const std::span<const float> bl = s.eval(w, true);
-      base_logits.assign(bl.begin(), bl.end());
-    }
+    const std::vector<float> base_logits = logits_of(w);
     tokens += n;
     if (progress) progress(++done, total);
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& it = items[i];
-      if (out[i].reference < 0) {
-        if (progress) progress(++done, total);
-        continue;
-      }
-      ablate(it, it.candidates[static_cast<size_t>(out[i].reference)]);
-      double kl = 0;
-      try {
-        // A session per measurement: the expert provider is rebuilt by replace_layer.
-        model::Session s(m, {.n_ctx = static_cast<int>(max_len),
-                             .n_threads = threads,
-                             .n_batch = static_cast<int>(max_len)});
-        const std::span<const float> q = s.eval(w, true);
-        for (int64_t t = 0; t < n; ++t) {
-          kl +=
-              ops::kl_divergence(std::span<const float>(base_logits).subspan(t * n_vocab, n_vocab),
-                                 q.subspan(t * n_vocab, n_vocab));
+      if (out[i].reference >= 0) {
+        place_candidate(c, it, it.candidates[static_cast<size_t>(out[i].reference)], base, scratch,
+                        scratch_experts);
+        std::vector<float> q;
+        try {
+          install(it, scratch, scratch_experts);
+          q = logits_of(w);
+        } catch (...) {
+          install(it, original, original_experts);
+          throw;
         }
-      } catch (...) {
-        restore(it);
-        throw;
+        install(it, original, original_experts);
+        if (it.layer >= 0) {
+          scratch.layers[it.layer] = original.layers[it.layer];
+          scratch_experts[it.layer] = original_experts[it.layer];
+        } else {
+          scratch.tok_embd = original.tok_embd;
+          scratch.output = original.output;
+        }
+        for (int64_t t = 0; t < n; ++t) {
+          out[i].kl +=
+              ops::kl_divergence(std::span<const float>(base_logits).subspan(t * n_vocab, n_vocab),
+                                 std::span<const float>(q).subspan(t * n_vocab, n_vocab));
+        }
       }
-      restore(it);
-      out[i].kl += kl;
       if (progress) progress(++done, total);
     }
   }

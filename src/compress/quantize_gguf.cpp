@@ -422,7 +422,8 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
 
   if (o.progress) o.progress(steps - 1, steps, "writing");
   model::write_model_gguf(m, t, name, kFileType, kv, out_path);
-  for (const Item& it : items) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& it = items[i];
     const Candidate& ch = it.candidates[it.chosen];
     GgufTensorReport r{.name = it.name,
                        .params = it.params,
@@ -431,12 +432,11 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
                        .error = ch.error,
                        .energy = it.energy,
                        .candidates = {}};
-    if (!kl.empty() && kl[&it - items.data()].reference >= 0) {
-      const gguf::TensorKl& k = kl[&it - items.data()];
-      r.kl = k.kl;
-      r.kl_type = it.candidates[static_cast<size_t>(k.reference)].type;
+    if (!kl.empty() && kl[i].reference >= 0) {
+      r.kl = kl[i].kl;
+      r.kl_type = it.candidates[static_cast<size_t>(kl[i].reference)].type;
     }
-    r.cost = cost[&it - items.data()].empty() ? ch.error : cost[&it - items.data()][it.chosen];
+    r.cost = cost[i].empty() ? ch.error : cost[i][it.chosen];
     for (const Candidate& cand : it.candidates)
       r.candidates.push_back({cand.type, cand.bytes, cand.error});
     rep.allocated_bytes += ch.bytes;

@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "eval/perplexity.h"
 #include "model/observer.h"
 #include "model/session.h"
 #include "moe/odp.h"
+#include "ops/logits.h"
 
 namespace mcmoe::eval {
 
@@ -167,8 +167,8 @@ OdpFitResult fit_odp(model::Model& m, std::span<const std::vector<int32_t>> wind
         const std::span<const float> ol = s.eval(w, true);
         double kl = 0;
         for (int64_t t = 0; t < n; ++t)
-          kl += kl_divergence(std::span<const float>(base).subspan(t * n_vocab, n_vocab),
-                              ol.subspan(t * n_vocab, n_vocab));
+          kl += ops::kl_divergence(std::span<const float>(base).subspan(t * n_vocab, n_vocab),
+                                   ol.subspan(t * n_vocab, n_vocab));
         L.kl[qi] += kl;
         pruned[li][qi] += s.odp_counters().pruned - before.pruned;
         if (qi == 0) L.picks += n * k;

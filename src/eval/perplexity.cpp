@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/observer.h"
+#include "ops/logits.h"
 
 namespace mcmoe::eval {
 
@@ -119,15 +120,15 @@ PerplexityResult perplexity(model::Session& session, std::span<const int32_t> id
     session.reset();
     const std::span<const float> logits = session.eval(std::span<const int32_t>(window.data(), n), true);
     for (int64_t i = 0; i < n; ++i) {
-      r.nll_sum += token_nll(logits.subspan(i * n_vocab, n_vocab), window[i + 1]);
+      r.nll_sum += ops::token_nll(logits.subspan(i * n_vocab, n_vocab), window[i + 1]);
     }
     if (base) {
       base->reset();
       const std::span<const float> bl = base->eval(std::span<const int32_t>(window.data(), n), true);
       for (int64_t i = 0; i < n; ++i) {
         const auto p = bl.subspan(i * n_vocab, n_vocab), q = logits.subspan(i * n_vocab, n_vocab);
-        base_nll += token_nll(p, window[i + 1]);
-        kls.push_back(kl_divergence(p, q));
+        base_nll += ops::token_nll(p, window[i + 1]);
+        kls.push_back(ops::kl_divergence(p, q));
         kl_sum += kls.back();
         agree += argmax(p) == argmax(q);
       }

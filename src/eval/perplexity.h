@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "model/session.h"
-#include "ops/logits.h"
 
 namespace mcmoe::eval {
 
@@ -37,9 +36,5 @@ PerplexityResult perplexity(model::Session& session, std::span<const int32_t> id
                             int32_t bos_id,
                             const std::function<void(int64_t, int64_t, double)>& progress = nullptr,
                             model::Session* base = nullptr);
-
-// kl_divergence and token_nll over logits: ops/logits.h.
-using ops::kl_divergence;
-using ops::token_nll;
 
 }  // namespace mcmoe::eval

@@ -105,6 +105,51 @@ struct Choice {
   int flip = -1;  // which of the (1 or 2) entries takes the flip parity demands; -1 none
 };
 
+// Grid entry g against `dim` weights xs (weights ws): A = Σ w |x| m and B = Σ w m², so that
+// at scale S with x's signs the error is Σ w x² − 2 S A + S² B; and C = min w |x| m with its
+// position `at`, where a sign flip the parity forces costs least (4 S C more).
+struct EntrySums {
+  double a = 0, b = 0, c = std::numeric_limits<double>::infinity();
+  int at = 0;
+};
+EntrySums entry_sums(const Codebook& cb, int g, const float* xs, const float* ws) {
+  EntrySums e;
+  for (int i = 0; i < cb.dim; ++i) {
+    const double m = cb.mag(g, i), wxm = ws[i] * std::fabs(xs[i]) * m;
+    e.a += wxm, e.b += ws[i] * m * m;
+    if (wxm < e.c) e.c = wxm, e.at = i;
+  }
+  return e;
+}
+
+// One parity group's choice from each sub-vector's best entry with x's signs (e_*) and with
+// one sign flipped (f_*, read only when `odd`: x has an odd count of negatives, so one
+// sub-vector must take the flip). Returns the error less Σ w x².
+double choose_parity(int per, bool odd, const double* e_best, const int* e_idx,
+                     const double* f_best, const int* f_idx, Choice* ch) {
+  *ch = Choice{{e_idx[0], e_idx[1]}, -1};
+  if (!odd) return per == 1 ? e_best[0] : e_best[0] + e_best[1];
+  if (per == 1) {
+    *ch = Choice{{f_idx[0], 0}, 0};
+    return f_best[0];
+  }
+  const double flip0 = f_best[0] + e_best[1], flip1 = e_best[0] + f_best[1];
+  *ch = flip0 <= flip1 ? Choice{{f_idx[0], e_idx[1]}, 0} : Choice{{e_idx[0], f_idx[1]}, 1};
+  return std::min(flip0, flip1);
+}
+
+// The codes of the 8 weights x for `ch`: each entry's magnitudes with x's signs, the one at
+// `flip_at` of the flipped sub-vector (if ch.flip >= 0) taking the other sign.
+void write_group(const Codebook& cb, const float* x, const Choice& ch, int flip_at, int8_t* q) {
+  for (int v = 0; v < cb.per_parity(); ++v) {
+    for (int i = 0; i < cb.dim; ++i) {
+      const int m = cb.mag(ch.idx[v], i);
+      const bool neg = (x[v * cb.dim + i] < 0.f) != (ch.flip == v && i == flip_at);
+      q[v * cb.dim + i] = static_cast<int8_t>(neg ? -m : m);
+    }
+  }
+}
+
 // The entries g that minimise S (S b_g − 2 a_g) for some S ≥ 0: that is, maximise a − (S / 2) b,
 // so they lie on the upper convex hull of the points (b, a), from the least b to the greatest
 // a. A sub-vector's hull holds a few of the 256 entries; searching it alone is exact.
@@ -147,16 +192,10 @@ class Fitter {
       const float* xs = x + s * cb.dim;
       const float* ws = w + s * cb.dim;
       for (int g = 0; g < kEntries; ++g) {
-        double a = 0, b = 0, c = std::numeric_limits<double>::infinity();
-        int at = 0;
-        for (int i = 0; i < cb.dim; ++i) {
-          const double m = cb.mag(g, i), wxm = ws[i] * std::fabs(xs[i]) * m;
-          a += wxm, b += ws[i] * m * m;
-          if (wxm < c) c = wxm, at = i;
-        }
+        const EntrySums e = entry_sums(cb, g, xs, ws);
         const size_t k = static_cast<size_t>(s) * kEntries + g;
-        a_[k] = a, b_[k] = b, c_[k] = c, flip_at_[k] = static_cast<uint8_t>(at);
-        a_flip[g] = a - 2 * c;
+        a_[k] = e.a, b_[k] = e.b, c_[k] = e.c, flip_at_[k] = static_cast<uint8_t>(e.at);
+        a_flip[g] = e.a - 2 * e.c;
       }
       const size_t base = static_cast<size_t>(s) * kEntries;
       const double* b = b_.data() + base;
@@ -197,15 +236,7 @@ class Fitter {
         if (f < f_best[v]) f_best[v] = f, f_idx[v] = g;
       }
     }
-    *ch = Choice{{e_idx[0], e_idx[1]}, -1};
-    if (!odd_[k]) return per == 1 ? e_best[0] : e_best[0] + e_best[1];
-    if (per == 1) {
-      *ch = Choice{{f_idx[0], 0}, 0};
-      return f_best[0];
-    }
-    const double flip0 = f_best[0] + e_best[1], flip1 = e_best[0] + f_best[1];
-    *ch = flip0 <= flip1 ? Choice{{f_idx[0], e_idx[1]}, 0} : Choice{{e_idx[0], f_idx[1]}, 1};
-    return std::min(flip0, flip1);
+    return choose_parity(per, odd_[k], e_best, e_idx, f_best, f_idx, ch);
   }
 
   // Σ w (x − S · q)² of 32-group j with the best codes at scale S; writes them to q if given.
@@ -251,16 +282,11 @@ class Fitter {
 
  private:
   void write_codes(int k, const Choice& ch, int8_t* q) const {
-    for (int v = 0; v < cb_.per_parity(); ++v) {
-      const int sub = k * cb_.per_parity() + v;
-      const int flip_at =
-          ch.flip == v ? flip_at_[static_cast<size_t>(sub) * kEntries + ch.idx[v]] : -1;
-      for (int i = 0; i < cb_.dim; ++i) {
-        const int m = cb_.mag(ch.idx[v], i);
-        const bool neg = (x_[sub * cb_.dim + i] < 0.f) != (i == flip_at);
-        q[v * cb_.dim + i] = static_cast<int8_t>(neg ? -m : m);
-      }
-    }
+    const int flip_at =
+        ch.flip < 0 ? -1
+                    : flip_at_[static_cast<size_t>(k * cb_.per_parity() + ch.flip) * kEntries +
+                               ch.idx[ch.flip]];
+    write_group(cb_, x_ + 8 * k, ch, flip_at, q);
   }
 
   const Codebook& cb_;
@@ -405,47 +431,26 @@ void round_group8(DType type, const float* x, const float* w, IntBlock* b, int e
          e0, e0 + 7);
   const double scale = static_cast<double>(b->d) * b->scale[e0 / 16];
   if (!(scale > 0)) return;  // every code decodes to 0: keep the fitted ones
-  // Per sub-vector v the best entry with x's signs (e) and with one sign flipped (f), whose
-  // cost is 4 S min(w |x| m) more (the Fitter's algebra, here brute force over 256 entries).
+  // Per sub-vector the best entry with x's signs (e) and with one sign flipped (f): the
+  // Fitter's algebra, here over all 256 entries at the one given scale.
   const int per = cb.per_parity();
   double e_best[2], f_best[2];
   int e_idx[2] = {0, 0}, f_idx[2] = {0, 0}, f_at[2] = {0, 0};
   for (int v = 0; v < per; ++v) {
     e_best[v] = f_best[v] = std::numeric_limits<double>::infinity();
-    const float* xs = x + v * cb.dim;
-    const float* ws = w + v * cb.dim;
     for (int g = 0; g < kEntries; ++g) {
-      double a = 0, bb = 0, c = std::numeric_limits<double>::infinity();
-      int at = 0;
-      for (int i = 0; i < cb.dim; ++i) {
-        const double m = cb.mag(g, i), wxm = ws[i] * std::fabs(xs[i]) * m;
-        a += wxm, bb += ws[i] * m * m;
-        if (wxm < c) c = wxm, at = i;
-      }
-      const double e = scale * (scale * bb - 2 * a), f = e + 4 * scale * c;
+      const EntrySums s = entry_sums(cb, g, x + v * cb.dim, w + v * cb.dim);
+      const double e = scale * (scale * s.b - 2 * s.a);
+      const double f = scale * (scale * s.b - 2 * (s.a - 2 * s.c));
       if (e < e_best[v]) e_best[v] = e, e_idx[v] = g;
-      if (f < f_best[v]) f_best[v] = f, f_idx[v] = g, f_at[v] = at;
+      if (f < f_best[v]) f_best[v] = f, f_idx[v] = g, f_at[v] = s.at;
     }
   }
   int neg = 0;
   for (int i = 0; i < 8; ++i) neg += x[i] < 0.f;
-  int idx[2] = {e_idx[0], e_idx[1]}, flip = -1;
-  if (neg % 2 == 1) {
-    if (per == 1) {
-      idx[0] = f_idx[0], flip = 0;
-    } else if (f_best[0] + e_best[1] <= e_best[0] + f_best[1]) {
-      idx[0] = f_idx[0], flip = 0;
-    } else {
-      idx[1] = f_idx[1], flip = 1;
-    }
-  }
-  for (int v = 0; v < per; ++v) {
-    for (int i = 0; i < cb.dim; ++i) {
-      const int m = cb.mag(idx[v], i);
-      const bool negative = (x[v * cb.dim + i] < 0.f) != (flip == v && i == f_at[v]);
-      b->q[e0 + v * cb.dim + i] = static_cast<int8_t>(negative ? -m : m);
-    }
-  }
+  Choice ch;
+  choose_parity(per, neg % 2 == 1, e_best, e_idx, f_best, f_idx, &ch);
+  write_group(cb, x, ch, ch.flip < 0 ? -1 : f_at[ch.flip], b->q + e0);
 }
 
 }  // namespace mcmoe::quant::ggml_iq
