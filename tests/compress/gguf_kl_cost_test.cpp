@@ -68,6 +68,19 @@ TEST(GgufKlCost, CostsKeepErrorRatiosAndAreInNats) {
   EXPECT_THROW(compress::gguf::kl_scaled_costs(items, {{0, 0.5}}), Error);
 }
 
+// A small F16 Mixtral (128 wide, rows a multiple of 128 so every low-bit type applies).
+api::SynthOptions f16_mixtral(int layers, int experts, int top_k) {
+  api::SynthOptions o;
+  o.arch = "mixtral";
+  o.layers = layers;
+  o.dim = 128;
+  o.ff = 128;
+  o.experts = experts;
+  o.top_k = top_k;
+  o.type = DType::F16;
+  return o;
+}
+
 std::vector<float> logits_of(model::Model& m, const std::vector<int32_t>& ids) {
   model::Session s(m, {.n_ctx = 64, .n_threads = 2});
   const std::span<const float> l = s.eval(ids, true);
@@ -77,18 +90,8 @@ std::vector<float> logits_of(model::Model& m, const std::vector<int32_t>& ids) {
 TEST(GgufKlCost, MeasuresEveryFamilyAndLeavesTheModelAsLoaded) {
   test::TempDir dir;
   std::vector<test::FamilyFile> models = test::write_family_models(dir);
-  api::SynthOptions mixtral{.arch = "mixtral",
-                            .layers = 2,
-                            .dim = 128,
-                            .ff = 128,
-                            .experts = 4,
-                            .top_k = 2,
-                            .type = DType::F16,
-                            .progress = nullptr,
-                            .tokenizer_from = "",
-                            .routing_from = ""};
   models.push_back({"mixtral", dir.path("mixtral.gguf")});
-  api::synth_model(mixtral, models.back().path);
+  api::synth_model(f16_mixtral(2, 4, 2), models.back().path);
   const std::string text_path = dir.path("text.txt");
   test::write_word_salad(text_path, 3000);
   std::ifstream in(text_path);
@@ -138,17 +141,7 @@ TEST(GgufKlCost, MeasuresEveryFamilyAndLeavesTheModelAsLoaded) {
 TEST(GgufKlCost, RefusedWhereThereIsNoAllocationOrNoText) {
   test::TempDir dir;
   const std::string path = dir.path("m.gguf");
-  api::synth_model({.arch = "mixtral",
-                    .layers = 1,
-                    .dim = 128,
-                    .ff = 128,
-                    .experts = 2,
-                    .top_k = 1,
-                    .type = DType::F16,
-                    .progress = nullptr,
-                    .tokenizer_from = "",
-                    .routing_from = ""},
-                   path);
+  api::synth_model(f16_mixtral(1, 2, 1), path);
   const std::string text_path = dir.path("text.txt");
   test::write_word_salad(text_path, 500);
   const std::string base = "quantize --format gguf -m " + test::quote(path) + " -f " +
