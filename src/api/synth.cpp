@@ -370,10 +370,19 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
           o.arch);
     }
     const offload::RoutingTrace t = offload::read_trace(o.routing_from);
-    if (t.n_expert != o.experts)
-      fail("synth: the trace {} has {} experts per layer; --experts is {}", o.routing_from,
-           t.n_expert, o.experts);
-    routing = std::make_unique<SynthRouting>(plan_routing(t, vocab, o.routing_noise, o.seed));
+    if (o.experts % t.n_expert != 0)
+      fail(
+          "synth: the trace {} has {} experts per layer; --experts must be a multiple of that "
+          "(each traced expert split into copies), found {}",
+          o.routing_from, t.n_expert, o.experts);
+    RoutingLayerMap layer_map = RoutingLayerMap::kStretch;
+    if (o.routing_layers == "cycle") {
+      layer_map = RoutingLayerMap::kCycle;
+    } else if (o.routing_layers != "stretch") {
+      fail("synth: --routing-layers must be stretch or cycle, found '{}'", o.routing_layers);
+    }
+    routing = std::make_unique<SynthRouting>(
+        plan_routing(t, vocab, o.experts / t.n_expert, layer_map, o.routing_noise, o.seed));
     if (routing->n_features() >= o.dim)
       fail("synth: --dim {} must exceed the {} routing features", o.dim, routing->n_features());
   }
@@ -477,8 +486,7 @@ void synth_model(const SynthOptions& o, const std::string& out_path) {
         const int l = s.layer;
         RowFix router_fix =
             rt ? RowFix([rt, l, layers = o.layers](int64_t e, float* row, int64_t cols) {
-              std::fill_n(row, cols, 0.f);
-              row[rt->traced_layer(l, layers) * rt->n_expert + e] = rt->router_scale(l);
+              rt->router_row(l, layers, static_cast<int>(e), row, cols);
             })
                : nullptr;
         return add(s.name, DType::F32, s.shape, Fill::kMatrix, router_fix);

@@ -42,9 +42,13 @@ struct SynthOptions {
   // then its size. Lets llama.cpp and mcmoe read real text with the synthetic model.
   std::string tokenizer_from = {};
   // Route like the model of this trace (api/synth_routing.h); needs tokenizer_from (the
-  // trace's token ids) and experts equal to the trace's; softmax-routed families only.
+  // trace's token ids) and experts a multiple of the trace's (each traced expert split into
+  // that many copies); softmax-routed families only.
   std::string routing_from = {};
   float routing_noise = 0.3f;
+  // Deeper than the trace: "stretch" (blocks of adjacent layers imitate one traced layer) or
+  // "cycle" (layer l imitates traced layer l mod the trace's layers).
+  std::string routing_layers = "stretch";
 };
 
 // Released models' shapes (all layers): deepseek-v2-lite, deepseek-v3, qwen3-30b-a3b,

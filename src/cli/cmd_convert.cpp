@@ -92,7 +92,10 @@ int cmd_synth(const Argv& argv) {
         "route like the model of this `mcmoe trace` (needs --tokenizer-from; softmax-routed "
         "families)"},
        {"--routing-noise", "X", "0.3",
-        "with --routing-from: noise each layer adds to the routing features"}}};
+        "with --routing-from: noise each layer adds to the routing features"},
+       {"--routing-layers", "stretch|cycle", "stretch",
+        "with --routing-from, deeper than the trace: adjacent blocks of layers imitate one "
+        "traced layer (stretch), or layer l imitates traced layer l mod its layers (cycle)"}}};
   const Args a(argv, spec);
   // A preset sets every shape of a released model; any flag given overrides it (e.g.
   // --layers 4 for a reduced-depth copy).
@@ -125,6 +128,7 @@ int cmd_synth(const Argv& argv) {
   o.tokenizer_from = a.str("--tokenizer-from", "");
   o.routing_from = a.str("--routing-from", "");
   o.routing_noise = static_cast<float>(a.number("--routing-noise", 0.3, 0, 10));
+  o.routing_layers = a.str("--routing-layers", "stretch");
   o.type = parse_type(a.str("--type", "q8_0"), {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::MXFP4});
   const std::string out = a.required("-o", "output file");
   Progress progress("synth");
