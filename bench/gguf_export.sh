@@ -4,13 +4,14 @@
 # 20,000 tokens of wikitext2-valid (39 windows of 512). For each preset:
 #   - llama-quantize without and with an importance matrix (llama-imatrix, 100 windows of 512
 #     of the calibration mix; the i-quant presets require one);
-#   - mcmoe at the preset's file size (--size = the preset's bytes): exact allocation over
-#     measured output errors, GPTQ on ggml's grids, calibrated on the same mix;
+#   - mcmoe at the preset's file size (--size = the preset's bytes) as quantize does it by
+#     default: exact allocation over the output errors scaled by each tensor's measured KL
+#     (--kl-cost N, N = KL_COST, default 8; KL_COST=0 leaves the row out), GPTQ on ggml's grids,
+#     calibrated on the same mix;
+#   - the same with the output errors alone (--kl-cost 0, the first sessions' tables);
 #   - mcmoe's GPTQ rounding with the preset's exact types (--types-from the imatrix file), which
 #     separates rounding from allocation.
-#   - with KL_COST=N, mcmoe at the preset's size with --kl-cost N (costs calibrated by each
-#     tensor's KL alone on N calibration windows); SKIP="size same" leaves out the other two
-#     mcmoe rows (e.g. when they are already recorded).
+#   SKIP="size same" leaves out the last two mcmoe rows (e.g. when they are already recorded).
 # Calibration never sees Wikipedia (bench/calib_mix.sh).
 # Needs llama.cpp built outside this repository (c392e50 was used):
 #   LLAMA_BIN=/path/to/llama.cpp/build/bin bash bench/gguf_export.sh [MODEL_DIR] [OUT_DIR]
@@ -65,7 +66,8 @@ for p in $presets; do
   [ -f "$with" ] || "$LLAMA_BIN/llama-quantize" --imatrix "$imat" "$f16" "$with" "$p" 2 >"$out/$p-imat.quantize.log" 2>&1
   score "llama-quantize $p + imatrix" "$with"
   size=$(stat -L -c %s "$with")
-  if [ "${KL_COST:-0}" -gt 0 ]; then
+  if [ "${KL_COST:-8}" -gt 0 ]; then
+    KL_COST=${KL_COST:-8}
     klc=$out/mcmoe-kl$KL_COST-$p.gguf
     if [ -f "$klc" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types "$types" \
       --size "$size" --kl-cost "$KL_COST" -o "$klc" >"$out/mcmoe-kl$KL_COST-$p.log" 2>&1; then
@@ -78,10 +80,10 @@ for p in $presets; do
   ours=$out/mcmoe-$p.gguf
   if [[ " ${SKIP:-} " == *" size "* ]]; then :
   elif [ -f "$ours" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types "$types" \
-    --size "$size" -o "$ours" >"$out/mcmoe-$p.log" 2>&1; then
-    score "mcmoe at $p's size" "$ours"
+    --size "$size" --kl-cost 0 -o "$ours" >"$out/mcmoe-$p.log" 2>&1; then
+    score "mcmoe at $p's size, output errors alone (--kl-cost 0)" "$ours"
   else
-    echo "| mcmoe at $p's size | — | — | — | — | $(grep -m1 error: "$out/mcmoe-$p.log" | sed 's/|/\\|/g') |"
+    echo "| mcmoe at $p's size, --kl-cost 0 | — | — | — | — | $(grep -m1 error: "$out/mcmoe-$p.log" | sed 's/|/\\|/g') |"
   fi
   same=$out/mcmoe-types-$p.gguf
   if [[ " ${SKIP:-} " == *" same "* ]]; then :
