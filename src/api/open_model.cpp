@@ -111,6 +111,7 @@ void install_offload(const OpenOptions& oo, OpenModel& out) {
   }
   o.prefetch_min_prob = spec.prefetch_min_prob;
   o.prefetch_fit = spec.prefetch_fit;
+  o.prefetch_fit_input = offload::RoutePredictor::fit_input_named(spec.prefetch_fit_input);
   o.io_threads = spec.io_threads;
   o.direct_io = spec.direct_io;
   if (!spec.seed_stats.empty()) {

@@ -29,6 +29,8 @@ struct OffloadSpec {
   int prefetch_m = 0;      // experts guessed per layer; 0: the model's top-k
   float prefetch_min_prob = 0;
   int prefetch_fit = 0;  // offload::OffloadOptions::prefetch_fit
+  std::string prefetch_fit_input =
+      "residual";  // residual or logits (RoutePredictor::fit_input_named)
   int io_threads = 2;
   bool direct_io = true;
   std::string seed_stats;        // calibration statistics (mcmoe calibrate) as an LFU prior

@@ -27,6 +27,9 @@ int cmd_trace(const Argv& argv) {
                    {"--fit-predictor", "N", "0",
                     "one-layer-ahead predictions from routers refitted on the text every N tokens "
                     "(0: off)"},
+                   {"--fit-input", "residual|logits", "residual",
+                    "with --fit-predictor: the map reads the residual (one layer ahead) or the "
+                    "router's logits (one and two ahead)"},
                    kThreadsFlag},
                   {load_flag_table()})};
   const Args a(argv, spec);
@@ -42,6 +45,7 @@ int cmd_trace(const Argv& argv) {
   o.depth = static_cast<int>(a.integer("--depth", 2, 1, 64));
   o.m = static_cast<int>(a.integer("--top-m", std::min(4, m->config().n_expert), 1, 1 << 16));
   o.fit = static_cast<int>(a.integer("--fit-predictor", 0, 0, 1 << 20));
+  o.fit_input = offload::RoutePredictor::fit_input_named(a.str("--fit-input", "residual"));
   Progress progress("trace");
   o.progress = [&](size_t done, size_t total) { progress.update(static_cast<int64_t>(done), static_cast<int64_t>(total)); };
   const offload::RoutingTrace t = offload::record_trace(*m, ids, o);

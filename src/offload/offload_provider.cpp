@@ -87,7 +87,7 @@ OffloadingProvider::OffloadingProvider(model::Model& m, const OffloadOptions& o)
   guess_prob_.resize(guess_m_);
   load_resident_weights(m);
   // After the copy: the fit's prior is read from the resident router.
-  if (o.prefetch_fit > 0) predictor_.enable_fit(o.prefetch_fit);
+  if (o.prefetch_fit > 0) predictor_.enable_fit(o.prefetch_fit, o.prefetch_fit_input);
   for (int t = 0; t < std::max(1, o.io_threads); ++t) workers_.emplace_back([this] { io_worker(); });
 }
 

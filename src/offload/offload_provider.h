@@ -46,6 +46,9 @@ struct OffloadOptions {
   // One-layer-ahead guesses from a router refitted online every this many decode tokens
   // (RouterFit); 0: the layer's own router.
   int prefetch_fit = 0;
+  // What the refitted map reads: the residual (one layer ahead) or the router's logits (one
+  // and two ahead, independent of the hidden size); RoutePredictor::enable_fit.
+  RoutePredictor::FitInput prefetch_fit_input = RoutePredictor::FitInput::kResidual;
   // HOBBIT: a resident low-bit copy of every expert (same shapes); a miss whose largest
   // routing weight is below the threshold computes with it instead of waiting for the read.
   model::Model* fallback = nullptr;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/error.h"
 #include "moe/router.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -21,15 +22,24 @@ bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, i
   // Router rows and stored experts differ in merged models (ModelConfig::expert_map).
   const int n_rows = cfg_.router_rows(target), n_expert = cfg_.experts(target);
   logits_.resize(n_rows);
-  RouterFit* fit = ahead == 1 && !fits_.empty() ? fits_[target].get() : nullptr;
-  if (fit) fit->add_input(h_.data());
-  if (fit && fit->fitted()) {
+  RouterFit* fit =
+      ahead <= 2 && !fits_[ahead - 1].empty() ? fits_[ahead - 1][target].get() : nullptr;
+  const bool on_residual = fit && fit_input_ == FitInput::kResidual;
+  if (on_residual) fit->add_input(h_.data());
+  if (on_residual && fit->fitted()) {
     fit->apply(h_.data(), logits_.data());  // bias included
   } else {
     ops::matmul(L.router, h_.data(), 1, logits_.data(), pool_);
     if (L.router_bias.valid()) {
       const auto* bias = static_cast<const float*>(L.router_bias.data);
       for (int r = 0; r < n_rows; ++r) logits_[r] += bias[r];
+    }
+    if (fit && !on_residual) {
+      fit->add_input(logits_.data());
+      if (fit->fitted()) {
+        fit_in_.assign(logits_.begin(), logits_.end());
+        fit->apply(fit_in_.data(), logits_.data());
+      }
     }
   }
   // The rows a grouped router can choose at all: those of its topk_group best groups.
@@ -73,14 +83,33 @@ bool RoutePredictor::predict(int from_layer, int ahead, const float* x, int m, i
   return true;
 }
 
-void RoutePredictor::enable_fit(int refit_every) {
-  fits_.clear();
-  fits_.resize(cfg_.n_layer);
+RoutePredictor::FitInput RoutePredictor::fit_input_named(const std::string& name) {
+  if (name == "residual") return FitInput::kResidual;
+  if (name == "logits") return FitInput::kLogits;
+  fail("predictor fit input must be residual or logits, found '{}'", name);
+}
+
+void RoutePredictor::enable_fit(int refit_every, FitInput input) {
+  fit_input_ = input;
+  for (auto& f : fits_) {
+    f.clear();
+    f.resize(cfg_.n_layer);
+  }
   const int d = cfg_.n_embd;
   for (int l = 1; l < cfg_.n_layer; ++l) {
     const model::LayerWeights& L = w_.layers[l];
     if (!cfg_.is_moe(l) || !L.router.valid()) continue;
     const int rows = cfg_.router_rows(l);
+    if (input == FitInput::kLogits) {
+      // The identity (no bias) as the prior: the router's own guess until the data say more.
+      for (int ahead = 1; ahead <= 2 && l - ahead >= 0; ++ahead) {
+        std::vector<float> prior(static_cast<size_t>(rows) * (rows + 1), 0.f);
+        for (int r = 0; r < rows; ++r) prior[static_cast<size_t>(r) * (rows + 1) + r] = 1.f;
+        fits_[ahead - 1][l] =
+            std::make_unique<RouterFit>(rows, rows, std::move(prior), refit_every);
+      }
+      continue;
+    }
     // The router as the fit's prior, [rows][d + 1] with the bias last.
     const std::vector<float> w =
         quant::dequantize_rows(L.router.type, static_cast<const uint8_t*>(L.router.data), rows, d);
@@ -92,13 +121,15 @@ void RoutePredictor::enable_fit(int refit_every) {
         prior[static_cast<size_t>(r) * (d + 1) + d] =
             static_cast<const float*>(L.router_bias.data)[r];
     }
-    fits_[l] = std::make_unique<RouterFit>(d, rows, std::move(prior), refit_every);
+    fits_[0][l] = std::make_unique<RouterFit>(d, rows, std::move(prior), refit_every);
   }
 }
 
 void RoutePredictor::observe(int layer, const float* logits, int64_t n) {
-  if (fits_.empty() || layer < 0 || layer >= cfg_.n_layer || !fits_[layer]) return;
-  fits_[layer]->add_targets(logits, n);
+  if (layer < 0 || layer >= cfg_.n_layer) return;
+  for (auto& f : fits_) {
+    if (!f.empty() && f[layer]) f[layer]->add_targets(logits, n);
+  }
 }
 
 }  // namespace mcmoe::offload

@@ -80,7 +80,7 @@ RoutingTrace record_trace(model::Model& m, std::span<const int32_t> tokens, cons
   t.probs.assign(n * t.n_layer * t.n_expert, 0.f);
   t.predicted.assign(n * t.n_layer * t.depth * t.m, -1);
   RoutePredictor predictor(m);
-  if (o.fit > 0) predictor.enable_fit(o.fit);
+  if (o.fit > 0) predictor.enable_fit(o.fit, o.fit_input);
   model::Session s(m, {.n_ctx = o.ctx, .n_threads = o.threads, .n_batch = o.ctx});
   for (int64_t begin = 0; begin < n; begin += o.ctx) {
     const int64_t end = std::min<int64_t>(n, begin + o.ctx);

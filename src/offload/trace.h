@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "offload/predictor.h"
 
 namespace mcmoe::offload {
 
@@ -55,6 +56,7 @@ struct TraceOptions {
   int64_t max_tokens = 0;  // 0: all
   int fit =
       0;  // predictions from routers refitted every this many tokens (RoutePredictor::enable_fit)
+  RoutePredictor::FitInput fit_input = RoutePredictor::FitInput::kResidual;
   std::function<void(size_t, size_t)> progress;
 };
 

@@ -84,28 +84,52 @@ TEST(RouterFit, UnpairedInputsAreDroppedAndBadShapesRefused) {
   EXPECT_THROW(RouterFit(2, 1, {0.f, 0.f, 0.f}, 1, 0), Error);  // no penalty
 }
 
-TEST(RouterFit, RefittedGuessesBeatTheRoutersOnRealText) {
-  const std::string shared = test::shared_dir();
-  if (shared.empty()) GTEST_SKIP() << "needs ../shared/corpus";
-  const std::string path = std::string(MCMOE_SOURCE_DIR) + "/models/mixtral-tiny-q4_0.gguf";
-  auto m = model::Model::load(path);
+// The first 40,000 characters of WikiText-2, tokenized by m.
+std::vector<int32_t> wiki_ids(const model::Model& m, const std::string& shared) {
   std::ifstream in(shared + "/corpus/wikitext2-valid.txt");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::vector<int32_t> ids = m->tokenizer().encode(ss.str().substr(0, 40000));
+  return m.tokenizer().encode(ss.str().substr(0, 40000));
+}
+
+// Both fits on real text: the full one (from the residual, one layer ahead) and the cheap one
+// (from the router's logits, independent of the hidden size, one and two layers ahead, whose
+// identity prior means no change before its first fit). Neither changes the routing.
+TEST(RouterFit, RefittedGuessesBeatTheRoutersOnRealText) {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) GTEST_SKIP() << "needs ../shared/corpus";
+  auto m = model::Model::load(std::string(MCMOE_SOURCE_DIR) + "/models/mixtral-tiny-q4_0.gguf");
+  const std::vector<int32_t> ids = wiki_ids(*m, shared);
   ASSERT_GT(ids.size(), 4096u);
   TraceOptions o;
   o.ctx = 512;
-  o.depth = 1;
+  o.depth = 2;
   o.m = 2;
   o.max_tokens = 4096;
   const RoutingTrace plain = record_trace(*m, ids, o);
   o.fit = 256;
-  const RoutingTrace fitted = record_trace(*m, ids, o);
-  EXPECT_EQ(plain.picks, fitted.picks);  // the fit changes guesses, never the routing
-  const double before = prediction_quality(plain, 1, 2).recall,
-               after = prediction_quality(fitted, 1, 2).recall;
-  EXPECT_GT(after, before + 0.01) << "recall " << before << " -> " << after;
+  for (const auto input :
+       {RoutePredictor::FitInput::kResidual, RoutePredictor::FitInput::kLogits}) {
+    o.fit_input = input;
+    const bool logits = input == RoutePredictor::FitInput::kLogits;
+    const RoutingTrace fitted = record_trace(*m, ids, o);
+    EXPECT_EQ(plain.picks, fitted.picks);
+    // Until the first refit (256 pairs, within the first window) the guesses are the router's.
+    const size_t before_fit = static_cast<size_t>(200) * plain.n_layer * plain.depth * plain.m;
+    EXPECT_TRUE(std::equal(plain.predicted.begin(), plain.predicted.begin() + before_fit,
+                           fitted.predicted.begin()));
+    for (int ahead = 1; ahead <= 2; ++ahead) {
+      const double before = prediction_quality(plain, ahead, 2).recall,
+                   after = prediction_quality(fitted, ahead, 2).recall;
+      if (ahead == 1 || logits) {
+        EXPECT_GT(after, before + 0.01) << (logits ? "logits, " : "residual, ") << ahead
+                                        << " ahead: recall " << before << " -> " << after;
+      } else {
+        EXPECT_EQ(after, before) << "the residual fit is one layer ahead only";
+      }
+    }
+  }
+  EXPECT_THROW(RoutePredictor::fit_input_named("hidden"), Error);
 }
 
 }  // namespace
