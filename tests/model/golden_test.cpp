@@ -140,6 +140,18 @@ TEST(Golden, Qwen2MoeTinyGreedyAndPerplexity) {
   std::printf("[golden] qwen2moe ppl %.4f vs reference %.4f\n", r.ppl, ref);
 }
 
+// The fine-grained Qwen3-MoE test model (64 experts, top-8 renormalised, q/k norms), trained
+// for the offloading scenario of bench/offload_large.sh; its reference logits beside it.
+TEST(Golden, Qwen3MoeTinyLogitsAndConversion) {
+  const std::string dir = std::string(MCMOE_SOURCE_DIR) + "/models/qwen3moe-tiny";
+  if (!std::filesystem::exists(dir + "/golden.json"))
+    GTEST_SKIP() << "models/qwen3moe-tiny not present";
+  check_golden(dir, dir, 1e-3, true);
+  test::TempDir tmp;
+  api::convert_hf_to_gguf(dir, tmp.path("f16.gguf"), {.type = DType::F16});
+  check_golden(dir, tmp.path("f16.gguf"), 1e-3, true);
+}
+
 // `mcmoe dump --name router_logits.3` against the reference's layer-3 router logits.
 TEST(Golden, DumpRouterLogitsMatchesReference) {
   if (test::shared_dir().empty()) GTEST_SKIP() << "../shared not present";
