@@ -7,7 +7,8 @@
 #   bash bench/offload_large.sh [OUT_DIR]   (default /tmp/mcmoe-offload-large; ~36 GB of disk)
 #   LLAMA_DIR=/path/to/llama.cpp/build/bin adds llama.cpp (built with -DGGML_CPU_AARCH64=OFF,
 #   as in bench/offload.sh). LIMIT (default 8G), GEN (decode tokens, default 128), NOISE
-#   (synth --routing-noise, default 0.3), STEPS="policies check decode" picks the parts.
+#   (synth --routing-noise, default 0.3), STEPS="policies check decode" picks the parts;
+#   ROUNDS=N (with LLAMA_DIR): only N alternating rounds of mcmoe's default and llama.cpp.
 # Needs root for dropping the page cache and for the memory cgroup.
 #
 # How the synthetic model routes (api/synth_routing.h): every token's embedding carries the
@@ -110,6 +111,24 @@ if [[ " $steps " == *" decode "* ]]; then
       --no-bandwidth --stats --expert-cache auto "$@" 2>&1 |
       grep -E "^decode|expert cache auto|hit rate|stall|prediction|prefetch reads|read per token|peak" || true
   }
+  if [ -n "${ROUNDS:-}" ]; then
+    # ROUNDS=N: only the headline, N rounds of mcmoe's default and llama.cpp alternating, each
+    # from a dropped page cache under the same limit; one line per run, then the ratios.
+    [ -n "${LLAMA_DIR:-}" ] || { echo "ROUNDS needs LLAMA_DIR" >&2; exit 1; }
+    rounds="$out/rounds.tsv"
+    printf 'round\tengine\ttok_s\n' > "$rounds"
+    for r in $(seq 1 "$ROUNDS"); do
+      t=$(limited $mcmoe bench -m "$big" --text "$out/decode.txt" --prompt-tokens 16 --gen-tokens "$gen" --reps 1 \
+            --no-bandwidth --expert-cache auto 2>/dev/null | sed -n 's/^decode .*: \([0-9.]*\) tok\/s.*/\1/p')
+      printf '%s\tmcmoe\t%s\n' "$r" "$t" | tee -a "$rounds"
+      t=$(limited "$LLAMA_DIR/llama-perplexity" -m "$mixtral" -f "$out/decode.txt" -c 32 -b 1 -ub 1 --chunks 1 -t 2 2>&1 |
+          sed -n 's/.*  eval time = .* runs *(.* ms per token, *\([0-9.]*\) tokens per second).*/\1/p')
+      printf '%s\tllama.cpp\t%s\n' "$r" "$t" | tee -a "$rounds"
+    done
+    awk -F'\t' 'NR > 1 { v[$1, $2] = $3; n = $1 } END {
+      for (r = 1; r <= n; ++r) printf "round %d: mcmoe / llama.cpp = %.1f\n", r, v[r, "mcmoe"] / v[r, "llama.cpp"] }' "$rounds"
+    exit 0
+  fi
   run "mcmoe default (lfu + prefetch 1, guesses refitted from the logits every 250 tokens)" "$big"
   run "mcmoe lfu + prefetch 1, the routers' own guesses" "$big" --prefetch-fit 0
   run "mcmoe cycle:200 + prefetch 1" "$big" --cache-policy cycle:200
