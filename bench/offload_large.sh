@@ -8,7 +8,8 @@
 #   LLAMA_DIR=/path/to/llama.cpp/build/bin adds llama.cpp (built with -DGGML_CPU_AARCH64=OFF,
 #   as in bench/offload.sh). LIMIT (default 8G), GEN (decode tokens, default 128), NOISE
 #   (synth --routing-noise, default 0.3), STEPS="policies check decode" picks the parts;
-#   ROUNDS=N (with LLAMA_DIR): only N alternating rounds of mcmoe's default and llama.cpp.
+#   ROUNDS=N (with LLAMA_DIR): only N alternating rounds of mcmoe's default and llama.cpp;
+#   LIMITS="4G 6G 8G 12G" (with LLAMA_DIR): only both engines under each limit (limits.tsv).
 # Needs root for dropping the page cache and for the memory cgroup.
 #
 # How the synthetic model routes (api/synth_routing.h): every token's embedding carries the
@@ -111,6 +112,23 @@ if [[ " $steps " == *" decode "* ]]; then
       --no-bandwidth --stats --expert-cache auto "$@" 2>&1 |
       grep -E "^decode|expert cache auto|hit rate|stall|prediction|prefetch reads|read per token|peak" || true
   }
+  if [ -n "${LIMITS:-}" ]; then
+    # LIMITS="4G 6G ...": mcmoe's default (--expert-cache auto) and llama.cpp under each memory
+    # limit; $out/limits.tsv, drawn by bench/plot_limits.py.
+    [ -n "${LLAMA_DIR:-}" ] || { echo "LIMITS needs LLAMA_DIR" >&2; exit 1; }
+    printf 'limit_gib\tengine\ttok_s\n' > "$out/limits.tsv"
+    for lim in $LIMITS; do
+      echo "$lim" > "$cg/memory.limit_in_bytes"
+      gib=$(awk -v b="$(cat $cg/memory.limit_in_bytes)" 'BEGIN { printf "%g", b / 1073741824 }')
+      t=$(limited $mcmoe bench -m "$big" --text "$out/decode.txt" --prompt-tokens 16 --gen-tokens "$gen" --reps 1 \
+            --no-bandwidth --expert-cache auto 2>/dev/null | sed -n 's/^decode .*: \([0-9.]*\) tok\/s.*/\1/p')
+      printf '%s\tmcmoe\t%s\n' "$gib" "${t:-0}" | tee -a "$out/limits.tsv"
+      t=$(limited "$LLAMA_DIR/llama-perplexity" -m "$mixtral" -f "$out/decode.txt" -c 32 -b 1 -ub 1 --chunks 1 -t 2 2>&1 |
+          sed -n 's/.*  eval time = .* runs *(.* ms per token, *\([0-9.]*\) tokens per second).*/\1/p')
+      printf '%s\tllama.cpp\t%s\n' "$gib" "${t:-0}" | tee -a "$out/limits.tsv"
+    done
+    exit 0
+  fi
   if [ -n "${ROUNDS:-}" ]; then
     # ROUNDS=N: only the headline, N rounds of mcmoe's default and llama.cpp alternating, each
     # from a dropped page cache under the same limit; one line per run, then the ratios.
