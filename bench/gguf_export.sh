@@ -25,6 +25,7 @@ mkdir -p "$out"
 mc=${MCMOE:-./build/mcmoe}
 presets=${PRESETS:-Q2_K Q3_K_S Q3_K_M Q4_K_M IQ3_XXS IQ2_XXS}
 types=${TYPES:-q2_K,q3_K,q4_K,q5_K,q6_K,q8_0,iq4_xs}
+kl_cost=${KL_COST:-8}  # the --kl-cost row's windows; 0 leaves it out
 source bench/calib_mix.sh
 calib=$out/calib-mix.txt
 make_calib_mix "$calib"
@@ -66,14 +67,13 @@ for p in $presets; do
   [ -f "$with" ] || "$LLAMA_BIN/llama-quantize" --imatrix "$imat" "$f16" "$with" "$p" 2 >"$out/$p-imat.quantize.log" 2>&1
   score "llama-quantize $p + imatrix" "$with"
   size=$(stat -L -c %s "$with")
-  if [ "${KL_COST:-8}" -gt 0 ]; then
-    KL_COST=${KL_COST:-8}
-    klc=$out/mcmoe-kl$KL_COST-$p.gguf
+  if [ "$kl_cost" -gt 0 ]; then
+    klc=$out/mcmoe-kl$kl_cost-$p.gguf
     if [ -f "$klc" ] || $mc quantize --format gguf -m "$f16" -f "$calib" --samples 100 --seq 512 --types "$types" \
-      --size "$size" --kl-cost "$KL_COST" -o "$klc" >"$out/mcmoe-kl$KL_COST-$p.log" 2>&1; then
-      score "mcmoe at $p's size, --kl-cost $KL_COST" "$klc"
+      --size "$size" --kl-cost "$kl_cost" -o "$klc" >"$out/mcmoe-kl$kl_cost-$p.log" 2>&1; then
+      score "mcmoe at $p's size, --kl-cost $kl_cost" "$klc"
     else
-      echo "| mcmoe at $p's size, --kl-cost $KL_COST | — | — | — | — | $(grep -m1 error: "$out/mcmoe-kl$KL_COST-$p.log" | sed 's/|/\\|/g') |"
+      echo "| mcmoe at $p's size, --kl-cost $kl_cost | — | — | — | — | $(grep -m1 error: "$out/mcmoe-kl$kl_cost-$p.log" | sed 's/|/\\|/g') |"
     fi
   fi
   [[ " ${SKIP:-} " == *" size "* ]] && [[ " ${SKIP:-} " == *" same "* ]] && continue

@@ -112,6 +112,14 @@ if [[ " $steps " == *" decode "* ]]; then
       --no-bandwidth --stats --expert-cache auto "$@" 2>&1 |
       grep -E "^decode|expert cache auto|hit rate|stall|prediction|prefetch reads|read per token|peak" || true
   }
+  # llama.cpp on the Mixtral-layout copy under the limit: one-token steps over the same text.
+  llama() { limited "$LLAMA_DIR/llama-perplexity" -m "$mixtral" -f "$out/decode.txt" -c 32 -b 1 -ub 1 --chunks 1 -t 2 2>&1; }
+  # Decode tokens/s of one run of each engine under the current limit (the headline modes).
+  mcmoe_tok_s() {
+    limited $mcmoe bench -m "$big" --text "$out/decode.txt" --prompt-tokens 16 --gen-tokens "$gen" --reps 1 \
+      --no-bandwidth --expert-cache auto 2>/dev/null | sed -n 's/^decode .*: \([0-9.]*\) tok\/s.*/\1/p'
+  }
+  llama_tok_s() { llama | sed -n 's/.*  eval time = .* runs *(.* ms per token, *\([0-9.]*\) tokens per second).*/\1/p'; }
   if [ -n "${LIMITS:-}" ]; then
     # LIMITS="4G 6G ...": mcmoe's default (--expert-cache auto) and llama.cpp under each memory
     # limit; $out/limits.tsv, drawn by bench/plot_limits.py.
@@ -120,11 +128,9 @@ if [[ " $steps " == *" decode "* ]]; then
     for lim in $LIMITS; do
       echo "$lim" > "$cg/memory.limit_in_bytes"
       gib=$(awk -v b="$(cat $cg/memory.limit_in_bytes)" 'BEGIN { printf "%g", b / 1073741824 }')
-      t=$(limited $mcmoe bench -m "$big" --text "$out/decode.txt" --prompt-tokens 16 --gen-tokens "$gen" --reps 1 \
-            --no-bandwidth --expert-cache auto 2>/dev/null | sed -n 's/^decode .*: \([0-9.]*\) tok\/s.*/\1/p')
+      t=$(mcmoe_tok_s)
       printf '%s\tmcmoe\t%s\n' "$gib" "${t:-0}" | tee -a "$out/limits.tsv"
-      t=$(limited "$LLAMA_DIR/llama-perplexity" -m "$mixtral" -f "$out/decode.txt" -c 32 -b 1 -ub 1 --chunks 1 -t 2 2>&1 |
-          sed -n 's/.*  eval time = .* runs *(.* ms per token, *\([0-9.]*\) tokens per second).*/\1/p')
+      t=$(llama_tok_s)
       printf '%s\tllama.cpp\t%s\n' "$gib" "${t:-0}" | tee -a "$out/limits.tsv"
     done
     exit 0
@@ -136,11 +142,9 @@ if [[ " $steps " == *" decode "* ]]; then
     rounds="$out/rounds.tsv"
     printf 'round\tengine\ttok_s\n' > "$rounds"
     for r in $(seq 1 "$ROUNDS"); do
-      t=$(limited $mcmoe bench -m "$big" --text "$out/decode.txt" --prompt-tokens 16 --gen-tokens "$gen" --reps 1 \
-            --no-bandwidth --expert-cache auto 2>/dev/null | sed -n 's/^decode .*: \([0-9.]*\) tok\/s.*/\1/p')
+      t=$(mcmoe_tok_s)
       printf '%s\tmcmoe\t%s\n' "$r" "$t" | tee -a "$rounds"
-      t=$(limited "$LLAMA_DIR/llama-perplexity" -m "$mixtral" -f "$out/decode.txt" -c 32 -b 1 -ub 1 --chunks 1 -t 2 2>&1 |
-          sed -n 's/.*  eval time = .* runs *(.* ms per token, *\([0-9.]*\) tokens per second).*/\1/p')
+      t=$(llama_tok_s)
       printf '%s\tllama.cpp\t%s\n' "$r" "$t" | tee -a "$rounds"
     done
     awk -F'\t' 'NR > 1 { v[$1, $2] = $3; n = $1 } END {
@@ -155,7 +159,6 @@ if [[ " $steps " == *" decode "* ]]; then
   run "mcmoe default on the Mixtral-layout copy" "$mixtral"
   if [ -n "${LLAMA_DIR:-}" ]; then
     echo "== llama.cpp llama-perplexity -c 32 -b 1 on the Mixtral-layout copy (mmap; memory limit $limit, page cache dropped)"
-    limited "$LLAMA_DIR/llama-perplexity" -m "$mixtral" -f "$out/decode.txt" -c 32 -b 1 -ub 1 --chunks 1 -t 2 2>&1 |
-      grep -E "prompt eval time|  eval time|total time" || true
+    llama | grep -E "prompt eval time|  eval time|total time" || true
   fi
 fi

@@ -122,30 +122,44 @@ TEST(SynthRouting, LayerMaps) {
   EXPECT_EQ(stretch.n_expert(), 4);
 }
 
-TEST(SynthRouting, ASynthesizedModelRoutesAsPlannedWithCopiesAndCycledLayers) {
+// A model synthesized from hand_trace(2000) with twice its experts and `layers` layers cycling
+// over its 3, traced over n random token ids; with the plan it was built from.
+struct Synthesized {
+  std::vector<int32_t> tokens;
+  offload::RoutingTrace got;
+  SynthRouting plan;
+};
+Synthesized synthesize_and_trace(int layers, float noise, int n_tokens, uint32_t token_seed) {
   const test::TempDir dir;
   const offload::RoutingTrace t = hand_trace(2000);
   const std::string trace = dir.path("hand.trace");
   offload::write_trace(t, trace);
-  SynthOptions o = test::synth_options(6, 128, 64, 8);
+  SynthOptions o = test::synth_options(layers, 128, 64, 8);
   o.type = DType::F16;
   o.tokenizer_from = test::small_offload_model();
   o.routing_from = trace;
-  o.routing_noise = 0.f;
+  o.routing_noise = noise;
   o.routing_layers = "cycle";
   const std::string path = dir.path("syn.gguf");
   synth_model(o, path);
   auto m = model::Model::load(path);
-  std::vector<int32_t> tokens;
-  std::mt19937 rng(11);
-  for (int i = 0; i < 200; ++i) tokens.push_back(static_cast<int32_t>(3 + rng() % (kVocab - 3)));
+  Synthesized s;
+  std::mt19937 rng(token_seed);
+  for (int i = 0; i < n_tokens; ++i)
+    s.tokens.push_back(static_cast<int32_t>(3 + rng() % (kVocab - 3)));
   offload::TraceOptions to;
   to.ctx = 64;
   to.depth = 1;
   to.m = 2;
-  const offload::RoutingTrace got = offload::record_trace(*m, tokens, to);
+  s.got = offload::record_trace(*m, s.tokens, to);
+  s.plan = plan_routing(t, kVocab, 2, RoutingLayerMap::kCycle, noise, o.seed);
+  return s;
+}
+
+TEST(SynthRouting, ASynthesizedModelRoutesAsPlannedWithCopiesAndCycledLayers) {
+  const Synthesized r = synthesize_and_trace(6, 0.f, 200, 11);
+  const offload::RoutingTrace& got = r.got;
   ASSERT_EQ(got.n_expert, 8);
-  const SynthRouting plan = plan_routing(t, kVocab, 2, RoutingLayerMap::kCycle, 0.f, o.seed);
   int64_t same = 0, total = 0;
   std::vector<int64_t> uses(6 * 8, 0);
   for (int64_t i = 0; i < got.n_tokens(); ++i) {
@@ -153,7 +167,7 @@ TEST(SynthRouting, ASynthesizedModelRoutesAsPlannedWithCopiesAndCycledLayers) {
       const auto p = got.pick(i, l);
       const std::set<int> picked(p.begin(), p.end());
       for (int e : picked) ++uses[l * 8 + e];
-      same += picked == planned_topk(plan, tokens[i], l, 6, 2, 128);
+      same += picked == planned_topk(r.plan, r.tokens[i], l, 6, 2, 128);
       ++total;
     }
   }
@@ -168,28 +182,7 @@ TEST(SynthRouting, ASynthesizedModelRoutesAsPlannedWithCopiesAndCycledLayers) {
 // the features, attention added nearly the same vector to every token, and over many layers
 // that bias sent most tokens to the same few experts.)
 TEST(SynthRouting, NoiseBlursButDoesNotConcentrateDeepLayers) {
-  const test::TempDir dir;
-  const offload::RoutingTrace t = hand_trace(2000);
-  const std::string trace = dir.path("hand.trace");
-  offload::write_trace(t, trace);
-  SynthOptions o = test::synth_options(24, 128, 64, 8);
-  o.type = DType::F16;
-  o.tokenizer_from = test::small_offload_model();
-  o.routing_from = trace;
-  o.routing_noise = 0.3f;
-  o.routing_layers = "cycle";
-  const std::string path = dir.path("syn.gguf");
-  synth_model(o, path);
-  auto m = model::Model::load(path);
-  std::vector<int32_t> tokens;
-  std::mt19937 rng(12);
-  for (int i = 0; i < 400; ++i) tokens.push_back(static_cast<int32_t>(3 + rng() % (kVocab - 3)));
-  offload::TraceOptions to;
-  to.ctx = 64;
-  to.depth = 1;
-  to.m = 2;
-  const offload::RoutingTrace got = offload::record_trace(*m, tokens, to);
-  const SynthRouting plan = plan_routing(t, kVocab, 2, RoutingLayerMap::kCycle, 0.3f, o.seed);
+  const Synthesized r = synthesize_and_trace(24, 0.3f, 400, 12);
   // Share of a layer's picks that go to its 2 most used experts (of 8): about 0.28 planned,
   // at most 0.40 synthetic here, 0.56-0.65 with the bias.
   auto top2_share = [](const std::vector<int64_t>& uses) {
@@ -199,9 +192,9 @@ TEST(SynthRouting, NoiseBlursButDoesNotConcentrateDeepLayers) {
   };
   for (int l = 12; l < 24; ++l) {
     std::vector<int64_t> synthetic(8, 0), planned(8, 0);
-    for (int64_t i = 0; i < got.n_tokens(); ++i) {
-      for (int e : got.pick(i, l)) ++synthetic[e];
-      for (int e : planned_topk(plan, tokens[i], l, 24, 2, 128)) ++planned[e];
+    for (int64_t i = 0; i < r.got.n_tokens(); ++i) {
+      for (int e : r.got.pick(i, l)) ++synthetic[e];
+      for (int e : planned_topk(r.plan, r.tokens[i], l, 24, 2, 128)) ++planned[e];
     }
     EXPECT_LE(top2_share(synthetic), top2_share(planned) + 0.2) << "layer " << l;
   }
