@@ -9,7 +9,8 @@
 #   as in bench/offload.sh). LIMIT (default 8G), GEN (decode tokens, default 128), NOISE
 #   (synth --routing-noise, default 0.3), STEPS="policies check decode" picks the parts;
 #   ROUNDS=N (with LLAMA_DIR): only N alternating rounds of mcmoe's default and llama.cpp;
-#   LIMITS="4G 6G 8G 12G" (with LLAMA_DIR): only both engines under each limit (limits.tsv).
+#   LIMITS="4G 6G 8G 12G" (with LLAMA_DIR): only both engines under each limit (limits.tsv;
+#   ENGINES="mcmoe" or "llama.cpp" runs one of them, appending to an existing limits.tsv).
 # Needs root for dropping the page cache and for the memory cgroup.
 #
 # How the synthetic model routes (api/synth_routing.h): every token's embedding carries the
@@ -123,15 +124,22 @@ if [[ " $steps " == *" decode "* ]]; then
   if [ -n "${LIMITS:-}" ]; then
     # LIMITS="4G 6G ...": mcmoe's default (--expert-cache auto) and llama.cpp under each memory
     # limit; $out/limits.tsv, drawn by bench/plot_limits.py.
-    [ -n "${LLAMA_DIR:-}" ] || { echo "LIMITS needs LLAMA_DIR" >&2; exit 1; }
-    printf 'limit_gib\tengine\ttok_s\n' > "$out/limits.tsv"
+    # gen_tokens: mcmoe's decode length (GEN); llama.cpp's steps are llama-perplexity's 32.
+    engines=${ENGINES:-mcmoe llama.cpp}
+    [[ " $engines " != *" llama.cpp "* ]] || [ -n "${LLAMA_DIR:-}" ] || { echo "LIMITS needs LLAMA_DIR" >&2; exit 1; }
+    [ "$engines" != "mcmoe llama.cpp" ] && [ -f "$out/limits.tsv" ] ||
+      printf 'limit_gib\tengine\tgen_tokens\ttok_s\n' > "$out/limits.tsv"
     for lim in $LIMITS; do
       echo "$lim" > "$cg/memory.limit_in_bytes"
       gib=$(awk -v b="$(cat $cg/memory.limit_in_bytes)" 'BEGIN { printf "%g", b / 1073741824 }')
-      t=$(mcmoe_tok_s)
-      printf '%s\tmcmoe\t%s\n' "$gib" "${t:-0}" | tee -a "$out/limits.tsv"
-      t=$(llama_tok_s)
-      printf '%s\tllama.cpp\t%s\n' "$gib" "${t:-0}" | tee -a "$out/limits.tsv"
+      for engine in $engines; do
+        case $engine in
+          mcmoe) t=$(mcmoe_tok_s) n=$gen ;;
+          llama.cpp) t=$(llama_tok_s) n=32 ;;
+          *) echo "ENGINES: unknown engine $engine (expected mcmoe or llama.cpp)" >&2; exit 1 ;;
+        esac
+        printf '%s\t%s\t%s\t%s\n' "$gib" "$engine" "$n" "${t:-0}" | tee -a "$out/limits.tsv"
+      done
     done
     exit 0
   fi

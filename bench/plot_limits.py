@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Decode tokens/s against the memory limit, mcmoe beside llama.cpp, from
 bench/offload_large.sh's limits.tsv (LIMITS="4G 6G ..."): the Qwen3-30B-A3B-shaped model
-(16.9 GB) decoded under each cgroup limit. Log-scale tokens/s (the engines differ 30-50x).
+(16.9 GB) decoded under each cgroup limit, one line per engine and decode length (a short
+run from a cold cache pays for filling it; a longer one shows the steady state). Log-scale
+tokens/s (the engines differ 30-50x).
 A plain SVG: needs nothing beyond Python's standard library.
 
     python3 bench/plot_limits.py OUT/limits.tsv bench/offload_limits.svg
@@ -10,9 +12,9 @@ import csv
 import math
 import sys
 
-COLORS = {"mcmoe": "#d62728", "llama.cpp": "#1f77b4"}
-NAMES = {"mcmoe": "mcmoe (default, --expert-cache auto)", "llama.cpp": "llama.cpp (mmap)"}
-W, H, M = 520, 340, 60
+COLORS = {"mcmoe": ["#d62728", "#ff9896"], "llama.cpp": ["#1f77b4"]}
+NAMES = {"mcmoe": "mcmoe --expert-cache auto", "llama.cpp": "llama.cpp (mmap)"}
+W, H, M = 560, 360, 70
 
 
 def main():
@@ -27,7 +29,7 @@ def main():
     def py(t):
         return H - M - (math.log10(t) - y_lo) / (y_hi - y_lo) * (H - 2 * M)
 
-    out = [f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="14">'
+    out = [f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="14">'
            "Qwen3-30B-A3B-shaped model (16.9 GB Q4_0) decoded under a memory limit</text>",
            f'<line x1="{px(x_lo)}" y1="{H - M}" x2="{px(x_hi)}" y2="{H - M}" stroke="black"/>',
            f'<line x1="{px(x_lo)}" y1="{H - M}" x2="{px(x_lo)}" y2="{M}" stroke="black"/>',
@@ -40,17 +42,23 @@ def main():
     for t in (0.1, 0.3, 1, 3, 10, 30, 100):
         out.append(f'<line x1="{px(x_lo)}" y1="{py(t)}" x2="{px(x_hi)}" y2="{py(t)}" stroke="#ddd"/>'
                    f'<text x="{px(x_lo) - 6}" y="{py(t) + 4}" text-anchor="end" font-size="11">{t:g}</text>')
-    for i, (eng, color) in enumerate(COLORS.items()):
-        line = sorted((float(r["limit_gib"]), float(r["tok_s"])) for r in rows if r["engine"] == eng)
-        if not line:
-            continue
+    # One line per (engine, decode length), longest first within an engine.
+    series = sorted({(r["engine"], int(r["gen_tokens"])) for r in rows}, key=lambda s: (s[0], -s[1]))
+    shade = {}
+    for i, (eng, gen) in enumerate(series):
+        nth = shade.get(eng, 0)  # the engine's second line is labelled below its points
+        color = COLORS[eng][min(nth, len(COLORS[eng]) - 1)]
+        shade[eng] = nth + 1
+        line = sorted((float(r["limit_gib"]), float(r["tok_s"])) for r in rows
+                      if r["engine"] == eng and int(r["gen_tokens"]) == gen)
         out.append(f'<polyline points="{" ".join(f"{px(x):.1f},{py(t):.1f}" for x, t in line)}" '
                    f'fill="none" stroke="{color}" stroke-width="2"/>')
         for x, t in line:
             out.append(f'<circle cx="{px(x):.1f}" cy="{py(t):.1f}" r="3" fill="{color}"/>'
-                       f'<text x="{px(x) + 6:.1f}" y="{py(t) - 6:.1f}" font-size="10">{t:g}</text>')
-        out.append(f'<rect x="{M + 10 + i * 230}" y="{M - 18}" width="14" height="4" fill="{color}"/>'
-                   f'<text x="{M + 28 + i * 230}" y="{M - 12}" font-size="11">{NAMES[eng]}</text>')
+                       f'<text x="{px(x) + 6:.1f}" y="{py(t) + (14 if nth else -6):.1f}" font-size="10">{t:g}</text>')
+        y = M - 30 + 12 * i
+        out.append(f'<rect x="{M + 10}" y="{y - 4}" width="14" height="4" fill="{color}"/>'
+                   f'<text x="{M + 28}" y="{y + 2}" font-size="11">{NAMES[eng]}, {gen} tokens</text>')
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif">'
            '<rect width="100%" height="100%" fill="white"/>' + "".join(out) + "</svg>\n")
     open(sys.argv[2], "w").write(svg)
