@@ -131,8 +131,11 @@ void print_offload_stats(const Args& a, const offload::OffloadingProvider* provi
       }
       std::fprintf(stderr, " %.2f", s.layer_accesses[l] ? static_cast<double>(s.layer_hits[l]) / s.layer_accesses[l] : 0.0);
     }
-    std::fprintf(stderr, "\n  reads %lld, %.2f MiB per token; stall %.2f ms per token (%.2f s total)\n",
-                 static_cast<long long>(s.reads), s.bytes_read / 1048576.0 / per_tok, 1e3 * s.stall_s / per_tok, s.stall_s);
+    std::fprintf(stderr,
+                 "\n  reads %lld, %.2f MiB per token; stall %.2f ms per token (%.2f s total); "
+                 "scales checked on %lld first reads\n",
+                 static_cast<long long>(s.reads), s.bytes_read / 1048576.0 / per_tok,
+                 1e3 * s.stall_s / per_tok, s.stall_s, static_cast<long long>(s.scale_checks));
     for (size_t a1 = 0; a1 < s.pred_used.size(); ++a1) {
       std::fprintf(stderr, "  prediction %zu layer(s) ahead: recall %.3f precision %.3f\n", a1 + 1,
                    s.pred_used[a1] ? static_cast<double>(s.pred_right[a1]) / s.pred_used[a1] : 0.0,

@@ -62,6 +62,7 @@ struct OffloadStats {
   int64_t fallbacks = 0;          // misses served by the low-bit copy
   std::vector<int64_t> layer_accesses, layer_hits;  // [n_layer]; a dense layer has none
   int64_t reads = 0;              // expert reads issued (demand + prefetch)
+  int64_t scale_checks = 0;       // reads whose block scales were checked: each expert's first
   uint64_t bytes_read = 0;
   int64_t prefetches = 0, prefetches_used = 0;  // prefetch reads issued / used at their layer
   int64_t prefetch_paused_tokens = 0;           // decode tokens with prefetch paused (low recall)
@@ -116,6 +117,7 @@ class OffloadingProvider final : public moe::ExpertProvider {
     bool prefetched = false;        // entered by prefetch and not used yet
     bool prefetch_read = false;     // being read for a prefetch (counts against the in-flight cap)
     int64_t protect_step = -1;      // prefetched for this step: not evicted before it
+    bool scales_checked = false;    // a read of it passed check_expert_scales (see io_worker)
   };
 
   int id(int layer, int expert) const { return layer * n_expert_ + expert; }

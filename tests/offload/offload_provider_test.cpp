@@ -49,6 +49,10 @@ void expect_identical(const std::string& path, const std::vector<float>& want, c
   EXPECT_EQ(s.fallbacks, 0);
   // Every miss is one read, and so is every prefetch.
   EXPECT_EQ(s.reads, s.accesses - s.hits + s.prefetches);
+  // Each expert's scales are checked on its first read only.
+  EXPECT_GT(s.scale_checks, 0);
+  EXPECT_LE(s.scale_checks,
+            std::min<int64_t>(s.reads, int64_t{m->config().n_layer} * m->config().n_expert));
   EXPECT_LE(s.peak_cache_bytes, o.budget);
   EXPECT_LE(p->cache_bytes(), o.budget);
   EXPECT_EQ(s.decode_tokens, static_cast<int64_t>(tokens.size() - kPrefill));
@@ -132,6 +136,24 @@ TEST(OffloadProvider, LargeBudgetReadsEachExpertOnce) {
   EXPECT_EQ(s2.reads, 0);
   EXPECT_EQ(s2.hits, s2.accesses);
   EXPECT_EQ(s2.layer_hits, s2.layer_accesses);
+}
+
+// An expert read again after its eviction is not checked again: the checks are at most one
+// per expert however often the small cache rereads them (and the output stays the resident
+// model's, which expect_identical checks for every budget).
+TEST(OffloadProvider, ScalesCheckedOncePerExpert) {
+  const std::string& path = test::small_offload_model();
+  OffloadingProvider* p = nullptr;
+  auto m0 = model::Model::load(path, {.memory = model::LoadOptions::Memory::kMap});
+  const int64_t experts = int64_t{m0->config().n_layer} * m0->config().n_expert;
+  auto m = test::load_offloaded(
+      path, test::offload_options("lru", 2 * test::one_expert_budget(*m0), 0), &p);
+  const std::vector<int32_t> tokens = test_tokens(m->config().n_vocab);
+  run_logits(*m, tokens);
+  const OffloadStats s = p->stats();
+  ASSERT_GT(s.reads, experts) << "the test needs rereads";
+  EXPECT_GT(s.scale_checks, 0);
+  EXPECT_LE(s.scale_checks, experts);
 }
 
 TEST(OffloadProvider, BudgetBelowOneExpertIsRejected) {
