@@ -181,8 +181,31 @@ void Session::moe_block(int l, int64_t n) {
     const std::span<const int> rest(active.data() + first, active.size() - first);
     const size_t count = rest.empty() ? 0 : provider.begin_layer(l, rest, std::span<const float>(max_weight.data() + first, rest.size()));
     if (!rest.empty() && count == 0) fail("layer {}: the expert provider could not make room for any expert", l);
-    experts_chunk(l, n, rest.first(count), shared_pending);
-    shared_pending = false;
+    // The experts whose bytes are here run first, while the reads of the others go on (an
+    // offloaded cache's prefetch may still be reading some): each round runs what is ready,
+    // or waits for the first of the rest when nothing is. The outputs do not depend on the
+    // order, bit for bit; a resident provider is always ready, so one round.
+    std::vector<int>& waiting = s.experts_waiting;
+    std::vector<int>& now = s.experts_now;
+    waiting.assign(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(count));
+    while (!waiting.empty() || shared_pending) {
+      now.clear();
+      size_t kept = 0;
+      for (int e : waiting) {
+        if (provider.ready(l, e)) {
+          now.push_back(e);
+        } else {
+          waiting[kept++] = e;
+        }
+      }
+      waiting.resize(kept);
+      if (now.empty() && !waiting.empty()) {
+        now.push_back(waiting.front());
+        waiting.erase(waiting.begin());
+      }
+      experts_chunk(l, n, now, shared_pending);
+      shared_pending = false;
+    }
     if (!rest.empty()) provider.end_layer(l);
     first += count;
   } while (first < active.size());
@@ -225,7 +248,6 @@ void Session::experts_chunk(int l, int64_t n, std::span<const int> chunk, bool w
   // batch keeps every expert of the chunk in as few parallel regions as it can.
   ops::ProductBatch& jobs = s.products;
   jobs.clear();
-  const int64_t rows_begin = chunk.empty() ? 0 : offset[chunk.front()], rows_end = chunk.empty() ? 0 : offset[chunk.back() + 1];
   for (size_t i = 0; i < chunk.size(); ++i) {
     const int64_t off = offset[chunk[i]], cnt = offset[chunk[i] + 1] - off;
     jobs.add(ew[i].gate, ew[i].gate_lr, s.ex_in.data() + off * d, s.ex_gate.data() + off * ff, cnt);
@@ -243,9 +265,12 @@ void Session::experts_chunk(int l, int64_t n, std::span<const int> chunk, bool w
       add_bias(ew[i].up_b, s.ex_up.data() + off * ff, cnt, ff);
     }
   }
-  // Active experts are ascending and each owns a contiguous row range, so a chunk's rows are
-  // one contiguous range too.
-  activate(cfg_, s.ex_gate.data() + rows_begin * ff, s.ex_up.data() + rows_begin * ff, (rows_end - rows_begin) * ff);
+  // Each expert owns a contiguous row range (a chunk need not be contiguous: the ready
+  // experts of a layer may run before the others).
+  for (int e : chunk) {
+    const int64_t off = offset[e], cnt = offset[e + 1] - off;
+    activate(cfg_, s.ex_gate.data() + off * ff, s.ex_up.data() + off * ff, cnt * ff);
+  }
   if (ffs > 0) {
     ops::silu_mul(shared_gate_out, shared_up_out, n * ffs);
     if (observer_) observer_->on_tensor("shared_hidden", l, shared_gate_out, n, ffs);

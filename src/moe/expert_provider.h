@@ -76,6 +76,9 @@ class ExpertProvider {
     return experts.size();
   }
   virtual ExpertWeights get(int layer, int expert) = 0;
+  // Between begin_layer and end_layer: false while get(layer, expert) would wait for a read
+  // still in flight, so the caller can run the experts already here first.
+  virtual bool ready(int layer, int expert) const { return true; }
   virtual void end_layer(int layer) {}
   // The residual stream [n, n_embd] after layer `layer` has run: where a provider predicts
   // and prefetches the next layers' experts.

@@ -363,6 +363,12 @@ void OffloadingProvider::cached_mask(int layer, std::span<uint8_t> out) const {
   }
 }
 
+bool OffloadingProvider::ready(int layer, int expert) const {
+  const int i = id(layer, expert);
+  std::lock_guard<std::mutex> lock(mu_);
+  return use_fallback_[i] || entries_[i].state != State::kLoading;
+}
+
 moe::ExpertWeights OffloadingProvider::get(int layer, int expert) {
   const int i = id(layer, expert);
   if (use_fallback_[i]) return o_.fallback->stored_experts()[layer][expert];

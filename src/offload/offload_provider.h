@@ -93,6 +93,7 @@ class OffloadingProvider final : public moe::ExpertProvider {
   int n_experts(int layer) const override { return static_cast<int>(model_.stored_experts()[layer].size()); }
   size_t begin_layer(int layer, std::span<const int> experts, std::span<const float> max_weight) override;
   moe::ExpertWeights get(int layer, int expert) override;
+  bool ready(int layer, int expert) const override;
   void end_layer(int layer) override;
   void after_layer(int layer, const float* x, int64_t n) override;
   void cached_mask(int layer, std::span<uint8_t> out) const override;

@@ -156,6 +156,65 @@ TEST(OffloadProvider, ScalesCheckedOncePerExpert) {
   EXPECT_LE(s.scale_checks, experts);
 }
 
+// A provider whose every third expert is "still being read" (ready() false) and which records
+// the order of get() calls: the MoE block must run a layer's ready experts first, and the
+// order must not change a bit of the output.
+class SlowThirdProvider final : public moe::ExpertProvider {
+ public:
+  explicit SlowThirdProvider(std::vector<std::vector<moe::ExpertWeights>> experts)
+      : experts_(std::move(experts)) {}
+  static bool slow(int layer, int expert) { return (layer + expert) % 3 == 0; }
+  int n_layers() const override { return static_cast<int>(experts_.size()); }
+  int n_experts(int layer) const override { return static_cast<int>(experts_[layer].size()); }
+  size_t begin_layer(int layer, std::span<const int> experts, std::span<const float>) override {
+    layers.push_back(layer);
+    asked.emplace_back(experts.begin(), experts.end());
+    got.emplace_back();
+    return experts.size();
+  }
+  bool ready(int layer, int expert) const override { return !slow(layer, expert); }
+  moe::ExpertWeights get(int layer, int expert) override {
+    got.back().push_back(expert);
+    return experts_[layer][expert];
+  }
+  std::vector<int> layers;                   // per begin_layer call
+  std::vector<std::vector<int>> asked, got;  // per begin_layer call
+
+ private:
+  std::vector<std::vector<moe::ExpertWeights>> experts_;
+};
+
+TEST(OffloadProvider, ExpertsStillBeingReadRunAfterTheReadyOnes) {
+  const std::string& path = test::small_offload_model();
+  auto resident = model::Model::load(path);
+  const std::vector<int32_t> tokens = test_tokens(resident->config().n_vocab);
+  const std::vector<float> want = run_logits(*resident, tokens);
+  auto m = model::Model::load(path);
+  auto owned = std::make_unique<SlowThirdProvider>(m->stored_experts());
+  SlowThirdProvider* p = owned.get();
+  m->set_expert_provider(std::move(owned));
+  EXPECT_TRUE(same_bits(run_logits(*m, tokens), want));
+  ASSERT_FALSE(p->asked.empty());
+  int split = 0;
+  for (size_t c = 0; c < p->asked.size(); ++c) {
+    SCOPED_TRACE(fmt::format("begin_layer call {}", c));
+    std::vector<int> asked = p->asked[c], got = p->got[c];
+    const int layer = p->layers[c];
+    // Every expert asked for is fetched once, ...
+    std::sort(asked.begin(), asked.end());
+    std::vector<int> sorted = got;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(sorted, asked);
+    // ... and no slow one before a ready one.
+    const auto first_slow = std::find_if(got.begin(), got.end(),
+                                         [&](int e) { return SlowThirdProvider::slow(layer, e); });
+    EXPECT_TRUE(std::none_of(first_slow, got.end(),
+                             [&](int e) { return !SlowThirdProvider::slow(layer, e); }));
+    split += first_slow != got.begin() && first_slow != got.end();
+  }
+  EXPECT_GT(split, 0) << "no layer had both kinds of expert";
+}
+
 TEST(OffloadProvider, BudgetBelowOneExpertIsRejected) {
   const std::string& path = test::small_offload_model();
   auto m = model::Model::load(path, {.memory = model::LoadOptions::Memory::kMap});
