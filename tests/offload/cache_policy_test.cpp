@@ -3,15 +3,17 @@
 // sequence, the layer-aware cycle policy's ordering (distance in the cycle, rate,
 // co-occurrence, half-life, seed) on hand-worked steps, and a ResidentSet that never holds
 // more than its budget (global or per layer).
+#include "offload/cache_policy.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
 
 #include "core/error.h"
-#include "offload/cache_policy.h"
 #include "offload/resident_set.h"
 
 namespace mcmoe::offload {
@@ -127,6 +129,43 @@ TEST(CachePolicy, BeladyVictimsOnHandTrace) {
   EXPECT_EQ(r.victims, (std::vector<int>{1, 2, 3, 0, 1}));
   EXPECT_EQ(r.hit_steps, (std::vector<int>{2, 4, 7, 9, 11}));
   EXPECT_EQ(p->name(), "belady");
+}
+
+// Belady's cursors (each id's next use found by advancing, not searching) give the
+// furthest-next-use victim whatever order the clocks come in: forward as the simulator asks,
+// and jumping back, against a brute-force scan of the uses.
+TEST(CachePolicy, BeladyVictimsMatchBruteForceForAnyClockOrder) {
+  std::mt19937 rng(5);
+  const int n_ids = 12;
+  std::vector<std::vector<uint64_t>> uses(n_ids);
+  for (uint64_t clock = 0; clock < 400; ++clock) {
+    if (rng() % 3 == 0) uses[rng() % n_ids].push_back(clock);
+  }
+  auto p = make_belady(uses);
+  auto brute = [&](std::span<const int> cand, uint64_t clock) {
+    int best = cand.front();
+    uint64_t best_next = 0;
+    for (int id : cand) {
+      uint64_t next = std::numeric_limits<uint64_t>::max();
+      for (uint64_t u : uses[id]) {
+        if (u > clock) {
+          next = u;
+          break;
+        }
+      }
+      if (next > best_next || (next == best_next && id < best)) best = id, best_next = next;
+    }
+    return best;
+  };
+  uint64_t clock = 0;
+  for (int q = 0; q < 2000; ++q) {
+    clock = rng() % 10 == 0 ? rng() % 420 : clock + rng() % 3;  // mostly forward, sometimes back
+    std::vector<int> cand(n_ids);
+    std::iota(cand.begin(), cand.end(), 0);
+    std::shuffle(cand.begin(), cand.end(), rng);
+    cand.resize(1 + rng() % n_ids);
+    ASSERT_EQ(p->victim(cand, clock), brute(cand, clock)) << "query " << q << " at clock " << clock;
+  }
 }
 
 TEST(CachePolicy, MakePolicyNamesAndErrors) {
