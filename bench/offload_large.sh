@@ -70,7 +70,8 @@ if [[ " $steps " == *" check "* ]]; then
     --kv-heads 2 --head-dim 64 --type q8_0 --tokenizer-from "$small" --routing-from "$out/qwen3-wiki.trace" \
     --routing-layers cycle --routing-noise "$noise" -o "$thin" >/dev/null
   trace "thin-n$noise-wiki" "$thin" "$wiki"
-  # 48 layers x 128 experts make cachesim slow (minutes per policy and budget): 50% only.
+  # 48 layers x 128 experts make cachesim slow (about 50 s per policy and budget, Belady included,
+  # whose victims took 160 s before ea9cf30): 50% only.
   printf "trace\tbudget\tpolicy\thit_rate\tmib_per_token\n" > "$out/check-n$noise.tsv"
   for t in qwen3-wiki "thin-n$noise-wiki"; do
     $mcmoe cachesim "$out/$t.trace" --budget 50% --policy lru,lfu,lfu+prefetch --prefetch-depth 2 --prefetch-m 8 |
