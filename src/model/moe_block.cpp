@@ -182,13 +182,14 @@ void Session::moe_block(int l, int64_t n) {
     const size_t count = rest.empty() ? 0 : provider.begin_layer(l, rest, std::span<const float>(max_weight.data() + first, rest.size()));
     if (!rest.empty() && count == 0) fail("layer {}: the expert provider could not make room for any expert", l);
     // The experts whose bytes are here run first, while the reads of the others go on (an
-    // offloaded cache's prefetch may still be reading some): each round runs what is ready,
-    // or waits for the first of the rest when nothing is. The outputs do not depend on the
-    // order, bit for bit; a resident provider is always ready, so one round.
+    // offloaded cache's prefetch may still be reading some): each round waits until one is
+    // ready, whichever lands first, then runs every one ready by then. The outputs do not
+    // depend on the order, bit for bit; a resident provider is always ready, so one round.
     std::vector<int>& waiting = s.experts_waiting;
     std::vector<int>& now = s.experts_now;
     waiting.assign(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(count));
     while (!waiting.empty() || shared_pending) {
+      if (!waiting.empty()) provider.wait_ready(l, waiting);
       now.clear();
       size_t kept = 0;
       for (int e : waiting) {
@@ -199,7 +200,7 @@ void Session::moe_block(int l, int64_t n) {
         }
       }
       waiting.resize(kept);
-      if (now.empty() && !waiting.empty()) {
+      if (now.empty() && !waiting.empty()) {  // a provider that cannot wait: get() will
         now.push_back(waiting.front());
         waiting.erase(waiting.begin());
       }

@@ -140,8 +140,8 @@ class Session {
   // Gate/up/down of one dense MLP over rows x [n, n_embd] into out [n, n_embd].
   void dense_mlp(int layer, const moe::ExpertWeights& w, int64_t ff, const float* x, int64_t n, float* out,
                  const char* hidden_name);
-  // Gate/up/down of the active experts `chunk` (ascending, a contiguous run of rows), plus
-  // the shared expert when with_shared.
+  // Gate/up/down of the active experts `chunk` (each owns a contiguous run of rows; the chunk
+  // need not be one run), plus the shared expert when with_shared.
   void experts_chunk(int layer, int64_t n, std::span<const int> chunk, bool with_shared);
 
   Model& model_;

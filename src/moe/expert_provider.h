@@ -66,7 +66,7 @@ class ExpertProvider {
   virtual int n_layers() const = 0;
   virtual int n_experts(int layer) const = 0;
 
-  // The experts layer `layer` is about to run, in the order it will use them, with the
+  // The experts layer `layer` is about to run, ascending, with the
   // largest routing weight any token gives each. Returns how many of them, from the front,
   // may be fetched with get() before end_layer(layer): all of them for a resident provider;
   // fewer when a byte-budgeted cache cannot hold them all at once, in which case the caller
@@ -77,8 +77,11 @@ class ExpertProvider {
   }
   virtual ExpertWeights get(int layer, int expert) = 0;
   // Between begin_layer and end_layer: false while get(layer, expert) would wait for a read
-  // still in flight, so the caller can run the experts already here first.
+  // still in flight, so the caller can run the experts already here first (get() may come
+  // in any order). Once true it stays true until end_layer.
   virtual bool ready(int layer, int expert) const { return true; }
+  // Blocks until at least one of `experts` (begun, not empty) is ready.
+  virtual void wait_ready(int layer, std::span<const int> experts) {}
   virtual void end_layer(int layer) {}
   // The residual stream [n, n_embd] after layer `layer` has run: where a provider predicts
   // and prefetches the next layers' experts.

@@ -64,6 +64,8 @@ class Lfu final : public CachePolicy {
   double decay_;
 };
 
+// Not safe to call from several threads at once (victim() advances the cursors); only the
+// simulator, single-threaded, makes one.
 class Belady final : public CachePolicy {
  public:
   explicit Belady(std::vector<std::vector<uint64_t>> uses)
@@ -99,8 +101,8 @@ class Belady final : public CachePolicy {
     return c == u.size() ? std::numeric_limits<uint64_t>::max() : u[c];
   }
   std::vector<std::vector<uint64_t>> uses_;
-  mutable std::vector<size_t>
-      cursor_;  // per id: uses_[id][0, cursor) are at or before the last clock asked
+  // Per id: uses_[id][0, cursor) are at or before the last clock asked.
+  mutable std::vector<size_t> cursor_;
 };
 
 }  // namespace
