@@ -80,8 +80,6 @@ class ExpertProvider {
   // still in flight, so the caller can run the experts already here first (get() may come
   // in any order). Once true it stays true until end_layer.
   virtual bool ready(int layer, int expert) const { return true; }
-  // Blocks until at least one of `experts` (begun, not empty) is ready.
-  virtual void wait_ready(int layer, std::span<const int> experts) {}
   virtual void end_layer(int layer) {}
   // The residual stream [n, n_embd] after layer `layer` has run: where a provider predicts
   // and prefetches the next layers' experts.

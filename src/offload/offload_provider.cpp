@@ -369,20 +369,6 @@ bool OffloadingProvider::ready(int layer, int expert) const {
   return use_fallback_[i] || entries_[i].state != State::kLoading;
 }
 
-void OffloadingProvider::wait_ready(int layer, std::span<const int> experts) {
-  std::unique_lock<std::mutex> lock(mu_);
-  auto any_ready = [&] {
-    return std::any_of(experts.begin(), experts.end(), [&](int e) {
-      const int i = id(layer, e);
-      return use_fallback_[i] || entries_[i].state != State::kLoading;
-    });
-  };
-  if (any_ready()) return;
-  const auto t0 = std::chrono::steady_clock::now();
-  cv_ready_.wait(lock, any_ready);
-  stats_.stall_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 moe::ExpertWeights OffloadingProvider::get(int layer, int expert) {
   const int i = id(layer, expert);
   if (use_fallback_[i]) return o_.fallback->stored_experts()[layer][expert];

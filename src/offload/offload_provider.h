@@ -67,7 +67,7 @@ struct OffloadStats {
   int64_t prefetches = 0, prefetches_used = 0;  // prefetch reads issued / used at their layer
   int64_t prefetch_paused_tokens = 0;           // decode tokens with prefetch paused (low recall)
   std::vector<int64_t> pred_used, pred_guessed, pred_right;  // per depth (index 0 = 1 ahead)
-  double stall_s = 0;             // time get() and wait_ready() waited for reads
+  double stall_s = 0;                                        // time get() waited for reads
   uint64_t peak_cache_bytes = 0;  // most bytes held (resident + being read)
   uint64_t budget = 0, expert_bytes_total = 0, fallback_bytes = 0;
   // Bytes of the tensors besides routed experts (attention, shared experts, dense layers'
@@ -94,7 +94,6 @@ class OffloadingProvider final : public moe::ExpertProvider {
   size_t begin_layer(int layer, std::span<const int> experts, std::span<const float> max_weight) override;
   moe::ExpertWeights get(int layer, int expert) override;
   bool ready(int layer, int expert) const override;
-  void wait_ready(int layer, std::span<const int> experts) override;
   void end_layer(int layer) override;
   void after_layer(int layer, const float* x, int64_t n) override;
   void cached_mask(int layer, std::span<uint8_t> out) const override;
