@@ -187,7 +187,7 @@ void Session::moe_block(int l, int64_t n) {
     // against 10.3 tok/s, RESULTS §12): every round is two parallel regions and a wake-up.
     // The outputs do not depend on the order, bit for bit; a resident provider is always
     // ready, so one round.
-    std::vector<int>& later = s.experts_waiting;
+    std::vector<int>& later = s.experts_later;
     std::vector<int>& now = s.experts_now;
     now.clear();
     later.clear();

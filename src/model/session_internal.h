@@ -52,7 +52,7 @@ struct Session::Scratch {
   std::vector<float> row_weight;       // [n_batch * k] routing weight of gathered row r
   std::vector<int> active_experts;     // experts with at least one row, ascending
   std::vector<float> active_max_weight;  // [active] largest routing weight of its rows
-  std::vector<int> experts_waiting, experts_now;   // a chunk split by whether its bytes are here
+  std::vector<int> experts_later, experts_now;     // a chunk split by whether its bytes are here
   std::vector<moe::ExpertWeights> expert_weights;  // [active] from the ExpertProvider
   ops::ProductBatch products;          // gate/up then down products of one layer
   std::vector<TensorView> head_views;  // MLA: per-head W_UK / W_UV views of one layer

@@ -66,8 +66,8 @@ class ExpertProvider {
   virtual int n_layers() const = 0;
   virtual int n_experts(int layer) const = 0;
 
-  // The experts layer `layer` is about to run, ascending, with the
-  // largest routing weight any token gives each. Returns how many of them, from the front,
+  // The experts layer `layer` is about to run, ascending, with the largest routing weight
+  // any token gives each. Returns how many of them, from the front,
   // may be fetched with get() before end_layer(layer): all of them for a resident provider;
   // fewer when a byte-budgeted cache cannot hold them all at once, in which case the caller
   // runs those, calls end_layer, and begins again with the rest. A caching provider starts

@@ -233,14 +233,9 @@ void OffloadingProvider::io_worker() {
       }
       // The scales of what was read: a corrupted block is refused before it is multiplied.
       if (check) {
-        moe::ExpertWeights w = stored_[i];
-        const auto views = w.views();
-        for (size_t j = 0; j < views.size(); ++j) {
-          const uint64_t offset = layout_[i].view_offset[j];
-          if (offset != ExpertLayout::kInPlace) views[j]->data = dst + offset;
-        }
-        moe::check_expert_scales(w, fmt::format("{}: expert {} of layer {}", reader_->path(),
-                                                i % n_expert_, i / n_expert_));
+        moe::check_expert_scales(weights_in(i, dst),
+                                 fmt::format("{}: expert {} of layer {}", reader_->path(),
+                                             i % n_expert_, i / n_expert_));
       }
     } catch (const std::exception& ex) {
       error = ex.what();
@@ -381,11 +376,15 @@ moe::ExpertWeights OffloadingProvider::get(int layer, int expert) {
   }
   if (e.state == State::kFailed) forget_failed(i);
   if (e.state != State::kReady) fail("expert {} of layer {} was fetched without begin_layer", expert, layer);
+  return weights_in(i, e.buffer.data);
+}
+
+moe::ExpertWeights OffloadingProvider::weights_in(int i, uint8_t* buffer) const {
   moe::ExpertWeights w = stored_[i];
   const auto views = w.views();
   for (size_t j = 0; j < views.size(); ++j) {
     const uint64_t offset = layout_[i].view_offset[j];
-    if (offset != ExpertLayout::kInPlace) views[j]->data = e.buffer.data + offset;
+    if (offset != ExpertLayout::kInPlace) views[j]->data = buffer + offset;
   }
   return w;
 }

@@ -62,12 +62,12 @@ struct OffloadStats {
   int64_t fallbacks = 0;          // misses served by the low-bit copy
   std::vector<int64_t> layer_accesses, layer_hits;  // [n_layer]; a dense layer has none
   int64_t reads = 0;              // expert reads issued (demand + prefetch)
-  int64_t scale_checks = 0;       // reads whose block scales were checked: each expert's first
+  int64_t scale_checks = 0;  // reads whose block scales were checked (each expert's first good one)
   uint64_t bytes_read = 0;
   int64_t prefetches = 0, prefetches_used = 0;  // prefetch reads issued / used at their layer
   int64_t prefetch_paused_tokens = 0;           // decode tokens with prefetch paused (low recall)
   std::vector<int64_t> pred_used, pred_guessed, pred_right;  // per depth (index 0 = 1 ahead)
-  double stall_s = 0;                                        // time get() waited for reads
+  double stall_s = 0;             // time get() waited for reads
   uint64_t peak_cache_bytes = 0;  // most bytes held (resident + being read)
   uint64_t budget = 0, expert_bytes_total = 0, fallback_bytes = 0;
   // Bytes of the tensors besides routed experts (attention, shared experts, dense layers'
@@ -127,6 +127,8 @@ class OffloadingProvider final : public moe::ExpertProvider {
   void io_worker();
   // With mu_ held: drops a failed entry from the cache and throws its error.
   [[noreturn]] void forget_failed(int id);
+  // Expert id's weights with their views in `buffer`, laid out as layout_[id] says.
+  moe::ExpertWeights weights_in(int id, uint8_t* buffer) const;
   void load_resident_weights(model::Model& m);
   // Zeroes the traffic counters of stats_ (with mu_ held, or before the workers start).
   void clear_counters();
