@@ -40,6 +40,7 @@ const KernelSet kSets[kNumIsas] = {
 
 // -1: automatic.
 std::atomic<int> g_override{-1};
+std::atomic<bool> g_batch_invariant{false};
 
 #if defined(__x86_64__) || defined(__i386__)
 // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no "f16c".
@@ -152,6 +153,14 @@ void set_isa_override(std::optional<Isa> isa) {
     fail("kernels: cannot force the {} path on this CPU", isa_name(*isa));
   }
   g_override.store(isa ? static_cast<int>(*isa) : -1, std::memory_order_relaxed);
+}
+
+void set_batch_invariant(bool on) {
+  g_batch_invariant.store(on, std::memory_order_relaxed);
+}
+
+bool batch_invariant() {
+  return g_batch_invariant.load(std::memory_order_relaxed);
 }
 
 ScopedIsa::ScopedIsa(Isa isa) {

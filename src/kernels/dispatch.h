@@ -23,6 +23,15 @@ const KernelSet& kernels_for(Isa isa);
 // while matmuls run on other threads; tests and benchmarks set it between calls.
 void set_isa_override(std::optional<Isa> isa);
 
+// Batch invariance for the float formats too. Off: ISAs whose KernelSet hands float products
+// of many tokens to OpenBLAS (blas_min_tokens: scalar and AVX2, for prefill speed) do so,
+// and a row's sums then depend on how many rows share the call. On: never OpenBLAS, every
+// product goes through gemm[], which gives each row the same bits at any batch size
+// (kernels/tile_walk.h). A Session of several sequences turns it on for the process, as it
+// promises each sequence the bits it gets alone (model/session.h).
+void set_batch_invariant(bool on);
+bool batch_invariant();
+
 // Scoped override for tests: restores the previous choice on destruction.
 class ScopedIsa {
  public:

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/dispatch.h"
 #include "model/session_internal.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -33,6 +34,9 @@ Session::Session(Model& model, const SessionOptions& options)
     fail("cache-aware routing margin {} is not in [0, 1]", options.cache_aware_margin);
   }
   n_past_.assign(static_cast<size_t>(options.n_seq), 0);
+  // eval_batch promises each sequence its alone-run bits; OpenBLAS's float products would
+  // break that on the ISAs that use it for prefill (kernels/dispatch.h).
+  if (options.n_seq > 1) kernels::set_batch_invariant(true);
   if (odp_) {
     if (odp_->n_layer != cfg_.n_layer || odp_->k != cfg_.n_expert_used ||
         odp_->mu.size() != static_cast<size_t>(cfg_.n_layer) * (cfg_.n_expert_used - 1)) {

@@ -71,8 +71,9 @@ class Session {
   // by several sequences is read once; attention runs per sequence over its own cache.
   // Returns the logits of each entry's last token, [batch.size(), n_vocab]. At most n_batch()
   // tokens in all; each sequence at most once. Every per-row op is batch invariant
-  // (kernels/tile_walk.h), so a sequence gets the same bits as when it runs alone with the
-  // same chunks.
+  // (kernels/tile_walk.h; a session of several sequences keeps float products off OpenBLAS,
+  // kernels::set_batch_invariant), so a sequence gets the same bits as when it runs alone
+  // with the same chunks.
   std::span<const float> eval_batch(std::span<const SeqTokens> batch);
   int64_t n_past() const { return n_past_[0]; }
   int64_t n_past(int seq) const { return n_past_.at(static_cast<size_t>(seq)); }

@@ -234,7 +234,8 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     } else {
       pl.x = job.x;
       pl.x_stride = static_cast<size_t>(ldx) * sizeof(float);
-      pl.blas = job.n_tokens >= ks.blas_min_tokens[static_cast<int>(pl.format)];
+      pl.blas = !kernels::batch_invariant() &&
+                job.n_tokens >= ks.blas_min_tokens[static_cast<int>(pl.format)];
     }
     pl.row_cost = plan_cost(job.w->row_stride(), pl.cols, job.n_tokens);
     pl.cost_begin = total_cost;

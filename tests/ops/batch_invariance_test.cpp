@@ -52,5 +52,32 @@ TEST(BatchInvariance, EveryFormatGivesEachRowTheSameBitsAtAnyBatchSize) {
   }
 }
 
+// With batch invariance on (what a Session of several sequences sets), the float formats
+// stay off OpenBLAS at any token count, so even batches past blas_min_tokens give each row
+// its one-token bits, on every ISA (scalar and AVX2 would otherwise hand them to OpenBLAS).
+TEST(BatchInvariance, FloatProductsPastTheBlasThresholdWhenAsked) {
+  ThreadPool pool(2);
+  const int64_t rows = 24, cols = 1024, n = 40;  // n above every finite blas_min_tokens (32)
+  const std::vector<float> x = test::random_floats(static_cast<size_t>(n * cols), 13);
+  const bool was = kernels::batch_invariant();
+  kernels::set_batch_invariant(true);
+  for (kernels::Isa isa : test::supported_isas()) {
+    kernels::ScopedIsa force(isa);
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+      SCOPED_TRACE(std::string(kernels::isa_name(isa)) + " " + std::string(dtype_name(type)));
+      const test::OwnedWeight w = test::make_weight(type, rows, cols, 5);
+      std::vector<float> single(static_cast<size_t>(n * rows)), y(static_cast<size_t>(n * rows));
+      for (int64_t t = 0; t < n; ++t)
+        ops::matmul(w.view, x.data() + t * cols, 1, single.data() + t * rows, pool);
+      ops::matmul(w.view, x.data(), n, y.data(), pool);
+      int64_t differing = 0;
+      for (int64_t i = 0; i < n * rows; ++i)
+        differing += std::memcmp(&y[i], &single[i], sizeof(float)) != 0;
+      EXPECT_EQ(differing, 0);
+    }
+  }
+  kernels::set_batch_invariant(was);
+}
+
 }  // namespace
 }  // namespace mcmoe
