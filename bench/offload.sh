@@ -5,6 +5,7 @@
 #   LLAMA_DIR=/path/to/llama.cpp/build/bin    adds the llama.cpp rows (llama-perplexity)
 #   ROUNDS=N (with LLAMA_DIR)                 only the headline: N alternating rounds of mcmoe
 #                                             (LRU and LFU, + prefetch) and llama.cpp
+#   MARGINS="0 0.1 0.3" [MARGIN_ROUNDS=2]     only cache-aware routing's speed at each MARGIN
 # Needs root for dropping the page cache and for the cgroup-v1 memory limit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,36 @@ run() {
     grep -E "^decode|hit rate|stall|prediction|prefetch reads|fallback:|peak"
 }
 echo "$limit" > "$cg/memory.limit_in_bytes"
+if [ -n "${MARGINS:-}" ]; then
+  # MARGINS="0 0.1 ...": cache-aware routing's speed (issue 15), --cache-aware-routing M for
+  # each M, demand-only and with prefetch, MARGIN_ROUNDS rounds (default 2) with the margins
+  # alternating, each run from a dropped page cache under the limit. One line per run in
+  # OUT/margin_speed.tsv: tok/s, hit rate, MiB read and stall per token, share of uncached
+  # picks moved to a cached expert.
+  speed="$out/margin_speed.tsv"
+  printf 'round\tprefetch\tmargin\ttok_s\thit_rate\tmib_per_token\tstall_ms_per_token\tmoved_share\n' > "$speed"
+  for r in $(seq 1 "${MARGIN_ROUNDS:-2}"); do
+    for p in 0 1; do
+      for m in $MARGINS; do
+        log="$out/margin-r$r-p$p-m$m.log"
+        limited $mcmoe bench -m "$big" --text "$out/decode.txt" --prompt-tokens 16 --gen-tokens 128 --reps 1 \
+          --no-bandwidth --expert-cache 50% --prefetch $p --cache-policy lfu --cache-aware-routing "$m" --stats > "$log" 2>&1
+        python3 - "$log" "$r" "$p" "$m" <<'PY' | tee -a "$speed"
+import re, sys
+t = open(sys.argv[1]).read()
+tok = re.search(r"^decode .*: ([0-9.]+) tok/s", t, re.M).group(1)
+hit = re.search(r"hit rate ([0-9.]+)", t).group(1)
+mib = re.search(r"reads \d+, ([0-9.]+) MiB per token", t).group(1)
+stall = re.search(r"stall ([0-9.]+) ms per token", t).group(1)
+m = re.search(r"(\d+) of \d+ picks uncached, (\d+) of them", t)
+moved = f"{int(m.group(2)) / max(1, int(m.group(1))):.3f}" if m else "0"
+print("\t".join(sys.argv[2:5] + [tok, hit, mib, stall, moved]))
+PY
+      done
+    done
+  done
+  exit 0
+fi
 if [ -n "${ROUNDS:-}" ]; then
   # ROUNDS=N: only the headline comparison, repeated N times with the engines alternating
   # (mcmoe LRU + prefetch, mcmoe LFU + prefetch, llama.cpp), each run from a dropped page

@@ -63,6 +63,8 @@ int cmd_bench(const Argv& argv) {
     }
   }
   o.odp = om.odp.get();
+  // The margin lives in the spec: bench opens its own sessions, so it is passed on here.
+  o.cache_aware_margin = oo.offload.on ? oo.offload.cache_aware_margin : 0.f;
   const eval::BenchResult r = eval::bench(*m, o);
   std::printf("threads %d, kernels %s\n", o.threads,
               kernels::isa_name(kernels::active_kernels().isa));
@@ -83,7 +85,7 @@ int cmd_bench(const Argv& argv) {
     std::printf("odp: %.2f%% of expert activations pruned\n", 100.0 * r.odp_pruned_fraction);
   std::fflush(stdout);
   // With --reps > 1 the counters describe the last run; its speed is printed above.
-  print_offload_stats(a, om.provider, 0, 0, om.session.get());
+  print_offload_stats(a, om.provider, 0, 0, &r.cache_aware);
   return 0;
 }
 

@@ -63,7 +63,8 @@ int cmd_ppl(const Argv& argv) {
   progress.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (om.odp) print_odp_summary(session.odp_counters());
-  print_offload_stats(a, om.provider, r.tokens_scored, seconds, om.session.get());
+  print_offload_stats(a, om.provider, r.tokens_scored, seconds,
+                      om.session ? &om.session->cache_aware_counts() : nullptr);
   if (a.has("--json")) {
     nlohmann::json j{{"ppl", r.ppl}, {"tokens_scored", r.tokens_scored}, {"ctx", ctx}};
     if (r.has_base) {

@@ -75,7 +75,7 @@ int cmd_run(const Argv& argv) {
       threads_flag(a));
   if (om.odp) print_odp_summary(session.odp_counters());
   print_offload_stats(a, om.provider, std::max<int64_t>(0, st.generated_tokens - 1),
-                      st.decode_seconds, &session);
+                      st.decode_seconds, &session.cache_aware_counts());
   return 0;
 }
 

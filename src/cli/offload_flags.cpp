@@ -110,7 +110,7 @@ api::OffloadSpec offload_spec(const Args& a) {
 }
 
 void print_offload_stats(const Args& a, const offload::OffloadingProvider* provider, int64_t tokens,
-                         double seconds, const model::Session* session) {
+                         double seconds, const moe::CacheAwareCounts* cache_aware) {
   if (!a.has("--stats")) return;
   std::fprintf(stderr, "stats:\n");
   if (tokens > 0 && seconds > 0) std::fprintf(stderr, "  decode %lld tokens, %.2f tok/s\n", static_cast<long long>(tokens), tokens / seconds);
@@ -152,8 +152,8 @@ void print_offload_stats(const Args& a, const offload::OffloadingProvider* provi
                    static_cast<long long>(s.fallbacks), s.accesses ? 100.0 * s.fallbacks / s.accesses : 0.0,
                    s.fallback_bytes / 1048576.0);
     }
-    if (session && a.has("--cache-aware-routing")) {
-      const moe::CacheAwareCounts& c = session->cache_aware_counts();
+    if (cache_aware && a.has("--cache-aware-routing")) {
+      const moe::CacheAwareCounts& c = *cache_aware;
       std::fprintf(stderr,
                    "  cache-aware routing (whole run): %lld of %lld picks uncached, %lld of them "
                    "(%.1f%%) moved to a cached expert\n",

@@ -29,8 +29,8 @@ const FlagTable& offload_flag_table();
 api::OffloadSpec offload_spec(const Args& a);
 // The --stats block: cache figures when offloading (provider non-null), and peak RSS either
 // way. `tokens` and `seconds` are the decode tokens and time the caller measured (0: not shown).
-// session (may be null) adds cache-aware routing's counts.
+// cache_aware (may be null: none shown) adds cache-aware routing's counts.
 void print_offload_stats(const Args& a, const offload::OffloadingProvider* provider, int64_t tokens,
-                         double seconds, const model::Session* session = nullptr);
+                         double seconds, const moe::CacheAwareCounts* cache_aware = nullptr);
 
 }  // namespace mcmoe::cli

@@ -56,6 +56,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
   so.n_batch = o.batch_size;
   so.observer = &counter;
   so.odp = o.odp;
+  so.cache_aware_margin = o.cache_aware_margin;
   so.cache_type = o.cache_type;
   model::Session session(m, so);
   std::mt19937 rng(42);
@@ -144,6 +145,7 @@ BenchResult bench(model::Model& m, const BenchOptions& o) {
     r.roofline_tok_s = r.bandwidth_gb_s * 1e9 / r.bytes_per_token;
   }
   r.odp_pruned_fraction = session.odp_counters().pruned_fraction();
+  r.cache_aware = session.cache_aware_counts();
   r.n_ctx = session.n_ctx();
   r.kv_cache_bytes = session.kv_cache_bytes();
   r.scratch_bytes = session.scratch_bytes();

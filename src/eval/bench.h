@@ -7,6 +7,7 @@
 
 #include "model/model.h"
 #include "moe/odp.h"
+#include "moe/router.h"
 
 namespace mcmoe::eval {
 
@@ -22,6 +23,7 @@ struct BenchOptions {
   int repetitions = 2;  // best of
   bool measure_bandwidth = true;
   const moe::OdpParams* odp = nullptr;  // online dynamic pruning during the runs
+  float cache_aware_margin = 0;         // model::SessionOptions::cache_aware_margin
   // Page in every weight before timing (right for a resident model; wrong when experts are
   // offloaded, where it would fill the page cache with the very bytes the cache budgets).
   bool touch_weights = true;
@@ -45,6 +47,7 @@ struct BenchResult {
   double prefill_gflop_s = 0;   // 2 * active parameters per token * tok/s
   double expert_hit_avg = 0;    // average distinct experts used per layer per decode token
   double odp_pruned_fraction = 0;  // with odp: expert activations dropped, over all runs
+  moe::CacheAwareCounts cache_aware;  // with a cache-aware routing margin: over all runs
   int n_ctx = 0;                   // the session's context (prompt or depth + generated)
   size_t kv_cache_bytes = 0;       // allocated up front for n_ctx
   size_t scratch_bytes = 0;        // batch scratch for batch_size-token chunks

@@ -100,6 +100,32 @@ TEST(OffloadCli, StatsBlock) {
   EXPECT_NE(plain.err.find("peak RSS"), std::string::npos) << plain.err;
 }
 
+// bench opens its own sessions: --cache-aware-routing must reach them (it once did not, and
+// bench measured normal routing whatever the margin). Margin 1 moves uncached picks to cached
+// experts, so decode hits more than at margin 0, which moves none.
+TEST(OffloadCli, BenchAppliesCacheAwareRouting) {
+  const test::TempDir dir;
+  const std::string text = write_text(dir, 400);  // varied tokens: greedy picks may repeat one
+  auto run = [&](const char* margin) {
+    const auto r = run_cli(
+        "bench -m " + small() + " --text " + quote(text) +
+        " --expert-cache 30% --prefetch 0 --stats --prompt-tokens 8 --gen-tokens 32 --reps 1 " +
+        "--no-bandwidth --cache-aware-routing " + margin);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::smatch hit, moved;
+    EXPECT_TRUE(std::regex_search(r.err, hit, std::regex("hit rate ([0-9.]+)"))) << r.err;
+    EXPECT_TRUE(std::regex_search(r.err, moved, std::regex("picks uncached, ([0-9]+) of them")))
+        << r.err;
+    return std::pair{hit.size() > 1 ? std::stod(hit[1]) : -1.0,
+                     moved.size() > 1 ? std::stoll(moved[1]) : -1LL};
+  };
+  const auto [hit0, moved0] = run("0");
+  const auto [hit1, moved1] = run("1");
+  EXPECT_EQ(moved0, 0);
+  EXPECT_GT(moved1, 0);
+  EXPECT_GT(hit1, hit0);
+}
+
 TEST(OffloadCli, BadFlagsAndMissingFileGiveOneErrorLine) {
   const std::string run = "run -m " + small() + " -p hi -n 1 ";
   expect_clean_error(run_cli(run + "--cache-policy lru"), {"--cache-policy", "--expert-cache"});
