@@ -52,6 +52,11 @@ declare -A method_flags=(
   [pmq-2.5-damp0.3]="--bits 2.5 --damp 0.3"
   [pmq-2.5-damp1]="--bits 2.5 --damp 1"
   [u2-damp1]="--alloc uniform --bits 2 --damp 1"
+  # The worst case over calibration domains (--worst-case): @C names setting C's statistics.
+  # GPTQ reads the row's own calibration text; the allocation weighs every domain named.
+  [pmq-2.5-worst-other]="--bits 2.5 --damp 0.1 --worst-case @other"
+  [pmq-2.5-worst-self]="--bits 2.5 --damp 0.1 --worst-case @self"
+  [pmq-2.5-worst-other-self]="--bits 2.5 --damp 0.1 --worst-case @other,@self"
 )
 methods=${METHODS:-"u2 u3 pmq-2.5 pmq-2.5-agq pmq-2.5-prior pmq-2.5-agq-prior pmq-2.5-smooth pmq-2.5-global
   pmq-2.5-router4 pmq23-2.5 pmq23-2.5-agq frequency-2.5 random-2.5 pmq-2.0 pmq-2.5-floor0.5
@@ -112,8 +117,12 @@ for m in ${MODELS:-mixtral qwen2moe}; do
     stats=$(stats_of "$m" "$c")
     for name in $methods; do
       f="$out/$m-$c-$name.gguf"
+      flags=${method_flags[$name]}
+      while [[ $flags =~ @([a-z]+) ]]; do  # @C: the statistics of calibration setting C
+        flags=${flags/@${BASH_REMATCH[1]}/$(stats_of "$m" "${BASH_REMATCH[1]}")}
+      done
       # shellcheck disable=SC2086  # the flags are words
-      [ -f "$f" ] || $mc quantize -m "${model_dir[$m]}" --stats "$stats" ${method_flags[$name]} -o "$f" > "$f.log" 2>&1
+      [ -f "$f" ] || $mc quantize -m "${model_dir[$m]}" --stats "$stats" $flags -o "$f" > "$f.log" 2>&1
       score "$m" "$c" "$name" "$f"
     done
   done

@@ -72,6 +72,7 @@ int quantize_to_gguf(const Args& a) {
                         "--embd-type",
                         "--q8-layers",
                         "--freq-floor",
+                        "--worst-case",
                         "--layer-bits"}) {
     if (a.has(f)) fail("{} applies to --format mq only", f);
   }
@@ -213,6 +214,10 @@ int cmd_quantize(const Argv& argv) {
            {"--freq-floor", "F", "0",
             "pmq / frequency: an expert counts as used at least F times an even share of its "
             "layer's picks (0..1), so experts the calibration text rarely reached are not starved"},
+           {"--worst-case", "S.json,..", "",
+            "pmq / frequency / hessian: statistics of the same model on other text; the plan "
+            "minimises its largest cost, over --stats and these, relative to each one's own "
+            "best plan"},
            {"--beta", "B", "1.5", "pmq: exponent of its mean routing weight"},
            {"--gamma", "G", "1", "pmq: exponent of its reconstruction error"},
            {"--seed", "S", "1", "seed of the random allocation"},
@@ -313,11 +318,22 @@ int cmd_quantize(const Argv& argv) {
   if (a.has("--q8-layers")) o.q8_layers = parse_int_list(a.str("--q8-layers", ""), "--q8-layers");
 
   const compress::CalibrationStats stats = compress::load_stats(stats_path);
+  std::vector<std::string> domain_paths;
+  if (a.has("--worst-case")) {
+    std::stringstream ss(a.str("--worst-case", ""));
+    for (std::string item; std::getline(ss, item, ',');) {
+      if (item.empty()) fail("--worst-case: an empty path in '{}'", a.str("--worst-case", ""));
+      o.other_domains.push_back(compress::load_stats(item));
+      domain_paths.push_back(item);
+    }
+  }
   o.sampling.samples = static_cast<int>(a.integer("--samples", stats.samples, 1, 1 << 20));
   o.sampling.seq = static_cast<int>(a.integer("--seq", stats.seq, 2, 1 << 20));
   const std::string text_path = a.str("-f", stats.text);
   auto m = load_model_verbose(path, load_options_flags(a));
   compress::check_stats_match(stats, *m, stats_path);
+  for (size_t d = 0; d < domain_paths.size(); ++d)
+    compress::check_stats_match(o.other_domains[d], *m, domain_paths[d]);
   const std::string text = o.gptq ? read_text_file(text_path) : std::string();
   Progress progress("quantize");
   o.progress = [&](int layer, int n_layer, const std::string& what) {

@@ -1,12 +1,13 @@
 #include "compress/allocate.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <random>
-
-#include <fmt/ranges.h>
 
 #include "core/error.h"
 
@@ -179,7 +180,13 @@ double cost_of(const CalibrationStats& s, const AllocOptions& o, int l, int e, i
 
 }  // namespace
 
-BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::vector<std::vector<int64_t>>& params) {
+namespace {
+
+// An expert's cost at a width; allocate() solves with cost_of, the worst case with blends.
+using CostFn = std::function<double(int layer, int expert, int bits)>;
+
+BitPlan allocate_with(const CalibrationStats& s, const AllocOptions& o,
+                      const std::vector<std::vector<int64_t>>& params, const CostFn& cost_fn) {
   std::vector<int> widths = o.candidates;
   std::sort(widths.begin(), widths.end());
   widths.erase(std::unique(widths.begin(), widths.end()), widths.end());
@@ -207,11 +214,10 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
     fail("--bits {}: the average must lie within the candidate widths [{}, {}]", o.avg_bits, widths.front(),
          widths.back());
   }
-  std::mt19937_64 rng(o.seed);
   auto layer_costs = [&](int l) {
     std::vector<std::vector<double>> c(n_expert_of(l), std::vector<double>(widths.size()));
     for (int e = 0; e < n_expert_of(l); ++e) {
-      for (size_t j = 0; j < widths.size(); ++j) c[e][j] = cost_of(s, o, l, e, widths[j], rng);
+      for (size_t j = 0; j < widths.size(); ++j) c[e][j] = cost_fn(l, e, widths[j]);
     }
     return c;
   };
@@ -310,6 +316,133 @@ BitPlan allocate(const CalibrationStats& s, const AllocOptions& o, const std::ve
     for (int e = 0; e < n_expert_of(l); ++e) plan.bits[l][e] = widths[choice[item++]];
   }
   return plan;
+}
+
+// Σ over experts of a domain's cost at the plan's widths.
+double plan_cost(const CalibrationStats& s, const AllocOptions& o, const BitPlan& plan) {
+  std::mt19937_64 unused(o.seed);
+  double total = 0;
+  for (size_t l = 0; l < plan.bits.size(); ++l) {
+    for (size_t e = 0; e < plan.bits[l].size(); ++e)
+      total += cost_of(s, o, static_cast<int>(l), static_cast<int>(e), plan.bits[l][e], unused);
+  }
+  return total;
+}
+
+}  // namespace
+
+BitPlan allocate(const CalibrationStats& s, const AllocOptions& o,
+                 const std::vector<std::vector<int64_t>>& params) {
+  std::mt19937_64 rng(o.seed);
+  return allocate_with(s, o, params,
+                       [&](int l, int e, int bits) { return cost_of(s, o, l, e, bits, rng); });
+}
+
+WorstCasePlan allocate_worst_case(const std::vector<const CalibrationStats*>& domains,
+                                  const AllocOptions& o,
+                                  const std::vector<std::vector<int64_t>>& params, int rounds) {
+  if (domains.empty()) fail("worst-case allocation: no statistics");
+  if (o.method != AllocMethod::kPmq && o.method != AllocMethod::kFrequency &&
+      o.method != AllocMethod::kHessian)
+    fail("worst-case allocation needs a measured cost (pmq, frequency or hessian), not {}",
+         alloc_method_name(o.method));
+  const CalibrationStats& shape = *domains.front();
+  for (size_t d = 1; d < domains.size(); ++d) {
+    const CalibrationStats& s = *domains[d];
+    bool same = s.layers.size() == shape.layers.size();
+    for (size_t l = 0; same && l < s.layers.size(); ++l)
+      same = s.layers[l].experts.size() == shape.layers[l].experts.size();
+    if (!same)
+      fail("worst-case allocation: statistics {} have other layers or expert counts than the first",
+           d + 1);
+  }
+  const size_t n = domains.size();
+  WorstCasePlan best;
+  // Each domain's own optimum, the unit its regret is measured in.
+  std::vector<BitPlan> own(n);
+  for (size_t d = 0; d < n; ++d) {
+    own[d] = allocate(*domains[d], o, params);
+    best.own_cost.push_back(plan_cost(*domains[d], o, own[d]));
+    if (!(best.own_cost[d] > 0))
+      fail("worst-case allocation: statistics {} give every plan zero cost", d + 1);
+  }
+  auto regrets_of = [&](const BitPlan& p) {
+    std::vector<double> r(n);
+    for (size_t d = 0; d < n; ++d) r[d] = plan_cost(*domains[d], o, p) / best.own_cost[d];
+    return r;
+  };
+  auto consider = [&](const BitPlan& p) {
+    const std::vector<double> r = regrets_of(p);
+    const double worst = *std::max_element(r.begin(), r.end());
+    if (best.regret.empty() ||
+        worst < *std::max_element(best.regret.begin(), best.regret.end()) - 1e-12) {
+      best.plan = p;
+      best.regret = r;
+    }
+    return r;
+  };
+  for (const BitPlan& p : own) consider(p);
+  // Multiplicative weights on the domains: each round solves the exact allocation of the
+  // weighted sum of the domains' normalised costs, then shifts weight to the domains that
+  // plan serves worst. A plan of a weighted sum is the best answer to that mix; the best plan
+  // seen by its worst regret is kept (the minimax over plans is not convex, so the mix's
+  // plans bracket it rather than reach it).
+  std::vector<double> lambda(n, 1.0 / static_cast<double>(n));
+  const double eta = 8.0;
+  std::mt19937_64 unused(o.seed);  // cost_of's random stream; the measured costs ignore it
+  for (int round = 0; round < rounds; ++round) {
+    const BitPlan p = allocate_with(shape, o, params, [&](int l, int e, int bits) {
+      double c = 0;
+      for (size_t d = 0; d < n; ++d)
+        c += lambda[d] * cost_of(*domains[d], o, l, e, bits, unused) / best.own_cost[d];
+      return c;
+    });
+    const std::vector<double> r = consider(p);
+    double sum = 0;
+    for (size_t d = 0; d < n; ++d) sum += lambda[d] *= std::exp(eta * (r[d] - 1));
+    for (double& x : lambda) x /= sum;
+  }
+  best.weights = lambda;
+  // Then swaps: two experts of one layer (and one size) trade widths when that lowers the
+  // worst regret. A swap keeps the budget and each width's count, so every constraint holds;
+  // it finishes at a plan no single swap improves, which the mixes alone often miss.
+  std::vector<double> total(n);
+  for (size_t d = 0; d < n; ++d) total[d] = best.regret[d] * best.own_cost[d];
+  auto cost = [&](size_t d, int l, int e, int bits) {
+    return cost_of(*domains[d], o, l, e, bits, unused);
+  };
+  auto worst_after = [&](const std::vector<double>& delta) {
+    double w = 0;
+    for (size_t d = 0; d < n; ++d) w = std::max(w, (total[d] + delta[d]) / best.own_cost[d]);
+    return w;
+  };
+  std::vector<double> delta(n);
+  double current = worst_after(std::vector<double>(n, 0.0));
+  for (bool improved = true; improved;) {
+    improved = false;
+    for (size_t l = 0; l < best.plan.bits.size(); ++l) {
+      std::vector<int>& bits = best.plan.bits[l];
+      const int li = static_cast<int>(l);
+      for (int i = 0; i < static_cast<int>(bits.size()); ++i) {
+        for (int k = i + 1; k < static_cast<int>(bits.size()); ++k) {
+          if (bits[i] == bits[k] || (!params.empty() && params[l][i] != params[l][k])) continue;
+          for (size_t d = 0; d < n; ++d) {
+            delta[d] = cost(d, li, i, bits[k]) + cost(d, li, k, bits[i]) - cost(d, li, i, bits[i]) -
+                       cost(d, li, k, bits[k]);
+          }
+          const double after = worst_after(delta);
+          if (after < current * (1 - 1e-12)) {
+            std::swap(bits[i], bits[k]);
+            for (size_t d = 0; d < n; ++d) total[d] += delta[d];
+            current = after;
+            improved = true;
+          }
+        }
+      }
+    }
+  }
+  for (size_t d = 0; d < n; ++d) best.regret[d] = total[d] / best.own_cost[d];
+  return best;
 }
 
 }  // namespace mcmoe::compress

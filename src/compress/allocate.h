@@ -51,6 +51,25 @@ struct BitPlan {
 BitPlan allocate(const CalibrationStats& stats, const AllocOptions& o,
                  const std::vector<std::vector<int64_t>>& params);
 
+// Worst case over calibration domains (issue 16): the plan whose largest regret over
+// `domains` is smallest, where a plan's regret on a domain is its summed cost there divided
+// by the cost of that domain's own optimal plan (so domains calibrated on more or fewer
+// tokens weigh the same). Found by `rounds` rounds of multiplicative weights over the
+// domains, each an exact allocation of their weighted, normalised costs (each domain's own
+// plan is a candidate too), then pairwise width swaps within a layer while they lower the
+// worst regret; the result is never worse than any single-domain plan by its worst regret. pmq,
+// frequency and hessian only; every domain must have the same layers and expert counts (statistics
+// of one model on different text).
+struct WorstCasePlan {
+  BitPlan plan;
+  std::vector<double> regret;    // per domain, ≥ 1
+  std::vector<double> own_cost;  // per domain, its own optimum's cost
+  std::vector<double> weights;   // the domains' final weights
+};
+WorstCasePlan allocate_worst_case(const std::vector<const CalibrationStats*>& domains,
+                                  const AllocOptions& o,
+                                  const std::vector<std::vector<int64_t>>& params, int rounds = 60);
+
 // The exact solver, exposed for tests. cost[i][j] is the cost of giving item i width
 // widths[j]; returns the chosen index j per item, minimising Σ cost with Σ widths == budget
 // and, when `top_two`, at least one item at each of the two largest widths. Items are split

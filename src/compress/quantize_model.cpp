@@ -1,5 +1,7 @@
 #include "compress/quantize_model.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -232,7 +234,21 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   check_options(m, o);
   check_stats_match(stats, m, "--stats");
   QuantizeReport rep;
-  rep.plan = allocate(stats, o.alloc, expert_params(m));
+  if (o.other_domains.empty()) {
+    rep.plan = allocate(stats, o.alloc, expert_params(m));
+  } else {
+    std::vector<const CalibrationStats*> domains{&stats};
+    for (size_t d = 0; d < o.other_domains.size(); ++d) {
+      check_stats_match(o.other_domains[d], m, fmt::format("--worst-case statistics {}", d + 1));
+      domains.push_back(&o.other_domains[d]);
+    }
+    WorstCasePlan w = allocate_worst_case(domains, o.alloc, expert_params(m));
+    rep.plan = std::move(w.plan);
+    rep.plan.notes.push_back(
+        fmt::format("worst case over {} calibration domains: cost / each domain's own optimum "
+                    "{:.4f} (the first is --stats)",
+                    domains.size(), fmt::join(w.regret, ", ")));
+  }
   for (int l : o.q8_layers) {
     std::fill(rep.plan.bits[l].begin(), rep.plan.bits[l].end(), 8);
     rep.plan.notes.push_back(fmt::format("layer {} at 8 bits throughout (--q8-layers)", l));

@@ -25,6 +25,10 @@ namespace mcmoe::compress {
 
 struct QuantizeModelOptions {
   AllocOptions alloc;
+  // --worst-case: statistics of the same model on other text. Non-empty: the plan minimises
+  // the largest regret over the main statistics and these (allocate_worst_case); GPTQ still
+  // reads the main statistics' text.
+  std::vector<CalibrationStats> other_domains;
   bool gptq = true;            // false: round-to-nearest everywhere
   int64_t group = 128;
   bool act_order = false;

@@ -259,6 +259,40 @@ TEST_F(CompressCli, OdpFitThresholds) {
                "--kl-budget X is required");
 }
 
+// --worst-case: statistics on a second text (narrower words than the fixture's) join the
+// allocation; the plan meets the budget and says its regret on each domain; a file that is
+// not statistics, or the gguf format, is refused naming it.
+TEST_F(CompressCli, WorstCaseOverTwoCalibrationTexts) {
+  const std::string other_text = dir_->path("other.txt"), other = dir_->path("other.json");
+  {
+    std::ofstream f(other_text);
+    for (int i = 0; i < 900; ++i)
+      f << (i % 3 ? "the wolf came into the forest" : "gold gold old woman") << ".\n";
+  }
+  ASSERT_EQ(run_cli("calibrate -m " + quote(model()) + " -f " + quote(other_text) +
+                    " --samples 6 --seq 96 -o " + quote(other))
+                .exit_code,
+            0);
+  const std::string out = dir_->path("worst.gguf");
+  const auto q = run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) +
+                         " --worst-case " + quote(other) + " --bits 2.5 --rtn -o " + quote(out));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.err.find("worst case over 2 calibration domains"), std::string::npos) << q.err;
+  EXPECT_NE(q.out.find("average 2.5000"), std::string::npos) << q.out;
+  const auto p =
+      run_cli("ppl -m " + quote(out) + " -f " + quote(*text_) + " --ctx 128 --max-tokens 600");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_TRUE(std::isfinite(ppl_of(p.out))) << p.out;
+  expect_error(
+      run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) + " --worst-case " +
+              quote(other_text) + " --bits 2.5 --rtn -o " + quote(dir_->path("x.gguf"))),
+      "other.txt");
+  expect_error(
+      run_cli("quantize -m " + quote(model()) + " --format gguf --stats " + quote(*stats_) +
+              " --worst-case " + quote(other) + " --bits 4 -o " + quote(dir_->path("x.gguf"))),
+      "--worst-case");
+}
+
 TEST_F(CompressCli, BadInputsGiveClearErrors) {
   const std::string out = dir_->path("bad.gguf");
   expect_error(run_cli("quantize -m " + quote(model()) + " --stats " + quote(*stats_) +
