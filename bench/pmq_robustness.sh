@@ -4,7 +4,8 @@
 #   wiki   in-domain: wikitext2-valid from byte 150,001 on (the first 20,000 evaluation
 #          tokens end near byte 48,000);
 #   other  the first ~120 KB of Grimm, Shakespeare and TinyStories, each cut at a line end;
-#   self   the model's own expert-balanced text (calibrate --self-generate), no user text.
+#   self   the model's own expert-balanced text (calibrate --self-generate), no user text;
+#   grimm, shakespeare, stories: the three parts of `other` alone (named by --worst-case rows).
 # Each setting gets the methods below; every file is scored against the unquantized model on
 # two domains: the first 20,000 tokens of wikitext2-valid, and the last 10% of
 # war-and-peace-ru (first 20,000 tokens of it).
@@ -55,8 +56,7 @@ declare -A method_flags=(
   # The worst case over calibration domains (--worst-case): @C names setting C's statistics.
   # GPTQ reads the row's own calibration text; the allocation weighs every domain named.
   [pmq-2.5-worst-other]="--bits 2.5 --damp 0.1 --worst-case @other"
-  [pmq-2.5-worst-self]="--bits 2.5 --damp 0.1 --worst-case @self"
-  [pmq-2.5-worst-other-self]="--bits 2.5 --damp 0.1 --worst-case @other,@self"
+  [pmq-2.5-worst-parts]="--bits 2.5 --damp 0.1 --worst-case @grimm,@shakespeare,@stories"
 )
 methods=${METHODS:-"u2 u3 pmq-2.5 pmq-2.5-agq pmq-2.5-prior pmq-2.5-agq-prior pmq-2.5-smooth pmq-2.5-global
   pmq-2.5-router4 pmq23-2.5 pmq23-2.5-agq frequency-2.5 random-2.5 pmq-2.0 pmq-2.5-floor0.5
@@ -87,6 +87,12 @@ stats_of() {  # model calib → path of the statistics, made if missing
       wiki) $mc calibrate -m "${model_dir[$m]}" -f "$calib_wiki" -o "$s" > "$s.log" 2>&1 ;;
       other) $mc calibrate -m "${model_dir[$m]}" -f "$calib_other" -o "$s" > "$s.log" 2>&1 ;;
       self) $mc calibrate -m "${model_dir[$m]}" --self-generate 36100 -o "$s" > "$s.log" 2>&1 ;;
+      # The three parts of `other` alone (for --worst-case over them), cut as `other` cuts
+      # them; 20 windows each, as many as the shortest (TinyStories' 30 KB, ~10,600 tokens) holds.
+      grimm | shakespeare | stories)
+        declare -A part_file=([grimm]=grimm-tales [shakespeare]=tinyshakespeare [stories]=tinystories-sample)
+        head -c 120000 "$corpus/${part_file[$c]}.txt" | sed '$d' > "$out/calib-$c.txt"
+        $mc calibrate -m "${model_dir[$m]}" -f "$out/calib-$c.txt" --samples 20 -o "$s" > "$s.log" 2>&1 ;;
     esac
   fi
   echo "$s"
