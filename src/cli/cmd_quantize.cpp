@@ -318,15 +318,10 @@ int cmd_quantize(const Argv& argv) {
   if (a.has("--q8-layers")) o.q8_layers = parse_int_list(a.str("--q8-layers", ""), "--q8-layers");
 
   const compress::CalibrationStats stats = compress::load_stats(stats_path);
-  std::vector<std::string> domain_paths;
-  if (a.has("--worst-case")) {
-    std::stringstream ss(a.str("--worst-case", ""));
-    for (std::string item; std::getline(ss, item, ',');) {
-      if (item.empty()) fail("--worst-case: an empty path in '{}'", a.str("--worst-case", ""));
-      o.other_domains.push_back(compress::load_stats(item));
-      domain_paths.push_back(item);
-    }
-  }
+  const std::vector<std::string> domain_paths =
+      a.has("--worst-case") ? split_list(a.str("--worst-case", ""), "--worst-case")
+                            : std::vector<std::string>{};
+  for (const std::string& p : domain_paths) o.other_domains.push_back(compress::load_stats(p));
   o.sampling.samples = static_cast<int>(a.integer("--samples", stats.samples, 1, 1 << 20));
   o.sampling.seq = static_cast<int>(a.integer("--seq", stats.seq, 2, 1 << 20));
   const std::string text_path = a.str("-f", stats.text);

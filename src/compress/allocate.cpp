@@ -402,7 +402,6 @@ WorstCasePlan allocate_worst_case(const std::vector<const CalibrationStats*>& do
     for (size_t d = 0; d < n; ++d) sum += lambda[d] *= std::exp(eta * (r[d] - 1));
     for (double& x : lambda) x /= sum;
   }
-  best.weights = lambda;
   // Then swaps: two experts of one layer (and one size) trade widths when that lowers the
   // worst regret. A swap keeps the budget and each width's count, so every constraint holds;
   // it finishes at a plan no single swap improves, which the mixes alone often miss.

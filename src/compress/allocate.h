@@ -64,7 +64,6 @@ struct WorstCasePlan {
   BitPlan plan;
   std::vector<double> regret;    // per domain, ≥ 1
   std::vector<double> own_cost;  // per domain, its own optimum's cost
-  std::vector<double> weights;   // the domains' final weights
 };
 WorstCasePlan allocate_worst_case(const std::vector<const CalibrationStats*>& domains,
                                   const AllocOptions& o,
