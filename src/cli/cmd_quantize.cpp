@@ -76,6 +76,7 @@ int quantize_to_gguf(const Args& a) {
                         "--layer-bits"}) {
     if (a.has(f)) fail("{} applies to --format mq only", f);
   }
+  o.sample_rows = a.number("--sample-rows", 1.0, 0.0, 1.0);
   o.gptq = !a.has("--rtn");
   o.damp = a.number("--damp", 0.01, 0, 1);
   // Measured costs are the default wherever there is an allocation and calibration text: at
@@ -151,8 +152,12 @@ int quantize_to_gguf(const Args& a) {
   if (kl_cost)
     std::printf("predicted KL (the chosen types' KL-scaled costs, assumed to add): %.6g nats\n",
                 r.total_cost);
-  std::printf("wrote %s: %llu bytes (%.2f MiB) in %.1f s\n", out.c_str(),
-              static_cast<unsigned long long>(r.file_bytes), r.file_bytes / 1048576.0, r.seconds);
+  std::printf(
+      "wrote %s: %llu bytes (%.2f MiB) in %.1f s (statistics, candidates and allocation %.1f s",
+      out.c_str(), static_cast<unsigned long long>(r.file_bytes), r.file_bytes / 1048576.0,
+      r.seconds, r.measure_seconds);
+  if (o.sample_rows < 1) std::printf("; the chosen types over every row %.1f s", r.finish_seconds);
+  std::printf("; quantizing and measuring matrices %.1f s)\n", r.quantize_seconds);
   return 0;
 }
 
@@ -193,6 +198,10 @@ int cmd_quantize(const Argv& argv) {
             "--format gguf: calibrate the allocation's costs by measurement: each tensor alone at "
             "the type nearest the budget, its KL to the unquantized model on N calibration "
             "windows (one forward pass per tensor and window); 0: the output errors alone"},
+           {"--sample-rows", "F", "1",
+            "--format gguf: measure each decoder matrix's candidates on a random share F of its "
+            "rows (at least 64), then quantize only the chosen type in full, in a second pass: "
+            "about n·F + 1 quantizations instead of n for n candidates (bench/RESULTS.md §11)"},
            {"--codebook-rounding", "block|gptq", "block",
             "--format gguf: iq2_xxs / iq3_xxs candidates rounded block by block (as ggml, weighted "
             "by diag(H)) or by GPTQ choosing each 8 weights' grid entries together"},
@@ -254,8 +263,8 @@ int cmd_quantize(const Argv& argv) {
   const std::string format = a.str("--format", "mq");
   if (format == "gguf") return quantize_to_gguf(a);
   if (format != "mq") fail("--format {}: expected mq or gguf", format);
-  for (const char* f :
-       {"--size", "--types", "--types-from", "--tensor-type", "--kl-cost", "--codebook-rounding"}) {
+  for (const char* f : {"--size", "--types", "--types-from", "--tensor-type", "--kl-cost",
+                        "--codebook-rounding", "--sample-rows"}) {
     if (a.has(f)) fail("{} applies to --format gguf only", f);
   }
   const std::string path = a.required("-m", "model path");

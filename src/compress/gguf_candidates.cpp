@@ -1,6 +1,10 @@
 #include "compress/gguf_candidates.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
 
 #include "quant/ggml_encode.h"
 #include "quant/quantize.h"
@@ -56,6 +60,31 @@ double diagonal_error(const DenseMatrix& w, const std::vector<float>& q, std::sp
 
 }  // namespace
 
+std::vector<int64_t> sample_rows(int64_t rows, double fraction, uint64_t seed) {
+  std::vector<int64_t> all(static_cast<size_t>(std::max<int64_t>(rows, 0)));
+  std::iota(all.begin(), all.end(), int64_t{0});
+  if (fraction >= 1) return all;
+  const int64_t n =
+      std::min(rows, std::max(static_cast<int64_t>(std::ceil(fraction * static_cast<double>(rows))),
+                              std::min(rows, kMinSampledRows)));
+  // A partial Fisher-Yates shuffle: the first n of a uniformly random permutation.
+  std::mt19937_64 gen(seed);
+  for (int64_t i = 0; i < n; ++i) {
+    std::uniform_int_distribution<int64_t> pick(i, rows - 1);
+    std::swap(all[i], all[pick(gen)]);
+  }
+  all.resize(static_cast<size_t>(n));
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+uint64_t part_seed(const std::string& name, size_t part) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+  for (int i = 0; i < 8; ++i) h = (h ^ ((part >> (8 * i)) & 0xff)) * 1099511628211ull;
+  return h;
+}
+
 // diag(H) / rows: each input's mean square, what llama.cpp's importance matrix holds.
 std::vector<float> importance_of(const HessianAccumulator& h) {
   std::vector<float> d(static_cast<size_t>(h.cols()));
@@ -65,37 +94,77 @@ std::vector<float> importance_of(const HessianAccumulator& h) {
   return d;
 }
 
+std::vector<float> Measurer::prepare(const HessianAccumulator* h, std::span<const float> given) {
+  if (!h || h->count() == 0) return {given.begin(), given.end()};
+  if (o_.gptq && factor_of_ != h) {
+    factor_ = gptq_factor(h->h(), h->cols(), o_.damp, false);
+    factor_of_ = h;
+  }
+  return importance_of(*h);
+}
+
 void Measurer::add_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,
-                        std::span<const float> given) {
+                        std::span<const float> given, bool sample) {
+  const auto t0 = std::chrono::steady_clock::now();
   const bool calibrated = h && h->count() > 0;
-  std::vector<float> importance(given.begin(), given.end());
+  const std::vector<float> importance = prepare(h, given);
+  const GptqFactor* factor = calibrated && o_.gptq ? &factor_ : nullptr;
   if (calibrated) {
-    importance = importance_of(*h);
-    if (o_.gptq && factor_of_ != h) {
-      factor_ = gptq_factor(h->h(), h->cols(), o_.damp, false);
-      factor_of_ = h;
-    }
     item.means.insert(item.means.end(), importance.begin(), importance.end());
   } else {
     item.means.resize(item.means.size() + static_cast<size_t>(w.cols), 0.f);
     item.partial = true;
   }
-  // The error of approximating w by q [rows, cols] under the statistics at hand (the table
+  // The rows measured: all, or a sample whose errors stand for the whole part's.
+  DenseMatrix sampled;
+  double scale = 1;
+  if (sample && o_.sample_rows < 1) {
+    const std::vector<int64_t> rows = sample_rows(
+        w.rows, o_.sample_rows,
+        part_seed(item.name, item.candidates.empty() ? 0 : item.candidates[0].parts.size()));
+    sampled.rows = static_cast<int64_t>(rows.size());
+    sampled.cols = w.cols;
+    sampled.data.resize(static_cast<size_t>(sampled.rows * w.cols));
+    for (size_t i = 0; i < rows.size(); ++i)
+      std::copy_n(w.data.data() + rows[i] * w.cols, w.cols, sampled.data.data() + i * w.cols);
+    scale = static_cast<double>(w.rows) / static_cast<double>(sampled.rows);
+    item.sampled = true;
+  }
+  // The error of approximating m by q [rows, cols] under the statistics at hand (the table
   // above); the output energy is the same measure against all zeros.
   const std::vector<float> flat(static_cast<size_t>(w.cols), static_cast<float>(fallback_));
-  auto error_of = [&](const std::vector<float>& q) {
-    if (calibrated) return output_error(w.data.data(), q.data(), w.rows, w.cols, h->h());
-    if (!given.empty()) return diagonal_error(w, q, given);
-    return fallback_ > 0 ? diagonal_error(w, q, flat) : 0.0;
+  auto error_of = [&](const DenseMatrix& m, const std::vector<float>& q) {
+    if (calibrated) return output_error(m.data.data(), q.data(), m.rows, m.cols, h->h());
+    if (!given.empty()) return diagonal_error(m, q, given);
+    return fallback_ > 0 ? diagonal_error(m, q, flat) : 0.0;
   };
-  item.energy += error_of(std::vector<float>(static_cast<size_t>(w.rows * w.cols), 0.f));
-  for (Candidate& c : item.candidates) {
-    const std::vector<uint8_t> bytes =
-        quantize_rows(w, c.type, calibrated && o_.gptq ? &factor_ : nullptr, importance, o_, pool_);
-    c.error += error_of(quant::dequantize_rows(c.type, bytes.data(), w.rows, w.cols));
+  const DenseMatrix& measured = item.sampled ? sampled : w;
+  item.energy += scale * error_of(measured, std::vector<float>(measured.data.size(), 0.f));
+  for (size_t j = 0; j < item.candidates.size(); ++j) {
+    Candidate& c = item.candidates[j];
+    const bool whole = !item.sampled || static_cast<int>(j) == item.full_reference;
+    const DenseMatrix& m = whole ? w : sampled;
+    const std::vector<uint8_t> bytes = quantize_rows(m, c.type, factor, importance, o_, *pool_);
+    c.error += (whole ? 1 : scale) *
+               error_of(m, quant::dequantize_rows(c.type, bytes.data(), m.rows, m.cols));
     c.parts.emplace_back(spill_.append(bytes), bytes.size());
-    c.bytes += bytes.size();
+    c.bytes += row_bytes(c.type, w.cols) * static_cast<uint64_t>(w.rows);
   }
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void Measurer::finish_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,
+                           std::span<const float> given, Spill& out) {
+  if (item.chosen < 0)
+    fail("internal: quantize_gguf: '{}' finished before a type was chosen", item.name);
+  if (!item.sampled || item.chosen == item.full_reference) return;  // the spill holds it whole
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<float> importance = prepare(h, given);
+  const GptqFactor* factor = h && h->count() > 0 && o_.gptq ? &factor_ : nullptr;
+  const Candidate& c = item.candidates[static_cast<size_t>(item.chosen)];
+  const std::vector<uint8_t> bytes = quantize_rows(w, c.type, factor, importance, o_, *pool_);
+  item.final_parts.emplace_back(out.append(bytes), bytes.size());
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Token embeddings: a row is looked up, not multiplied, so its error is ‖E_t − Q(E_t)‖²
@@ -136,24 +205,16 @@ Item make_item(std::string name, int layer, model::TensorKind kind,
   return it;
 }
 
-void place_candidate(const model::ModelConfig& c, const Item& item, const Candidate& cand,
-                     const uint8_t* base, model::ModelWeights& w,
-                     std::vector<std::vector<moe::ExpertWeights>>& experts) {
-  auto view_of = [&](const std::pair<uint64_t, uint64_t>& part, const std::vector<int64_t>& shape) {
-    TensorView v;
-    v.type = cand.type;
-    v.shape = shape;
-    v.data = base + part.first;
-    v.nbytes = part.second;
-    return v;
-  };
+void place_views(const model::ModelConfig& c, const Item& item, size_t n_parts,
+                 const std::function<TensorView(size_t, const TensorView&)>& view_of,
+                 model::ModelWeights& w, std::vector<std::vector<moe::ExpertWeights>>& experts) {
   if (item.kind == model::TensorKind::TokenEmbd) {
-    w.tok_embd = view_of(cand.parts.at(0), w.tok_embd.shape);
+    w.tok_embd = view_of(0, w.tok_embd);
     if (c.tie_embeddings) w.output = w.tok_embd;
     return;
   }
   if (item.kind == model::TensorKind::Output) {
-    w.output = view_of(cand.parts.at(0), w.output.shape);
+    w.output = view_of(0, w.output);
     return;
   }
   size_t part = 0;
@@ -161,11 +222,30 @@ void place_candidate(const model::ModelConfig& c, const Item& item, const Candid
       c, item.layer, w.layers[item.layer], experts[item.layer], [&](const model::TensorSlot& s) {
         if (s.kind != item.kind || !s.matrix) return;
         if (s.role != model::TensorRole::RoutedExpert && s.name != item.name) return;
-        *s.view = view_of(cand.parts.at(part++), s.view->shape);
+        if (part >= n_parts)
+          fail("internal: quantize_gguf: tensor '{}' has more slots than its {} parts", item.name,
+               n_parts);
+        *s.view = view_of(part, *s.view);
+        ++part;
       });
-  if (part != cand.parts.size())
-    fail("internal: quantize_gguf: tensor '{}' has {} parts, {} placed", item.name,
-         cand.parts.size(), part);
+  if (part != n_parts)
+    fail("internal: quantize_gguf: tensor '{}' has {} parts, {} placed", item.name, n_parts, part);
+}
+
+void place_candidate(const model::ModelConfig& c, const Item& item, const Candidate& cand,
+                     const uint8_t* base, model::ModelWeights& w,
+                     std::vector<std::vector<moe::ExpertWeights>>& experts) {
+  place_views(
+      c, item, cand.parts.size(),
+      [&](size_t p, const TensorView& current) {
+        TensorView v;
+        v.type = cand.type;
+        v.shape = current.shape;
+        v.data = base + cand.parts[p].first;
+        v.nbytes = cand.parts[p].second;
+        return v;
+      },
+      w, experts);
 }
 
 }  // namespace mcmoe::compress::gguf

@@ -3,10 +3,21 @@
 // quantized once to every candidate type, the bytes spilled to a scratch file beside the
 // output and the error measured (Measurer); quantize_gguf.cpp then chooses one candidate per
 // tensor under the byte budget and writes the file from the spill.
+//
+// With sampled rows (GgufQuantOptions::sample_rows) a decoder matrix's candidates are
+// quantized on a random subset of its rows only. Rows are independent under GPTQ and under
+// every ggml type (error feedback runs along a row's inputs, blocks never span rows), so each
+// sampled row's error is the error that row has in the whole tensor's quantization, and
+// (rows / sampled) times their sum is an unbiased estimate of the tensor's. Only the chosen
+// type is then quantized in full (finish_part), in a second pass. --kl-cost's reference
+// candidate is quantized over every row in the first pass: the KL of a few rows' perturbation
+// does not scale to the whole tensor's (a few output dimensions can carry most of it, bench/
+// RESULTS.md §11), so it is measured on the whole tensor as without sampling.
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -34,8 +45,8 @@ inline bool is_float_type(DType t) {
 // so memory holds one tensor's candidates at a time, not every candidate of the model.
 class Spill {
  public:
-  explicit Spill(const std::string& out_path)
-      : path_(out_path + ".candidates." + std::to_string(::getpid())),
+  explicit Spill(const std::string& out_path, const char* what = "candidates")
+      : path_(out_path + "." + what + "." + std::to_string(::getpid())),
         f_(std::fopen(path_.c_str(), "wb")) {
     if (!f_) fail("{}: cannot create the scratch file for candidate tensors", path_);
   }
@@ -72,7 +83,9 @@ class Spill {
 };
 
 // One candidate of one tensor: the bytes of each part (one per expert for a stacked expert
-// tensor, else one) in the spill file, and the measured error.
+// tensor, else one) in the spill file, and the measured error. With sampled rows the parts
+// hold the sampled rows' bytes only, and the error is the whole tensor's estimate; `bytes`
+// is always the whole tensor's size.
 struct Candidate {
   DType type;
   double error = 0;
@@ -94,7 +107,23 @@ struct Item {
   double energy = 0;
   std::vector<float> means;  // the calibration's mean squared input per column (per part)
   bool partial = false;      // a part (an expert) had no calibration rows
+  // Measured on sampled rows: every candidate but `full_reference` holds the sampled rows'
+  // bytes and an estimated error; full_reference (>= 0 with --kl-cost, chosen before
+  // measuring) is quantized over every row, so its KL can be measured on the whole tensor.
+  bool sampled = false;
+  int full_reference = -1;
+  // The chosen type quantized over every row, per part, in the final spill (finish_part);
+  // empty when the spill already holds it whole.
+  std::vector<std::pair<uint64_t, uint64_t>> final_parts;
 };
+
+// The rows of a part with `rows` rows that candidates are measured on: max(ceil(fraction ·
+// rows), min(rows, kMinSampledRows)) distinct rows drawn by a generator seeded from `seed`,
+// ascending. fraction >= 1: every row.
+inline constexpr int64_t kMinSampledRows = 64;
+std::vector<int64_t> sample_rows(int64_t rows, double fraction, uint64_t seed);
+// A seed from a tensor's name and part, the same on every build (FNV-1a).
+uint64_t part_seed(const std::string& name, size_t part);
 
 // The types a tensor with rows of `cols` may take, in the order asked.
 std::vector<DType> fitting_types(const std::vector<DType>& types, int64_t cols);
@@ -109,21 +138,36 @@ std::vector<float> importance_of(const HessianAccumulator& h);
 class Measurer {
  public:
   Measurer(const GgufQuantOptions& o, Spill& spill, ThreadPool& pool, double fallback)
-      : o_(o), spill_(spill), pool_(pool), fallback_(fallback) {}
+      : o_(o), spill_(spill), pool_(&pool), fallback_(fallback) {}
 
-  // Adds the part to each of item's candidates, in order.
+  // Adds the part to each of item's candidates, in order; on o.sample_rows of its rows when
+  // `sample` (a decoder matrix; the embeddings and head are measured whole), except the
+  // item's full_reference.
   void add_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,
-                std::span<const float> given = {});
+                std::span<const float> given = {}, bool sample = false);
+  // After the allocation, for an item measured on sampled rows: quantizes the part to the
+  // chosen candidate's type over every row, under the same statistics as add_part, into
+  // `out` (item.final_parts).
+  void finish_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,
+                   std::span<const float> given, Spill& out);
+  // Seconds spent quantizing and measuring so far (the part that grows with the weights).
+  double seconds() const { return seconds_; }
+  // The pool of the pass now running (each pass over the calibration has its own session).
+  void set_pool(ThreadPool& pool) { pool_ = &pool; }
   // Call when an accumulator the factor cache may point at is about to die.
   void forget_factor() { factor_of_ = nullptr; }
 
  private:
+  // The rounding's per-column importance under h (or `given` without calibration rows), with
+  // the GPTQ factor of h made current.
+  std::vector<float> prepare(const HessianAccumulator* h, std::span<const float> given);
   const GgufQuantOptions& o_;
   Spill& spill_;
-  ThreadPool& pool_;
+  ThreadPool* pool_;
   double fallback_;
   const HessianAccumulator* factor_of_ = nullptr;
   GptqFactor factor_;
+  double seconds_ = 0;
 };
 
 // Token embeddings: a row is looked up, not multiplied, so its error is ‖E_t − Q(E_t)‖²
@@ -140,5 +184,9 @@ Item make_item(std::string name, int layer, model::TensorKind kind,
 void place_candidate(const model::ModelConfig& c, const Item& item, const Candidate& cand,
                      const uint8_t* base, model::ModelWeights& w,
                      std::vector<std::vector<moe::ExpertWeights>>& experts);
+// The same for any views: part p's view becomes view_of(p, its current view).
+void place_views(const model::ModelConfig& c, const Item& item, size_t n_parts,
+                 const std::function<TensorView(size_t, const TensorView&)>& view_of,
+                 model::ModelWeights& w, std::vector<std::vector<moe::ExpertWeights>>& experts);
 
 }  // namespace mcmoe::compress::gguf

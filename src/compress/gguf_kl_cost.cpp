@@ -9,13 +9,16 @@
 
 namespace mcmoe::compress::gguf {
 
-int kl_reference(const Item& item, double target_bpw) {
+int kl_reference(const Item& item, double target_bpw, bool measured) {
   int best = -1;
   double best_gap = 0;
   for (size_t j = 0; j < item.candidates.size(); ++j) {
     const Candidate& cand = item.candidates[j];
-    if (is_float_type(cand.type) || !(cand.error > 0) || item.params <= 0) continue;
-    const double bpw = 8.0 * static_cast<double>(cand.bytes) / static_cast<double>(item.params);
+    if (is_float_type(cand.type) || (measured && !(cand.error > 0)) || item.params <= 0) continue;
+    const DTypeTraits& tr = dtype_traits(cand.type);
+    const double bpw =
+        measured ? 8.0 * static_cast<double>(cand.bytes) / static_cast<double>(item.params)
+                 : 8.0 * static_cast<double>(tr.block_bytes) / static_cast<double>(tr.block_size);
     const double gap = std::abs(bpw - target_bpw);
     if (best < 0 || gap < best_gap ||
         (gap == best_gap && cand.bytes < item.candidates[static_cast<size_t>(best)].bytes)) {
@@ -36,7 +39,16 @@ std::vector<TensorKl> measure_tensor_kl(model::Model& m, const std::vector<Item>
   size_t max_len = 0;
   for (const auto& w : windows) max_len = std::max(max_len, w.size());
   std::vector<TensorKl> out(items.size());
-  for (size_t i = 0; i < items.size(); ++i) out[i].reference = kl_reference(items[i], target_bpw);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& it = items[i];
+    // An item measured on sampled rows has one candidate whole: that one, or none.
+    if (!it.sampled) {
+      out[i].reference = kl_reference(it, target_bpw);
+    } else if (it.full_reference >= 0 &&
+               it.candidates[static_cast<size_t>(it.full_reference)].error > 0) {
+      out[i].reference = it.full_reference;
+    }
+  }
 
   // The model as loaded; every measurement starts from it and returns to it. `scratch` is
   // the same views, into which one item at a time is placed and then put back.

@@ -33,10 +33,13 @@ struct TensorKl {
 
 // The reference of each item: among its quantized candidates with a positive error, the one
 // whose bits per weight are closest to `target_bpw` (the smaller on a tie); -1 if none.
-int kl_reference(const Item& item, double target_bpw);
+// measured = false: before any error is known (the candidate to quantize whole when the others
+// are measured on sampled rows).
+int kl_reference(const Item& item, double target_bpw, bool measured = true);
 
-// Measures TensorKl for every item: the model is restored after each. `base` is the spill's
-// data (the candidates' bytes); windows are token sequences, BOS first.
+// Measures TensorKl for every item: the model is restored after each. An item measured on
+// sampled rows is measured at its full_reference (the one candidate it has whole). `base` is the
+// spill's data (the candidates' bytes); windows are token sequences, BOS first.
 std::vector<TensorKl> measure_tensor_kl(model::Model& m, const std::vector<Item>& items,
                                         const uint8_t* base,
                                         std::span<const std::vector<int32_t>> windows,

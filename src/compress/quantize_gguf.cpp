@@ -44,6 +44,10 @@ using model::TensorKind;
 using model::TensorRole;
 using model::TensorSlot;
 
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 uint64_t aligned(uint64_t n) {
   constexpr uint64_t a = format::GgufWriter::kAlignment;
   return (n + a - 1) / a * a;
@@ -145,6 +149,13 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
            o.types.size());
     }
   }
+  if (!(o.sample_rows > 0) || o.sample_rows > 1)
+    fail("--sample-rows {}: expected a share of the rows in (0, 1]", o.sample_rows);
+  if (o.sample_rows < 1 && (fixed_types || (o.size == 0 && o.bits == 0))) {
+    fail(
+        "quantize --format gguf: --sample-rows measures candidates for an allocation; it takes a "
+        "budget (--size or --bits) and no --types-from");
+  }
   std::vector<std::pair<std::regex, DType>> overrides;
   for (const auto& [pattern, type] : o.tensor_types) {
     check_types({type});
@@ -213,7 +224,8 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
     stream = std::make_unique<LayerStream>(m, windows, o.threads);
   }
   ThreadPool own_pool(stream ? 1 : o.threads);
-  ThreadPool& pool = stream ? stream->session().pool() : own_pool;
+  // The pass's session's pool (a second pass over sampled rows has its own session).
+  ThreadPool* pool = stream ? &stream->session().pool() : &own_pool;
   // The importance-matrix means of expert `e` of a tensor with `parts` parts of `cols`
   // columns (empty when the file has no such entry, or one of another size).
   auto means_of = [&](const std::string& name, int e, int parts,
@@ -225,12 +237,41 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
         .subspan(static_cast<size_t>(e * cols), static_cast<size_t>(cols));
   };
   Spill spill(out_path);
-  Measurer measure(o, spill, pool, fallback);
+  Measurer measure(o, spill, *pool, fallback);
   std::vector<Item> items;
-  const int steps = c.n_layer + (o.kl_cost_windows > 0 ? 3 : 2);
+  const bool sampled = o.sample_rows < 1;
+  const int steps = c.n_layer * (sampled ? 2 : 1) + (o.kl_cost_windows > 0 ? 3 : 2);
+  const auto t_start = std::chrono::steady_clock::now();
 
-  for (int l = 0; l < c.n_layer; ++l) {
-    if (o.progress) o.progress(l, steps, fmt::format("layer {}", l));
+  // Walks layer l's allocated matrices, each expert's slice of a stacked tensor as one part,
+  // with the statistics each is measured under (s: the calibration's pass, null with
+  // --imatrix), creating the items on the first walk and finding them by name after.
+  using PartFn = std::function<void(Item&, const DenseMatrix&, const HessianAccumulator*,
+                                    std::span<const float>)>;
+  std::map<std::string, size_t> index_of;
+  // A layer's tensors the allocation covers: its matrices but the routers (kept as stored).
+  auto allocated = [](const TensorSlot& sl) {
+    return sl.matrix && sl.view->valid() && sl.role != TensorRole::Router &&
+           sl.kind != TensorKind::ShexpRouter;
+  };
+  // --kl-cost on sampled rows: each tensor's reference (the candidate nearest the budget's
+  // average) is quantized whole in the first pass, so it is chosen before the exact budget is
+  // known: --bits, or --size over the allocated weights (the bytes kept as stored left out).
+  double reference_bpw = o.bits;
+  if (sampled && o.kl_cost_windows > 0 && o.size > 0) {
+    const model::ModelWeights& W = m.weights();
+    int64_t params =
+        W.tok_embd.numel() + (!c.tie_embeddings && W.output.valid() ? W.output.numel() : 0);
+    for (int l = 0; l < c.n_layer; ++l) {
+      model::for_each_layer_tensor(c, l, W.layers[l], m.stored_experts()[l],
+                                   [&](const TensorSlot& sl) {
+                                     if (allocated(sl)) params += sl.view->numel();
+                                   });
+    }
+    reference_bpw =
+        8.0 * static_cast<double>(o.size) / static_cast<double>(std::max<int64_t>(params, 1));
+  }
+  auto walk_layer = [&](LayerStream* s, int l, const PartFn& fn) {
     const model::LayerWeights& L = m.weights().layers[l];
     const std::vector<moe::ExpertWeights>& experts = m.stored_experts()[l];
     LayerInputs in(c.experts(l));
@@ -241,30 +282,32 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
     };
     std::vector<Matrix> matrices;
     std::map<TensorKind, size_t> expert_items;  // projection kind → item
-    model::for_each_layer_tensor(c, l, L, experts, [&](const TensorSlot& s) {
-      if (!s.matrix || !s.view->valid()) return;
-      if (s.role == TensorRole::Router || s.kind == TensorKind::ShexpRouter)
-        return;  // kept as stored
-      if (s.role == TensorRole::RoutedExpert) {
-        if (s.expert != 0) return;
-        const std::string name = model::stacked_expert_name(s.kind, l);
-        expert_items[s.kind] = items.size();
-        items.push_back(make_item(name, l, s.kind, s.shape, candidates_for(name, s.shape.back()),
-                                  c.experts(l)));
+    auto item_for = [&](const std::string& name, const TensorSlot& sl, int parts) {
+      const auto found = index_of.find(name);
+      if (found != index_of.end()) return found->second;
+      index_of[name] = items.size();
+      items.push_back(
+          make_item(name, l, sl.kind, sl.shape, candidates_for(name, sl.shape.back()), parts));
+      if (sampled && o.kl_cost_windows > 0)
+        items.back().full_reference = gguf::kl_reference(items.back(), reference_bpw, false);
+      return items.size() - 1;
+    };
+    model::for_each_layer_tensor(c, l, L, experts, [&](const TensorSlot& sl) {
+      if (!allocated(sl)) return;
+      if (sl.role == TensorRole::RoutedExpert) {
+        if (sl.expert != 0) return;
+        expert_items[sl.kind] = item_for(model::stacked_expert_name(sl.kind, l), sl, c.experts(l));
         return;
       }
-      Matrix& x = matrices.emplace_back(Matrix{.slot = s, .item = items.size()});
-      items.push_back(
-          make_item(s.name, l, s.kind, s.shape, candidates_for(s.name, s.shape.back())));
-      if (*s.input != '\0') x.gram = &in.want(s.input, s.shape.back());
+      Matrix& x = matrices.emplace_back(Matrix{.slot = sl, .item = item_for(sl.name, sl, 1)});
+      if (*sl.input != '\0') x.gram = &in.want(sl.input, sl.shape.back());
     });
-    if (stream) stream->observe_layer(l, &in);
+    if (s) s->observe_layer(l, &in);
     // Matrices that read one intermediate next to each other, so they share its factor.
     std::stable_sort(matrices.begin(), matrices.end(), [](const Matrix& a, const Matrix& b) {
       return std::string_view(a.slot.input) < std::string_view(b.slot.input);
     });
-    for (const Matrix& x : matrices)
-      measure.add_part(items[x.item], to_dense(*x.slot.view), x.gram);
+    for (const Matrix& x : matrices) fn(items[x.item], to_dense(*x.slot.view), x.gram, {});
     measure.forget_factor();
 
     for (int e = 0; e < c.experts(l); ++e) {
@@ -272,12 +315,12 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
       const std::vector<float>& rows = in.expert_rows[e];
       const int64_t n_rows = static_cast<int64_t>(rows.size()) / c.n_embd;
       HessianAccumulator h_in(c.n_embd), h_ff(dense.down.cols);
-      if (stream && n_rows > 0) {
+      if (s && n_rows > 0) {
         h_in.add(rows.data(), n_rows);
         std::vector<float> g, u;
         for (int64_t r0 = 0; r0 < n_rows; r0 += 512) {
           const int64_t nr = std::min<int64_t>(512, n_rows - r0);
-          expert_hidden(dense, rows.data() + r0 * c.n_embd, nr, pool, g, u);
+          expert_hidden(dense, rows.data() + r0 * c.n_embd, nr, *pool, g, u);
           h_ff.add(g.data(), nr);
         }
       }
@@ -289,12 +332,22 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
         if (!w)
           fail("internal: quantize_gguf: expert tensor kind {} of layer {}", static_cast<int>(kind),
                l);
-        measure.add_part(items[idx], *w, kind == TensorKind::ExpDown ? &h_ff : &h_in,
-                         means_of(items[idx].name, e, c.experts(l), w->cols));
+        fn(items[idx], *w, kind == TensorKind::ExpDown ? &h_ff : &h_in,
+           means_of(items[idx].name, e, c.experts(l), w->cols));
       }
       measure.forget_factor();
     }
-    if (stream && l + 1 < c.n_layer) stream->run_layer(l, nullptr);
+    if (s && l + 1 < c.n_layer) s->run_layer(l, nullptr);
+  };
+
+  for (int l = 0; l < c.n_layer; ++l) {
+    if (o.progress)
+      o.progress(l, steps,
+                 sampled ? fmt::format("layer {}, candidates on sampled rows", l)
+                         : fmt::format("layer {}", l));
+    walk_layer(stream.get(), l,
+               [&](Item& it, const DenseMatrix& w, const HessianAccumulator* h,
+                   std::span<const float> given) { measure.add_part(it, w, h, given, sampled); });
   }
 
   // The output head reads the final norm of the last layer's output; the embeddings are
@@ -310,7 +363,7 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
     const std::string name = "token_embd.weight";
     Item it = make_item(name, -1, TensorKind::TokenEmbd, W.tok_embd.shape,
                         candidates_for(name, W.tok_embd.cols()));
-    measure_embeddings(it, W.tok_embd, counts, o, spill, pool);
+    measure_embeddings(it, W.tok_embd, counts, o, spill, *pool);
     items.push_back(std::move(it));
   }
   HessianAccumulator h_out(c.n_embd);
@@ -418,7 +471,50 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
     for (const Item& it : items) rep.allocated_params += it.params;
   }
   for (size_t i = 0; i < items.size(); ++i) items[i].chosen = pick[i];
-  install([](const Item& it) { return it.chosen; });
+  rep.measure_seconds = seconds_since(t_start);
+  if (sampled) {
+    rep.notes.push_back(fmt::format(
+        "decoder matrices' candidates measured on {:.3g}% of their rows (at least {} per matrix "
+        "or expert): their errors and costs are estimates; the file holds every row at the chosen "
+        "type",
+        100 * o.sample_rows, gguf::kMinSampledRows));
+  }
+
+  // Sampled rows: the chosen types over every row, in a second pass over the calibration
+  // (holding every layer's Hessians until the allocation has chosen would take more memory
+  // than a large model's weights).
+  std::unique_ptr<Spill> chosen;
+  const uint8_t* chosen_base = nullptr;
+  if (sampled) {
+    const auto t_finish = std::chrono::steady_clock::now();
+    chosen = std::make_unique<Spill>(out_path, "chosen");
+    stream.reset();  // one pass's residual streams in memory at a time
+    if (!from_imatrix) {
+      stream = std::make_unique<LayerStream>(m, windows, o.threads);
+      pool = &stream->session().pool();
+      measure.set_pool(*pool);
+    }
+    const int first = c.n_layer + 1 + (o.kl_cost_windows > 0 ? 1 : 0);
+    for (int l = 0; l < c.n_layer; ++l) {
+      if (o.progress)
+        o.progress(first + l, steps, fmt::format("layer {}, the chosen types over every row", l));
+      walk_layer(
+          stream.get(), l,
+          [&](Item& it, const DenseMatrix& w, const HessianAccumulator* h,
+              std::span<const float> given) { measure.finish_part(it, w, h, given, *chosen); });
+    }
+    chosen_base = chosen->data();
+    rep.finish_seconds = seconds_since(t_finish);
+  }
+  for (const Item& it : items) {
+    if (!it.final_parts.empty()) {
+      Candidate whole = it.candidates[it.chosen];
+      whole.parts = it.final_parts;
+      gguf::place_candidate(c, it, whole, chosen_base, t.weights, t.experts);
+    } else {
+      gguf::place_candidate(c, it, it.candidates[it.chosen], base, t.weights, t.experts);
+    }
+  }
 
   if (o.progress) o.progress(steps - 1, steps, "writing");
   model::write_model_gguf(m, t, name, kFileType, kv, out_path);
@@ -461,6 +557,7 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
     }
     write_imatrix(o.save_imatrix, im);
   }
+  rep.quantize_seconds = measure.seconds();
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

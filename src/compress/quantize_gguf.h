@@ -16,6 +16,9 @@
 // multiple-choice knapsack (the same dynamic programming as PMQ's allocation, here over
 // tensor sizes in bytes): minimal summed error with the file no larger than the budget.
 // Routers stay as stored (llama-quantize keeps them too); vectors (norms, biases) stay f32.
+// With sample_rows < 1 the candidates of the decoder matrices are measured on a share of
+// their rows and only the chosen types are quantized in full, in a second pass, which is what
+// makes an allocation over many types affordable on a model of tens of billions of weights.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -65,6 +68,12 @@ struct GgufQuantOptions {
   bool codebook_gptq = false;
   bool gptq = true;  // false: ggml's round-to-nearest fit, weighted by diag(H) as an imatrix would
   double damp = 0.01;
+  // < 1: each decoder matrix's candidates are measured on this share of its rows (at least 64;
+  // each expert's slice drawn separately), and only the chosen type is quantized in full, in
+  // a second pass over the calibration (compress/gguf_candidates.h says why the estimate is
+  // unbiased). Cuts the time of an allocation over n candidates from about n full
+  // quantizations to n · share + 1. The embeddings and output head are measured whole.
+  double sample_rows = 1;
   SampleOptions sampling;
   int threads = 2;
   // (step, n_steps, what): one step per layer, then the head, then writing.
@@ -101,6 +110,11 @@ struct GgufQuantReport {
   double total_error = 0;
   double total_cost = 0;  // Σ of the chosen costs: the summed error, or KL-scaled with --kl-cost
   double seconds = 0;
+  double measure_seconds = 0;  // statistics and candidates (the first pass over the layers)
+  double finish_seconds = 0;   // the chosen types over every row, with sampled rows
+  // Of all that, the time spent quantizing and measuring decoder matrices and the head (what
+  // grows with the weights; the rest is forward passes, statistics and --kl-cost).
+  double quantize_seconds = 0;
   std::vector<std::string> notes;
   double bits_per_weight() const {
     return allocated_params

@@ -94,6 +94,23 @@ TEST_F(GgufExportCli, BitsBudgetWritesLlamaLayoutThatRuns) {
   ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
 }
 
+TEST_F(GgufExportCli, SampledRowsEstimateThenWriteEveryRow) {
+  const std::string out = dir_->path("sampled.gguf");
+  const auto r = run_cli(base_args() + "--bits 4.5 --types q3_K,q4_K,q6_K --sample-rows 0.25 -o " +
+                         quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("measured on 25% of their rows"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("the chosen types over every row"), std::string::npos) << r.out;
+  EXPECT_LE(printed_bpw(r.out), 4.5);
+  const format::GgufFile g(out);
+  EXPECT_EQ(g.find_tensor("blk.1.ffn_down_exps.weight")->nbytes,
+            g.find_tensor("blk.1.ffn_down_exps.weight")->shape[0] * 256 *
+                row_bytes(g.find_tensor("blk.1.ffn_down_exps.weight")->type, 256));
+  const auto ppl =
+      run_cli("ppl -m " + quote(out) + " -f " + quote(*text_) + " --ctx 64 --max-tokens 128");
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+}
+
 TEST_F(GgufExportCli, SizeBudgetIsAnUpperBoundOnTheFile) {
   ASSERT_EQ(ref_run_->exit_code, 0) << ref_run_->err;
   const uint64_t target = fs::file_size(*ref_) - 40000;

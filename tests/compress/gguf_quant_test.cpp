@@ -4,10 +4,12 @@
 // mcmoe writes; the solver agrees with brute force.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "compress/gguf_candidates.h"
 #include "compress/quantize_gguf.h"
 #include "compress/quantizers.h"
 #include "quant/ggml_encode.h"
@@ -103,6 +105,35 @@ TEST_P(GgmlGptq, CorrelatedInputsBeatRounding) {
   EXPECT_LT(e_gptq, 0.9 * e_rtn) << dtype_name(type);
 }
 
+// Rows are independent: GPTQ on a subset of rows gives exactly those rows' bytes of the whole
+// matrix's quantization. `quantize --format gguf --sample-rows` rests on this: a sampled row's
+// error is its error in the whole tensor, so the scaled sum estimates the tensor's without bias.
+TEST_P(GgmlGptq, SubsetOfRowsGivesThoseRowsBytes) {
+  const DType type = GetParam();
+  const int64_t rows = 48, cols = 256;
+  const std::vector<float> w = test::normal_matrix(rows, cols, 21, 0.05f);
+  const std::vector<double> h =
+      test::hessian_of(test::correlated_inputs(1024, cols, 6, 0.5f), cols);
+  const std::vector<float> imp = diag_of(h, cols);
+  const GptqFactor f = gptq_factor(h, cols, 0.01, false);
+  const GptqOptions o{.damp = 0.01};
+  const std::vector<uint8_t> all = quantize_gptq_ggml(w.data(), rows, cols, f, type, imp, o);
+  const std::vector<int64_t> pick = gguf::sample_rows(rows, 0.25, 7);  // at least 64: all 48
+  ASSERT_EQ(pick.size(), 48u);
+  const std::vector<int64_t> some = {0, 5, 6, 17, 30, 47};
+  std::vector<float> sub;
+  for (int64_t r : some) sub.insert(sub.end(), w.begin() + r * cols, w.begin() + (r + 1) * cols);
+  const int64_t n = static_cast<int64_t>(some.size());
+  const std::vector<uint8_t> part = quantize_gptq_ggml(sub.data(), n, cols, f, type, imp, o);
+  const size_t rb = row_bytes(type, cols);
+  ASSERT_EQ(part.size(), rb * some.size());
+  for (size_t i = 0; i < some.size(); ++i) {
+    EXPECT_TRUE(
+        std::equal(part.begin() + i * rb, part.begin() + (i + 1) * rb, all.begin() + some[i] * rb))
+        << dtype_name(type) << " row " << some[i];
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, GgmlGptq, testing::ValuesIn(kTypes),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
@@ -183,6 +214,32 @@ TEST(ByteBudget, TooSmallBudgetNamesTheNumbers) {
   const std::string e = test::error_of([] { solve_byte_budget({{1.0, 2.0}}, {{100, 50}}, 49); });
   EXPECT_NE(e.find("budget of 49 bytes"), std::string::npos) << e;
   EXPECT_NE(e.find("50 bytes"), std::string::npos) << e;
+}
+
+TEST(SampleRows, DistinctAscendingReproducibleAndNeverBelowTheFloor) {
+  const std::vector<int64_t> a = gguf::sample_rows(1000, 0.1, 42);
+  ASSERT_EQ(a.size(), 100u);
+  EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+  EXPECT_EQ(std::adjacent_find(a.begin(), a.end()), a.end()) << "a row drawn twice";
+  EXPECT_GE(a.front(), 0);
+  EXPECT_LT(a.back(), 1000);
+  EXPECT_EQ(gguf::sample_rows(1000, 0.1, 42), a);
+  EXPECT_NE(gguf::sample_rows(1000, 0.1, 43), a);
+  EXPECT_EQ(gguf::sample_rows(1000, 0.01, 1).size(), static_cast<size_t>(gguf::kMinSampledRows));
+  EXPECT_EQ(gguf::sample_rows(40, 0.01, 1).size(), 40u);  // fewer rows than the floor: all
+  const std::vector<int64_t> all = gguf::sample_rows(300, 1.0, 5);
+  ASSERT_EQ(all.size(), 300u);
+  for (int64_t i = 0; i < 300; ++i) EXPECT_EQ(all[i], i);
+  // Expert slices of one tensor draw different rows; the seed does not depend on the build.
+  EXPECT_NE(gguf::part_seed("blk.0.ffn_up_exps.weight", 0),
+            gguf::part_seed("blk.0.ffn_up_exps.weight", 1));
+  EXPECT_EQ(gguf::part_seed("a", 0), gguf::part_seed("a", 0));
+  // Every row is about equally likely over many seeds (each drawn with probability 0.1).
+  std::vector<int> hits(1000, 0);
+  for (uint64_t s = 0; s < 400; ++s)
+    for (int64_t r : gguf::sample_rows(1000, 0.1, s)) ++hits[r];
+  EXPECT_GT(*std::min_element(hits.begin(), hits.end()), 12);
+  EXPECT_LT(*std::max_element(hits.begin(), hits.end()), 72);
 }
 
 }  // namespace
