@@ -25,6 +25,7 @@ calib=$out/calib-mix.txt
 make_calib_mix "$calib"
 evaltext=../shared/corpus/wikitext2-valid.txt
 
+{
 printf "share\tseconds\tfirst_pass_s\tsecond_pass_s\tquantize_s\tbytes\tkl\ttop1\tppl\ttypes_changed\n"
 for s in $shares; do
   f=$out/rows$tag-$s.gguf
@@ -44,4 +45,5 @@ for s in $shares; do
     "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["kl_mean"])' "$j")" \
     "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["top1_agree"])' "$j")" \
     "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["ppl"])' "$j")" "$changed"
-done | tee "$out/sample_rows$tag.tsv"
+done
+} | tee "$out/sample_rows$tag.tsv"

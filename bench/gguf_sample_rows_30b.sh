@@ -18,6 +18,7 @@ model=$out/qwen3-30b-a3b-shape-1-layer-bf16.gguf
 source bench/calib_mix.sh
 calib=$out/calib-mix.txt
 make_calib_mix "$calib"
+{
 printf "share\ttypes\tseconds\tquantize_s\tchosen\n"
 for s in $shares; do
   log=$out/rows-$s.log
@@ -27,4 +28,5 @@ for s in $shares; do
     "$(sed -n 's/.* in \([0-9.]*\) s (.*/\1/p' "$log")" \
     "$(sed -n 's/.*quantizing and measuring matrices \([0-9.]*\) s)$/\1/p' "$log")" \
     "$(awk '$1 ~ /exps\.weight$/ { printf "%s%s=%s", sep, $1, $3; sep = "," }' "$log")"
-done | tee "$out/sample_rows_30b.tsv"
+done
+} | tee "$out/sample_rows_30b.tsv"
