@@ -503,7 +503,8 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
           [&](Item& it, const DenseMatrix& w, const HessianAccumulator* h,
               std::span<const float> given) { measure.finish_part(it, w, h, given, *chosen); });
     }
-    chosen_base = chosen->data();
+    // Nothing to map when every sampled tensor kept its whole reference.
+    if (chosen->size() > 0) chosen_base = chosen->data();
     rep.finish_seconds = seconds_since(t_finish);
   }
   for (const Item& it : items) {

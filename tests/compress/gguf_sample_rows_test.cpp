@@ -159,6 +159,30 @@ TEST_F(GgufSampleRows, KlCostOnSampledRowsMeasuresEveryTensorAndRestoresTheModel
   }
 }
 
+// One candidate type with --kl-cost: every tensor's choice is its whole reference, so the
+// second pass quantizes nothing and the file is an unsampled run's.
+TEST_F(GgufSampleRows, TensorsKeepingTheirWholeReferenceAreNotQuantizedAgain) {
+  auto opts = [&](double sample) {
+    compress::GgufQuantOptions o = options(sample);
+    o.types = {DType::Q8_0};
+    o.bits = 8.6;
+    o.kl_cost_windows = 1;
+    return o;
+  };
+  const std::string whole = dir_.path("ref-whole.gguf"), sampled = dir_.path("ref-sampled.gguf");
+  run(opts(1), whole);
+  run(opts(0.25), sampled);
+  const format::GgufFile a(whole), b(sampled);
+  for (const auto& t : a.tensors()) {
+    const format::GgufTensorInfo* u = b.find_tensor(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    ASSERT_EQ(u->nbytes, t.nbytes) << t.name;
+    const auto* x = static_cast<const uint8_t*>(a.view(t).data);
+    EXPECT_TRUE(std::equal(x, x + t.nbytes, static_cast<const uint8_t*>(b.view(*u).data)))
+        << t.name;
+  }
+}
+
 TEST_F(GgufSampleRows, RefusedWithoutAnAllocation) {
   compress::GgufQuantOptions o = options(0.5);
   o.types = {DType::Q8_0};
