@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "compress/stats.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/json_read.h"
@@ -172,7 +173,7 @@ std::unique_ptr<model::Model> load_model(const std::string& path, const model::L
                                          const std::function<void(const std::string&)>& log) {
   const auto t0 = std::chrono::steady_clock::now();
   auto m = model::Model::load(path, lo);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double s = seconds_since(t0);
   if (log) log(fmt::format("loaded {} in {:.2f} s: {}", path, s, m->config().summary()));
   return m;
 }

@@ -1,14 +1,16 @@
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/offload_flags.h"
+#include "core/clock.h"
 #include "core/error.h"
-#include "model/model.h"
 #include "eval/perplexity.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcmoe::cli {
@@ -61,7 +63,7 @@ int cmd_ppl(const Argv& argv) {
     progress.update(done, total, fmt::format("ppl {:.4f}", ppl));
   }, base_session.get());
   progress.finish();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
   if (om.odp) print_odp_summary(session.odp_counters());
   print_offload_stats(a, om.provider, r.tokens_scored, seconds,
                       om.session ? &om.session->cache_aware_counts() : nullptr);

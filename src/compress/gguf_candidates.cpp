@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/clock.h"
 #include "quant/ggml_encode.h"
 #include "quant/quantize.h"
 
@@ -94,31 +95,31 @@ std::vector<float> importance_of(const HessianAccumulator& h) {
   return d;
 }
 
-std::vector<float> Measurer::prepare(const HessianAccumulator* h, std::span<const float> given) {
-  if (!h || h->count() == 0) return {given.begin(), given.end()};
+Measurer::Rounding Measurer::prepare(const HessianAccumulator* h, std::span<const float> given) {
+  if (!h || h->count() == 0) return {.importance = {given.begin(), given.end()}, .factor = nullptr};
   if (o_.gptq && factor_of_ != h) {
     factor_ = gptq_factor(h->h(), h->cols(), o_.damp, false);
     factor_of_ = h;
   }
-  return importance_of(*h);
+  return {.importance = importance_of(*h), .factor = o_.gptq ? &factor_ : nullptr};
 }
 
 void Measurer::add_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,
                         std::span<const float> given, bool sample) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool calibrated = h && h->count() > 0;
-  const std::vector<float> importance = prepare(h, given);
-  const GptqFactor* factor = calibrated && o_.gptq ? &factor_ : nullptr;
+  const Rounding r = prepare(h, given);
   if (calibrated) {
-    item.means.insert(item.means.end(), importance.begin(), importance.end());
+    item.means.insert(item.means.end(), r.importance.begin(), r.importance.end());
   } else {
     item.means.resize(item.means.size() + static_cast<size_t>(w.cols), 0.f);
     item.partial = true;
   }
   // The rows measured: all, or a sample whose errors stand for the whole part's.
+  const bool sampling = sample && o_.sample_rows < 1;
   DenseMatrix sampled;
   double scale = 1;
-  if (sample && o_.sample_rows < 1) {
+  if (sampling) {
     const std::vector<int64_t> rows = sample_rows(
         w.rows, o_.sample_rows,
         part_seed(item.name, item.candidates.empty() ? 0 : item.candidates[0].parts.size()));
@@ -138,19 +139,19 @@ void Measurer::add_part(Item& item, const DenseMatrix& w, const HessianAccumulat
     if (!given.empty()) return diagonal_error(m, q, given);
     return fallback_ > 0 ? diagonal_error(m, q, flat) : 0.0;
   };
-  const DenseMatrix& measured = item.sampled ? sampled : w;
+  const DenseMatrix& measured = sampling ? sampled : w;
   item.energy += scale * error_of(measured, std::vector<float>(measured.data.size(), 0.f));
   for (size_t j = 0; j < item.candidates.size(); ++j) {
     Candidate& c = item.candidates[j];
-    const bool whole = !item.sampled || static_cast<int>(j) == item.full_reference;
+    const bool whole = !sampling || static_cast<int>(j) == item.full_reference;
     const DenseMatrix& m = whole ? w : sampled;
-    const std::vector<uint8_t> bytes = quantize_rows(m, c.type, factor, importance, o_, *pool_);
+    const std::vector<uint8_t> bytes = quantize_rows(m, c.type, r.factor, r.importance, o_, *pool_);
     c.error += (whole ? 1 : scale) *
                error_of(m, quant::dequantize_rows(c.type, bytes.data(), m.rows, m.cols));
     c.parts.emplace_back(spill_.append(bytes), bytes.size());
     c.bytes += row_bytes(c.type, w.cols) * static_cast<uint64_t>(w.rows);
   }
-  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  seconds_ += seconds_since(t0);
 }
 
 void Measurer::finish_part(Item& item, const DenseMatrix& w, const HessianAccumulator* h,
@@ -159,12 +160,11 @@ void Measurer::finish_part(Item& item, const DenseMatrix& w, const HessianAccumu
     fail("internal: quantize_gguf: '{}' finished before a type was chosen", item.name);
   if (!item.sampled || item.chosen == item.full_reference) return;  // the spill holds it whole
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<float> importance = prepare(h, given);
-  const GptqFactor* factor = h && h->count() > 0 && o_.gptq ? &factor_ : nullptr;
+  const Rounding r = prepare(h, given);
   const Candidate& c = item.candidates[static_cast<size_t>(item.chosen)];
-  const std::vector<uint8_t> bytes = quantize_rows(w, c.type, factor, importance, o_, *pool_);
+  const std::vector<uint8_t> bytes = quantize_rows(w, c.type, r.factor, r.importance, o_, *pool_);
   item.final_parts.emplace_back(out.append(bytes), bytes.size());
-  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  seconds_ += seconds_since(t0);
 }
 
 // Token embeddings: a row is looked up, not multiplied, so its error is ‖E_t − Q(E_t)‖²

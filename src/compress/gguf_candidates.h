@@ -158,9 +158,13 @@ class Measurer {
   void forget_factor() { factor_of_ = nullptr; }
 
  private:
-  // The rounding's per-column importance under h (or `given` without calibration rows), with
-  // the GPTQ factor of h made current.
-  std::vector<float> prepare(const HessianAccumulator* h, std::span<const float> given);
+  // How a part is rounded under h: the per-column importance (`given` without calibration
+  // rows) and GPTQ's factor of h (null without rows or with --rtn), made current.
+  struct Rounding {
+    std::vector<float> importance;
+    const GptqFactor* factor;
+  };
+  Rounding prepare(const HessianAccumulator* h, std::span<const float> given);
   const GgufQuantOptions& o_;
   Spill& spill_;
   ThreadPool* pool_;

@@ -5,6 +5,7 @@
 
 #include "compress/hessian.h"
 #include "compress/lowrank.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "format/gguf.h"
 #include "model/model_writer.h"
@@ -186,7 +187,7 @@ LowRankReport lowrank_model(model::Model& m, const std::string& text, const std:
     rep.model_params += n;
   }
   rep.file_bytes = std::filesystem::file_size(out_path);
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rep.seconds = seconds_since(t0);
   return rep;
 }
 

@@ -19,6 +19,7 @@
 #include "compress/imatrix.h"
 #include "compress/layer_inputs.h"
 #include "compress/quantizers.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "format/gguf.h"
@@ -43,10 +44,6 @@ using gguf::Spill;
 using model::TensorKind;
 using model::TensorRole;
 using model::TensorSlot;
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 uint64_t aligned(uint64_t n) {
   constexpr uint64_t a = format::GgufWriter::kAlignment;
@@ -559,7 +556,7 @@ GgufQuantReport quantize_gguf(model::Model& m, const std::string& text,
     write_imatrix(o.save_imatrix, im);
   }
   rep.quantize_seconds = measure.seconds();
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rep.seconds = seconds_since(t0);
   return rep;
 }
 

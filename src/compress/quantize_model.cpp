@@ -12,6 +12,7 @@
 #include "compress/layer_inputs.h"
 #include "compress/quantizers.h"
 #include "compress/tensor_store.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "model/model_writer.h"
 #include "quant/lowbit.h"
@@ -436,7 +437,7 @@ QuantizeReport quantize_model(model::Model& m, const CalibrationStats& stats, co
   rep.expert_bits = rep.expert_params ? 8.0 * expert_bytes / rep.expert_params : 0;
   rep.linear_bits = rep.linear_params ? 8.0 * linear_bytes / rep.linear_params : 0;
   rep.file_bytes = std::filesystem::file_size(out_path);
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rep.seconds = seconds_since(t0);
   return rep;
 }
 

@@ -8,6 +8,7 @@
 #include "compress/expert_merge.h"
 #include "compress/reduce_stats.h"
 #include "compress/tensor_store.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "format/gguf.h"
 #include "model/inventory.h"
@@ -303,7 +304,7 @@ ReduceReport reduce_model(model::Model& m, const std::string& text, const std::s
   rep.params_before = model_params(c, m.weights(), m.stored_experts());
   rep.params_after = model_params(nc, t.weights, t.experts);
   rep.file_bytes = std::filesystem::file_size(out_path);
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rep.seconds = seconds_since(t0);
   return rep;
 }
 

@@ -6,6 +6,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/clock.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -41,7 +43,7 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes) {
       const size_t b = words * t / pool.size(), e = words * (t + 1) / pool.size();
       sink[t] += sum_words(buf.get() + b, e - b);
     });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = seconds_since(t0);
     best = std::max(best, static_cast<double>(words * 8) / s);
   }
   volatile uint64_t keep = sink[0];

@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/membw.h"
 #include "model/inventory.h"
 #include "model/observer.h"
@@ -38,10 +39,6 @@ class ExpertBytesCounter : public model::ForwardObserver {
  private:
   const model::Model& m_;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 }  // namespace
 

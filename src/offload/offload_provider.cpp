@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "format/gguf.h"
 #include "model/inventory.h"
@@ -372,7 +373,7 @@ moe::ExpertWeights OffloadingProvider::get(int layer, int expert) {
   if (e.state == State::kLoading) {
     const auto t0 = std::chrono::steady_clock::now();
     cv_ready_.wait(lock, [&] { return e.state != State::kLoading; });
-    stats_.stall_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats_.stall_s += seconds_since(t0);
   }
   if (e.state == State::kFailed) forget_failed(i);
   if (e.state != State::kReady) fail("expert {} of layer {} was fetched without begin_layer", expert, layer);
