@@ -87,6 +87,29 @@ inline std::vector<FamilyFile> write_family_models(const TempDir& dir) {
   return out;
 }
 
+// A small F16 Mixtral (128 wide, rows a multiple of 128 so every low-bit type applies).
+inline api::SynthOptions f16_mixtral_options(int layers, int experts, int top_k) {
+  api::SynthOptions o;
+  o.arch = "mixtral";
+  o.layers = layers;
+  o.dim = 128;
+  o.ff = 128;
+  o.experts = experts;
+  o.top_k = top_k;
+  o.type = DType::F16;
+  return o;
+}
+
+// Logits at every position of a fixed 24-token sequence (no BOS), of the model as it is now:
+// compares a model before and after a pipeline that swaps its tensors in and out.
+inline std::vector<float> probe_logits(model::Model& m) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 24; ++i) ids.push_back((i * 37 + 5) % static_cast<int>(m.config().n_vocab));
+  model::Session s(m, {.n_ctx = 64, .n_threads = 2});
+  const std::span<const float> l = s.eval(ids, true);
+  return {l.begin(), l.end()};
+}
+
 // Logits at every position of a fixed 40-token sequence.
 inline std::vector<float> family_logits(const std::string& path) {
   auto m = model::Model::load(path);

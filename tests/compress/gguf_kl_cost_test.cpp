@@ -68,30 +68,11 @@ TEST(GgufKlCost, CostsKeepErrorRatiosAndAreInNats) {
   EXPECT_THROW(compress::gguf::kl_scaled_costs(items, {{0, 0.5}}), Error);
 }
 
-// A small F16 Mixtral (128 wide, rows a multiple of 128 so every low-bit type applies).
-api::SynthOptions f16_mixtral(int layers, int experts, int top_k) {
-  api::SynthOptions o;
-  o.arch = "mixtral";
-  o.layers = layers;
-  o.dim = 128;
-  o.ff = 128;
-  o.experts = experts;
-  o.top_k = top_k;
-  o.type = DType::F16;
-  return o;
-}
-
-std::vector<float> logits_of(model::Model& m, const std::vector<int32_t>& ids) {
-  model::Session s(m, {.n_ctx = 64, .n_threads = 2});
-  const std::span<const float> l = s.eval(ids, true);
-  return {l.begin(), l.end()};
-}
-
 TEST(GgufKlCost, MeasuresEveryFamilyAndLeavesTheModelAsLoaded) {
   test::TempDir dir;
   std::vector<test::FamilyFile> models = test::write_family_models(dir);
   models.push_back({"mixtral", dir.path("mixtral.gguf")});
-  api::synth_model(f16_mixtral(2, 4, 2), models.back().path);
+  api::synth_model(test::f16_mixtral_options(2, 4, 2), models.back().path);
   const std::string text_path = dir.path("text.txt");
   test::write_word_salad(text_path, 3000);
   std::ifstream in(text_path);
@@ -99,10 +80,7 @@ TEST(GgufKlCost, MeasuresEveryFamilyAndLeavesTheModelAsLoaded) {
   for (const test::FamilyFile& f : models) {
     SCOPED_TRACE(f.family);
     auto m = model::Model::load(f.path);
-    std::vector<int32_t> ids;
-    for (int i = 0; i < 24; ++i)
-      ids.push_back((i * 37 + 5) % static_cast<int>(m->config().n_vocab));
-    const std::vector<float> before = logits_of(*m, ids);
+    const std::vector<float> before = test::probe_logits(*m);
 
     compress::GgufQuantOptions o;
     o.types = {DType::Q4_0, DType::Q8_0};
@@ -113,7 +91,7 @@ TEST(GgufKlCost, MeasuresEveryFamilyAndLeavesTheModelAsLoaded) {
     const compress::GgufQuantReport r = compress::quantize_gguf(*m, text, text_path, o, out);
 
     // Exactly the logits of the model as loaded: every swapped tensor was put back.
-    const std::vector<float> after = logits_of(*m, ids);
+    const std::vector<float> after = test::probe_logits(*m);
     ASSERT_EQ(before.size(), after.size());
     for (size_t i = 0; i < before.size(); ++i) ASSERT_EQ(before[i], after[i]) << "logit " << i;
 
@@ -133,7 +111,7 @@ TEST(GgufKlCost, MeasuresEveryFamilyAndLeavesTheModelAsLoaded) {
     EXPECT_LE(r.bits_per_weight(), 6.0);
     auto q = model::Model::load(out);
     EXPECT_EQ(q->gguf()->get_uint("mcmoe.quant.kl_cost_windows"), 2u);
-    const std::vector<float> ql = logits_of(*q, ids);
+    const std::vector<float> ql = test::probe_logits(*q);
     for (float v : ql) ASSERT_TRUE(std::isfinite(v));
   }
 }
@@ -141,7 +119,7 @@ TEST(GgufKlCost, MeasuresEveryFamilyAndLeavesTheModelAsLoaded) {
 TEST(GgufKlCost, RefusedWhereThereIsNoAllocationOrNoText) {
   test::TempDir dir;
   const std::string path = dir.path("m.gguf");
-  api::synth_model(f16_mixtral(1, 2, 1), path);
+  api::synth_model(test::f16_mixtral_options(1, 2, 1), path);
   const std::string text_path = dir.path("text.txt");
   test::write_word_salad(text_path, 500);
   const std::string base = "quantize --format gguf -m " + test::quote(path) + " -f " +

@@ -10,12 +10,8 @@
 #include <iterator>
 #include <map>
 
-#include "api/synth.h"
-#include "common/test_util.h"
+#include "compress/family_models.h"
 #include "compress/quantize_gguf.h"
-#include "format/gguf.h"
-#include "model/model.h"
-#include "model/session.h"
 
 namespace mcmoe {
 namespace {
@@ -23,16 +19,8 @@ namespace {
 class GgufSampleRows : public ::testing::Test {
  protected:
   void SetUp() override {
-    api::SynthOptions o;
-    o.arch = "mixtral";
-    o.layers = 2;
-    o.dim = 128;
-    o.ff = 128;
-    o.experts = 4;
-    o.top_k = 2;
-    o.type = DType::F16;
     model_ = dir_.path("m.gguf");
-    api::synth_model(o, model_);
+    api::synth_model(test::f16_mixtral_options(2, 4, 2), model_);
     text_path_ = dir_.path("text.txt");
     test::write_word_salad(text_path_, 3000);
     std::ifstream in(text_path_);
@@ -51,14 +39,6 @@ class GgufSampleRows : public ::testing::Test {
   test::TempDir dir_;
   std::string model_, text_path_, text_;
 };
-
-std::vector<float> logits_of(model::Model& m) {
-  std::vector<int32_t> ids;
-  for (int i = 0; i < 24; ++i) ids.push_back((i * 37 + 5) % static_cast<int>(m.config().n_vocab));
-  model::Session s(m, {.n_ctx = 64, .n_threads = 2});
-  const std::span<const float> l = s.eval(ids, true);
-  return {l.begin(), l.end()};
-}
 
 TEST_F(GgufSampleRows, SecondPassWritesTheBytesOfAnUnsampledRunAtTheSameTypes) {
   // Every tensor's type fixed by pattern, so both runs choose the same: the files must match
@@ -85,9 +65,7 @@ TEST_F(GgufSampleRows, SecondPassWritesTheBytesOfAnUnsampledRunAtTheSameTypes) {
     ASSERT_NE(u, nullptr) << t.name;
     ASSERT_EQ(u->type, t.type) << t.name;
     ASSERT_EQ(u->nbytes, t.nbytes) << t.name;
-    const auto* x = static_cast<const uint8_t*>(a.view(t).data);
-    const auto* y = static_cast<const uint8_t*>(b.view(*u).data);
-    EXPECT_TRUE(std::equal(x, x + t.nbytes, y)) << t.name << " differs";
+    EXPECT_TRUE(test::same_tensor(a, b, t.name)) << t.name << " differs";
     ++compared;
   }
   EXPECT_GT(compared, 10);
@@ -126,19 +104,19 @@ TEST_F(GgufSampleRows, EstimatesTrackTheWholeTensorsErrors) {
   }
   EXPECT_LE(est.bits_per_weight(), 6.0);
   auto q = model::Model::load(out);
-  for (float v : logits_of(*q)) ASSERT_TRUE(std::isfinite(v));
+  for (float v : test::probe_logits(*q)) ASSERT_TRUE(std::isfinite(v));
 }
 
 TEST_F(GgufSampleRows, KlCostOnSampledRowsMeasuresEveryTensorAndRestoresTheModel) {
   auto m = model::Model::load(model_);
-  const std::vector<float> before = logits_of(*m);
+  const std::vector<float> before = test::probe_logits(*m);
   compress::GgufQuantOptions o = options(0.25);
   o.types = {DType::Q4_0, DType::Q8_0};
   o.bits = 6;
   o.kl_cost_windows = 2;
   const compress::GgufQuantReport r =
       compress::quantize_gguf(*m, text_, text_path_, o, dir_.path("kl.gguf"));
-  const std::vector<float> after = logits_of(*m);
+  const std::vector<float> after = test::probe_logits(*m);
   ASSERT_EQ(before.size(), after.size());
   for (size_t i = 0; i < before.size(); ++i) ASSERT_EQ(before[i], after[i]) << "logit " << i;
   int positive = 0;
@@ -177,9 +155,7 @@ TEST_F(GgufSampleRows, TensorsKeepingTheirWholeReferenceAreNotQuantizedAgain) {
     const format::GgufTensorInfo* u = b.find_tensor(t.name);
     ASSERT_NE(u, nullptr) << t.name;
     ASSERT_EQ(u->nbytes, t.nbytes) << t.name;
-    const auto* x = static_cast<const uint8_t*>(a.view(t).data);
-    EXPECT_TRUE(std::equal(x, x + t.nbytes, static_cast<const uint8_t*>(b.view(*u).data)))
-        << t.name;
+    EXPECT_TRUE(test::same_tensor(a, b, t.name)) << t.name;
   }
 }
 
