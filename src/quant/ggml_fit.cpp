@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "quant/fit_grid.h"
 #include "quant/ggml_encode.h"
 #include "quant/ggml_encode_iq.h"
 #include "quant/ggml_layout.h"
@@ -66,59 +67,16 @@ void ggml_weights(DType type, const Layout& l, const float* x, const float* imp,
   for (int e = 0; e < l.n; ++e) w[e] += floor;
 }
 
-int clamp_round(float t, int lo, int hi) {
-  if (!(t > static_cast<float>(lo))) return lo;  // NaN too
-  if (t >= static_cast<float>(hi)) return hi;
-  return static_cast<int>(std::nearbyint(t));
-}
+using fit::clamp_round;
 
-// Position of the code nearest to t in code space (uniform codes: the code itself).
-int nearest_index(const CodeSet& c, int lo, float t) {
-  if (!c.values) return clamp_round(t, lo, c.hi) - lo;
-  int a = 0, b = c.count - 1;  // binary search for the bracketing pair
-  if (!(t > c.values[a])) return a;
-  if (t >= c.values[b]) return b;
-  while (b - a > 1) {
-    const int mid = (a + b) / 2;
-    (t < c.values[mid] ? b : a) = mid;
-  }
-  return t - c.values[a] < c.values[b] - t ? a : b;
-}
-
+// A type's codes for the fitter (fit_grid.h): a table, or the integers from the lowest code
+// fit_block uses.
 struct Codes {
-  const CodeSet* set;
-  int lo;  // the lowest usable code (uniform); index 0 for tables
-  int count() const { return set->values ? set->count : set->hi - lo + 1; }
-  int value(int i) const { return set->values ? set->values[i] : lo + i; }
-  int nearest(float t) const { return value(nearest_index(*set, lo, t)); }
+  fit::Grid grid;
+  explicit Codes(const Layout& l) : grid(fit::grid_of(l)) {}
+  int count() const { return grid.values ? grid.count : grid.hi - grid.lo + 1; }
+  int value(int i) const { return grid.values ? grid.values[i] : grid.lo + i; }
 };
-
-// The code whose decoded value (dl · q − ml in f32, as dequantize_kquant_row) is nearest x.
-int best_code(const Codes& c, float x, float dl, float ml) {
-  if (dl == 0.f) return c.nearest(0.f);
-  const int i0 = nearest_index(*c.set, c.lo, (x + ml) / dl);
-  int best = i0;
-  float best_err = std::fabs(x - (dl * static_cast<float>(c.value(i0)) - ml));
-  for (int i : {i0 - 1, i0 + 1}) {
-    if (i < 0 || i >= c.count()) continue;
-    const float err = std::fabs(x - (dl * static_cast<float>(c.value(i)) - ml));
-    if (err < best_err) best_err = err, best = i;
-  }
-  return c.value(best);
-}
-
-// Σ w (x − value)² of one group under sub-scale dl and sub-min ml, codes chosen per element.
-double group_error(const Codes& c, const float* x, const float* w, int n, float dl, float ml,
-                   int8_t* q = nullptr) {
-  double err = 0;
-  for (int e = 0; e < n; ++e) {
-    const int code = best_code(c, x[e], dl, ml);
-    if (q) q[e] = static_cast<int8_t>(code);
-    const double diff = x[e] - (dl * static_cast<float>(code) - ml);
-    err += w[e] * diff * diff;
-  }
-  return err;
-}
 
 // A group's continuous fit: value ≈ s · q − m (m ≥ 0, and 0 for types without a min).
 struct GroupFit {
@@ -126,29 +84,9 @@ struct GroupFit {
   double err = std::numeric_limits<double>::infinity();
 };
 
-// Weighted least squares of x ≈ s q + o over the codes q (o fixed at 0 without a min, and
-// kept ≤ 0 with one, as the format's min is subtracted, unless free_offset: Q4_1 / Q5_1's m
-// takes either sign); the fit replaces `best` if better.
-void least_squares(const float* x, const float* w, const int* q, int n, bool with_min,
-                   GroupFit* best, bool free_offset = false) {
-  double sw = 0, swq = 0, swq2 = 0, swx = 0, swxq = 0;
-  for (int e = 0; e < n; ++e) {
-    sw += w[e], swq += w[e] * q[e], swq2 += static_cast<double>(w[e]) * q[e] * q[e];
-    swx += w[e] * x[e], swxq += static_cast<double>(w[e]) * x[e] * q[e];
-  }
-  if (swq2 <= 0) return;
-  double s = swxq / swq2, o = 0;
-  const double det = sw * swq2 - swq * swq;
-  if (with_min && det > 0) {
-    const double s2 = (sw * swxq - swx * swq) / det, o2 = (swq2 * swx - swq * swxq) / det;
-    if (o2 <= 0 || free_offset) s = s2, o = o2;
-  }
-  double err = 0;
-  for (int e = 0; e < n; ++e) {
-    const double diff = x[e] - (s * q[e] + o);
-    err += w[e] * diff * diff;
-  }
-  if (err < best->err) *best = {static_cast<float>(s), static_cast<float>(-o), err};
+// Keeps the least-squares fit f (fit_grid.h) in `best` if its error is lower.
+void keep_better(const fit::LeastSquares& f, GroupFit* best) {
+  if (f.err < best->err) *best = {static_cast<float>(f.s), static_cast<float>(-f.o), f.err};
 }
 
 // Searches the inverse scale that maps the group's extreme to near either end of the code range
@@ -166,21 +104,28 @@ GroupFit fit_group(const Codes& c, bool with_min, const float* x, const float* w
   if (amax == 0.f || (with_min && hi == lo)) return {0.f, with_min ? -lo : 0.f, 0.0};
   int q[32];
   const float step =
-      c.set->values ? static_cast<float>(c.set->hi - c.set->lo) / (c.count() - 1) : 1.f;
+      c.grid.values ? static_cast<float>(c.grid.hi - c.grid.lo) / (c.count() - 1) : 1.f;
   const int ends[2] = {c.value(0), c.value(c.count() - 1)};
   for (int end : ends) {
     if (end == 0) continue;  // (with a min, codes start at 0)
+    constexpr int kSteps = 41;  // k = -20..20
+    float inv[kSteps];
     for (int k = -20; k <= 20; ++k) {
       const float target = static_cast<float>(end) + step * 0.05f * k;
-      const float inv = with_min ? target / (hi - lo) : target / max;
-      for (int e = 0; e < n; ++e) q[e] = c.nearest(inv * (x[e] - (with_min ? lo : 0.f)));
-      least_squares(x, w, q, n, with_min, &best, free_offset);
+      inv[k + 20] = with_min ? target / (hi - lo) : target / max;
     }
+    fit::LeastSquares fits[kSteps];
+    fit::least_squares_candidates(
+        c.grid, {.x = x, .w = w, .n = n, .with_min = with_min, .free_offset = free_offset}, inv,
+        kSteps, with_min ? lo : 0.f, fits);
+    for (const fit::LeastSquares& f : fits) keep_better(f, &best);
   }
   for (int iter = 0; iter < 8 && best.s != 0.f; ++iter) {
     const double before = best.err;
-    for (int e = 0; e < n; ++e) q[e] = c.nearest((x[e] + best.m) / best.s);
-    least_squares(x, w, q, n, with_min, &best, free_offset);
+    fit::nearest_divided(c.grid, x, n, best.m, best.s, q);
+    keep_better(fit::least_squares(
+                    {.x = x, .w = w, .n = n, .with_min = with_min, .free_offset = free_offset}, q),
+                &best);
     if (!(best.err < before)) break;
   }
   if (!std::isfinite(best.err)) best = {0.f, 0.f, 0.0};
@@ -211,12 +156,15 @@ struct Fitter {
   double group_err(const Plan& p, int j, int8_t* q = nullptr) const {
     const float dl = p.d * static_cast<float>(p.ls[j]);
     const float ml = p.dmin * static_cast<float>(p.lm[j]);
-    return group_error(codes, x + j * l.group, w + j * l.group, l.group, dl, ml, q);
+    return fit::group_error(codes.grid, x + j * l.group, w + j * l.group, l.group, dl, ml, q);
   }
   double error(const Plan& p) const {
-    double err = 0;
-    for (int j = 0; j < l.groups(); ++j) err += group_err(p, j);
-    return err;
+    float dl[16], ml[16];
+    for (int j = 0; j < l.groups(); ++j) {
+      dl[j] = p.d * static_cast<float>(p.ls[j]);
+      ml[j] = p.dmin * static_cast<float>(p.lm[j]);
+    }
+    return fit::groups_error(codes.grid, x, w, l.group, l.groups(), dl, ml);
   }
   void set_d(Plan* p, float d) const {
     p->d = d;
@@ -313,7 +261,7 @@ struct Fitter {
 };
 
 void fit_weighted(const Layout& l, const float* x, const float* w, IntBlock* out) {
-  Fitter f{l, Codes{&l.codes, l.codes.values ? 0 : l.fit_lo}, x, w, {}};
+  Fitter f{l, Codes(l), x, w, {}};
   for (int j = 0; j < l.groups(); ++j) {
     f.fit[j] = fit_group(f.codes, l.min_hi > 0, x + j * l.group, w + j * l.group, l.group,
                          l.free_offset());
@@ -351,11 +299,13 @@ void fit_weighted(const Layout& l, const float* x, const float* w, IntBlock* out
         const float inv = (top + 0.05f * static_cast<float>(k)) / (hi - origin);
         int q[32];
         int8_t q8[32];
-        for (int e = 0; e < l.n; ++e) q[e] = f.codes.nearest(inv * (x[e] - origin));
+        fit::nearest_scaled(f.codes.grid, x, l.n, inv, origin, q);
         double prev = std::numeric_limits<double>::infinity();
         for (int iter = 0; iter < 6; ++iter) {
           GroupFit g;
-          least_squares(x, w, q, l.n, true, &g, true);
+          keep_better(fit::least_squares(
+                          {.x = x, .w = w, .n = l.n, .with_min = true, .free_offset = true}, q),
+                      &g);
           if (!std::isfinite(g.err) || !std::isfinite(g.s) || !std::isfinite(g.m)) break;
           if (iter == 0 && scan == 1 && g.err < best_cont) best_cont = g.err, origin = -g.m;
           Plan t = p;
