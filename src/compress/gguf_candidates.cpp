@@ -135,7 +135,7 @@ void Measurer::add_part(Item& item, const DenseMatrix& w, const HessianAccumulat
   // above); the output energy is the same measure against all zeros.
   const std::vector<float> flat(static_cast<size_t>(w.cols), static_cast<float>(fallback_));
   auto error_of = [&](const DenseMatrix& m, const std::vector<float>& q) {
-    if (calibrated) return output_error(m.data.data(), q.data(), m.rows, m.cols, h->h());
+    if (calibrated) return output_error(m.data.data(), q.data(), m.rows, m.cols, h->h(), pool_);
     if (!given.empty()) return diagonal_error(m, q, given);
     return fallback_ > 0 ? diagonal_error(m, q, flat) : 0.0;
   };

@@ -541,39 +541,58 @@ namespace {
 // trace((W − Q) H (W − Q)ᵀ) with Q's values from q_at(row, col).
 template <class Q>
 double trace_error(const float* w, int64_t rows, int64_t cols, std::span<const double> hessian,
-                   Q q_at) {
+                   ThreadPool* pool, Q q_at) {
   if (static_cast<int64_t>(hessian.size()) != cols * cols) {
     fail("output_error: the Hessian has {} values; expected cols² = {}² = {}", hessian.size(), cols,
          cols * cols);
   }
-  // Chunks of rows keep the double copies small: D = W − Q, then Σ D ∘ (D H).
+  // Chunks of rows keep the double copies small: D = W − Q, then Σ D ∘ (D H). With a pool,
+  // each thread forms one chunk's D H at a time (OpenBLAS is single-threaded after the
+  // calibration's forward passes, kernels/gemm_blas.cpp); the products are then summed in row
+  // order, as without one, so the result does not depend on the thread count.
   constexpr int64_t kRows = 64;
-  std::vector<double> d(static_cast<size_t>(std::min(rows, kRows) * cols)), dh(d.size());
-  double total = 0;
-  for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+  const int workers = pool != nullptr && rows > kRows ? pool->size() : 1;
+  const size_t chunk = static_cast<size_t>(std::min(rows, kRows) * cols);
+  std::vector<double> d(chunk * workers), dh(d.size());
+  const auto product = [&](int64_t r0, int worker) {
+    double* dw = d.data() + chunk * worker;
     const int64_t k = std::min(kRows, rows - r0);
     for (int64_t r = 0; r < k; ++r) {
       for (int64_t c = 0; c < cols; ++c)
-        d[r * cols + c] = double{w[(r0 + r) * cols + c]} - q_at(r0 + r, c);
+        dw[r * cols + c] = double{w[(r0 + r) * cols + c]} - q_at(r0 + r, c);
     }
     cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, static_cast<int>(k), static_cast<int>(cols),
-                1.0, hessian.data(), static_cast<int>(cols), d.data(), static_cast<int>(cols), 0.0,
-                dh.data(), static_cast<int>(cols));
-    for (int64_t i = 0; i < k * cols; ++i) total += d[i] * dh[i];
+                1.0, hessian.data(), static_cast<int>(cols), dw, static_cast<int>(cols), 0.0,
+                dh.data() + chunk * worker, static_cast<int>(cols));
+  };
+  double total = 0;
+  for (int64_t wave = 0; wave < rows; wave += kRows * workers) {
+    if (workers > 1) {
+      BlasSingleThreaded single;
+      pool->run([&](int worker) {
+        const int64_t r0 = wave + kRows * worker;
+        if (r0 < rows) product(r0, worker);
+      });
+    } else {
+      product(wave, 0);
+    }
+    const int64_t n = std::min(rows - wave, kRows * workers) * cols;  // in row order
+    for (int64_t i = 0; i < n; ++i) total += d[i] * dh[i];
   }
   return total;
 }
 
 }  // namespace
 
-double output_error(const float* w, const GroupedQuant& q, std::span<const double> hessian) {
-  return trace_error(w, q.rows, q.cols, hessian,
+double output_error(const float* w, const GroupedQuant& q, std::span<const double> hessian,
+                    ThreadPool* pool) {
+  return trace_error(w, q.rows, q.cols, hessian, pool,
                      [&](int64_t r, int64_t c) { return double{q.value(r, c)}; });
 }
 
 double output_error(const float* w, const float* q, int64_t rows, int64_t cols,
-                    std::span<const double> hessian) {
-  return trace_error(w, rows, cols, hessian,
+                    std::span<const double> hessian, ThreadPool* pool) {
+  return trace_error(w, rows, cols, hessian, pool,
                      [&](int64_t r, int64_t c) { return double{q[r * cols + c]}; });
 }
 

@@ -79,10 +79,12 @@ std::vector<uint8_t> quantize_gptq_ggml(const float* w, int64_t rows, int64_t co
 void dequantize(const GroupedQuant& q, float* out);
 
 // trace((W − Q) H (W − Q)ᵀ): the squared error of the layer's outputs over the calibration
-// rows H was built from, for H = XᵀX. hessian: [cols, cols].
-double output_error(const float* w, const GroupedQuant& q, std::span<const double> hessian);
+// rows H was built from, for H = XᵀX. hessian: [cols, cols]. With a pool, chunks of rows run
+// on its threads; the result is the same bits either way.
+double output_error(const float* w, const GroupedQuant& q, std::span<const double> hessian,
+                    ThreadPool* pool = nullptr);
 // The same for a dequantized matrix q [rows, cols].
 double output_error(const float* w, const float* q, int64_t rows, int64_t cols,
-                    std::span<const double> hessian);
+                    std::span<const double> hessian, ThreadPool* pool = nullptr);
 
 }  // namespace mcmoe::compress

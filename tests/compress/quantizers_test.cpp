@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -332,6 +333,23 @@ TEST(Gptq, ThreadPoolAndBlockSizeKeepTheResult) {
     const GroupedQuant b =
         quantize_gptq(l.w.data(), l.rows, l.cols, l.h, {.spec = s, .block = block});
     EXPECT_GE(same_codes(b, base), base.q.size() * 99 / 100) << block;
+  }
+}
+
+// With a pool, row chunks' products run on its threads but are summed in row order: the
+// same bits for any thread count, and for row counts that do not fill the last chunk or wave.
+TEST(OutputError, ThreadPoolKeepsTheBits) {
+  for (int64_t rows : {40, 64, 130, 200}) {
+    const Layer l = correlated_layer(rows, 96, 17);
+    const GroupedQuant q = quantize_rtn(l.w.data(), l.rows, l.cols, {.bits = 2, .group = 32});
+    const double base = output_error(l.w.data(), q, l.h);
+    EXPECT_GT(base, 0.0);
+    for (int threads : {2, 3}) {
+      ThreadPool pool(threads);
+      const double pooled = output_error(l.w.data(), q, l.h, &pool);
+      EXPECT_EQ(std::memcmp(&pooled, &base, sizeof base), 0)
+          << rows << " rows, " << threads << " threads: " << pooled << " vs " << base;
+    }
   }
 }
 
