@@ -153,26 +153,34 @@ void write_group(const Codebook& cb, const float* x, const Choice& ch, int flip_
 // The entries g that minimise S (S b_g − 2 a_g) for some S ≥ 0: that is, maximise a − (S / 2) b,
 // so they lie on the upper convex hull of the points (b, a), from the least b to the greatest
 // a. A sub-vector's hull holds a few of the 256 entries; searching it alone is exact.
+// An entry and its b, sorted together: comparisons read no other array. std::sort takes the
+// same steps on these as on bare indices compared through b[], so ties keep the same order.
+struct ByB {
+  double b;
+  uint8_t entry;
+};
+
 // `order`: the entries by ascending b.
-void hull(const double* a, const double* b, const uint8_t* order, std::vector<uint8_t>* out) {
-  std::vector<int> h;
+void hull(const double* a, const double* b, const ByB* order, std::vector<uint8_t>* out) {
+  int h[kEntries];  // the hull so far, entries by ascending b
+  int n = 0;
   for (int k = 0; k < kEntries; ++k) {
-    const int i = order[k];
-    if (!h.empty() && b[h.back()] == b[i]) {  // the same b: keep the greater a
-      if (a[i] <= a[h.back()]) continue;
-      h.pop_back();
+    const int i = order[k].entry;
+    if (n > 0 && b[h[n - 1]] == b[i]) {  // the same b: keep the greater a
+      if (a[i] <= a[h[n - 1]]) continue;
+      --n;
     }
-    while (h.size() >= 2) {
-      const int o = h[h.size() - 2], p = h.back();
+    while (n >= 2) {
+      const int o = h[n - 2], p = h[n - 1];
       if ((b[p] - b[o]) * (a[i] - a[o]) - (a[p] - a[o]) * (b[i] - b[o]) < 0) break;
-      h.pop_back();  // p is on or under the chord o → i
+      --n;  // p is on or under the chord o → i
     }
-    h.push_back(i);
+    h[n++] = i;
   }
-  size_t top = 0;
-  for (size_t k = 1; k < h.size(); ++k)
+  int top = 0;
+  for (int k = 1; k < n; ++k)
     if (a[h[k]] > a[h[top]]) top = k;
-  out->assign(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(top) + 1);
+  out->assign(h, h + top + 1);
 }
 
 // Exact nearest search. For a sub-vector of `dim` weights and grid entry g with magnitudes m,
@@ -199,9 +207,9 @@ class Fitter {
       }
       const size_t base = static_cast<size_t>(s) * kEntries;
       const double* b = b_.data() + base;
-      uint8_t order[kEntries];
-      for (int g = 0; g < kEntries; ++g) order[g] = static_cast<uint8_t>(g);
-      std::sort(order, order + kEntries, [&](uint8_t i, uint8_t j) { return b[i] < b[j]; });
+      ByB order[kEntries];
+      for (int g = 0; g < kEntries; ++g) order[g] = {b[g], static_cast<uint8_t>(g)};
+      std::sort(order, order + kEntries, [](const ByB& i, const ByB& j) { return i.b < j.b; });
       hull(a_.data() + base, b, order, &hull_[0][s]);
       hull(a_flip, b, order, &hull_[1][s]);
     }
