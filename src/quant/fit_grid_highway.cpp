@@ -37,7 +37,7 @@ struct VGrid {
   const Grid& g;
   bool table;
   float lo = 0.f, hi = 0.f;  // the lowest and highest code (integers) or index (tables)
-  HWY_ALIGN float tv[kMaxTable + 16] = {};
+  HWY_ALIGN float tv[kMaxTable + 16];  // filled for tables only
 };
 
 // Table values at the (integral, in-range) float indices idx.

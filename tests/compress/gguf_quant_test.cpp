@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "common/test_util.h"
 #include "compress/gguf_candidates.h"
 #include "compress/quantize_gguf.h"
 #include "compress/quantizers.h"
@@ -214,6 +215,35 @@ TEST(ByteBudget, TooSmallBudgetNamesTheNumbers) {
   const std::string e = test::error_of([] { solve_byte_budget({{1.0, 2.0}}, {{100, 50}}, 49); });
   EXPECT_NE(e.find("budget of 49 bytes"), std::string::npos) << e;
   EXPECT_NE(e.find("50 bytes"), std::string::npos) << e;
+}
+
+// A part without calibration rows is rounded block by block, its rows split over the pool's
+// threads: the same bytes as one thread, and a value that is not finite is reported as an
+// error (from the lowest failing row), not a crash in a worker thread.
+TEST(GgufMeasurer, UncalibratedPartsOnThePoolKeepTheBytesAndReportBadValues) {
+  test::TempDir dir;
+  const int64_t rows = 40, cols = 256;
+  const std::vector<float> w = test::normal_matrix(rows, cols, 21);
+  GgufQuantOptions o;
+  const auto measure = [&](int threads, const std::vector<float>& values) {
+    gguf::Spill spill(dir.path("out.gguf"));
+    ThreadPool pool(threads);
+    gguf::Measurer m(o, spill, pool, 0.0);
+    gguf::Item item;
+    item.name = "blk.0.attn_q.weight", item.layer = 0, item.kind = model::TensorKind::AttnQ;
+    item.params = rows * cols, item.cols = cols;
+    for (DType t : {DType::Q4_K, DType::IQ2_XXS}) item.candidates.push_back({.type = t});
+    m.add_part(item, DenseMatrix{rows, cols, values}, nullptr);
+    const uint8_t* data = spill.data();
+    return std::vector<uint8_t>(data, data + spill.size());
+  };
+  EXPECT_EQ(measure(2, w), measure(1, w));
+  std::vector<float> bad = w;
+  bad[33 * cols + 5] = NAN;
+  bad[7 * cols + 100] = INFINITY;
+  const std::string message = test::error_of([&] { measure(2, bad); });
+  EXPECT_NE(message.find("not finite"), std::string::npos) << message;
+  EXPECT_NE(message.find("value 100 of a block is inf"), std::string::npos) << message;
 }
 
 TEST(SampleRows, DistinctAscendingReproducibleAndNeverBelowTheFloor) {
