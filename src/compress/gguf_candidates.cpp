@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <exception>
-#include <mutex>
 #include <numeric>
 #include <random>
 
@@ -38,29 +36,19 @@ std::vector<uint8_t> quantize_rows(const DenseMatrix& w, DType type, const GptqF
   const size_t rb = row_bytes(type, w.cols);
   std::vector<uint8_t> bytes(rb * static_cast<size_t>(w.rows));
   // Rows are independent: the pool's threads take chunks of them (the same bytes). A row that
-  // fails (a value that is not finite) is reported after the loop, the lowest such row's
-  // error, as a serial loop would.
-  std::mutex failed;
-  std::exception_ptr error;
-  int64_t error_row = w.rows;
+  // fails (a value that is not finite) ends its chunk; the pool rethrows the lowest chunk's
+  // error, the one a serial loop would report.
   pool.parallel_for(w.rows, 8, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      try {
-        const float* src = w.data.data() + r * w.cols;
-        if (is_float_type(type)) {
-          quant::quantize_row(type, src, bytes.data() + r * rb, w.cols);
-        } else {
-          quant::quantize_row_ggml(type, src, bytes.data() + r * rb, w.cols,
-                                   importance.empty() ? nullptr : importance.data());
-        }
-      } catch (...) {
-        const std::lock_guard lock(failed);
-        if (r < error_row) error_row = r, error = std::current_exception();
-        return;
+      const float* src = w.data.data() + r * w.cols;
+      if (is_float_type(type)) {
+        quant::quantize_row(type, src, bytes.data() + r * rb, w.cols);
+      } else {
+        quant::quantize_row_ggml(type, src, bytes.data() + r * rb, w.cols,
+                                 importance.empty() ? nullptr : importance.data());
       }
     }
   });
-  if (error) std::rethrow_exception(error);
   return bytes;
 }
 

@@ -17,7 +17,8 @@ namespace {
 constexpr int kSpinIterations = 20000;
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::max(1, n_threads)), errors_(static_cast<size_t>(n_threads_)) {
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -48,7 +49,11 @@ void ThreadPool::worker(int index) {
     }
     seen = gen;
     if (stop_.load()) return;
-    (*job_)(index);
+    try {
+      (*job_)(index);
+    } catch (...) {  // an exception must not end the process: run() rethrows it
+      errors_[index] = std::current_exception();
+    }
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
@@ -66,8 +71,19 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
   if (sleepers_.load() > 0) wake_.notify_all();
-  fn(0);
+  // The workers still use fn: a throw on this thread waits for them before it leaves.
+  try {
+    fn(0);
+  } catch (...) {
+    errors_[0] = std::current_exception();
+  }
   while (pending_.load(std::memory_order_acquire) != 0) MCMOE_PAUSE();
+  for (std::exception_ptr& e : errors_) {
+    if (!e) continue;
+    const std::exception_ptr first = e;
+    for (std::exception_ptr& rest : errors_) rest = nullptr;
+    std::rethrow_exception(first);
+  }
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -22,11 +23,14 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Calls fn(thread_index) once on each of size() threads (the caller is index 0) and
-  // returns when all have finished.
+  // returns when all have finished. If any threw, rethrows the exception of the lowest
+  // thread index, after every thread has finished.
   void run(const std::function<void(int)>& fn);
 
   // Splits [0, n) into contiguous chunks, at most one per thread, chunk sizes rounded to
-  // multiples of `grain`; fn(begin, end) runs on each non-empty chunk.
+  // multiples of `grain`; fn(begin, end) runs on each non-empty chunk. Chunks ascend with the
+  // thread index, so an exception is the one from the lowest chunk that threw, as a serial
+  // loop over the chunks would report.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
@@ -35,6 +39,7 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> threads_;
   const std::function<void(int)>* job_ = nullptr;
+  std::vector<std::exception_ptr> errors_;  // per thread index, for the job now running
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};

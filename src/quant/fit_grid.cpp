@@ -1,5 +1,6 @@
-// The scalar references of fit_grid.h (moved from ggml_fit.cpp, unchanged) and the entry points
-// that check a call fits the kernels' vectors.
+// The scalar references of fit_grid.h (moved from ggml_fit.cpp, unchanged), and the pieces the
+// kernels share with them: clamp_round, nearest_code, least_squares, grid_of. The dispatched
+// entry points are in fit_grid_highway.cpp.
 #include "quant/fit_grid.h"
 
 #include <cmath>
